@@ -1,0 +1,81 @@
+"""Engine events and the bus that carries them to subscribers.
+
+The engine only emits; the terminal view, the CI log, and the run record subscribe.
+Tests assert on events rather than on terminal text.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+EventKind = Literal[
+    "run_started",
+    "plan_ready",
+    "routing_decided",
+    "task_ready",
+    "task_started",
+    "task_skipped",
+    "attempt_started",
+    "model_called",
+    "tool_called",
+    "attempt_failed",
+    "attempt_succeeded",
+    "failure_classified",
+    "remediation_chosen",
+    "task_merged",
+    "merge_conflict",
+    "task_succeeded",
+    "task_failed",
+    "task_escalated",
+    "gate_started",
+    "gate_finished",
+    "budget_stopped",
+    "run_interrupted",
+    "run_finished",
+    "log",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """ISO-8601 UTC with milliseconds: the time format of every record and `--json`."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: EventKind
+    run_id: str
+    task_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    ts: datetime = field(default_factory=utcnow)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Delivers each event to every subscriber, in order, one event at a time."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(
+        self, kind: EventKind, run_id: str, task_id: str | None = None, **data: Any
+    ) -> Event:
+        event = Event(kind, run_id, task_id, data)
+        with self._lock:
+            for subscriber in self._subscribers:
+                subscriber(event)
+        return event

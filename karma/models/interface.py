@@ -1,0 +1,178 @@
+"""The model seam: one small protocol, its value types and its errors.
+
+A backend turns a `ModelRequest` (system prompt, messages, tool definitions) into a
+`ModelReply` (text, tool calls, stop reason, normalised usage). SDK objects never cross
+this line. Backends raise only `ProviderError`s; `retry.py` decides what to retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from karma.errors import EnvironmentProblem, ExitCode, KarmaError
+
+StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "other"]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call_id: str
+    content: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    text: str = ""
+    tool_results: tuple[ToolResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class AssistantMessage:
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+Message = UserMessage | AssistantMessage
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens of one call, normalised across providers (input excludes cached tokens)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+        )
+
+    @property
+    def total_in(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    system: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    max_tokens: int = 4096
+    tool_choice: str | None = None
+    """Force this tool (`submit_plan`, `submit_review`); None lets the model choose."""
+    purpose: str = "agent"
+    """What the call is for, as recorded: planner, agent, reviewer, reflect, ..."""
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    stop_reason: StopReason
+    usage: Usage
+    model: str
+    """`provider:model` that answered."""
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    """The provider's reply as JSON, for the record and replay."""
+
+    def as_message(self) -> AssistantMessage:
+        return AssistantMessage(self.text, self.tool_calls)
+
+
+class ModelClient(Protocol):
+    """A model behind a provider; `name` is `provider:model`."""
+
+    name: str
+
+    def complete(self, request: ModelRequest) -> ModelReply: ...
+
+
+# -- errors -----------------------------------------------------------------------
+
+
+class ProviderError(KarmaError):
+    """A model call failed. `retryable` and `retry_after` drive the retry layer."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        tip: str | None = None,
+    ) -> None:
+        super().__init__(message, tip=tip)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class RateLimited(ProviderError):
+    retryable = True
+
+
+class Overloaded(ProviderError):
+    retryable = True
+
+
+class ServerError(ProviderError):
+    retryable = True
+
+
+class ProviderTimeout(ProviderError, TimeoutError):
+    retryable = True
+
+
+class ConnectionFailed(ProviderError, ConnectionError):
+    retryable = True
+
+
+class MalformedReply(ProviderError):
+    """The body was truncated or not the protocol's JSON."""
+
+    retryable = True
+
+
+class SpendLimitReached(ProviderError):
+    """A 429 that says the account's spend limit is reached: waiting will not help."""
+
+    exit_code = ExitCode.BUDGET
+
+
+class AuthFailed(ProviderError, EnvironmentProblem):
+    """401/403: a wrong, missing or unauthorised key."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class BadRequest(ProviderError):
+    """A 4xx the provider will answer the same way every time."""
+
+
+class ScriptExhausted(ProviderError):
+    """The scripted model has no reply left for this conversation."""
