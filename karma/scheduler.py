@@ -1,0 +1,132 @@
+"""The one place with concurrency: run a task DAG on an injected executor.
+
+Ready tasks (every dependency succeeded) start up to `jobs` at a time, the one with the
+longest remaining critical path first. A task's failure becomes its result; its
+dependents are skipped with a reason and independent branches go on. A `can_start`
+gate (the budget) may refuse new work. Ctrl-C cancels what waits and drains what runs:
+`stop` is set so running attempts end at their next step, and the run ends interrupted.
+Tests pass `SynchronousExecutor` and get a deterministic order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import networkx as nx
+
+Status = Literal["succeeded", "failed", "escalated", "skipped", "not_started", "interrupted"]
+T = TypeVar("T", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    reason: str = ""
+
+
+class SynchronousExecutor(Executor):
+    """Runs each submitted call at once, in the caller's thread."""
+
+    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> Future[object]:
+        future: Future[object] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the scheduler through the future
+            future.set_exception(exc)
+        return future
+
+
+def remaining_path(graph: nx.DiGraph, weight: Mapping[T, float]) -> dict[T, float]:
+    """For each node, the heaviest path from it to a sink, itself included."""
+    longest: dict[T, float] = {}
+    for node in reversed(list(nx.topological_sort(graph))):
+        tail = max((longest[s] for s in graph.successors(node)), default=0.0)
+        longest[node] = weight.get(node, 1.0) + tail
+    return longest
+
+
+def run_dag(
+    graph: nx.DiGraph,
+    run_task: Callable[[T], Outcome],
+    *,
+    jobs: int,
+    weight: Mapping[T, float],
+    executor: Executor | None = None,
+    done: Iterable[T] = (),
+    can_start: Callable[[T], str | None] = lambda _task: None,
+    stop: threading.Event | None = None,
+    on_skip: Callable[[T, Outcome], None] = lambda _t, _o: None,
+) -> dict[T, Outcome]:
+    """Run every task of `graph` (edges point from a dependency to its dependent).
+
+    `done` tasks count as succeeded already (a resumed run). `can_start` returns a
+    reason to hold a task back (the budget), or None.
+    """
+    stop = stop or threading.Event()
+    priority = remaining_path(graph, weight)
+    results: dict[T, Outcome] = {task: Outcome("succeeded", "done before") for task in done}
+    waiting = {n: {d for d in graph.predecessors(n) if d not in results} for n in graph}
+    for task in results:
+        waiting.pop(task, None)
+    owned = executor is None
+    pool: Executor = executor or ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task")
+    running: dict[Future[Outcome], T] = {}
+
+    def settle(task: T, outcome: Outcome) -> None:
+        results[task] = outcome
+        if outcome.status == "succeeded":
+            for child in graph.successors(task):
+                if child in waiting:
+                    waiting[child].discard(task)
+            return
+        for child in nx.descendants(graph, task):
+            if child not in results and child in waiting:
+                skipped = Outcome("skipped", f"dependency {task} {outcome.status}")
+                results[child] = skipped
+                del waiting[child]
+                on_skip(child, skipped)
+
+    try:
+        while waiting or running:
+            ready = sorted(
+                (t for t, deps in waiting.items() if not deps),
+                key=lambda t: (-priority[t], str(t)),
+            )
+            for task in ready:
+                if stop.is_set() or len(running) >= jobs:
+                    break
+                held = can_start(task)
+                if held is not None:
+                    del waiting[task]
+                    settle(task, Outcome("not_started", held))
+                    continue
+                del waiting[task]
+                running[pool.submit(run_task, task)] = task
+            if not running:
+                if stop.is_set():
+                    break
+                if not any(not deps for deps in waiting.values()):
+                    break  # nothing can become ready: every path is blocked
+                continue
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                settle(running.pop(future), future.result())
+    except KeyboardInterrupt:
+        stop.set()
+        for future, task in running.items():
+            try:
+                results[task] = future.result()
+            except KeyboardInterrupt:
+                results[task] = Outcome("interrupted", "interrupted")
+        running.clear()
+    finally:
+        if owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+    for task in waiting:
+        results.setdefault(task, Outcome("interrupted" if stop.is_set() else "not_started",
+                                         "the run stopped before it started"))
+    return results

@@ -1,0 +1,212 @@
+"""Git for a build: the build branch, one worktree per task attempt, and integration.
+
+A build branch `karma/<run-id>` is cut from the user's HEAD. Each attempt works in its
+own worktree under `.karma/worktrees/` on its own branch, cut from the build branch as it
+stands when the attempt starts. Integration computes the merge with
+`git merge-tree --write-tree` (no working tree is touched) and moves the build branch
+forward by one commit per task with a compare-and-swap `update-ref`; a conflict is
+reported, never committed. The user's own working tree and branches are never touched,
+nothing is force-pushed, and no history is rewritten. Every git call names its
+`--git-dir`/`--work-tree` explicitly: a worktree's `.git` file is writable by the
+sandbox, so it is never trusted, and hooks are disabled for KARMA's commits.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from git import Git
+from git.exc import GitCommandError
+
+from karma.errors import WorkspaceError
+
+_SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*", "-c", "gc.auto=0")
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    branch: str
+    base: str
+    """The build-branch commit the worktree was cut from."""
+    git_dir: Path
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    commit: str | None
+    conflicts: tuple[str, ...] = ()
+    details: str = ""
+
+
+class Workspace:
+    """The user's repository, seen through one git handle per directory."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo.resolve()
+        self._git = Git(str(self.repo))
+        try:
+            self.git_dir = Path(self._run("rev-parse", "--absolute-git-dir"))
+        except WorkspaceError:
+            raise WorkspaceError(
+                f"{self.repo} is not a git repository", tip="run karma inside a git repository"
+            ) from None
+        self.root = Path(self._run("rev-parse", "--show-toplevel"))
+        self.worktrees_dir = self.root / ".karma" / "worktrees"
+        self._exclude_state_dir()
+
+    def _exclude_state_dir(self) -> None:
+        """Keep `.karma/` out of the user's `git status` without editing their files."""
+        common = Path(self._run("rev-parse", "--git-common-dir"))
+        exclude = (common if common.is_absolute() else self.root / common) / "info" / "exclude"
+        lines = exclude.read_text().splitlines() if exclude.is_file() else []
+        if "/.karma/" not in lines:
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            exclude.write_text("\n".join([*lines, "/.karma/"]) + "\n")
+
+    def _run(self, *args: str, handle: Git | None = None, **kwargs: object) -> str:
+        try:
+            out: str = (handle or self._git).execute(
+                ["git", *_SAFE, *args], **kwargs
+            )
+        except GitCommandError as exc:
+            detail = (exc.stderr or exc.stdout or "").strip().splitlines()
+            raise WorkspaceError(
+                f"git {args[0]} failed: {detail[-1] if detail else exc.status}"
+            ) from None
+        return out
+
+    def _wt_git(self, worktree: Worktree, *args: str) -> str:
+        return self._run(
+            f"--git-dir={worktree.git_dir}", f"--work-tree={worktree.path}", *args,
+            handle=Git(str(worktree.path)),
+        )
+
+    # -- refs --------------------------------------------------------------------------
+
+    def head(self) -> str:
+        return self._run("rev-parse", "HEAD")
+
+    def rev(self, ref: str) -> str | None:
+        try:
+            return self._run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        except WorkspaceError:
+            return None
+
+    def create_branch(self, branch: str, at: str) -> None:
+        if self.rev(branch) is None:
+            self._run("branch", branch, at)
+
+    def delete_branch(self, branch: str) -> None:
+        if self.rev(branch) is not None:
+            self._run("branch", "-D", branch)
+
+    def branches(self, pattern: str) -> list[str]:
+        listing = self._run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}")
+        return [line for line in listing.splitlines() if line]
+
+    def log_trailers(self, ref: str, base: str) -> list[tuple[str, dict[str, str]]]:
+        """(commit, trailers) of each commit in base..ref, oldest first."""
+        fmt = "%H%x1f%(trailers:only,unfold)%x1e"
+        out = self._run("log", "--reverse", f"--format={fmt}", f"{base}..{ref}")
+        result = []
+        for record in out.split("\x1e"):
+            if not record.strip():
+                continue
+            sha, _, body = record.strip().partition("\x1f")
+            trailers = {}
+            for line in body.splitlines():
+                key, sep, value = line.partition(": ")
+                if sep:
+                    trailers[key] = value
+            result.append((sha, trailers))
+        return result
+
+    # -- worktrees ---------------------------------------------------------------------
+
+    def add_worktree(self, name: str, branch: str, at: str) -> Worktree:
+        path = self.worktrees_dir / name
+        if path.exists():
+            self.remove_worktree(path)
+        self.delete_branch(branch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._run("worktree", "add", "--quiet", "-b", branch, str(path), at)
+        git_dir = Path(self._run("rev-parse", "--absolute-git-dir", handle=Git(str(path))))
+        return Worktree(path=path, branch=branch, base=at, git_dir=git_dir)
+
+    def remove_worktree(self, path: Path) -> None:
+        try:
+            self._run("worktree", "remove", "--force", str(path))
+        except WorkspaceError:
+            shutil.rmtree(path, ignore_errors=True)
+        self._run("worktree", "prune")
+
+    def prune(self) -> None:
+        """Forget worktrees whose directories are gone, and remove stale ones of KARMA's."""
+        self._run("worktree", "prune")
+
+    def changed_files(self, worktree: Worktree) -> list[str]:
+        """Paths added, modified or deleted in the worktree against its base (untracked too)."""
+        self._wt_git(worktree, "add", "-A")
+        out = self._wt_git(worktree, "diff", "--cached", "--name-only", "-z", worktree.base)
+        return [p for p in out.split("\0") if p]
+
+    def diff(self, base: str, head: str) -> str:
+        return self._run("diff", base, head)
+
+    def commit(
+        self, worktree: Worktree, message: str, trailers: Mapping[str, str]
+    ) -> str | None:
+        """Commit everything in the worktree; None when there is nothing to commit."""
+        if not self.changed_files(worktree):
+            return None
+        body = message.strip() + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
+        self._wt_git(
+            worktree, "-c", "user.name=KARMA", "-c", "user.email=karma@localhost",
+            "commit", "--quiet", "--no-verify", "-m", body,
+        )
+        return self._wt_git(worktree, "rev-parse", "HEAD")
+
+    # -- integration --------------------------------------------------------------------
+
+    def integrate(self, build_branch: str, commit: str, message: str) -> MergeOutcome:
+        """Move `build_branch` forward by one commit holding `commit`'s change merged in.
+
+        The merge is computed without a working tree; on conflict nothing moves. The ref
+        update is a compare-and-swap, so a concurrent move is an error, not a lost update.
+        """
+        tip = self.rev(build_branch)
+        if tip is None:
+            raise WorkspaceError(f"build branch {build_branch} is gone")
+        try:
+            tree = self._run("merge-tree", "--write-tree", "--name-only", "--no-messages",
+                             tip, commit)
+        except WorkspaceError:
+            listing = self._merge_tree_conflicts(tip, commit)
+            return MergeOutcome(None, listing[0], listing[1])
+        tree_sha = tree.splitlines()[0]
+        new = self._run("-c", "user.name=KARMA", "-c", "user.email=karma@localhost",
+                        "commit-tree", tree_sha, "-p", tip, "-m", message)
+        self._run("update-ref", f"refs/heads/{build_branch}", new, tip)
+        return MergeOutcome(new)
+
+    def _merge_tree_conflicts(self, tip: str, commit: str) -> tuple[tuple[str, ...], str]:
+        try:
+            self._git.execute(
+                ["git", *_SAFE, "merge-tree", "--write-tree", "--name-only", tip, commit]
+            )
+        except GitCommandError as exc:
+            out = str(exc.stdout or "").strip().strip("'").splitlines()
+            files = []
+            messages = []
+            lines = iter(out[1:])
+            for line in lines:
+                if not line.strip():
+                    break
+                files.append(line.strip())
+            messages = [line.strip() for line in lines if line.strip()]
+            return tuple(files), "\n".join(messages)
+        return (), ""

@@ -1,0 +1,70 @@
+"""Shared fixtures: real git repositories, the real Docker engine, and the loopback model server.
+
+A test that needs Docker is marked `docker`; without an engine it skips on a developer's
+machine but fails when `CI=true`, because CI promises Docker.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+BASE_IMAGE = os.environ.get("KARMA_BASE_IMAGE", "karma/base:bookworm")
+
+
+def _docker_problem() -> str | None:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+        client.images.get(BASE_IMAGE)
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable engine"
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> str:
+    """The base image name, once the engine and the image are known to be there."""
+    problem = _docker_problem()
+    if problem:
+        message = f"Docker engine or {BASE_IMAGE} unavailable ({problem}); run ../shared/docker/setup.sh"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return BASE_IMAGE
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("docker") is not None and "docker_engine" not in getattr(
+            item, "fixturenames", ()
+        ):
+            item.fixturenames.append("docker_engine")  # type: ignore[attr-defined]
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Iterator[Path]:
+    """A real git repository with one commit, its own identity, and nothing else."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "dev@example.com")
+    git(repo, "config", "user.name", "Dev")
+    (repo / "README.md").write_text("# sample\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "initial")
+    yield repo
