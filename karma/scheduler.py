@@ -60,6 +60,7 @@ def run_dag(
     can_start: Callable[[T], str | None] = lambda _task: None,
     stop: threading.Event | None = None,
     on_skip: Callable[[T, Outcome], None] = lambda _t, _o: None,
+    on_interrupt: Callable[[], None] = lambda: None,
 ) -> dict[T, Outcome]:
     """Run every task of `graph` (edges point from a dependency to its dependent).
 
@@ -117,6 +118,7 @@ def run_dag(
                 settle(running.pop(future), future.result())
     except KeyboardInterrupt:
         stop.set()
+        on_interrupt()
         for future, task in running.items():
             try:
                 results[task] = future.result()

@@ -104,6 +104,10 @@ class Workspace:
         if self.rev(branch) is not None:
             self._run("branch", "-D", branch)
 
+    def rename_branch(self, old: str, new: str) -> None:
+        self.delete_branch(new)
+        self._run("branch", "-m", old, new)
+
     def branches(self, pattern: str) -> list[str]:
         listing = self._run("for-each-ref", "--format=%(refname:short)", f"refs/heads/{pattern}")
         return [line for line in listing.splitlines() if line]

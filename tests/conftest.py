@@ -7,11 +7,12 @@ machine but fails when `CI=true`, because CI promises Docker.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from karma.testing.repos import init_repo
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BASE_IMAGE = os.environ.get("KARMA_BASE_IMAGE", "karma/base:bookworm")
@@ -50,21 +51,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.fixturenames.append("docker_engine")  # type: ignore[attr-defined]
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def git_repo(tmp_path: Path) -> Iterator[Path]:
     """A real git repository with one commit, its own identity, and nothing else."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "dev@example.com")
-    git(repo, "config", "user.name", "Dev")
-    (repo / "README.md").write_text("# sample\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "initial")
-    yield repo
+    yield init_repo(tmp_path / "repo")
+
+
+# -- the loopback model server (owned by the models helper) --------------------------------
+
+
+@pytest.fixture
+def model_server() -> Iterator[object]:
+    """A started `karma.testing.model_server.ModelServer` (no script: replies "ok");
+    set one with `model_server.set_script(...)`."""
+    from karma.testing.model_server import ModelServer
+
+    with ModelServer() as server:
+        yield server

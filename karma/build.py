@@ -1,0 +1,165 @@
+"""The state of one build and the bookkeeping every task shares.
+
+A `Build` holds what the tasks of a run share — the plan, the workspace and build
+branch, the sandbox backend and image, the healer, the budget, the models — and keeps
+the run record current as tasks start, spend and finish. It owns the live sandboxes so
+that an interrupt can remove every container at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from karma.config import KarmaConfig, Tier
+from karma.events import EventBus, iso, utcnow
+from karma.forecast import BudgetTracker
+from karma.gates.secrets import redact
+from karma.heal import Healer
+from karma.models.interface import ModelClient, Usage
+from karma.plan import Routing, RoutedPlan, Task
+from karma.recipes import Stack
+from karma.sandbox import spec_from_config
+from karma.sandbox.interface import Sandbox, SandboxBackend
+from karma.store import Store
+from karma.workspace import Workspace, Worktree
+
+
+@dataclass
+class Build:
+    run_id: str
+    request: str
+    config: KarmaConfig
+    store: Store
+    bus: EventBus
+    workspace: Workspace
+    branch: str
+    base_commit: str
+    routed: RoutedPlan
+    stack: Stack
+    image: str
+    backend: SandboxBackend
+    healer: Healer
+    budget: BudgetTracker
+    model_factory: Callable[[str], ModelClient]
+    context_text: str = ""
+    stop: threading.Event = field(default_factory=threading.Event)
+    merge_lock: threading.Lock = field(default_factory=threading.Lock)
+    _models: dict[str, ModelClient] = field(default_factory=dict)
+    _sandboxes: dict[str, Sandbox] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def plan(self) -> Any:
+        return self.routed.plan
+
+    @property
+    def routing(self) -> Mapping[str, Routing]:
+        return self.routed.routing
+
+    # -- git ------------------------------------------------------------------------------
+
+    def tip(self) -> str:
+        tip = self.workspace.rev(self.branch)
+        assert tip is not None, f"build branch {self.branch} is missing"
+        return tip
+
+    def work_branch(self, name: str) -> str:
+        return f"karma-work/{self.run_id}/{name}"
+
+    def retire_worktree(self, worktree: Worktree, *, keep: bool) -> None:
+        """Remove an attempt's worktree; a failed attempt's branch stays for salvage."""
+        if keep:
+            self.workspace.commit(worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id})
+        self.workspace.remove_worktree(worktree.path)
+        if not keep:
+            self.workspace.delete_branch(worktree.branch)
+
+    # -- sandboxes and models ----------------------------------------------------------------
+
+    def start_sandbox(self, task_id: str, path: Path, memory_factor: float) -> Sandbox:
+        spec = spec_from_config(self.config, image=self.image, workspace=path,
+                                run_id=self.run_id, task_id=task_id)
+        if memory_factor != 1.0:
+            from dataclasses import replace
+
+            spec = replace(spec, memory_mb=int(spec.memory_mb * memory_factor))
+        sandbox = self.backend.start(spec)
+        with self._lock:
+            self._sandboxes[sandbox.id] = sandbox
+        return sandbox
+
+    def release_sandbox(self, sandbox: Sandbox) -> None:
+        with self._lock:
+            self._sandboxes.pop(sandbox.id, None)
+        sandbox.close()
+
+    def interrupt(self) -> None:
+        """Stop new work and remove every running container (Ctrl-C, daemon lost)."""
+        self.stop.set()
+        with self._lock:
+            live = list(self._sandboxes.values())
+        for sandbox in live:
+            sandbox.close()
+
+    def model(self, tier: Tier) -> ModelClient:
+        name = self.config.models.for_tier(tier)
+        with self._lock:
+            if name not in self._models:
+                self._models[name] = self.model_factory(name)
+            return self._models[name]
+
+    # -- the record ---------------------------------------------------------------------------
+
+    def next_attempt_number(self, task_id: str) -> int:
+        rows = self.store.query(
+            "SELECT MAX(number) AS n FROM attempts WHERE run_id = ? AND task_id = ?",
+            (self.run_id, task_id),
+        )
+        return int(rows[0]["n"] or 0) + 1
+
+    def plan_notes(self, task: Task) -> str:
+        lines = []
+        for dep in task.deps:
+            done = self.store.query(
+                "SELECT summary FROM attempts WHERE run_id = ? AND task_id = ? AND status = "
+                "'succeeded' ORDER BY id DESC LIMIT 1", (self.run_id, dep))
+            summary = done[0]["summary"] if done else ""
+            lines.append(f"- {dep} ({self.plan.by_id[dep].title}), done: {summary}".rstrip(": "))
+        others = [t for t in self.plan.tasks if t.id != task.id and t.id not in task.deps]
+        lines += [f"- {t.id} ({t.title}): another task's job" for t in others]
+        return "\n".join(lines)
+
+    def charge(self, task_id: str, attempt_id: int, usage: Usage, cost: float) -> None:
+        tokens_in, tokens_out = usage.total_in, usage.output_tokens
+        self.store.update_attempt(attempt_id, tokens_in=tokens_in, tokens_out=tokens_out,
+                                  cost_usd=cost)
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, "
+                "cost_usd = cost_usd + ? WHERE run_id = ? AND id = ?",
+                (tokens_in, tokens_out, cost, self.run_id, task_id),
+            )
+            db.execute("UPDATE runs SET cost_usd = cost_usd + ? WHERE id = ?", (cost, self.run_id))
+        self.budget.spend(cost)
+        self.bus.emit("model_called", self.run_id, task_id, tokens=tokens_in + tokens_out,
+                      cost_usd=round(cost, 6))
+
+    def finish_task(self, task_id: str, status: str, *, commit: str | None = None,
+                    reason: str | None = None) -> None:
+        self.store.upsert_task(self.run_id, task_id, status=status, commit_sha=commit,
+                               reason=reason, finished_at=iso(utcnow()))
+        if status in {"succeeded", "failed"}:  # escalations carry their report (runner)
+            self.bus.emit(f"task_{status}", self.run_id, task_id, reason=reason or "")  # type: ignore[arg-type]
+
+    @staticmethod
+    def redact(text: str) -> str:
+        return redact(text)
+
+    @staticmethod
+    def redacted_json(value: object) -> str:
+        return redact(json.dumps(value, sort_keys=True, default=str))

@@ -1,0 +1,78 @@
+"""`karma build` and `karma resume`: run a request (or a stopped run) to a build branch.
+
+Progress goes to stderr through the terminal view (or one line per event without a
+TTY); `--json` prints the result contract on stdout. The exit code follows the status.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from karma.cli.app import app, err_console, out, state
+from karma.errors import ExitCode, UsageError
+
+
+def _run(spec: str, *, json_out: bool, jobs: int | None, max_cost: float | None,
+         plan_file: Path | None, resume: str | None, gates: bool) -> ExitCode:
+    from karma.engine import build
+    from karma.events import EventBus
+    from karma.store import Store
+    from karma.ui import TerminalView
+
+    config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
+    store = Store(config.db_path(state.repo))
+    bus = EventBus()
+    bus.subscribe(store.record_event)
+    try:
+        with TerminalView(err_console) as view:
+            bus.subscribe(view)
+            result = build(spec, repo=state.repo, config=config, store=store, bus=bus,
+                           plan_file=plan_file, resume=resume, gates=gates)
+    finally:
+        store.close()
+    if json_out:
+        out.print(json.dumps(result.to_json(), indent=2), markup=False, highlight=False)
+    else:
+        out.print(f"{result.status}: branch {result.branch} (run {result.run_id}, "
+                  f"${result.cost_usd:.4f})", markup=False, highlight=False)
+        if result.reason:
+            err_console.print(result.reason, markup=False, highlight=False)
+    return result.exit_code
+
+
+@app.command("build")
+def build_command(
+    spec: Annotated[str, typer.Argument(help="The feature request.", show_default=False)] = "",
+    spec_file: Annotated[Path | None, typer.Option("--spec-file", help="Read the request from a file.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Tasks run at once (build.jobs).")] = None,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Budget in USD (budget.max_cost_usd).")] = None,
+    plan_file: Annotated[Path | None, typer.Option("--plan-file", help="Run this plan instead of asking the planner.")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue a stopped run.")] = None,
+    no_gates: Annotated[bool, typer.Option("--no-gates", help="Skip the quality gates.")] = False,
+) -> ExitCode:
+    """Plan, build, heal and gate a feature request on a new branch."""
+    if spec_file is not None:
+        try:
+            spec = spec_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{spec_file}: cannot read: {exc.strerror}") from None
+    if not resume and not spec.strip():
+        raise UsageError("the request is empty", tip='karma build "what to build"')
+    return _run(spec, json_out=json_out, jobs=jobs, max_cost=max_cost, plan_file=plan_file,
+                resume=resume, gates=not no_gates)
+
+
+@app.command("resume")
+def resume_command(
+    run_id: Annotated[str, typer.Argument(help="The run to continue.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j")] = None,
+) -> ExitCode:
+    """Continue a build that was interrupted or killed."""
+    return _run("", json_out=json_out, jobs=jobs, max_cost=None, plan_file=None,
+                resume=run_id, gates=True)

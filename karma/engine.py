@@ -1,0 +1,158 @@
+"""The pipeline of `karma build`: plan, schedule, heal, gate, record.
+
+This module composes; the work is done elsewhere — the planner and router make and
+route the plan, the scheduler runs the DAG, the runner takes each task through its
+attempts, the gates judge the integrated branch. A build is resumable: everything it
+has done is in the run record and on the build branch.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from karma.build import Build
+from karma.config import KarmaConfig
+from karma.errors import ExitCode, UsageError
+from karma.events import EventBus, iso, utcnow
+from karma.forecast import BudgetTracker
+from karma.models.interface import ModelClient
+from karma.scheduler import Outcome, run_dag
+from karma.store import Store
+from karma.workspace import Workspace
+
+STATUS_EXIT = {
+    "succeeded": ExitCode.OK, "failed": ExitCode.FAILED, "escalated": ExitCode.FAILED,
+    "needs_approval": ExitCode.FAILED, "interrupted": ExitCode.INTERRUPTED,
+    "budget_exceeded": ExitCode.BUDGET, "infrastructure": ExitCode.ENVIRONMENT,
+}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    run_id: str
+    status: str
+    branch: str
+    base_commit: str
+    head_commit: str
+    cost_usd: float
+    tasks: list[dict[str, Any]]
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    report: str | None = None
+    reason: str = ""
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return STATUS_EXIT[self.status]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `karma build --json` contract (README, "Build JSON")."""
+        status = "interrupted" if self.status == "infrastructure" else self.status
+        return {"run_id": self.run_id, "status": status, "branch": self.branch,
+                "base_commit": self.base_commit, "head_commit": self.head_commit,
+                "cost_usd": round(self.cost_usd, 6), "tasks": self.tasks, "gates": self.gates,
+                "report": self.report}
+
+
+def new_run_id() -> str:
+    return utcnow().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def build(
+    request: str,
+    *,
+    repo: Path,
+    config: KarmaConfig,
+    store: Store,
+    bus: EventBus,
+    plan_file: Path | None = None,
+    resume: str | None = None,
+    model_factory: Callable[[str], ModelClient] | None = None,
+    gates: bool = True,
+) -> BuildResult:
+    """Run a build (or resume one) to its end; the result says how it ended."""
+    from karma import stages
+
+    workspace = Workspace(repo)
+    factory = model_factory or stages.default_model_factory(config)
+    with stages.build_lock(workspace.root / ".karma", bus):
+        if resume:
+            b = stages.resume(resume, workspace, config, store, bus, factory)
+        else:
+            if not request.strip():
+                raise UsageError("the request is empty", tip='karma build "what to build"')
+            b = stages.start(new_run_id(), request, workspace, config, store, bus, factory,
+                             plan_file)
+        outcomes = _schedule(b)
+        gate_rows = stages.run_gates(b, outcomes) if gates and _all_ok(outcomes) else []
+        return _finish(b, outcomes, gate_rows)
+
+
+def _schedule(b: Build) -> dict[str, Outcome]:
+    from karma.runner import run_task
+
+    done = {row["id"] for row in b.store.tasks(b.run_id) if row["status"] == "succeeded"}
+    costs = b.routed.costs
+
+    def can_start(task_id: str) -> str | None:
+        if b.budget.reserve(task_id, costs[task_id]):
+            return None
+        b.bus.emit("budget_stopped", b.run_id, task_id, reason="budget would be exceeded")
+        return "the budget would be exceeded"
+
+    def run(task_id: str) -> Outcome:
+        try:
+            return run_task(b, task_id)
+        finally:
+            b.budget.settle(task_id, 0.0)  # actual spend is charged as it happens
+
+    def skipped(task_id: str, outcome: Outcome) -> None:
+        b.store.upsert_task(b.run_id, task_id, status=outcome.status, reason=outcome.reason)
+        b.bus.emit("task_skipped", b.run_id, task_id, reason=outcome.reason)
+
+    weight = {tid: float(r.calibrated_tokens) for tid, r in b.routing.items()}
+    return run_dag(b.plan.graph(), run, jobs=b.config.build.jobs, weight=weight, done=done,
+                   can_start=can_start, stop=b.stop, on_skip=skipped, on_interrupt=b.interrupt)
+
+
+def _all_ok(outcomes: dict[str, Outcome]) -> bool:
+    return all(o.status == "succeeded" for o in outcomes.values())
+
+
+def _status(b: Build, outcomes: dict[str, Outcome], gate_status: str) -> tuple[str, str]:
+    statuses = {o.status for o in outcomes.values()}
+    failing = [f"{t}: {o.reason}" for t, o in outcomes.items() if o.status != "succeeded"]
+    if "interrupted" in statuses:
+        infra = any("infrastructure" in o.reason for o in outcomes.values())
+        return ("infrastructure" if infra else "interrupted"), "; ".join(failing)
+    if "not_started" in statuses:
+        return "budget_exceeded", "; ".join(failing)
+    if "escalated" in statuses:
+        return "escalated", "; ".join(failing)
+    if statuses != {"succeeded"}:
+        return "failed", "; ".join(failing)
+    return gate_status, ""
+
+
+def _finish(b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]]) -> BuildResult:
+    from karma import stages
+
+    gate_status = stages.gate_status(gate_rows)
+    status, reason = _status(b, outcomes, gate_status)
+    head = b.tip()
+    run_row = b.store.run(b.run_id) or {}
+    b.store.update_run(b.run_id, status=status, head_commit=head, reason=reason,
+                       finished_at=iso(utcnow()))
+    b.bus.emit("run_finished", b.run_id, status=status, reason=reason, branch=b.branch)
+    report = stages.write_report(b)
+    if report:
+        b.store.update_run(b.run_id, report_path=report)
+    return BuildResult(
+        run_id=b.run_id, status=status, branch=b.branch, base_commit=b.base_commit,
+        head_commit=head, cost_usd=float(run_row.get("cost_usd") or 0.0),
+        tasks=stages.task_rows(b), gates=gate_rows, report=report, reason=reason,
+    )
+

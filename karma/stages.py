@@ -1,0 +1,204 @@
+"""The stages of a build that the engine composes: start, resume, gates, record.
+
+Each stage is a plain function over a `Build`; `engine.py` only sequences them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from karma.build import Build
+from karma.config import KarmaConfig
+from karma.context import gather_context
+from karma.errors import KarmaError, UsageError
+from karma.events import EventBus
+from karma.forecast import BudgetTracker, check_budget, routed_plan
+from karma.heal import Healer
+from karma.models.interface import ModelClient
+from karma.models.recorded import RecordingModel
+from karma.plan import RoutedPlan, parse_plan, strip_derived
+from karma.planner import make_plan, plan_from_file
+from karma.recipes import detect_stack
+from karma.sandbox import get_sandbox
+from karma.sandbox.images import ensure_image
+from karma.store import Store
+from karma.workspace import Workspace
+
+
+def default_model_factory(config: KarmaConfig) -> Callable[[str], ModelClient]:
+    from karma.models import get_model
+
+    return lambda name: get_model(name, config)
+
+
+@contextmanager
+def build_lock(state_dir: Path, bus: EventBus) -> Iterator[None]:
+    """One build per repository; a lock left by a dead process is taken over, with a log."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    owner = state_dir / "build.pid"
+    lock = FileLock(str(state_dir / "build.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        pid = owner.read_text().strip() if owner.exists() else "?"
+        raise UsageError(f"another karma build (pid {pid}) is running on this repository",
+                         tip="wait for it, or stop it; then `karma build --resume <run-id>`")
+    try:
+        if owner.exists() and (stale := owner.read_text().strip()) and not _alive(stale):
+            bus.emit("log", "-", message=f"took over the lock of dead build process {stale}")
+        owner.write_text(str(os.getpid()))
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        lock.release()
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _make(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, store: Store,
+          bus: EventBus, factory: Callable[[str], ModelClient], routed: RoutedPlan,
+          base: str, context_text: str) -> Build:
+    stack = detect_stack(workspace.root)
+    if stack is None:
+        raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
+    image = ensure_image(stack.name, workspace.root, config)
+    return Build(
+        run_id=run_id, request=request, config=config, store=store, bus=bus,
+        workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
+        stack=stack, image=image, backend=get_sandbox(config), healer=Healer.for_repo(
+            store, config, workspace.root, factory), budget=BudgetTracker(config.budget.max_cost_usd),
+        model_factory=factory, context_text=context_text,
+    )
+
+
+def start(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, store: Store,
+          bus: EventBus, factory: Callable[[str], ModelClient], plan_file: Path | None) -> Build:
+    base = workspace.head()
+    context = gather_context(workspace.root)
+    store.create_run(run_id, request, workspace.root, base_commit=base, pid=os.getpid(),
+                     branch=f"karma/{run_id}", config_json=config.model_dump_json())
+    bus.emit("run_started", run_id, request=request, base=base)
+    if plan_file is not None:
+        plan = plan_from_file(plan_file, request=request, repo=workspace.root)
+        planner_cost = 0.0
+    else:
+        planner = RecordingModel(factory(config.models.planner_model()), store, run_id)
+        outcome = make_plan(request, context, planner, repo=workspace.root)
+        plan, planner_cost = outcome.plan, outcome.cost_usd
+    routed = routed_plan(plan, config, store.task_history())
+    store.update_run(run_id, plan_json=json.dumps(routed.contract()), cost_usd=planner_cost)
+    for task in plan.tasks:
+        r = routed.routing[task.id]
+        store.upsert_task(run_id, task.id, title=task.title, kind=task.kind, status="pending",
+                          tier=r.tier, model=r.model, estimated_tokens=task.estimated_tokens,
+                          calibrated_tokens=r.calibrated_tokens, files_json=json.dumps(task.files),
+                          routing_json=json.dumps({"reason": r.reason}))
+        bus.emit("routing_decided", run_id, task.id, tier=r.tier, model=r.model, reason=r.reason)
+    bus.emit("plan_ready", run_id, tasks=list(plan.order),
+             critical_path=list(routed.critical_path), cost_usd=routed.estimated_cost_usd)
+    try:
+        check_budget(routed, config.budget.max_cost_usd)
+    except KarmaError:
+        store.update_run(run_id, status="budget_exceeded", reason="forecast over budget")
+        raise
+    workspace.create_branch(f"karma/{run_id}", base)
+    b = _make(run_id, request, workspace, config, store, bus, factory, routed, base,
+              context.render())
+    b.budget.spend(planner_cost)
+    return b
+
+
+def resume(run_id: str, workspace: Workspace, config: KarmaConfig, store: Store, bus: EventBus,
+           factory: Callable[[str], ModelClient]) -> Build:
+    """Pick a run up where it stopped: integrated tasks stay done, half-done work is salvaged."""
+    row = store.run(run_id)
+    if row is None or not row["plan_json"]:
+        raise UsageError(f"no resumable run {run_id!r} in {store.path}",
+                         tip="`karma runs` lists the runs")
+    branch, base = row["branch"], row["base_commit"]
+    if workspace.rev(branch) is None:
+        raise KarmaError(f"the build branch {branch} of run {run_id} is gone; it cannot resume")
+    request, body = strip_derived(json.loads(row["plan_json"]))
+    plan = parse_plan(body, request=request or row["request"], repo=workspace.root)
+    routed = routed_plan(plan, config, store.task_history())
+    # A commit on the build branch is the truth about integration, even if the process
+    # died before it could write the store.
+    for sha, trailers in workspace.log_trailers(branch, base):
+        if trailers.get("Karma-Run") == run_id and (task := trailers.get("Karma-Task")):
+            store.upsert_task(run_id, task, status="succeeded", commit_sha=sha)
+    for attempt in store.attempts(run_id):
+        if attempt["status"] == "running":
+            store.update_attempt(attempt["id"], status="abandoned", summary="process died")
+    for task in store.tasks(run_id):
+        if task["status"] != "succeeded":
+            store.upsert_task(run_id, task["id"], status="pending", reason=None, finished_at=None)
+    _salvage(workspace, run_id)
+    store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
+    bus.emit("run_started", run_id, request=row["request"], base=base, resumed=True)
+    b = _make(run_id, row["request"], workspace, config, store, bus, factory, routed, base,
+              gather_context(workspace.root).render())
+    b.backend.reap_run(run_id)
+    b.budget.spend(float(row["cost_usd"] or 0.0))
+    return b
+
+
+def _salvage(workspace: Workspace, run_id: str) -> None:
+    """Keep each half-done attempt's work on a salvage branch and remove its worktree."""
+    for path in sorted((workspace.worktrees_dir / run_id).glob("*")):
+        workspace.remove_worktree(path)
+    workspace.prune()
+    for branch in workspace.branches(f"karma-work/{run_id}/*"):
+        name = branch.rsplit("/", 1)[-1]
+        workspace.rename_branch(branch, f"karma-salvage/{run_id}/{name}")
+
+
+def run_gates(b: Build, outcomes: dict[str, Any]) -> list[dict[str, Any]]:
+    from karma.gates import run_build_gates
+
+    return run_build_gates(b)
+
+
+def gate_status(rows: list[dict[str, Any]]) -> str:
+    if any(r.get("blocking") and r.get("status") in {"failed", "error"} for r in rows):
+        return "failed"
+    if any(r.get("name") == "approval" and r.get("status") == "failed" for r in rows):
+        return "needs_approval"
+    return "succeeded"
+
+
+def task_rows(b: Build) -> list[dict[str, Any]]:
+    rows = []
+    for t in b.store.tasks(b.run_id):
+        rows.append({
+            "id": t["id"], "status": t["status"], "attempts": t["attempts"],
+            "model": t["model"], "tier": t["tier"], "tokens_in": t["tokens_in"],
+            "tokens_out": t["tokens_out"], "cost_usd": round(t["cost_usd"], 6),
+            "started_at": t["started_at"], "finished_at": t["finished_at"],
+            "sandbox": {"image": t["image"], "container_id": t["container_id"]},
+            "commit": t["commit_sha"],
+        })
+    return rows
+
+
+def write_report(b: Build) -> str | None:
+    try:
+        from karma.report import write_run_report
+    except ImportError:
+        return None
+    return str(write_run_report(b.store, b.run_id, b.workspace.root / ".karma" / "reports"))
+

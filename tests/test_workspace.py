@@ -1,0 +1,76 @@
+"""Worktrees and integration on real git repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from karma.errors import WorkspaceError
+from karma.workspace import Workspace
+from karma.testing.repos import git
+
+
+def test_tasks_integrate_one_commit_each_without_touching_the_user(git_repo: Path) -> None:
+    (git_repo / "notes.txt").write_text("user's uncommitted work\n")
+    ws = Workspace(git_repo)
+    base = ws.head()
+    ws.create_branch("karma/r1", base)
+    one = ws.add_worktree("r1/a-1", "karma-work/r1/a-1", base)
+    two = ws.add_worktree("r1/b-1", "karma-work/r1/b-1", base)
+    (one.path / "a.py").write_text("A = 1\n")
+    (two.path / "b.py").write_text("B = 2\n")
+    c1 = ws.commit(one, "task a", {"Karma-Task": "a"})
+    c2 = ws.commit(two, "task b", {"Karma-Task": "b"})
+    assert c1 and c2
+    first = ws.integrate("karma/r1", c1, "task a\n\nKarma-Task: a\n")
+    second = ws.integrate("karma/r1", c2, "task b\n\nKarma-Task: b\n")
+    assert first.commit and second.commit
+    log = ws.log_trailers("karma/r1", base)
+    assert [t["Karma-Task"] for _, t in log] == ["a", "b"]
+    assert git(git_repo, "show", "karma/r1:b.py") == "B = 2"
+    assert git(git_repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert git(git_repo, "rev-parse", "HEAD") == base
+    assert git(git_repo, "status", "--porcelain") == "?? notes.txt"
+
+
+def test_conflict_is_detected_and_the_branch_does_not_move(git_repo: Path) -> None:
+    ws = Workspace(git_repo)
+    base = ws.head()
+    ws.create_branch("karma/r2", base)
+    one = ws.add_worktree("r2/a-1", "karma-work/r2/a-1", base)
+    two = ws.add_worktree("r2/b-1", "karma-work/r2/b-1", base)
+    (one.path / "README.md").write_text("# one\n")
+    (two.path / "README.md").write_text("# two\n")
+    c1 = ws.commit(one, "a", {})
+    c2 = ws.commit(two, "b", {})
+    assert c1 and c2
+    assert ws.integrate("karma/r2", c1, "a").commit
+    tip = ws.rev("karma/r2")
+    outcome = ws.integrate("karma/r2", c2, "b")
+    assert outcome.commit is None
+    assert outcome.conflicts == ("README.md",)
+    assert ws.rev("karma/r2") == tip
+    assert "<<<<<<<" not in git(git_repo, "show", "karma/r2:README.md")
+
+
+def test_worktree_git_file_tampering_does_not_redirect_commits(git_repo: Path, tmp_path: Path) -> None:
+    ws = Workspace(git_repo)
+    base = ws.head()
+    wt = ws.add_worktree("r3/a-1", "karma-work/r3/a-1", base)
+    (wt.path / ".git").write_text(f"gitdir: {tmp_path}\n")  # what a sandboxed command could do
+    (wt.path / "x.py").write_text("X = 1\n")
+    sha = ws.commit(wt, "x", {})
+    assert sha and git(git_repo, "show", f"{sha}:x.py") == "X = 1"
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="not a git repository"):
+        Workspace(tmp_path)
+
+
+def test_state_dir_is_excluded_from_status(git_repo: Path) -> None:
+    Workspace(git_repo)
+    (git_repo / ".karma").mkdir()
+    (git_repo / ".karma" / "karma.db").write_text("x")
+    assert git(git_repo, "status", "--porcelain") == ""
