@@ -20,6 +20,7 @@ from karma.errors import ExitCode, UsageError
 from karma.events import EventBus, iso, utcnow
 from karma.forecast import BudgetTracker
 from karma.models.interface import ModelClient
+from karma.plan import TaskId
 from karma.scheduler import Outcome, run_dag
 from karma.store import Store
 from karma.workspace import Workspace
@@ -98,7 +99,7 @@ def _schedule(b: Build) -> dict[str, Outcome]:
     costs = b.routed.costs
 
     def can_start(task_id: str) -> str | None:
-        if b.budget.reserve(task_id, costs[task_id]):
+        if b.budget.reserve(task_id, costs[TaskId(task_id)]):
             return None
         b.bus.emit("budget_stopped", b.run_id, task_id, reason="budget would be exceeded")
         return "the budget would be exceeded"

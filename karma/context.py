@@ -1,0 +1,230 @@
+"""The compact view of a repository the planner is given.
+
+Four parts: the file tree (from `git ls-files`, so `.gitignore` is respected), a symbol
+map of the Python sources (classes with their methods, functions, via `ast`), the
+detected stack (recipes/stacks/) and its test command. The whole is bounded in tokens
+(characters / 4). A large repository is summarised, not cut: the tree collapses its
+deepest directories into counts until it fits its share, and symbols go in order of
+centrality (how many other files import a module, sources before tests, shallow before
+deep), with a count of what was left out.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from karma.recipes import detect_stack
+
+CHARS_PER_TOKEN = 4
+TREE_SHARE = 0.4
+"""The tree's share of the budget; symbols get the rest."""
+MAX_PARSED = 500
+"""Python files parsed for symbols at most (the most central first)."""
+MAX_FILE_BYTES = 256_000
+SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".karma"})
+
+
+@dataclass(frozen=True)
+class RepoContext:
+    files: tuple[str, ...]
+    tree: str
+    symbols: str
+    stack: str | None
+    test_command: str | None
+    summarised: bool
+
+    def render(self) -> str:
+        stack = self.stack or "unknown"
+        parts = [
+            f"Stack: {stack}",
+            f"Test command: {self.test_command or 'unknown'}",
+            f"Files ({len(self.files)}):",
+            self.tree,
+        ]
+        if self.symbols:
+            parts += ["Symbols:", self.symbols]
+        return "\n".join(parts)
+
+    @property
+    def tokens(self) -> int:
+        return len(self.render()) // CHARS_PER_TOKEN
+
+
+def list_files(repo: Path) -> list[str]:
+    """Tracked and untracked-but-not-ignored files; a plain walk outside git."""
+    result = subprocess.run(
+        ["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode == 0:
+        names = {name for name in result.stdout.decode("utf-8", "replace").split("\0") if name}
+        return sorted(name for name in names if (repo / name).is_file())
+    found: list[str] = []
+    for folder, dirs, files in os.walk(repo):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
+        base = Path(folder).relative_to(repo)
+        found.extend((base / name).as_posix() for name in files)
+    return sorted(found)
+
+
+# -- the tree ----------------------------------------------------------------------------
+
+Node = dict[str, Any]
+
+
+def _nest(files: list[str]) -> Node:
+    root: Node = {}
+    for name in files:
+        node = root
+        *dirs, leaf = name.split("/")
+        for part in dirs:
+            node = node.setdefault(part + "/", {})
+        node[leaf] = None
+    return root
+
+
+def _count(node: Node) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for name, child in node.items():
+        if child is None:
+            counts[PurePosixPath(name).suffix or "(none)"] += 1
+        else:
+            counts.update(_count(child))
+    return counts
+
+
+def _render_tree(node: Node, depth: int, max_depth: int, lines: list[str]) -> None:
+    for name in sorted(node, key=lambda n: (node[n] is None, n)):
+        child = node[name]
+        pad = "  " * depth
+        if child is None:
+            lines.append(pad + name)
+        elif depth >= max_depth:
+            counts = _count(child)
+            kinds = ", ".join(f"{n} {ext}" for ext, n in counts.most_common(3))
+            lines.append(f"{pad}{name} ({sum(counts.values())} files: {kinds})")
+        else:
+            lines.append(pad + name)
+            _render_tree(child, depth + 1, max_depth, lines)
+
+
+def render_tree(files: list[str], max_chars: int) -> tuple[str, bool]:
+    """The tree at the greatest depth that fits; True when anything was collapsed."""
+    root = _nest(files)
+    deepest = max((name.count("/") for name in files), default=0)
+    for max_depth in range(deepest, -1, -1):
+        lines: list[str] = []
+        _render_tree(root, 0, max_depth, lines)
+        text = "\n".join(lines)
+        if len(text) <= max_chars:
+            return text, max_depth < deepest
+    kept, used = [], 0
+    for line in lines:
+        if used + len(line) + 1 > max_chars:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    kept.append(f"... and {len(lines) - len(kept)} more top-level entries")
+    return "\n".join(kept), True
+
+
+# -- the symbol map ----------------------------------------------------------------------
+
+
+def _symbols(tree: ast.Module) -> list[str]:
+    out = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            methods = [
+                item.name
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                and not (item.name.startswith("_") and item.name != "__init__")
+            ]
+            out.append(
+                f"class {node.name}({', '.join(methods)})" if methods else f"class {node.name}"
+            )
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            out.append(f"def {node.name}")
+    return out
+
+
+def _imports(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _module_names(path: str) -> list[str]:
+    """Every dotted suffix a file can be imported by (`src/app/api.py` -> `api`, `app.api`...)."""
+    parts = list(PurePosixPath(path).with_suffix("").parts)
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return [".".join(parts[i:]) for i in range(len(parts)) if parts[i:]]
+
+
+def symbol_map(repo: Path, files: list[str], max_chars: int) -> tuple[str, bool]:
+    sources = [name for name in files if name.endswith(".py")]
+    sources.sort(key=lambda n: ("test" in n.lower(), n.count("/"), n))
+    parsed: dict[str, ast.Module] = {}
+    for name in sources[:MAX_PARSED]:
+        path = repo / name
+        try:
+            if path.stat().st_size <= MAX_FILE_BYTES:
+                parsed[name] = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError, OSError):
+            continue
+    by_module: dict[str, list[str]] = {}
+    for name in parsed:
+        for module in _module_names(name):
+            by_module.setdefault(module, []).append(name)
+    imported_by: Counter[str] = Counter()
+    for name, tree in parsed.items():
+        targets = {t for module in _imports(tree) for t in by_module.get(module, []) if t != name}
+        imported_by.update(targets)
+    ranked = sorted(parsed, key=lambda n: (-imported_by[n], "test" in n.lower(), n.count("/"), n))
+    lines: list[str] = []
+    used = left = 0
+    for name in ranked:
+        symbols = _symbols(parsed[name])
+        if not symbols:
+            continue
+        line = f"{name}: {'; '.join(symbols)}"
+        if used + len(line) + 1 > max_chars:
+            left += 1
+            continue
+        lines.append(line)
+        used += len(line) + 1
+    left += max(0, len(sources) - MAX_PARSED)
+    if left:
+        lines.append(f"(symbols of {left} more Python files omitted)")
+    return "\n".join(lines), bool(left)
+
+
+def gather_context(repo: Path, *, max_tokens: int = 4000) -> RepoContext:
+    """The planner's view of `repo`, at most about `max_tokens` tokens."""
+    files = list_files(repo)
+    budget = max_tokens * CHARS_PER_TOKEN
+    tree, tree_cut = render_tree(files, int(budget * TREE_SHARE))
+    symbols, symbols_cut = symbol_map(repo, files, budget - len(tree))
+    stack = detect_stack(repo)
+    return RepoContext(
+        files=tuple(files),
+        tree=tree,
+        symbols=symbols,
+        stack=stack.name if stack else None,
+        test_command=stack.test_command if stack else None,
+        summarised=tree_cut or symbols_cut,
+    )

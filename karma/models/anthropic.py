@@ -1,0 +1,158 @@
+"""The Anthropic backend: Messages API through the official SDK, with prompt caching.
+
+The stable prefix goes first and is marked for caching: the tool definitions (breakpoint
+on the last one), the system prompt (a block with `cache_control`), then the conversation
+(breakpoint on the newest user turn, so each agent step reads the previous step's cache).
+The SDK's own retries are off (`max_retries=0`): `retry.py` is the only retry layer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+
+from karma.models.http_errors import redact, status_error
+from karma.models.interface import (
+    ConnectionFailed,
+    MalformedReply,
+    ModelReply,
+    ModelRequest,
+    ProviderError,
+    ProviderTimeout,
+    StopReason,
+    ToolCall,
+    Usage,
+    UserMessage,
+)
+
+_CACHE = {"type": "ephemeral"}
+_STOP: dict[str, StopReason] = {
+    "end_turn": "end_turn",
+    "tool_use": "tool_use",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "refusal": "refusal",
+}
+
+
+def request_body(model: str, request: ModelRequest) -> dict[str, Any]:
+    """The Messages API body of `request` (cache breakpoints included)."""
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        blocks: list[dict[str, Any]] = []
+        if isinstance(message, UserMessage):
+            blocks.extend(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": result.call_id,
+                    "content": result.content,
+                    "is_error": result.is_error,
+                }
+                for result in message.tool_results
+            )
+            if message.text or not blocks:
+                blocks.append({"type": "text", "text": message.text or "(no content)"})
+            messages.append({"role": "user", "content": blocks})
+        else:
+            if message.text:
+                blocks.append({"type": "text", "text": message.text})
+            blocks.extend(
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": dict(c.arguments)}
+                for c in message.tool_calls
+            )
+            messages.append(
+                {"role": "assistant", "content": blocks or [{"type": "text", "text": "."}]}
+            )
+    if messages and messages[-1]["role"] == "user":
+        last = messages[-1]["content"]
+        last[-1] = {**last[-1], "cache_control": _CACHE}
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": request.max_tokens,
+        "messages": messages,
+    }
+    if request.system:
+        body["system"] = [{"type": "text", "text": request.system, "cache_control": _CACHE}]
+    if request.tools:
+        tools = [
+            {"name": t.name, "description": t.description, "input_schema": dict(t.input_schema)}
+            for t in request.tools
+        ]
+        tools[-1]["cache_control"] = _CACHE
+        body["tools"] = tools
+    if request.tool_choice is not None:
+        body["tool_choice"] = {"type": "tool", "name": request.tool_choice}
+    return body
+
+
+def parse_reply(data: Any, name: str) -> ModelReply:
+    """A `ModelReply` from a Messages API response body; `MalformedReply` if it is not one."""
+    try:
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for block in data["content"]:
+            if block["type"] == "text":
+                texts.append(str(block["text"]))
+            elif block["type"] == "tool_use":
+                arguments = block["input"]
+                if not isinstance(arguments, dict):
+                    raise TypeError("tool_use input is not an object")
+                calls.append(ToolCall(str(block["id"]), str(block["name"]), arguments))
+        raw_usage = data["usage"]
+        usage = Usage(
+            input_tokens=int(raw_usage.get("input_tokens") or 0),
+            output_tokens=int(raw_usage.get("output_tokens") or 0),
+            cache_read_tokens=int(raw_usage.get("cache_read_input_tokens") or 0),
+            cache_write_tokens=int(raw_usage.get("cache_creation_input_tokens") or 0),
+        )
+        stop = _STOP.get(str(data.get("stop_reason")), "other")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MalformedReply(f"{name}: reply is not a Messages response ({exc!r})") from None
+    return ModelReply("".join(texts), tuple(calls), stop, usage, name, raw=data)
+
+
+class AnthropicModel:
+    """`anthropic:<model>` over the Messages API."""
+
+    def __init__(self, model: str, *, api_key: str, base_url: str | None, timeout_s: float) -> None:
+        self.name = f"anthropic:{model}"
+        self.model = model
+        self._key = api_key
+        self._timeout = timeout_s
+        self._client = anthropic.Anthropic(
+            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+        )
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        body = request_body(self.model, request)
+        try:
+            raw = self._client.messages.with_raw_response.create(**body, timeout=self._timeout)
+        except anthropic.APITimeoutError:
+            raise ProviderTimeout(
+                f"{self.name}: no reply within {self._timeout:g} s", tip="raise timeout_s"
+            ) from None
+        except anthropic.APIConnectionError as exc:
+            raise ConnectionFailed(f"{self.name}: {redact(str(exc), self._key)}") from None
+        except anthropic.APIStatusError as exc:
+            raise self._status(exc) from None
+        except anthropic.APIResponseValidationError as exc:
+            raise MalformedReply(f"{self.name}: {redact(str(exc), self._key)}") from None
+        try:
+            data = json.loads(raw.http_response.content)
+        except ValueError as exc:
+            raise MalformedReply(f"{self.name}: reply is not JSON ({exc})") from None
+        return parse_reply(data, self.name)
+
+    def _status(self, exc: anthropic.APIStatusError) -> ProviderError:
+        return status_error(
+            exc.status_code,
+            dict(exc.response.headers),
+            exc.body,
+            provider="anthropic",
+            secret=self._key,
+        )
+
+    def close(self) -> None:
+        self._client.close()

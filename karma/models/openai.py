@@ -1,0 +1,169 @@
+"""The OpenAI backend: Chat Completions through the official SDK.
+
+Also serves any OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio) through
+`base_url`. OpenAI caches long prompts by prefix on its own, so the stable part (system
+prompt, then tools) always comes first. Tool-call arguments arrive as JSON *strings*:
+one that does not parse is a `MalformedReply`, worth a retry. The SDK's own retries are
+off (`max_retries=0`): `retry.py` is the only retry layer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+
+from karma.models.http_errors import redact, status_error
+from karma.models.interface import (
+    ConnectionFailed,
+    MalformedReply,
+    ModelReply,
+    ModelRequest,
+    ProviderError,
+    ProviderTimeout,
+    StopReason,
+    ToolCall,
+    Usage,
+    UserMessage,
+)
+
+_STOP: dict[str, StopReason] = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+}
+ERROR_PREFIX = "[error] "
+"""Tool messages have no error flag: a failed tool's output is marked in its text."""
+
+
+def request_body(model: str, request: ModelRequest) -> dict[str, Any]:
+    """The Chat Completions body of `request`, stable prefix first."""
+    messages: list[dict[str, Any]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    for message in request.messages:
+        if isinstance(message, UserMessage):
+            messages.extend(
+                {
+                    "role": "tool",
+                    "tool_call_id": r.call_id,
+                    "content": (ERROR_PREFIX if r.is_error else "") + r.content,
+                }
+                for r in message.tool_results
+            )
+            if message.text or not message.tool_results:
+                messages.append({"role": "user", "content": message.text})
+        else:
+            turn: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+            if message.tool_calls:
+                turn["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": json.dumps(dict(c.arguments))},
+                    }
+                    for c in message.tool_calls
+                ]
+            messages.append(turn)
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_completion_tokens": request.max_tokens,
+    }
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": dict(t.input_schema),
+                },
+            }
+            for t in request.tools
+        ]
+    if request.tool_choice is not None:
+        body["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
+    return body
+
+
+def parse_reply(data: Any, name: str) -> ModelReply:
+    """A `ModelReply` from a Chat Completions body; `MalformedReply` if it is not one."""
+    try:
+        choice = data["choices"][0]
+        message = choice["message"]
+        calls: list[ToolCall] = []
+        for call in message.get("tool_calls") or ():
+            function = call["function"]
+            try:
+                arguments = json.loads(function.get("arguments") or "{}")
+            except ValueError:
+                raise MalformedReply(
+                    f"{name}: tool call {function.get('name')!r} has arguments that are not JSON"
+                ) from None
+            if not isinstance(arguments, dict):
+                raise MalformedReply(f"{name}: tool call arguments are not a JSON object")
+            calls.append(ToolCall(str(call["id"]), str(function["name"]), arguments))
+        raw_usage = data.get("usage") or {}
+        details = raw_usage.get("prompt_tokens_details") or {}
+        cached = int(details.get("cached_tokens") or 0)
+        usage = Usage(
+            input_tokens=max(0, int(raw_usage.get("prompt_tokens") or 0) - cached),
+            output_tokens=int(raw_usage.get("completion_tokens") or 0),
+            cache_read_tokens=cached,
+        )
+        stop = _STOP.get(str(choice.get("finish_reason")), "other")
+        text = str(message.get("content") or "")
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise MalformedReply(f"{name}: reply is not a chat completion ({exc!r})") from None
+    return ModelReply(text, tuple(calls), stop, usage, name, raw=data)
+
+
+class OpenAIModel:
+    """`openai:<model>` over Chat Completions."""
+
+    def __init__(self, model: str, *, api_key: str, base_url: str | None, timeout_s: float) -> None:
+        self.name = f"openai:{model}"
+        self.model = model
+        self._key = api_key
+        self._timeout = timeout_s
+        self._client = openai.OpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+        )
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        body = request_body(self.model, request)
+        try:
+            raw = self._client.chat.completions.with_raw_response.create(
+                **body, timeout=self._timeout
+            )
+        except openai.APITimeoutError:
+            raise ProviderTimeout(
+                f"{self.name}: no reply within {self._timeout:g} s", tip="raise timeout_s"
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise ConnectionFailed(f"{self.name}: {redact(str(exc), self._key)}") from None
+        except openai.APIStatusError as exc:
+            raise self._status(exc) from None
+        except openai.APIResponseValidationError as exc:
+            raise MalformedReply(f"{self.name}: {redact(str(exc), self._key)}") from None
+        try:
+            data = json.loads(raw.http_response.content)
+        except ValueError as exc:
+            raise MalformedReply(f"{self.name}: reply is not JSON ({exc})") from None
+        return parse_reply(data, self.name)
+
+    def _status(self, exc: openai.APIStatusError) -> ProviderError:
+        return status_error(
+            exc.status_code,
+            dict(exc.response.headers),
+            exc.body,
+            provider="openai",
+            secret=self._key,
+        )
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,184 @@
+"""Every model exchange into the run store, and replies back out of it.
+
+`RecordingModel` writes one `model_calls` row per call, in a `finally`, so a failed call
+is on the record too (its error instead of a reply). `ReplayModel` answers from such a
+record: the reply recorded at the same position (task, attempt, seq) when the request is
+the same, else the reply of an identical request elsewhere in the run; a request the
+record has never seen is a `ReplayDiverged` naming the first place it differs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from karma.models import interface
+from karma.models.codec import (
+    canonical,
+    reply_from_json,
+    reply_to_json,
+    request_hash,
+    request_to_json,
+)
+from karma.models.interface import ModelClient, ModelReply, ModelRequest, ProviderError
+from karma.store import Store
+
+
+class ReplayDiverged(ProviderError):
+    """The request is not one the recorded run made at this point."""
+
+
+class RecordingModel:
+    """Wraps a `ModelClient`; each call becomes one `model_calls` row of (run, task, attempt)."""
+
+    def __init__(
+        self,
+        inner: ModelClient,
+        store: Store,
+        run_id: str | None,
+        task_id: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._store = store
+        self._where = (run_id, task_id, attempt)
+        self._lock = threading.Lock()
+        rows = store.query(
+            "SELECT MAX(seq) AS top FROM model_calls WHERE run_id IS ? AND task_id IS ?"
+            " AND attempt IS ?",
+            self._where,
+        )
+        top = rows[0]["top"] if rows else None
+        self._next = 0 if top is None else int(top) + 1
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        with self._lock:
+            seq = self._next
+            self._next += 1
+        request_json = canonical(request_to_json(request))
+        reply: ModelReply | None = None
+        error: BaseException | None = None
+        start = time.perf_counter()
+        try:
+            reply = self.inner.complete(request)
+            return reply
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            run_id, task_id, attempt = self._where
+            usage = reply.usage if reply is not None else interface.Usage()
+            self._store.add_model_call(
+                run_id=run_id,
+                task_id=task_id,
+                attempt=attempt,
+                seq=seq,
+                purpose=request.purpose,
+                model=self.name,
+                request_hash=request_hash(request),
+                request_json=request_json,
+                reply_json=None if reply is None else canonical(reply_to_json(reply)),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                cost_usd=0.0 if reply is None else reply.cost_usd,
+                latency_ms=(time.perf_counter() - start) * 1000,
+                error=None if error is None else f"{type(error).__name__}: {error}",
+            )
+
+
+class ReplayModel:
+    """Answers from the `model_calls` of a recorded run; `scoped()` for one task attempt."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        task_id: str | None = None,
+        attempt: int | None = None,
+        *,
+        name: str | None = None,
+        _rows: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.name = name or f"replay:{run_id}"
+        self._store = store
+        self._run_id = run_id
+        self._rows = _rows if _rows is not None else store.model_calls(run_id)
+        self._task_id = task_id
+        self._attempt = attempt
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def scoped(self, task_id: str | None, attempt: int | None) -> ReplayModel:
+        """The replay of one task attempt (its own seq counter, the same record)."""
+        return ReplayModel(
+            self._store, self._run_id, task_id, attempt, name=self.name, _rows=self._rows
+        )
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        with self._lock:
+            seq = self._seq
+            self._seq += 1
+        digest = request_hash(request)
+        here = [
+            r
+            for r in self._rows
+            if r["task_id"] == self._task_id and r["attempt"] == self._attempt and r["seq"] == seq
+        ]
+        for row in here:
+            if row["request_hash"] == digest:
+                return _answer(row)
+        same = [r for r in self._rows if r["request_hash"] == digest]
+        same.sort(key=lambda r: r["reply_json"] is None)  # a recorded success first
+        if same:
+            return _answer(same[0])
+        task = "-" if self._task_id is None else self._task_id
+        attempt = "-" if self._attempt is None else self._attempt
+        where = f"task {task} attempt {attempt} call {seq}"
+        if not here:
+            raise ReplayDiverged(
+                f"replay of run {self._run_id}: {where} was never recorded",
+                tip="the code or prompts changed since the run; record it again",
+            )
+        path = first_difference(json.loads(here[0]["request_json"]), request_to_json(request))
+        raise ReplayDiverged(
+            f"replay of run {self._run_id}: {where} differs from the recording at {path}",
+            tip="the code or prompts changed since the run; record it again",
+        )
+
+
+def _answer(row: Mapping[str, Any]) -> ModelReply:
+    if row["reply_json"] is not None:
+        return reply_from_json(row["reply_json"])
+    kind_name, _, message = str(row["error"] or "ProviderError: failed").partition(": ")
+    kind = getattr(interface, kind_name, None)
+    if not (isinstance(kind, type) and issubclass(kind, ProviderError)):
+        kind = ProviderError
+    raise kind(f"(replayed) {message}")
+
+
+def first_difference(recorded: Any, now: Any, path: str = "request") -> str:
+    """Where two JSON values first differ, e.g. `request.messages[2].text`."""
+    if isinstance(recorded, dict) and isinstance(now, dict):
+        for key in sorted(set(recorded) | set(now)):
+            if key not in recorded or key not in now:
+                return f"{path}.{key} (present in only one)"
+            if recorded[key] != now[key]:
+                return first_difference(recorded[key], now[key], f"{path}.{key}")
+        return path
+    if isinstance(recorded, list) and isinstance(now, list):
+        for index, (old, new) in enumerate(zip(recorded, now, strict=False)):
+            if old != new:
+                return first_difference(old, new, f"{path}[{index}]")
+        return f"{path} (length {len(recorded)} recorded, {len(now)} now)"
+    return f"{path} ({_short(recorded)} recorded, {_short(now)} now)"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,1 @@
+"""Test doubles that are real programs: the loopback model server (`model_server`)."""
