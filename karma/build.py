@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from karma.config import KarmaConfig, Tier
+from karma.config import KarmaConfig
 from karma.events import EventBus, iso, utcnow
 from karma.forecast import BudgetTracker
 from karma.gates.secrets import redact
 from karma.heal import Healer
 from karma.models.interface import ModelClient, Usage
+from karma.models.recorded import ReplayModel
 from karma.plan import Routing, RoutedPlan, Task
 from karma.recipes import Stack
 from karma.sandbox import spec_from_config
@@ -47,6 +48,8 @@ class Build:
     budget: BudgetTracker
     model_factory: Callable[[str], ModelClient]
     context_text: str = ""
+    draft_fixes: bool = True
+    """Escalation reports carry a fix drafted by the `large` model."""
     stop: threading.Event = field(default_factory=threading.Event)
     merge_lock: threading.Lock = field(default_factory=threading.Lock)
     _models: dict[str, ModelClient] = field(default_factory=dict)
@@ -85,8 +88,6 @@ class Build:
         spec = spec_from_config(self.config, image=self.image, workspace=path,
                                 run_id=self.run_id, task_id=task_id)
         if memory_factor != 1.0:
-            from dataclasses import replace
-
             spec = replace(spec, memory_mb=int(spec.memory_mb * memory_factor))
         sandbox = self.backend.start(spec)
         with self._lock:
@@ -106,12 +107,19 @@ class Build:
         for sandbox in live:
             sandbox.close()
 
-    def model(self, tier: Tier) -> ModelClient:
-        name = self.config.models.for_tier(tier)
+    def model(self, name: str) -> ModelClient:
+        """The client of `provider:model`, made once per build."""
         with self._lock:
             if name not in self._models:
                 self._models[name] = self.model_factory(name)
             return self._models[name]
+
+    def model_for(self, name: str, task_id: str, attempt: int) -> ModelClient:
+        """The model of one attempt; a replayed build answers from that attempt's record."""
+        model = self.model(name)
+        if isinstance(model, ReplayModel):
+            return model.scoped(task_id, attempt)
+        return model
 
     # -- the record ---------------------------------------------------------------------------
 

@@ -3,14 +3,14 @@
 Each attempt gets a fresh worktree cut from the build branch, a fresh sandbox and a fresh
 conversation on the model its tier names. After `finish`, the stack's checks run in the
 sandbox; a task succeeds only if they pass, and only then is it committed and merged.
-A failure is turned into evidence, classified, and remediated as the healer decides,
-until it succeeds, runs out of retries, or needs a human.
+A failure becomes evidence, is classified, and is treated as the healer decides (the
+healer decides, this module applies) until the task succeeds, or goes to a human.
 """
 
 from __future__ import annotations
 
 import shlex
-import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -18,26 +18,30 @@ from karma.agent import Brief, run_agent
 from karma.config import TIERS, Tier
 from karma.errors import WorkspaceError
 from karma.events import iso, utcnow
-from karma.heal import Evidence
+from karma.heal import AttemptRecord, Classification, Escalation, Evidence, Remedy
+from karma.heal.remediation import regenerate_lockfile, reinstall_dependencies, rerun_failed_tests
 from karma.models.recorded import RecordingModel
-from karma.sandbox.interface import ExecResult, Sandbox, SandboxSpec, SandboxUnavailable
+from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
 from karma.scheduler import Outcome
 from karma.tools import Toolbox
 
 if TYPE_CHECKING:
-    from karma.engine import Build
+    from karma.build import Build
     from karma.plan import Task
     from karma.workspace import Worktree
 
 
-@dataclass
+@dataclass(frozen=True)
 class Treatment:
-    """What the next attempt changes, as decided by the healer."""
+    """How the next attempt runs, as the healer's remedies have shaped it."""
 
     tier: Tier
     memory_factor: float = 1.0
     timeout_factor: float = 1.0
-    hints: list[str] = field(default_factory=list)
+    hints: tuple[str, ...] = ()
+    remedy: Remedy | None = None
+    recheck: tuple[str, str] | None = None
+    """(branch, failing output) of an attempt whose failed tests are only to be rerun."""
 
 
 @dataclass(frozen=True)
@@ -45,67 +49,96 @@ class AttemptEnd:
     status: str
     """succeeded, failed, conflict, infra, interrupted"""
     evidence: Evidence | None = None
+    classification: Classification | None = None
     commit: str | None = None
     detail: str = ""
+    branch: str | None = None
+
+
+@dataclass
+class _Task:
+    task: Task
+    records: list[AttemptRecord] = field(default_factory=list)
 
 
 def run_task(build: Build, task_id: str) -> Outcome:
     """Scheduler entry point: attempts until success, escalation or the retry limit."""
     task = build.plan.by_id[task_id]
     routing = build.routing[task_id]
-    treatment = Treatment(routing.tier, hints=build.healer.recall(list(task.files), task.kind))
-    first = build.next_attempt_number(task_id)
+    treatment = Treatment(routing.tier, hints=tuple(build.healer.recall(task.files, task.kind)))
     build.bus.emit("task_started", build.run_id, task_id, tier=routing.tier, model=routing.model)
     build.store.upsert_task(build.run_id, task_id, status="running", started_at=iso(utcnow()))
-    history: list[tuple[Evidence, str]] = []
-    for number in range(first, first + build.config.build.max_retries + 1):
+    records: list[AttemptRecord] = []
+    number = build.next_attempt_number(task_id)
+    while True:
+        started = time.monotonic()
         end = _attempt(build, task, number, treatment)
+        previous = records[-1] if records else None
+        if previous is not None and previous.remediation is not None:
+            build.healer.record_outcome(
+                previous.classification, previous.remediation,
+                "resolved" if end.status == "succeeded" else "failed",
+                task_id=task_id, run_id=build.run_id, seconds=time.monotonic() - started)
         if end.status == "succeeded":
             build.finish_task(task_id, "succeeded", commit=end.commit)
             return Outcome("succeeded")
         if end.status in {"infra", "interrupted"}:
             build.finish_task(task_id, "interrupted", reason=end.detail)
             return Outcome("interrupted", end.detail)
-        assert end.evidence is not None
-        decision = build.healer.decide(task_id, end.evidence, history, treatment.tier)
-        history.append((end.evidence, decision.remediation))
+        assert end.evidence is not None and end.classification is not None
+        build.healer.observe(end.evidence, end.classification, files=task.files, kind=task.kind)
+        build.bus.emit("failure_classified", build.run_id, task_id, attempt=number,
+                       pattern=end.classification.pattern_id,
+                       confidence=end.classification.confidence,
+                       **{"class": end.classification.failure_class})
+        decision = build.healer.decide(task_id, end.classification, records)
+        record = AttemptRecord(number, end.evidence, end.classification,
+                               None if isinstance(decision, Escalation) else decision.name,
+                               detail=end.detail)
+        records.append(record)
+        build.store.update_attempt_by_number(build.run_id, task_id, number,
+                                             remediation=record.remediation)
+        if isinstance(decision, Escalation):
+            return _escalate(build, task, records, decision)
         build.bus.emit("remediation_chosen", build.run_id, task_id, attempt=number,
-                       remediation=decision.remediation, reason=decision.reason,
-                       **{"class": decision.failure_class})
-        if decision.escalate:
-            report = build.healer.escalation_report(build.run_id, task, decision.reason)
-            build.bus.emit("task_escalated", build.run_id, task_id, reason=decision.reason,
-                           report_md=report.markdown, report_json=report.data)
-            build.finish_task(task_id, "escalated", reason=decision.reason)
-            return Outcome("escalated", decision.reason)
-        treatment = _apply(treatment, decision)
-    reason = f"failed after {build.config.build.max_retries + 1} attempts"
-    build.finish_task(task_id, "escalated", reason=reason)
-    return Outcome("escalated", reason)
+                       remediation=decision.name, tier=decision.tier,
+                       **{"class": end.classification.failure_class})
+        treatment = _treat(treatment, decision, end)
+        number += 1
 
 
-def _apply(treatment: Treatment, decision: object) -> Treatment:
-    from karma.heal import Decision
+def _escalate(build: Build, task: Task, records: list[AttemptRecord],
+              decision: Escalation) -> Outcome:
+    drafter = build.model(build.config.models.large) if build.draft_fixes else None
+    report = build.healer.escalation_report(task, records, drafter, reason=decision)
+    build.bus.emit("task_escalated", build.run_id, task.id, reason=decision.detail,
+                   report_md=build.redact(report.markdown), report_json=report.data)
+    build.finish_task(task.id, "escalated", reason=f"{decision.reason}: {decision.detail}")
+    return Outcome("escalated", f"{decision.reason}: {decision.detail}")
 
-    assert isinstance(decision, Decision)
+
+def _treat(treatment: Treatment, remedy: Remedy, end: AttemptEnd) -> Treatment:
     tier = treatment.tier
-    if decision.escalate_model and TIERS.index(tier) + 1 < len(TIERS):
+    if remedy.escalate_model and TIERS.index(tier) + 1 < len(TIERS):
         tier = TIERS[TIERS.index(tier) + 1]
-    hints = list(treatment.hints) + ([decision.hint] if decision.hint else [])
+    recheck = None
+    if remedy.rerun_failed_tests and end.branch and end.evidence:
+        recheck = (end.branch, end.evidence.output_tail)
     return replace(
-        treatment, tier=tier, hints=hints,
-        memory_factor=treatment.memory_factor * decision.memory_factor,
-        timeout_factor=treatment.timeout_factor * decision.timeout_factor,
+        treatment, tier=tier, hints=(*treatment.hints, remedy.hint), remedy=remedy,
+        memory_factor=treatment.memory_factor * remedy.memory_factor,
+        timeout_factor=treatment.timeout_factor * remedy.timeout_factor, recheck=recheck,
     )
 
 
 def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> AttemptEnd:
     model_name = build.config.models.for_tier(treatment.tier)
     name = f"{task.id}-{number}"
+    branch = build.work_branch(name)
     build.bus.emit("attempt_started", build.run_id, task.id, attempt=number,
                    model=model_name, tier=treatment.tier)
     attempt_id = build.store.add_attempt(build.run_id, task.id, number, model=model_name,
-                                         tier=treatment.tier, branch=build.work_branch(name))
+                                         tier=treatment.tier, branch=branch)
     build.store.upsert_task(build.run_id, task.id, attempts=number, model=model_name,
                             tier=treatment.tier)
     end = AttemptEnd("interrupted", detail="the run was interrupted")
@@ -113,45 +146,73 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
     worktree: Worktree | None = None
     try:
         with build.merge_lock:  # cut from the build branch as it stands now
-            tip = build.tip()
-        worktree = build.workspace.add_worktree(f"{build.run_id}/{name}",
-                                                build.work_branch(name), tip)
+            start_at = treatment.recheck[0] if treatment.recheck else build.tip()
+            worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
         sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor)
         build.store.update_attempt(attempt_id, container_id=sandbox.id)
         build.store.upsert_task(build.run_id, task.id, image=sandbox.image,
                                 container_id=sandbox.id)
-        end = _work(build, task, number, treatment, worktree, sandbox, attempt_id)
+        end = _work(build, task, number, model_name, treatment, worktree, sandbox, attempt_id)
     except SandboxUnavailable as exc:
-        build.stop.set()
+        build.interrupt()
         end = AttemptEnd("infra", detail=f"infrastructure failure: {exc}")
+    except SandboxError as exc:
+        if build.stop.is_set():
+            end = AttemptEnd("interrupted", detail="the run was interrupted")
+        else:
+            evidence = Evidence.from_log(str(exc), step="agent", command="sandbox")
+            end = AttemptEnd("failed", evidence, build.healer.classify(evidence), detail=str(exc))
     finally:
         if sandbox is not None:
             build.release_sandbox(sandbox)
         if worktree is not None:
             build.retire_worktree(worktree, keep=end.status != "succeeded")
-        evidence = end.evidence
+        c = end.classification
         build.store.update_attempt(
-            attempt_id, status=end.status, finished_at=iso(utcnow()), summary=end.detail,
-            evidence_json=evidence.to_json() if evidence else None,
-            failure_class=evidence.failure_class if evidence else None,
-            pattern_id=evidence.pattern_id if evidence else None,
-            signature=evidence.signature if evidence else None,
+            attempt_id, status=end.status, finished_at=iso(utcnow()),
+            summary=build.redact(end.detail),
+            evidence_json=build.redacted_json(end.evidence.to_json()) if end.evidence else None,
+            failure_class=c.failure_class if c else None, pattern_id=c.pattern_id if c else None,
+            signature=c.signature if c else None,
         )
         kind = "attempt_succeeded" if end.status == "succeeded" else "attempt_failed"
         build.bus.emit(kind, build.run_id, task.id, attempt=number, status=end.status,
                        reason=end.detail)
-    return end
+    return replace(end, branch=branch)
 
 
-def _work(build: Build, task: Task, number: int, treatment: Treatment,
+def _failed(build: Build, evidence: Evidence, detail: str) -> AttemptEnd:
+    return AttemptEnd("failed", evidence, build.healer.classify(evidence), detail=detail)
+
+
+def _work(build: Build, task: Task, number: int, model_name: str, treatment: Treatment,
           worktree: Worktree, sandbox: Sandbox, attempt_id: int) -> AttemptEnd:
     timeout = build.config.sandbox.exec_timeout_s * treatment.timeout_factor
+    if treatment.recheck is not None:  # rerun_failed_tests: same change, tests rerun only
+        rerun = rerun_failed_tests(sandbox, treatment.recheck[1], timeout_s=timeout)
+        if rerun.flaky:
+            return _integrate(build, task, number, model_name, worktree,
+                              f"passed on rerun {rerun.passed_on}: flaky test(s) "
+                              + ", ".join(rerun.plan.test_ids if rerun.plan else ()))
+        last = rerun.runs[-1] if rerun.runs else None
+        if last is None:
+            return _failed(build, Evidence.from_log(treatment.recheck[1], step="test"),
+                           "no failed tests to rerun were found")
+        return _failed(build, Evidence.from_exec(last, step="test"), "failed again on rerun")
+    remedy = treatment.remedy
+    if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
+        fix = (regenerate_lockfile if remedy.regenerate_lockfile else reinstall_dependencies)(
+            sandbox, timeout_s=timeout)
+        if fix.result is not None and not fix.ok:
+            return _failed(build, Evidence.from_exec(fix.result, step="install"),
+                           f"{fix.action} failed: {fix.detail}")
     toolbox = Toolbox(worktree.path, lambda cmd: sandbox.exec(cmd, timeout_s=timeout),
                       build.config.agent.output_chars)
-    model = RecordingModel(build.model(treatment.tier), build.store, build.run_id, task.id, number)
+    model = RecordingModel(build.model_for(model_name, task.id, number), build.store,
+                           build.run_id, task.id, number)
     brief = Brief(task.id, task.title, task.description, build.request, number,
                   plan_notes=build.plan_notes(task), context=build.context_text,
-                  hints=tuple(treatment.hints))
+                  hints=treatment.hints)
 
     def on_step(step: int, tool: str, args: dict[str, object], output: str, error: bool) -> None:
         build.store.add_step(run_id=build.run_id, task_id=task.id, attempt=number, step=step,
@@ -164,33 +225,31 @@ def _work(build: Build, task: Task, number: int, treatment: Treatment,
     if result.status == "interrupted" or build.stop.is_set():
         return AttemptEnd("interrupted", detail=result.detail or "interrupted")
     if result.status != "finished":
-        evidence = Evidence.from_agent(result.status, result.detail)
-        return AttemptEnd("failed", build.healer.classify(evidence), detail=result.detail)
+        evidence = Evidence.from_log(result.detail, step="agent", command=f"agent {result.status}")
+        return _failed(build, evidence, f"agent {result.status}: {result.detail}")
     changed = build.workspace.changed_files(worktree)
-    for check, outcome in _run_checks(build, sandbox, changed, timeout):
+    for step, outcome in _checks(build, worktree, sandbox, changed, timeout):
         if not outcome.ok:
-            evidence = Evidence.from_exec(check, outcome)
-            return AttemptEnd("failed", build.healer.classify(evidence),
-                              detail=f"check {check} failed (exit {outcome.exit_code})")
-    return _integrate(build, task, number, worktree, result.summary)
+            return _failed(build, Evidence.from_exec(outcome, step=step),
+                           f"{step} check failed (exit {outcome.exit_code}): {outcome.command}")
+    return _integrate(build, task, number, model_name, worktree, result.summary)
 
 
-def _run_checks(build: Build, sandbox: Sandbox, changed: list[str],
-                timeout: float) -> list[tuple[str, ExecResult]]:
+def _checks(build: Build, worktree: Worktree, sandbox: Sandbox, changed: list[str],
+            timeout: float) -> list[tuple[str, ExecResult]]:
+    """The stack's checks on what the task changed; stops at the first failure."""
     stack = build.stack
-    sources = [path for path in changed if stack.is_source(path)
-               and (build.workspace_path(path)).exists()]
-    tests = [path for path in sources if stack.is_test(path)]
-    done = []
+    sources = [p for p in changed if stack.is_source(p) and (worktree.path / p).is_file()]
+    tests = [p for p in sources if stack.is_test(p)]
+    done: list[tuple[str, ExecResult]] = []
     for check in stack.checks:
         if check.when == "files" and not sources:
             continue
-        command = check.command.format(
-            files=" ".join(map(shlex.quote, sources)),
-            tests=" ".join(map(shlex.quote, tests)),
-        )
         if "{tests}" in check.command and not tests:
             command = stack.test_command
+        else:
+            command = check.command.format(files=" ".join(map(shlex.quote, sources)),
+                                           tests=" ".join(map(shlex.quote, tests)))
         outcome = sandbox.exec(command, timeout_s=timeout)
         done.append((check.step, outcome))
         if not outcome.ok:
@@ -198,26 +257,30 @@ def _run_checks(build: Build, sandbox: Sandbox, changed: list[str],
     return done
 
 
-def _integrate(build: Build, task: Task, number: int, worktree: Worktree,
+def _integrate(build: Build, task: Task, number: int, model_name: str, worktree: Worktree,
                summary: str) -> AttemptEnd:
     trailers = {"Karma-Run": build.run_id, "Karma-Task": task.id,
-                "Karma-Attempt": str(number),
-                "Karma-Model": build.config.models.for_tier(build.routing[task.id].tier)}
-    message = build.redact(f"{task.title}\n\n{summary}")
-    commit = build.workspace.commit(worktree, message, trailers)
-    if commit is None:
+                "Karma-Attempt": str(number), "Karma-Model": model_name}
+    message = build.redact(f"{task.title}\n\n{summary}".strip())
+    commit = build.workspace.commit(worktree, message, trailers) or build.workspace.rev(
+        worktree.branch)
+    if commit is None or commit == worktree.base:
         return AttemptEnd("succeeded", detail="nothing to change")
     body = message + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
     with build.merge_lock:
         try:
             merged = build.workspace.integrate(build.branch, commit, body)
         except WorkspaceError as exc:
-            return AttemptEnd("failed", Evidence.from_agent("merge", str(exc)), detail=str(exc))
+            return _failed(build, Evidence.from_log(str(exc), step="build", command="git merge"),
+                           str(exc))
     if merged.commit is None:
         files = ", ".join(merged.conflicts) or "unknown files"
-        detail = f"merge conflict with the build branch in {files}"
         build.bus.emit("merge_conflict", build.run_id, task.id, files=list(merged.conflicts))
-        evidence = Evidence.from_conflict(list(merged.conflicts), merged.details)
-        return AttemptEnd("conflict", build.healer.classify(evidence), detail=detail)
+        evidence = Evidence.from_log(
+            f"merge conflict with the build branch in {files}\n{merged.details}",
+            step="build", command="git merge-tree")
+        return AttemptEnd("conflict", evidence, build.healer.classify(evidence),
+                          detail=f"merge conflict with the build branch in {files}: "
+                          "redo the change on top of the build branch as it is now")
     build.bus.emit("task_merged", build.run_id, task.id, commit=merged.commit)
-    return AttemptEnd("succeeded", commit=merged.commit)
+    return AttemptEnd("succeeded", commit=merged.commit, detail=summary)

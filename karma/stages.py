@@ -25,7 +25,7 @@ from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
 from karma.plan import RoutedPlan, parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
-from karma.recipes import detect_stack
+from karma.recipes import detect_stack, load_failure_patterns
 from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
 from karma.store import Store
@@ -80,8 +80,8 @@ def _make(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, 
     return Build(
         run_id=run_id, request=request, config=config, store=store, bus=bus,
         workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
-        stack=stack, image=image, backend=get_sandbox(config), healer=Healer.for_repo(
-            store, config, workspace.root, factory), budget=BudgetTracker(config.budget.max_cost_usd),
+        stack=stack, image=image, backend=get_sandbox(config), healer=Healer(
+            store, config, load_failure_patterns(workspace.root), run_id=run_id), budget=BudgetTracker(config.budget.max_cost_usd),
         model_factory=factory, context_text=context_text,
     )
 

@@ -234,6 +234,10 @@ class Store:
     def update_attempt(self, attempt_id: int, **fields: Any) -> None:
         self._update("attempts", {"id": attempt_id}, fields)
 
+    def update_attempt_by_number(self, run_id: str, task_id: str, number: int,
+                                 **fields: Any) -> None:
+        self._update("attempts", {"run_id": run_id, "task_id": task_id, "number": number}, fields)
+
     def attempts(self, run_id: str, task_id: str | None = None) -> list[Row]:
         if task_id is None:
             return self.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))

@@ -15,10 +15,12 @@ from rich.text import Text
 
 from karma.cli import (
     advisories,  # noqa: F401
+    build,  # noqa: F401
     doctor,  # noqa: F401
     gate,  # noqa: F401
     heal,  # noqa: F401
     plan,  # noqa: F401
+    record,  # noqa: F401
 )
 from karma.cli.app import app, err_console, state
 from karma.errors import ExitCode, KarmaError
