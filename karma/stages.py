@@ -182,6 +182,14 @@ def gate_status(rows: list[dict[str, Any]]) -> str:
 
 
 def task_rows(b: Build) -> list[dict[str, Any]]:
+    """The `tasks` of the build JSON; `history` lists each attempt's class and remediation."""
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for a in b.store.attempts(b.run_id):
+        attempts.setdefault(a["task_id"], []).append({
+            "attempt": a["number"], "status": a["status"], "model": a["model"],
+            "class": a["failure_class"], "pattern": a["pattern_id"],
+            "remediation": a["remediation"],
+        })
     rows = []
     for t in b.store.tasks(b.run_id):
         rows.append({
@@ -190,7 +198,7 @@ def task_rows(b: Build) -> list[dict[str, Any]]:
             "tokens_out": t["tokens_out"], "cost_usd": round(t["cost_usd"], 6),
             "started_at": t["started_at"], "finished_at": t["finished_at"],
             "sandbox": {"image": t["image"], "container_id": t["container_id"]},
-            "commit": t["commit_sha"],
+            "commit": t["commit_sha"], "history": attempts.get(t["id"], []),
         })
     return rows
 

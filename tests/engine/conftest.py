@@ -1,0 +1,50 @@
+"""Builds of the example project: real git, real Docker sandboxes, the scripted model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from karma.cli import main
+from karma.testing.demo import REQUEST, demo_config, demo_script, example_project
+from karma.testing.repos import init_repo
+
+BuildFn = Callable[..., tuple[int, dict[str, Any]]]
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Path:
+    return init_repo(tmp_path / "inventory", source=example_project(), message="inventory: initial")
+
+
+@pytest.fixture
+def karma_config(tmp_path: Path) -> Path:
+    config = tmp_path / "karma.toml"
+    config.write_text(demo_config().read_text() + '\n[heal]\nchooser = "ordered"\n')
+    return config
+
+
+@pytest.fixture
+def karma_build(
+    demo_repo: Path, karma_config: Path, tmp_path: Path, docker_engine: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> BuildFn:
+    """Run `karma build --json` on the demo repo with a script; (exit code, JSON)."""
+    monkeypatch.setenv("KARMA_BASE_IMAGE", docker_engine)
+
+    def run(script: dict[str, Any] | None = None, *extra: str) -> tuple[int, dict[str, Any]]:
+        path = tmp_path / "script.yaml"
+        path.write_text(yaml.safe_dump(script or demo_script()))
+        monkeypatch.setenv("KARMA_SCRIPT", str(path))
+        capsys.readouterr()
+        code = main(["-C", str(demo_repo), "--config", str(karma_config), "build", "--json",
+                     *extra, REQUEST])
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out.strip() else {}
+
+    return run

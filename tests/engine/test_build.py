@@ -1,0 +1,88 @@
+"""`karma build` end to end on the example project: real Docker, real git, real tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from karma.store import Store
+from karma.testing.demo import break_attempts, demo_script
+from karma.testing.repos import git
+
+pytestmark = pytest.mark.docker
+
+
+def _interval(task: dict[str, Any]) -> tuple[datetime, datetime]:
+    start = datetime.fromisoformat(task["started_at"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(task["finished_at"].replace("Z", "+00:00"))
+    return start, end
+
+
+def test_demo_build(karma_build: Any, demo_repo: Path, tmp_path: Path) -> None:
+    code, result = karma_build(None, "--no-gates")
+    assert code == 0, result
+    assert result["status"] == "succeeded"
+    tasks = {t["id"]: t for t in result["tasks"]}
+    assert set(tasks) == {"csv_export", "low_stock", "cli", "docs"}
+    assert all(t["status"] == "succeeded" and t["attempts"] == 1 for t in tasks.values())
+    # one commit per task on the build branch, each with its provenance trailers
+    log = git(demo_repo, "log", "--format=%(trailers:key=Karma-Task,valueonly)",
+              f"{result['base_commit']}..{result['branch']}").split()
+    assert sorted(log) == sorted(tasks)
+    assert git(demo_repo, "rev-parse", result["branch"]) == result["head_commit"]
+    # the two independent tasks ran at the same time, each in its own container
+    a, b = _interval(tasks["csv_export"]), _interval(tasks["low_stock"])
+    assert a[0] < b[1] and b[0] < a[1]
+    containers = {t["sandbox"]["container_id"] for t in tasks.values()}
+    assert len(containers) == 4
+    assert all(t["sandbox"]["image"].startswith("karma/stack-python:") for t in tasks.values())
+    # the user's checkout is untouched, and the tests pass on the build branch
+    assert git(demo_repo, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    assert git(demo_repo, "status", "--porcelain") == ""
+    checkout = tmp_path / "checkout"
+    git(demo_repo, "worktree", "add", "-q", str(checkout), result["branch"])
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                           cwd=checkout, capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout
+    assert "9 passed" in tests.stdout
+    # nothing is left behind
+    assert git(demo_repo, "branch", "--list", "karma-work/*") == ""
+    worktrees = git(demo_repo, "worktree", "list", "--porcelain").count("worktree ")
+    assert worktrees == 2  # the user's and the checkout above
+
+
+def test_failed_first_attempt_is_healed(karma_build: Any, demo_repo: Path) -> None:
+    code, result = karma_build(break_attempts(demo_script()), "--no-gates")
+    assert code == 0, result
+    task = next(t for t in result["tasks"] if t["id"] == "csv_export")
+    assert task["attempts"] == 2 and task["status"] == "succeeded"
+    first = task["history"][0]
+    assert first["status"] == "failed"
+    assert first["class"] == "test_failure"
+    assert first["remediation"] == "retry_with_hint"
+    store = Store(demo_repo / ".karma" / "karma.db")
+    calls = store.model_calls(result["run_id"], "csv_export")
+    second = [c for c in calls if c["attempt"] == 2][0]
+    assert "The previous attempt failed: test_failure" in second["request_json"]
+    outcomes = store.outcomes()
+    assert [(o["remediation"], o["outcome"]) for o in outcomes] == [("retry_with_hint", "resolved")]
+
+
+def test_task_failing_every_attempt_escalates(karma_build: Any, demo_repo: Path) -> None:
+    code, result = karma_build(break_attempts(demo_script(), attempts=(1, 2, 3, 4)), "--no-gates")
+    assert code == 1
+    assert result["status"] == "escalated"
+    tasks = {t["id"]: t for t in result["tasks"]}
+    assert tasks["csv_export"]["status"] == "escalated"
+    assert tasks["csv_export"]["attempts"] == 4
+    assert tasks["low_stock"]["status"] == "succeeded"  # kept on the build branch
+    assert tasks["cli"]["status"] == "skipped"
+    store = Store(demo_repo / ".karma" / "karma.db")
+    escalations = [e for e in store.events(result["run_id"]) if e["kind"] == "task_escalated"]
+    assert len(escalations) == 1
+    assert "What you must decide" in escalations[0]["data_json"]
