@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from karma.config import AgentConfig
+from karma.failpoints import failpoint
 from karma.models.interface import (
     ModelClient,
     ModelRequest,
@@ -114,6 +115,7 @@ def run_agent(
         except ProviderError as exc:
             result.status, result.detail = "provider_error", str(exc)
             return result
+        failpoint("after_model_reply")
         result.steps += 1
         result.usage = result.usage + reply.usage
         result.cost_usd += reply.cost_usd

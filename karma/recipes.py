@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import re
 import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from karma.errors import RecipeError
-from karma.home import data_dir
+from karma.home import builtin_dir, data_dir
 
 
 class _Recipe(BaseModel):
@@ -89,6 +90,8 @@ class Stack(_Recipe):
     detect: tuple[str, ...]
     dependency_files: tuple[str, ...] = ()
     sandbox: str
+    generated: tuple[str, ...] = ()
+    """gitignore patterns of what builds and checks leave behind; never committed."""
     source_globs: tuple[str, ...] = ("*",)
     test_globs: tuple[str, ...] = ()
     test_command: str
@@ -114,3 +117,140 @@ def detect_stack(repo: Path) -> Stack | None:
         if any(any(repo.glob(marker)) for marker in stack.detect):
             return stack
     return None
+
+
+# -- failure patterns -------------------------------------------------------------------
+
+FailureClass = Literal[
+    "type_error", "syntax_error", "import_error", "dependency_resolution", "network_error",
+    "out_of_memory", "test_failure", "flaky_test", "timeout", "lint_error", "compile_error",
+    "disk_full", "permission_denied", "missing_tool", "unknown",
+]  # fmt: skip
+RemediationName = Literal[
+    "retry_with_hint", "rerun_failed_tests", "fresh_sandbox",
+    "raise_memory", "raise_timeout", "escalate_model", "regenerate_lockfile",
+    "reinstall_dependencies", "quarantine_flaky_test",
+    "edit_ci_workflow", "edit_auth", "edit_migration", "lower_gate",
+]  # fmt: skip
+StepName = Literal["install", "build", "test", "lint", "typecheck", "agent"]
+
+
+def _compiles(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+    return patterns
+
+
+class Matcher(_Recipe):
+    """When a pattern applies: regexes on the output and conditions on how it ended."""
+
+    output: tuple[str, ...] = ()
+    """Regexes (Python, multiline): at least one must match, unless there are none."""
+    all: tuple[str, ...] = ()
+    """Regexes that must all match as well."""
+    exclude: tuple[str, ...] = ()
+    """Regexes none of which may match."""
+    exit_codes: tuple[int, ...] = ()
+    """The exit code must be one of these (empty: any)."""
+    limit: Literal["timeout", "memory", "pids"] | None = None
+    """The sandbox limit that must have stopped the command."""
+    steps: tuple[StepName, ...] = ()
+    """Steps this pattern is typical of: a match there raises the score (never required)."""
+    tools: tuple[str, ...] = ()
+    """Tools this pattern is typical of: a match raises the score (never required)."""
+
+    @field_validator("output", "all", "exclude")
+    @classmethod
+    def _regexes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _compiles(value)
+
+
+class RemediationSpec(_Recipe):
+    name: RemediationName
+    prior: float = Field(0.5, ge=0, le=1)
+    """Prior success rate, before this repository's outcomes are known."""
+    weight: float = Field(2.0, gt=0)
+    """How many observed outcomes the prior is worth."""
+    proposal: str | None = None
+    """For critical remediations: the change proposed to a human."""
+
+
+class FailurePattern(_Recipe):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    klass: FailureClass = Field(alias="class")
+    description: str = ""
+    confidence: float = Field(0.8, gt=0, le=1)
+    """How sure a match makes the classifier (before ambiguity with other patterns)."""
+    match: Matcher = Matcher()
+    specialises: tuple[FailureClass, ...] = ()
+    """Classes this pattern is a special case of (a flaky test is also a failed test):
+    their patterns matching as well is expected, not ambiguity."""
+    hint: str
+    """Told to the next attempt by retry_with_hint."""
+    prevention: str | None = None
+    """Told to first attempts on files or task kinds that failed this way before."""
+    remediations: tuple[RemediationSpec, ...] = Field(min_length=1)
+    source: str = ""
+    """The file the pattern was loaded from (set by the loader)."""
+
+
+class PatternFile(_Recipe):
+    patterns: tuple[FailurePattern, ...]
+
+
+def _yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: malformed YAML: {exc}") from None
+
+
+def failure_pattern_files(repo: Path | None = None) -> list[Path]:
+    """The seed table, then learned patterns: built-in, then the repository's own.
+
+    A project's `.karma/recipes/` may hold only `learned/`: the seed table then comes
+    from the next place that has one (KARMA_HOME, then the built-in copy).
+    """
+    root = recipes_dir(repo)
+    seeds = root / "failures"
+    if not seeds.is_dir():
+        seeds = builtin_dir("recipes") / "failures"
+    folders = [seeds, root / "learned", builtin_dir("recipes") / "learned"]
+    if repo is not None:
+        folders.append(repo / ".karma" / "recipes" / "learned")
+    unique = list(dict.fromkeys(folder.resolve() for folder in folders))
+    return [path for folder in unique for path in sorted(folder.glob("*.yaml"))]
+
+
+def load_failure_patterns(
+    repo: Path | None = None, *, files: list[Path] | None = None
+) -> list[FailurePattern]:
+    """Every failure pattern; a malformed file or a duplicate id is a `RecipeError`."""
+    patterns: list[FailurePattern] = []
+    origin: dict[str, Path] = {}
+    for path in files if files is not None else failure_pattern_files(repo):
+        data = _yaml(path)
+        if data is None:
+            continue
+        table = _validate(PatternFile, data, path)
+        for index, pattern in enumerate(table.patterns):
+            if pattern.id in origin:
+                raise RecipeError(
+                    f"{path}: patterns.{index}.id: {pattern.id!r} is already defined in "
+                    f"{origin[pattern.id]}"
+                )
+            origin[pattern.id] = path
+            patterns.append(pattern.model_copy(update={"source": str(path)}))
+    if not any(p.klass == "unknown" and not p.match.output for p in patterns):
+        raise RecipeError(
+            f"{recipes_dir(repo) / 'failures'}: no fallback pattern of class 'unknown' "
+            "without output matchers"
+        )
+    return patterns

@@ -18,6 +18,7 @@ from karma.agent import Brief, run_agent
 from karma.config import TIERS, Tier
 from karma.errors import WorkspaceError
 from karma.events import iso, utcnow
+from karma.failpoints import failpoint
 from karma.heal import AttemptRecord, Classification, Escalation, Evidence, Remedy
 from karma.heal.remediation import regenerate_lockfile, reinstall_dependencies, rerun_failed_tests
 from karma.models.recorded import RecordingModel
@@ -266,6 +267,7 @@ def _integrate(build: Build, task: Task, number: int, model_name: str, worktree:
         worktree.branch)
     if commit is None or commit == worktree.base:
         return AttemptEnd("succeeded", detail="nothing to change")
+    failpoint("after_commit")
     body = message + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
     with build.merge_lock:
         try:

@@ -76,6 +76,7 @@ def _make(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, 
     stack = detect_stack(workspace.root)
     if stack is None:
         raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
+    workspace.ignore_generated(stack.generated)
     image = ensure_image(stack.name, workspace.root, config)
     return Build(
         run_id=run_id, request=request, config=config, store=store, bus=bus,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from karma.failpoints import failpoint
 from karma.models.interface import ToolSpec
 from karma.sandbox.interface import ExecResult
 
@@ -170,6 +171,7 @@ class Toolbox:
         if os.geteuid() == 0 and owner.st_uid != 0:  # keep files editable by the sandbox user
             os.chown(target, owner.st_uid, owner.st_gid)
         self.written.add(self._relative(target))
+        failpoint("after_file_write")
 
     def _tool_write_file(self, path: str, content: str) -> ToolOutput:
         target = self.resolve(path)

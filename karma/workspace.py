@@ -14,7 +14,7 @@ sandbox, so it is never trusted, and hooks are disabled for KARMA's commits.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from git import Git
 from git.exc import GitCommandError
 
 from karma.errors import WorkspaceError
+from karma.failpoints import failpoint
 
 _SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*", "-c", "gc.auto=0")
 
@@ -56,6 +57,7 @@ class Workspace:
             ) from None
         self.root = Path(self._run("rev-parse", "--show-toplevel"))
         self.worktrees_dir = self.root / ".karma" / "worktrees"
+        self.excludes = self.root / ".karma" / "generated.gitignore"
         self._exclude_state_dir()
 
     def _exclude_state_dir(self) -> None:
@@ -79,9 +81,15 @@ class Workspace:
             ) from None
         return out
 
+    def ignore_generated(self, patterns: Sequence[str]) -> None:
+        """Keep these gitignore patterns out of every task commit (not the user's tree)."""
+        self.excludes.parent.mkdir(parents=True, exist_ok=True)
+        self.excludes.write_text("".join(f"{p}\n" for p in patterns))
+
     def _wt_git(self, worktree: Worktree, *args: str) -> str:
+        excludes = ("-c", f"core.excludesFile={self.excludes}") if self.excludes.exists() else ()
         return self._run(
-            f"--git-dir={worktree.git_dir}", f"--work-tree={worktree.path}", *args,
+            *excludes, f"--git-dir={worktree.git_dir}", f"--work-tree={worktree.path}", *args,
             handle=Git(str(worktree.path)),
         )
 
@@ -195,6 +203,7 @@ class Workspace:
         new = self._run("-c", "user.name=KARMA", "-c", "user.email=karma@localhost",
                         "commit-tree", tree_sha, "-p", tip, "-m", message)
         self._run("update-ref", f"refs/heads/{build_branch}", new, tip)
+        failpoint("during_merge")  # the branch moved; the run record does not know yet
         return MergeOutcome(new)
 
     def _merge_tree_conflicts(self, tip: str, commit: str) -> tuple[tuple[str, ...], str]:
