@@ -128,14 +128,16 @@ class Store:
     # -- plumbing -------------------------------------------------------------
 
     def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path}: schema version {version} is newer than this KARMA knows",
-                tip="upgrade KARMA, or point --db at another store",
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
+        # The version is read under the write lock: two processes opening a new store at
+        # once must not both create the schema.
+        with self.transaction():
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this KARMA knows",
+                    tip="upgrade KARMA, or point --db at another store",
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in script.split(";"):
                     if statement.strip():
                         self._db.execute(statement)

@@ -73,3 +73,142 @@ def test_kill_then_resume_gives_the_same_result(setup: dict[str, Any], point: st
     left = client.containers.list(all=True, filters={"label": f"karma.run_id={run_id}"})
     client.close()
     assert left == []
+
+
+class SocketProxy:
+    """A unix-socket pump in front of the Docker engine that can be cut, like a daemon
+    that dies: every connection through it is closed at once."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
+        import socket
+        import threading
+
+        self.path, self.target = path, target
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen(64)
+        self.conns: list[socket.socket] = []
+        self.cut = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self.cut.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        import socket
+
+        self.cut.set()
+        self.server.close()
+        for conn in self.conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            except OSError:
+                pass
+
+
+def _wait_for(repo: Path, sql: str, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    import time
+
+    db = repo / ".karma" / "karma.db"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"karma ended early: {proc.stderr.read() if proc.stderr else ''}")
+        if db.exists():
+            store = Store(db)
+            try:
+                if store.query(sql):
+                    return
+            finally:
+                store.close()
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {sql}")
+
+
+def _start(repo: Path, setup: dict[str, Any], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "karma", "-C", str(repo), "--config", str(setup["config"]),
+         "build", "--json", "--no-gates", REQUEST],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _finishes_on_resume(repo: Path, setup: dict[str, Any]) -> None:
+    store = Store(repo / ".karma" / "karma.db")
+    run_id = store.runs()[0]["id"]
+    store.close()
+    resumed = _karma(repo, setup["config"], "build", "--resume", run_id, "--json",
+                     "--no-gates", env=setup["env"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    result = json.loads(resumed.stdout)
+    assert git(repo, "rev-parse", f"{result['branch']}^{{tree}}") == setup["tree"]
+
+
+def test_docker_daemon_lost_mid_run_is_an_infrastructure_failure(setup: dict[str, Any]) -> None:
+    repo = init_repo(setup["base"] / "repo-daemon", source=example_project())
+    proxy = SocketProxy(setup["base"] / "docker-proxy.sock")
+    env = {**setup["env"], "DOCKER_HOST": f"unix://{proxy.path}"}
+    proc = _start(repo, setup, env)
+    try:
+        _wait_for(repo, "SELECT 1 FROM steps WHERE tool = 'write_file'", proc)
+        proxy.close()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, err[-3000:]
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    store = Store(repo / ".karma" / "karma.db")
+    attempts = store.attempts(result["run_id"])
+    assert any(a["status"] == "infra" for a in attempts)
+    assert not any(a["failure_class"] for a in attempts)  # not the task's fault
+    store.close()
+    _finishes_on_resume(repo, setup)
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(setup: dict[str, Any]) -> None:
+    import signal
+
+    repo = init_repo(setup["base"] / "repo-sigint", source=example_project())
+    proc = _start(repo, setup, setup["env"])
+    try:
+        _wait_for(repo, "SELECT 1 FROM steps WHERE tool = 'write_file'", proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    result = json.loads(out)
+    assert result["status"] == "interrupted"
+    client = docker.from_env()
+    left = client.containers.list(all=True, filters={"label": f"karma.run_id={result['run_id']}"})
+    client.close()
+    assert left == []
+    _finishes_on_resume(repo, setup)
