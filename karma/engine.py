@@ -21,6 +21,7 @@ from karma.events import EventBus, iso, utcnow
 from karma.forecast import BudgetTracker
 from karma.models.interface import ModelClient
 from karma.plan import TaskId
+from karma.sandbox.interface import SandboxBackend
 from karma.scheduler import Outcome, run_dag
 from karma.store import Store
 from karma.workspace import Workspace
@@ -73,20 +74,26 @@ def build(
     resume: str | None = None,
     model_factory: Callable[[str], ModelClient] | None = None,
     gates: bool = True,
+    base: str | None = None,
+    backend: SandboxBackend | None = None,
 ) -> BuildResult:
-    """Run a build (or resume one) to its end; the result says how it ended."""
+    """Run a build (or resume one) to its end; the result says how it ended.
+
+    `base` builds from another commit than HEAD (a replay); `backend` replaces the Docker
+    backend (the engine-overhead bench passes an instant one).
+    """
     from karma import stages
 
     workspace = Workspace(repo)
     factory = model_factory or stages.default_model_factory(config)
     with stages.build_lock(workspace.root / ".karma", bus):
         if resume:
-            b = stages.resume(resume, workspace, config, store, bus, factory)
+            b = stages.resume(resume, workspace, config, store, bus, factory, backend)
         else:
             if not request.strip():
                 raise UsageError("the request is empty", tip='karma build "what to build"')
             b = stages.start(new_run_id(), request, workspace, config, store, bus, factory,
-                             plan_file)
+                             plan_file, base=base, backend=backend)
         outcomes = _schedule(b)
         gate_rows = stages.run_gates(b, outcomes) if gates and _all_ok(outcomes) else []
         return _finish(b, outcomes, gate_rows)

@@ -28,6 +28,7 @@ from karma.planner import make_plan, plan_from_file
 from karma.recipes import detect_stack, load_failure_patterns
 from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
+from karma.sandbox.interface import SandboxBackend
 from karma.store import Store
 from karma.workspace import Workspace
 
@@ -72,24 +73,27 @@ def _alive(pid: str) -> bool:
 
 def _make(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, store: Store,
           bus: EventBus, factory: Callable[[str], ModelClient], routed: RoutedPlan,
-          base: str, context_text: str) -> Build:
+          base: str, context_text: str, backend: SandboxBackend | None) -> Build:
     stack = detect_stack(workspace.root)
     if stack is None:
         raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
     workspace.ignore_generated(stack.generated)
-    image = ensure_image(stack.name, workspace.root, config)
+    image = ensure_image(stack.name, workspace.root, config) if backend is None else "injected"
     return Build(
         run_id=run_id, request=request, config=config, store=store, bus=bus,
         workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
-        stack=stack, image=image, backend=get_sandbox(config), healer=Healer(
+        stack=stack, image=image, backend=backend or get_sandbox(config), healer=Healer(
             store, config, load_failure_patterns(workspace.root), run_id=run_id), budget=BudgetTracker(config.budget.max_cost_usd),
         model_factory=factory, context_text=context_text,
     )
 
 
 def start(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, store: Store,
-          bus: EventBus, factory: Callable[[str], ModelClient], plan_file: Path | None) -> Build:
-    base = workspace.head()
+          bus: EventBus, factory: Callable[[str], ModelClient], plan_file: Path | None, *,
+          base: str | None = None, backend: SandboxBackend | None = None) -> Build:
+    base = workspace.rev(base) if base else workspace.head()
+    if base is None:
+        raise UsageError("the base commit to build from does not exist")
     context = gather_context(workspace.root)
     store.create_run(run_id, request, workspace.root, base_commit=base, pid=os.getpid(),
                      branch=f"karma/{run_id}", config_json=config.model_dump_json())
@@ -119,13 +123,13 @@ def start(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, 
         raise
     workspace.create_branch(f"karma/{run_id}", base)
     b = _make(run_id, request, workspace, config, store, bus, factory, routed, base,
-              context.render())
+              context.render(), backend)
     b.budget.spend(planner_cost)
     return b
 
 
 def resume(run_id: str, workspace: Workspace, config: KarmaConfig, store: Store, bus: EventBus,
-           factory: Callable[[str], ModelClient]) -> Build:
+           factory: Callable[[str], ModelClient], backend: SandboxBackend | None = None) -> Build:
     """Pick a run up where it stopped: integrated tasks stay done, half-done work is salvaged."""
     row = store.run(run_id)
     if row is None or not row["plan_json"]:
@@ -152,7 +156,7 @@ def resume(run_id: str, workspace: Workspace, config: KarmaConfig, store: Store,
     store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
     bus.emit("run_started", run_id, request=row["request"], base=base, resumed=True)
     b = _make(run_id, row["request"], workspace, config, store, bus, factory, routed, base,
-              gather_context(workspace.root).render())
+              gather_context(workspace.root).render(), backend)
     b.backend.reap_run(run_id)
     b.budget.spend(float(row["cost_usd"] or 0.0))
     return b

@@ -104,6 +104,9 @@ class Workspace:
         except WorkspaceError:
             return None
 
+    def tree(self, commit: str) -> str:
+        return self._run("rev-parse", f"{commit}^{{tree}}")
+
     def create_branch(self, branch: str, at: str) -> None:
         if self.rev(branch) is None:
             self._run("branch", branch, at)

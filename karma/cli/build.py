@@ -76,3 +76,38 @@ def resume_command(
     """Continue a build that was interrupted or killed."""
     return _run("", json_out=json_out, jobs=jobs, max_cost=None, plan_file=None,
                 resume=run_id, gates=True)
+
+
+@app.command("replay")
+def replay_command(
+    run_id: Annotated[str, typer.Argument(help="The recorded run to replay.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> ExitCode:
+    """Re-run a recorded build from its recorded replies (no model calls); report divergence."""
+    from karma.events import EventBus
+    from karma.replay import replay
+    from karma.store import Store
+    from karma.ui import TerminalView
+    from karma.workspace import Workspace
+
+    config = state.config()
+    store = Store(config.db_path(state.repo))
+    bus = EventBus()
+    bus.subscribe(store.record_event)
+    try:
+        with TerminalView(err_console) as view:
+            bus.subscribe(view)
+            report = replay(run_id, workspace=Workspace(state.repo), config=config,
+                            store=store, bus=bus)
+    finally:
+        store.close()
+    data = report.to_json()
+    if json_out:
+        out.print(json.dumps(data, indent=2), markup=False, highlight=False)
+    else:
+        verdict = "same result" if report.faithful else "diverged"
+        out.print(f"replay of {run_id}: {verdict} (branch {report.replay.branch})",
+                  markup=False, highlight=False)
+        for line in (*report.task_changes, *report.divergences[:20]):
+            out.print(f"  {line}", markup=False, highlight=False)
+    return ExitCode.OK if report.faithful else ExitCode.FAILED

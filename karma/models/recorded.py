@@ -103,9 +103,16 @@ class ReplayModel:
         attempt: int | None = None,
         *,
         name: str | None = None,
+        strict: bool = True,
+        divergences: list[str] | None = None,
         _rows: list[dict[str, Any]] | None = None,
     ) -> None:
         self.name = name or f"replay:{run_id}"
+        self.strict = strict
+        """Strict: a request that differs from the recording raises `ReplayDiverged`.
+        Lenient: the recorded reply is given anyway and the difference is noted in
+        `divergences` (tool output such as test timings differs from run to run)."""
+        self.divergences = divergences if divergences is not None else []
         self._store = store
         self._run_id = run_id
         self._rows = _rows if _rows is not None else store.model_calls(run_id)
@@ -117,7 +124,8 @@ class ReplayModel:
     def scoped(self, task_id: str | None, attempt: int | None) -> ReplayModel:
         """The replay of one task attempt (its own seq counter, the same record)."""
         return ReplayModel(
-            self._store, self._run_id, task_id, attempt, name=self.name, _rows=self._rows
+            self._store, self._run_id, task_id, attempt, name=self.name, strict=self.strict,
+            divergences=self.divergences, _rows=self._rows,
         )
 
     def complete(self, request: ModelRequest) -> ModelReply:
@@ -146,6 +154,10 @@ class ReplayModel:
                 tip="the code or prompts changed since the run; record it again",
             )
         path = first_difference(json.loads(here[0]["request_json"]), request_to_json(request))
+        if not self.strict:
+            with self._lock:
+                self.divergences.append(f"{where}: {path}")
+            return _answer(here[0])
         raise ReplayDiverged(
             f"replay of run {self._run_id}: {where} differs from the recording at {path}",
             tip="the code or prompts changed since the run; record it again",

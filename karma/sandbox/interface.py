@@ -86,6 +86,10 @@ class SandboxBackend(Protocol):
         """Remove KARMA's containers whose run is not in `keep_run_ids`; return their ids."""
         ...
 
+    def reap_run(self, run_id: str) -> list[str]:
+        """Remove the containers of one run (a resumed run's orphans); return their ids."""
+        ...
+
 
 class SandboxError(KarmaError):
     pass

@@ -86,3 +86,24 @@ def test_task_failing_every_attempt_escalates(karma_build: Any, demo_repo: Path)
     escalations = [e for e in store.events(result["run_id"]) if e["kind"] == "task_escalated"]
     assert len(escalations) == 1
     assert "What you must decide" in escalations[0]["data_json"]
+
+
+def test_replay_reproduces_the_build_without_model_calls(
+    karma_build: Any, demo_repo: Path, karma_config: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from karma.cli import main
+
+    code, result = karma_build(None, "--no-gates")
+    assert code == 0
+    monkeypatch.setenv("KARMA_SCRIPT", "/nonexistent/script.yaml")  # no model can answer
+    code = main(["-C", str(demo_repo), "--config", str(karma_config), "replay", "--json",
+                 result["run_id"]])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report
+    assert report["status"] == "same" and report["same_tree"]
+    assert report["replay_run_id"] != result["run_id"]
+    assert git(demo_repo, "rev-parse", f"{report['branch']}^{{tree}}") == git(
+        demo_repo, "rev-parse", f"{result['branch']}^{{tree}}")

@@ -1,0 +1,361 @@
+"""The HTML run report: one self-contained file (inline CSS and SVG, no script, no CDN).
+
+Escaping is not left to care: every value is put into markup through `h()` / `Safe`, so a
+string is escaped unless it is markup this module built itself. The DAG is an SVG laid out
+by generation (columns) and the timeline is an SVG Gantt of attempts on a shared clock, so
+the parallelism of the build shows as overlapping bars.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from string import Template
+from typing import Any
+
+from karma.ci import plain
+from karma.report import RunRecord, max_parallel, timeline
+
+
+class Safe(str):
+    """Markup built here, already escaped."""
+
+
+def esc(value: object, limit: int | None = None) -> Safe:
+    if isinstance(value, Safe):
+        return value
+    return Safe(html.escape(plain("" if value is None else value, limit), quote=True))
+
+
+def h(template: str, **values: object) -> Safe:
+    """`template` with `$name`s filled, each value escaped unless it is `Safe`."""
+    return Safe(Template(template).substitute({k: esc(v) for k, v in values.items()}))
+
+
+def join(parts: Iterable[str]) -> Safe:
+    return Safe("".join(p if isinstance(p, Safe) else esc(p) for p in parts))
+
+
+COLOURS = {
+    "succeeded": "#2da44e",
+    "merged": "#2da44e",
+    "escalated": "#8250df",
+    "failed": "#cf222e",
+    "conflict": "#d4a72c",
+    "running": "#0969da",
+    "skipped": "#8c959f",
+    "pending": "#8c959f",
+    "interrupted": "#d4a72c",
+    "abandoned": "#8c959f",
+    "infra": "#d4a72c",
+}
+
+
+def colour(status: object) -> str:
+    return COLOURS.get(str(status), "#57606a")
+
+
+# -- the DAG ---------------------------------------------------------------------------------------
+
+
+def dag_svg(record: RunRecord) -> Safe:
+    gens = record.generations()
+    deps = record.deps()
+    status = {t["id"]: t["status"] for t in record.tasks}
+    titles = {t["id"]: t["title"] for t in record.tasks}
+    w, hgt, gx, gy = 190, 46, 70, 22
+    pos: dict[str, tuple[int, int]] = {}
+    for col, gen in enumerate(gens):
+        for row, task_id in enumerate(gen):
+            pos[task_id] = (20 + col * (w + gx), 20 + row * (hgt + gy))
+    width = 40 + max(1, len(gens)) * (w + gx) - gx
+    height = 40 + max((len(g) for g in gens), default=1) * (hgt + gy) - gy
+    parts: list[Safe] = []
+    for task_id, ds in deps.items():
+        for dep in ds:
+            if dep in pos and task_id in pos:
+                (x0, y0), (x1, y1) = pos[dep], pos[task_id]
+                parts.append(
+                    h(
+                        '<path d="M$a $b C$c $b, $c $d, $e $d" class="edge" '
+                        'marker-end="url(#arrow)"/>',
+                        a=x0 + w,
+                        b=y0 + hgt // 2,
+                        c=(x0 + w + x1) // 2,
+                        d=y1 + hgt // 2,
+                        e=x1,
+                    )
+                )
+    for task_id, (x, y) in pos.items():
+        parts.append(
+            h(
+                '<g class="node"><title>$full</title>'
+                '<rect x="$x" y="$y" width="$w" height="$hh" rx="6" '
+                'fill="#fff" stroke="$c" stroke-width="2"/>'
+                '<rect x="$x" y="$y" width="6" height="$hh" '
+                'fill="$c"/><text x="$tx" y="$ty1" class="nid">$id</text>'
+                '<text x="$tx" y="$ty2" class="ntitle">$title</text></g>',
+                full=f"{task_id}: {titles.get(task_id, '')} ({status.get(task_id, 'pending')})",
+                x=x,
+                y=y,
+                w=w,
+                hh=hgt,
+                c=colour(status.get(task_id)),
+                tx=x + 14,
+                ty1=y + 19,
+                ty2=y + 36,
+                id=plain(task_id, 26),
+                title=plain(titles.get(task_id, ""), 28),
+            )
+        )
+    return h(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="$w" height="$h" '
+        'viewBox="0 0 $w $h" role="img" aria-label="task DAG"><defs><marker id="arrow" '
+        'viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto"><path d="M0 0 L10 5 L0 10 z" fill="#57606a"/></marker></defs>'
+        "$body</svg>",
+        w=width,
+        h=height,
+        body=join(parts),
+    )
+
+
+# -- the timeline ------------------------------------------------------------------------------
+
+
+def gantt_svg(bars: Sequence[Mapping[str, Any]]) -> Safe:
+    if not bars:
+        return Safe("<p>No attempt was recorded.</p>")
+    tasks = list(dict.fromkeys(str(b["task"]) for b in bars))
+    span = max(max(float(b["end_s"]) for b in bars), 1e-3)
+    left, right, row_h, top = 170, 30, 26, 28
+    width = 900
+    scale = (width - left - right) / span
+    parts: list[Safe] = []
+    for i in range(6):
+        x = left + (width - left - right) * i / 5
+        parts.append(
+            h(
+                '<line x1="$x" y1="$a" x2="$x" y2="$b" class="grid"/>'
+                '<text x="$x" y="$t" class="tick">$label</text>',
+                x=round(x, 1),
+                a=top - 6,
+                b=top + len(tasks) * row_h,
+                t=top - 10,
+                label=f"{span * i / 5:.1f}s",
+            )
+        )
+    for row, task_id in enumerate(tasks):
+        y = top + row * row_h
+        parts.append(h('<text x="8" y="$y" class="lane">$t</text>', y=y + 17, t=plain(task_id, 22)))
+    for bar in bars:
+        y = top + tasks.index(str(bar["task"])) * row_h + 4
+        x0 = left + float(bar["start_s"]) * scale
+        bw = max(3.0, (float(bar["end_s"]) - float(bar["start_s"])) * scale)
+        parts.append(
+            h(
+                '<g class="bar"><title>$tip</title>'
+                '<rect x="$x" y="$y" width="$w" height="18" rx="3" '
+                'fill="$c"/><text x="$tx" y="$ty" class="barlabel">#$n</text></g>',
+                tip=(
+                    f"{bar['task']} attempt {bar['attempt']}: {bar['status']} on {bar['model']} "
+                    f"({bar['start_s']:.1f}s to {bar['end_s']:.1f}s)"
+                ),
+                x=round(x0, 1),
+                y=y,
+                w=round(bw, 1),
+                c=colour(bar["status"]),
+                tx=round(x0 + 4, 1),
+                ty=y + 13,
+                n=bar["attempt"],
+            )
+        )
+    height = top + len(tasks) * row_h + 10
+    return h(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="$w" height="$h" viewBox="0 0 $w $h" '
+        'role="img" aria-label="timeline of attempts">$body</svg>',
+        w=width,
+        h=height,
+        body=join(parts),
+    )
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;
+color:#1f2328;max-width:1200px}h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;
+border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:28px}table{border-collapse:collapse;
+margin:8px 0}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa}.status{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff}
+pre{background:#f6f8fa;padding:10px;overflow:auto;white-space:pre-wrap;max-height:420px}
+.request{background:#f6f8fa;border-left:4px solid #0969da;padding:8px 12px;white-space:pre-wrap}
+.edge{fill:none;stroke:#57606a;stroke-width:1.5}.nid{font:bold 12px monospace;fill:#1f2328}
+.ntitle{font:12px sans-serif;fill:#57606a}.grid{stroke:#eaeef2}.tick{font:11px sans-serif;
+fill:#57606a;text-anchor:middle}.lane{font:12px monospace;fill:#1f2328}.barlabel{font:10px
+sans-serif;fill:#fff}.muted{color:#57606a}.totals td{font-weight:600}
+"""
+
+
+def badge(status: object) -> Safe:
+    return h('<span class="status" style="background:$c">$s</span>', c=colour(status), s=status)
+
+
+def _tasks_table(record: RunRecord) -> Safe:
+    rows = [
+        Safe(
+            "<tr><th>task</th><th>status</th><th>tier / model</th><th>attempts</th>"
+            "<th>tokens in / out</th><th>cost</th><th>commit</th></tr>"
+        )
+    ]
+    for t in record.tasks:
+        rows.append(
+            h(
+                '<tr><td><b>$id</b><br><span class="muted">$title</span></td><td>$st</td>'
+                "<td>$tier<br>$model</td><td>$att</td><td>$ti / $to</td><td>$$$cost</td>"
+                "<td><code>$commit</code></td></tr>",
+                id=t["id"],
+                title=t["title"],
+                st=badge(t["status"]),
+                tier=t["tier"] or "",
+                model=t["model"] or "",
+                att=t["attempts"],
+                ti=f"{t['tokens_in']:,}",
+                to=f"{t['tokens_out']:,}",
+                cost=f"{float(t['cost_usd'] or 0):.4f}",
+                commit=(t["commit_sha"] or "")[:10],
+            )
+        )
+    tot = record.totals()
+    rows.append(
+        h(
+            '<tr class="totals"><td>total</td><td>$ok of $n succeeded</td><td></td>'
+            "<td>$att</td><td>$ti / $to</td><td>$$$cost</td><td></td></tr>",
+            ok=tot["succeeded"],
+            n=tot["tasks"],
+            att=tot["attempts"],
+            ti=f"{tot['tokens_in']:,}",
+            to=f"{tot['tokens_out']:,}",
+            cost=f"{tot['cost_usd']:.4f}",
+        )
+    )
+    return h("<table>$rows</table>", rows=join(rows))
+
+
+def _attempts_table(record: RunRecord) -> Safe:
+    rows = [
+        Safe(
+            "<tr><th>task</th><th>#</th><th>status</th><th>model</th><th>class</th>"
+            "<th>remediation</th><th>summary</th><th>cost</th></tr>"
+        )
+    ]
+    for a in record.attempts:
+        rows.append(
+            h(
+                "<tr><td>$task</td><td>$n</td><td>$st</td><td>$model</td><td>$cls</td>"
+                "<td>$rem</td><td>$summary</td><td>$$$cost</td></tr>",
+                task=a["task_id"],
+                n=a["number"],
+                st=badge(a["status"]),
+                model=a["model"] or "",
+                cls=a["failure_class"] or "",
+                rem=a["remediation"] or "",
+                summary=plain(a["summary"] or "", 400),
+                cost=f"{float(a['cost_usd'] or 0):.4f}",
+            )
+        )
+    return h("<table>$rows</table>", rows=join(rows))
+
+
+def _gates(record: RunRecord) -> Safe:
+    if not record.gates:
+        return Safe("<p>No gate ran.</p>")
+    rows = [
+        Safe("<tr><th>gate</th><th>status</th><th>blocking</th><th>time</th><th>findings</th></tr>")
+    ]
+    for g in record.gates:
+        findings = [
+            h(
+                "<li><code>$rule</code> $sev $where: $msg</li>",
+                rule=f.get("rule", ""),
+                sev=f.get("severity", ""),
+                msg=plain(f.get("message", ""), 1000),
+                where=f"{f.get('path', '')}:{f.get('line', '')}" if f.get("path") else "",
+            )
+            for f in g["findings"][:50]
+        ]
+        rows.append(
+            h(
+                "<tr><td>$n</td><td>$st</td><td>$b</td><td>$d s</td><td><ul>$f</ul></td></tr>",
+                n=g["name"],
+                st=badge(g["status"]),
+                b="yes" if g["blocking"] else "no",
+                d=f"{float(g['duration_s'] or 0):.1f}",
+                f=join(findings),
+            )
+        )
+    return h("<table>$rows</table>", rows=join(rows))
+
+
+def _escalations(record: RunRecord) -> Safe:
+    if not record.escalations:
+        return Safe("<p>None.</p>")
+    return join(
+        h(
+            "<h3>$task</h3><p><b>What a human must do:</b> $reason</p><pre>$report</pre>",
+            task=e["task_id"],
+            reason=e["reason"],
+            report=plain(e["report_md"], 20000),
+        )
+        for e in record.escalations
+    )
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy"
+ content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>KARMA run $run_id</title><style>$css</style></head><body>
+<h1>KARMA run $run_id $status</h1>
+<p class="muted">branch <code>$branch</code> · base <code>$base</code> · head <code>$head</code> ·
+started $created · finished $finished · cost $$$cost · $calls model calls</p>
+$reason
+<h2>Request</h2><div class="request">$request</div>
+<h2>Plan</h2><div id="dag">$dag</div>
+<h2>Timeline</h2><p class="muted">Attempts on one clock; overlapping bars ran in parallel
+(at most $parallel at once).</p><div id="timeline">$gantt</div>
+<h2>Tasks</h2>$tasks
+<h2>Attempts</h2>$attempts
+<h2>Gates</h2>$gates
+<h2>Escalations</h2>$escalations
+</body></html>
+"""
+
+
+def to_html(record: RunRecord) -> str:
+    r = record.run
+    bars = timeline(record)
+    reason = h("<p><b>Reason:</b> $r</p>", r=r["reason"]) if r["reason"] else Safe("")
+    return h(
+        PAGE,
+        run_id=record.run_id,
+        status=badge(r["status"]),
+        css=Safe(CSS),
+        branch=r["branch"] or "-",
+        base=(r["base_commit"] or "")[:12],
+        head=(r["head_commit"] or "")[:12],
+        created=r["created_at"],
+        finished=r["finished_at"] or "-",
+        cost=f"{record.totals()['cost_usd']:.4f}",
+        calls=len(record.calls),
+        reason=reason,
+        request=plain(r["request"], 20000),
+        dag=dag_svg(record),
+        parallel=max_parallel(bars),
+        gantt=gantt_svg(bars),
+        tasks=_tasks_table(record),
+        attempts=_attempts_table(record),
+        gates=_gates(record),
+        escalations=_escalations(record),
+    )
