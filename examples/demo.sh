@@ -25,6 +25,19 @@ git -c user.name="KARMA demo" -c user.email=demo@localhost commit -qm "inventory
 # builds, unless KARMA_BASE_IMAGE says otherwise.
 export KARMA_BASE_IMAGE=${KARMA_BASE_IMAGE:-karma/base:bookworm}
 export KARMA_SCRIPT=${KARMA_SCRIPT:-$here/scripts/inventory-demo.yaml}
+
+# No vulnerability service is reachable either: the audit gate asks an OSV endpoint that
+# KARMA serves on loopback from an offline copy of the PyPA advisory database.
+advisories=${KARMA_ADVISORIES:-$here/../../shared/advisories/pypa-advisory-database}
+if [ -z "${KARMA_OSV_URL:-}" ] && [ -d "$advisories" ]; then
+  "$karma" advisories serve "$advisories" --port 0 > "$work/advisories.url" 2>/dev/null &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do [ -s "$work/advisories.url" ] && break; sleep 0.1; done
+  KARMA_OSV_URL=$(head -1 "$work/advisories.url")
+  export KARMA_OSV_URL
+fi
+
 echo "demo repository: $work/inventory" >&2
-exec "$karma" --config "$here/demo.karma.toml" build --json "$@" \
+"$karma" --config "$here/demo.karma.toml" build --json "$@" \
   "Add CSV export and a low-stock report with a command-line entry point"

@@ -95,8 +95,10 @@ def build(
             b = stages.start(new_run_id(), request, workspace, config, store, bus, factory,
                              plan_file, base=base, backend=backend)
         outcomes = _schedule(b)
-        gate_rows = stages.run_gates(b, outcomes) if gates and _all_ok(outcomes) else []
-        return _finish(b, outcomes, gate_rows)
+        gate_rows, verdict = [], "succeeded"
+        if gates and _all_ok(outcomes):
+            gate_rows, verdict = stages.run_gates(b)
+        return _finish(b, outcomes, gate_rows, verdict)
 
 
 def _schedule(b: Build) -> dict[str, Outcome]:
@@ -145,11 +147,11 @@ def _status(b: Build, outcomes: dict[str, Outcome], gate_status: str) -> tuple[s
     return gate_status, ""
 
 
-def _finish(b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]]) -> BuildResult:
+def _finish(b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]],
+            verdict: str) -> BuildResult:
     from karma import stages
 
-    gate_status = stages.gate_status(gate_rows)
-    status, reason = _status(b, outcomes, gate_status)
+    status, reason = _status(b, outcomes, verdict)
     head = b.tip()
     run_row = b.store.run(b.run_id) or {}
     b.store.update_run(b.run_id, status=status, head_commit=head, reason=reason,

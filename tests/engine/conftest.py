@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from karma.advisories import serving
 from karma.cli import main
 from karma.testing.demo import REQUEST, demo_config, demo_script, example_project
 from karma.testing.repos import init_repo
 
 BuildFn = Callable[..., tuple[int, dict[str, Any]]]
+ADVISORIES = Path(__file__).resolve().parents[3] / "shared" / "advisories" / "pypa-advisory-database"
+
+
+@pytest.fixture(scope="session")
+def osv_url() -> Iterator[str]:
+    """The offline OSV endpoint the audit gate asks (no vulnerability service is reachable)."""
+    if not ADVISORIES.is_dir():
+        pytest.fail(f"{ADVISORIES} is missing (../shared/advisories)")
+    with serving(ADVISORIES) as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -31,11 +42,12 @@ def karma_config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def karma_build(
-    demo_repo: Path, karma_config: Path, tmp_path: Path, docker_engine: str,
+    demo_repo: Path, karma_config: Path, tmp_path: Path, docker_engine: str, osv_url: str,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> BuildFn:
     """Run `karma build --json` on the demo repo with a script; (exit code, JSON)."""
     monkeypatch.setenv("KARMA_BASE_IMAGE", docker_engine)
+    monkeypatch.setenv("KARMA_OSV_URL", osv_url)
 
     def run(script: dict[str, Any] | None = None, *extra: str) -> tuple[int, dict[str, Any]]:
         path = tmp_path / "script.yaml"

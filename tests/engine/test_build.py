@@ -107,3 +107,35 @@ def test_replay_reproduces_the_build_without_model_calls(
     assert report["replay_run_id"] != result["run_id"]
     assert git(demo_repo, "rev-parse", f"{report['branch']}^{{tree}}") == git(
         demo_repo, "rev-parse", f"{result['branch']}^{{tree}}")
+
+
+def test_review_request_changes_becomes_a_fix_task_then_approved(
+    karma_build: Any, demo_repo: Path
+) -> None:
+    script = demo_script()
+    script["conversations"][:0] = [
+        {"name": "review-1", "match": {"tool": "submit_review", "user": ["Review round 1"]},
+         "replies": [{"tool_calls": [{"name": "submit_review", "arguments": {
+             "verdict": "request_changes", "summary": "The CSV export lacks a docstring example.",
+             "findings": [{"path": "inventory/export.py", "line": 11, "severity": "major",
+                           "message": "Add an example of the output to the to_csv docstring."}],
+         }}]}]},
+        {"name": "fix", "match": {"user": ["Task review_fix_1:"]},
+         "replies": [
+             {"tool_calls": [{"name": "edit_file", "arguments": {
+                 "path": "inventory/export.py",
+                 "old": '"""The inventory as CSV: a header, then one row per item by SKU."""',
+                 "new": '"""The inventory as CSV: a header, then one row per item by SKU.\n\n'
+                        '    >>> to_csv(Inventory())\n    \'sku,name,quantity\\\\n\'\n    """'}}]},
+             {"tool_calls": [{"name": "finish", "arguments": {"summary": "Docstring example."}}]},
+         ]},
+    ]
+    code, result = karma_build(script)
+    assert code == 0, result
+    assert result["status"] == "succeeded"
+    fix = next(t for t in result["tasks"] if t["id"] == "review_fix_1")
+    assert fix["status"] == "succeeded" and fix["commit"]
+    review = next(g for g in result["gates"] if g["name"] == "review")
+    assert review["status"] in {"passed", "warning"}
+    assert ">>> to_csv(Inventory())" in git(demo_repo, "show", f"{result['branch']}:inventory/export.py")
+    assert result["report"] and Path(result["report"]).is_file()

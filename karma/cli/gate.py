@@ -1,0 +1,111 @@
+"""`karma gate`: run the gate suite on the working tree against a base; exit 0 or 1.
+
+Usable in any project's CI for human-written changes too. The result goes to stdout in
+the chosen format; each gate's one-line outcome goes to stderr as it finishes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from karma.cli.app import app, err_console, out, state
+from karma.config import KarmaConfig, env_layer
+from karma.errors import ConfigError, ExitCode, UsageError
+from karma.gates import GateResult, gate_tree, redact
+from karma.gates.change import resolve
+from karma.gates.interface import GateUnavailable
+from karma.gates.render import render
+
+if TYPE_CHECKING:
+    from karma.sandbox.interface import Sandbox, SandboxSpec
+
+
+def _config() -> KarmaConfig:
+    try:
+        return state.config()
+    except ConfigError as exc:
+        # A broken pyproject.toml is a finding about the project, not a reason to check nothing.
+        if "pyproject.toml" not in str(exc):
+            raise
+        err_console.print(
+            f"warning: {exc}; gating with the defaults and KARMA_* variables", markup=False
+        )
+        return KarmaConfig.model_validate(env_layer(os.environ))
+
+
+def _sandbox(repo: Path, config: KarmaConfig) -> tuple[Callable[[SandboxSpec], Sandbox], str]:
+    from karma.recipes import detect_stack
+    from karma.sandbox import get_sandbox
+    from karma.sandbox.images import ensure_image
+
+    stack = detect_stack(repo)
+    if stack is None:
+        raise UsageError("--sandbox: no stack detected in this repository")
+    backend = get_sandbox(config)
+    image = ensure_image(
+        stack.name, repo, config, log=lambda line: err_console.print(line, markup=False)
+    )
+    return backend.start, image
+
+
+@app.command()
+def gate(
+    base: Annotated[str, typer.Option("--base", help="The commit to compare against.")] = "HEAD",
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only this gate (repeatable).")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="text, json, sarif or markdown.")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the result here instead of stdout.")
+    ] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Run tests and pip freeze in the stack's Docker sandbox."),
+    ] = False,
+    ci: Annotated[
+        bool, typer.Option("--ci", help="CI mode (annotations by the CI integration).")
+    ] = False,
+) -> ExitCode:
+    """Run the quality gates on the working tree; exit 0 when every blocking gate passes."""
+    if fmt not in ("text", "json", "sarif", "markdown"):
+        raise UsageError(f"unknown format {fmt!r}", tip="use text, json, sarif or markdown")
+    config = _config()
+    repo = state.repo
+    try:
+        base_sha = resolve(repo, base)
+    except GateUnavailable as exc:
+        raise UsageError(
+            str(exc), tip="run karma gate in a git repository with --base REF"
+        ) from None
+
+    def progress(result: GateResult, blocking: bool) -> None:
+        err_console.print(
+            f"{result.name}: {result.status} ({result.duration_s:.1f}s) {redact(result.summary)}",
+            markup=False,
+            highlight=False,
+        )
+
+    names = tuple(name for item in only or () for name in item.split(",") if name)
+    start_sandbox, image = _sandbox(repo, config) if sandbox else (None, None)
+    result = gate_tree(
+        repo,
+        base_sha,
+        config,
+        only=names,
+        on_result=progress,
+        start_sandbox=start_sandbox,
+        sandbox_image=image,
+    )
+    text = render(result, fmt)  # type: ignore[arg-type]
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+    else:
+        out.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+    return ExitCode.OK if result.status == "passed" else ExitCode.FAILED

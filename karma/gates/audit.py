@@ -1,0 +1,282 @@
+"""The audit gate: pip-audit on the pinned dependencies, only new vulnerabilities block.
+
+The dependency list is frozen (`name==version` lines) so pip-audit runs with
+`--no-deps --disable-pip` and never resolves or installs anything on the host. It comes
+from `python -m pip freeze` inside the sandbox (what the tests really ran with) or, for
+`karma gate` without a sandbox, from the pins in the repository's requirement files.
+The base's pins (its requirement files at the base commit) are audited in the same
+pip-audit run; a vulnerability the base already had is reported, not blocking.
+
+An ignore list (`ignore = [{id, reason, expires}]`) silences a vulnerability until its
+expiry date; an expired entry stops silencing and says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from karma.errors import ConfigError
+from karma.gates.change import git
+from karma.gates.interface import (
+    Finding,
+    GateContext,
+    GateResult,
+    GateSettings,
+    GateUnavailable,
+    Status,
+)
+from karma.gates.sast import find_tool
+
+PIN = re.compile(
+    r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)(?:\[[^\]]*\])?\s*==\s*([A-Za-z0-9.+!_\-]+)\s*(?:[;#].*)?$"
+)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: str
+    path: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Ignore:
+    id: str
+    reason: str
+    expires: dt.date | None
+
+
+def parse_pins(text: str, path: str = "") -> list[Pin]:
+    pins = []
+    for number, line in enumerate(text.splitlines(), 1):
+        match = PIN.match(line)
+        if match:
+            pins.append(Pin(_norm(match.group(1)), match.group(2), path, number))
+    return pins
+
+
+def parse_ignores(entries: Iterable[Any]) -> list[Ignore]:
+    ignores = []
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not entry.get("id") or not entry.get("reason"):
+            raise ConfigError(
+                "gates.audit.ignore: each entry needs an id and a reason",
+                tip='ignore = [{id = "PYSEC-2018-28", reason = "...", expires = 2026-12-31}]',
+            )
+        expires = entry.get("expires")
+        if isinstance(expires, str):
+            try:
+                expires = dt.date.fromisoformat(expires)
+            except ValueError:
+                raise ConfigError(
+                    f"gates.audit.ignore: {entry['id']}: expires is not a date"
+                ) from None
+        if isinstance(expires, dt.datetime):
+            expires = expires.date()
+        ignores.append(Ignore(str(entry["id"]), str(entry["reason"]), expires))
+    return ignores
+
+
+def _requirement_files(root_files: Iterable[str], globs: Iterable[str]) -> list[str]:
+    globs = list(globs)
+    return sorted(f for f in root_files if any(fnmatch.fnmatch(f, g) for g in globs))
+
+
+class AuditGate:
+    name = "audit"
+
+    def run(self, ctx: GateContext, settings: GateSettings) -> GateResult:
+        started = time.monotonic()
+        pip_audit = find_tool(str(settings.get("pip_audit", "")), "pip-audit")
+        globs = tuple(settings.get("requirements", ["requirements*.txt"]))
+        today = dt.date.today()
+        ignores = parse_ignores(settings.get("ignore", []))
+        source = str(settings.get("source", "auto"))
+        if source == "auto":
+            source = (
+                "sandbox" if ctx.start_sandbox is not None and ctx.sandbox_image else "requirements"
+            )
+        head_files = _requirement_files((p.name for p in ctx.repo.iterdir() if p.is_file()), globs)
+        head = [
+            pin
+            for f in head_files
+            for pin in parse_pins((ctx.repo / f).read_text(encoding="utf-8", errors="replace"), f)
+        ]
+        if source == "sandbox":
+            located = {(pin.name, pin.version): pin for pin in head}
+            # An installed package no requirement file pins (a transitive one) is reported on
+            # the first requirement file, so code scanning still has a file to show it on.
+            anchor = head_files[0] if head_files else ""
+            head = [
+                located.get((pin.name, pin.version), Pin(pin.name, pin.version, anchor, 0))
+                for pin in self._frozen(ctx, settings)
+            ]
+        listed = git(ctx.repo, "ls-tree", "--name-only", ctx.base).splitlines()
+        base = [
+            pin
+            for f in _requirement_files(listed, globs)
+            for pin in parse_pins(git(ctx.repo, "show", f"{ctx.base}:{f}"), f)
+        ]
+        if not head:
+            where = (
+                "the sandbox's environment"
+                if source == "sandbox"
+                else "requirement files (name==version)"
+            )
+            return GateResult(
+                self.name,
+                "skipped",
+                (),
+                time.monotonic() - started,
+                f"no pinned dependencies in {where}",
+            )
+        vulns = self._audit(ctx, settings, pip_audit, {(p.name, p.version) for p in head + base})
+        at_base = {v for pin in base for v in vulns.get((pin.name, pin.version), {})}
+        findings: list[Finding] = []
+        ignored = 0
+        expired_seen: set[str] = set()
+        for pin in head:
+            for vid, (aliases, fix, description) in vulns.get((pin.name, pin.version), {}).items():
+                ids = {vid, *aliases}
+                rule = next((i for i in ignores if i.id in ids), None)
+                if rule is not None and (rule.expires is None or rule.expires >= today):
+                    ignored += 1
+                    continue
+                if rule is not None and rule.id not in expired_seen:
+                    expired_seen.add(rule.id)
+                    findings.append(
+                        Finding(
+                            "audit.ignore-expired",
+                            "warning",
+                            "",
+                            0,
+                            f"ignore entry {rule.id} expired on {rule.expires} ({rule.reason})",
+                        )
+                    )
+                new = vid not in at_base
+                fixed = f"; fixed in {', '.join(fix)}" if fix else ""
+                alias = f" ({', '.join(sorted(aliases))})" if aliases else ""
+                findings.append(
+                    Finding(
+                        vid,
+                        "error" if new else "warning",
+                        pin.path,
+                        pin.line,
+                        f"{pin.name} {pin.version} is vulnerable: {vid}{alias}{fixed}. "
+                        f"{description[:300]}",
+                        new,
+                    )
+                )
+        blocking = [f for f in findings if f.new and f.severity == "error"]
+        status: Status = "failed" if blocking else ("warning" if findings else "passed")
+        summary = (
+            f"{len(head)} pinned package(s) from {source}: {len(blocking)} new vulnerability(ies), "
+            f"{sum(not f.new for f in findings)} pre-existing, {ignored} ignored"
+        )
+        return GateResult(
+            self.name,
+            status,
+            tuple(findings),
+            time.monotonic() - started,
+            summary,
+            data={"source": source, "packages": len(head)},
+        )
+
+    def _frozen(self, ctx: GateContext, settings: GateSettings) -> list[Pin]:
+        from karma.sandbox import spec_from_config
+
+        assert ctx.start_sandbox is not None and ctx.sandbox_image is not None
+        spec = spec_from_config(
+            ctx.config,
+            image=ctx.sandbox_image,
+            workspace=ctx.repo,
+            run_id=ctx.run_id,
+            task_id="gate-audit",
+        )
+        box = ctx.start_sandbox(spec)
+        try:
+            result = box.exec(
+                "python -m pip freeze --exclude-editable",
+                timeout_s=min(settings.timeout_s, 120),
+            )
+        finally:
+            box.close()
+        if not result.ok:
+            raise GateUnavailable(
+                f"pip freeze in the sandbox failed (exit {result.exit_code}): "
+                f"{result.output[-300:]}"
+            )
+        # The installer's own packages (pip, setuptools, wheel) are left out: the base is
+        # compared by its requirement files, which never list them.
+        return [Pin(pin.name, pin.version) for pin in parse_pins(result.output)]
+
+    def _audit(
+        self, ctx: GateContext, settings: GateSettings, pip_audit: str, pins: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, tuple[list[str], list[str], str]]]:
+        """{(name, version): {vuln id: (aliases, fix versions, description)}}"""
+        workdir = Path(tempfile.mkdtemp(prefix="karma-audit-"))
+        try:
+            frozen = workdir / "frozen.txt"
+            frozen.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins)), encoding="utf-8")
+            out = workdir / "audit.json"
+            command = [
+                pip_audit,
+                "-r",
+                str(frozen),
+                "--no-deps",
+                "--disable-pip",
+                "-f",
+                "json",
+                "-o",
+                str(out),
+                "--progress-spinner",
+                "off",
+                "--vulnerability-service",
+                "osv",
+                "--timeout",
+                str(max(1, int(min(settings.timeout_s, 60)))),
+            ]
+            if ctx.config.gates.audit.osv_url:
+                command += ["--osv-url", ctx.config.gates.audit.osv_url]
+            try:
+                proc = subprocess.run(
+                    command, capture_output=True, text=True, timeout=settings.timeout_s, check=False
+                )
+            except subprocess.TimeoutExpired:
+                raise GateUnavailable(
+                    f"pip-audit did not finish within {settings.timeout_s:.0f} s"
+                ) from None
+            except OSError as exc:
+                raise GateUnavailable(f"pip-audit could not start: {exc}") from None
+            if proc.returncode not in (0, 1) or not out.is_file():
+                tail = " ".join(proc.stderr.strip().splitlines()[-3:])
+                raise GateUnavailable(f"pip-audit failed (exit {proc.returncode}): {tail[:400]}")
+            report = json.loads(out.read_text(encoding="utf-8"))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        found: dict[tuple[str, str], dict[str, tuple[list[str], list[str], str]]] = {}
+        for dep in report.get("dependencies", []):
+            key = (_norm(dep.get("name", "")), str(dep.get("version", "")))
+            for vuln in dep.get("vulns", []):
+                found.setdefault(key, {})[vuln["id"]] = (
+                    list(vuln.get("aliases", [])),
+                    list(vuln.get("fix_versions", [])),
+                    str(vuln.get("description", "")),
+                )
+        return found

@@ -1,0 +1,125 @@
+"""The one loader of `quality_gates/`: gate suites, semgrep rules and the review rubric.
+
+A suite is a TOML file (`quality_gates/<name>.toml`): an `order` and one table per gate.
+The built-in `default.toml` is also the schema: a gate accepts `enabled`, `blocking`,
+`timeout_s` and exactly the keys `default.toml` gives it, so a typo in a project's
+`gates.overrides` fails loudly and names the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from karma.errors import ConfigError
+from karma.gates.interface import GateSettings
+from karma.home import builtin_dir, data_dir
+
+COMMON_KEYS = frozenset({"enabled", "blocking", "timeout_s"})
+KNOWN_GATES = ("secrets", "sast", "audit", "tests", "bench", "approval", "review")
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    gates: tuple[GateSettings, ...]
+    """Enabled gates, in order."""
+
+    def only(self, names: tuple[str, ...]) -> Suite:
+        unknown = [name for name in names if name not in KNOWN_GATES]
+        if unknown:
+            raise ConfigError(
+                f"unknown gate {unknown[0]!r}", tip=f"gates are: {', '.join(KNOWN_GATES)}"
+            )
+        return Suite(self.name, tuple(g for g in self.gates if g.name in names))
+
+    def settings(self, name: str) -> GateSettings | None:
+        return next((g for g in self.gates if g.name == name), None)
+
+
+def quality_gates_dir(repo: Path | None = None) -> Path:
+    return data_dir("quality_gates", repo=repo)
+
+
+def _find(repo: Path | None, relative: str) -> Path:
+    """`relative` in the most specific quality_gates/ that has it, else the built-in one.
+
+    A project may override one suite or the rubric without copying the whole folder.
+    """
+    for folder in (quality_gates_dir(repo), builtin_dir("quality_gates")):
+        if (folder / relative).exists():
+            return folder / relative
+    return builtin_dir("quality_gates") / relative
+
+
+def semgrep_rules_dir(repo: Path | None = None) -> Path:
+    return _find(repo, "semgrep")
+
+
+def review_rubric(repo: Path | None = None) -> str:
+    return _find(repo, "review/rubric.md").read_text(encoding="utf-8")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _schema() -> dict[str, frozenset[str]]:
+    data = _read(builtin_dir("quality_gates") / "default.toml")
+    return {name: frozenset(table) | COMMON_KEYS for name, table in data["gates"].items()}
+
+
+def _check_keys(where: str, gate: str, table: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    if gate not in schema:
+        raise ConfigError(f"{where}: unknown gate {gate!r}", tip=f"gates are: {', '.join(schema)}")
+    for key in table:
+        if key not in schema[gate]:
+            raise ConfigError(
+                f"{where}: gates.{gate}.{key}: unknown key",
+                tip=f"{gate} accepts: {', '.join(sorted(schema[gate]))}",
+            )
+
+
+def load_suite(
+    name: str = "default",
+    *,
+    repo: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Suite:
+    """The suite `name` with the project's `gates.overrides` applied on top."""
+    path = _find(repo, f"{name}.toml")
+    if not path.is_file():
+        raise ConfigError(f"no gate suite {name!r} ({path} does not exist)")
+    data = _read(path)
+    schema = _schema()
+    tables: dict[str, dict[str, Any]] = {}
+    for gate, table in data.get("gates", {}).items():
+        _check_keys(str(path), gate, table, schema)
+        tables[gate] = dict(table)
+    for gate, table in (overrides or {}).items():
+        _check_keys("gates.overrides", gate, table, schema)
+        tables[gate] = {**tables.get(gate, {}), **table}
+    order = data.get("order", list(tables))
+    for gate in order:
+        if gate not in tables:
+            raise ConfigError(f"{path}: order names {gate!r}, which has no [gates.{gate}] table")
+    gates: list[GateSettings] = []
+    for gate in order:
+        table = tables[gate]
+        if not table.get("enabled", True):
+            continue
+        options = {k: v for k, v in table.items() if k not in COMMON_KEYS}
+        try:
+            timeout = float(table.get("timeout_s", 300.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"gates.{gate}.timeout_s: not a number") from None
+        gates.append(GateSettings(gate, bool(table.get("blocking", True)), timeout, options))
+    return Suite(name, tuple(gates))

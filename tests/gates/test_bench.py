@@ -1,0 +1,44 @@
+"""The bench gate: base and head timed alike; a regression past the threshold fails."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from karma.config import KarmaConfig
+from karma.gates import GateContext, GateResult, load_suite, run_suite
+from tests.gates.conftest import git, make_repo, write
+
+# The benchmark prints its own score (a made-up cost), so the test is not timing-dependent.
+BENCH = "COST = {cost}\nprint('score', COST)\n"
+
+
+def bench(repo: Path, **overrides: object) -> GateResult:
+    settings = {"command": f"{sys.executable} bench.py", "repeat": 2, **overrides}
+    ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=KarmaConfig())
+    gate = run_suite(ctx, load_suite(overrides={"bench": settings}).only(("bench",))).result(
+        "bench"
+    )
+    assert gate is not None
+    return gate
+
+
+def test_regression_past_threshold_fails(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"bench.py": BENCH.format(cost=100)})
+    write(repo, {"bench.py": BENCH.format(cost=115)})
+    gate = bench(repo)
+    assert gate.status == "failed" and gate.data["change_pct"] == 15.0
+    assert bench(repo, threshold_pct=20).status == "passed"
+
+
+def test_within_threshold_passes_and_unconfigured_skips(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"bench.py": BENCH.format(cost=100)})
+    write(repo, {"bench.py": BENCH.format(cost=105)})
+    assert bench(repo).status == "passed"
+    assert bench(repo, command="").status == "skipped"
+
+
+def test_failing_benchmark_is_an_error(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"bench.py": "raise SystemExit(3)\n"})
+    gate = bench(repo)
+    assert gate.status == "error" and "exited 3" in gate.summary

@@ -1,0 +1,113 @@
+"""The review gate through the real SDKs and the loopback model server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from karma.config import KarmaConfig
+from karma.gates import GateContext, GateResult, load_suite, run_suite
+from karma.models import get_model
+from karma.models.script import parse_script
+from karma.testing.model_server import ModelServer
+from tests.gates.conftest import FAKE_AWS_KEY, git, make_repo, write
+
+REQUEST_CHANGES = {
+    "verdict": "request_changes",
+    "summary": f"calc() evals user input; also the key {FAKE_AWS_KEY} is in the code",
+    "findings": [
+        {"path": "app.py", "line": 6, "severity": "blocker", "message": "eval on input()"},
+        {"path": "app.py", "line": 1, "severity": "minor", "message": "name add() better"},
+    ],
+}
+APPROVE = {"verdict": "approve", "summary": "fine", "findings": []}
+INVALID = {"verdict": "maybe", "summary": "?", "findings": [], "extra": 1}
+
+
+def script(*replies: dict[str, Any]) -> Any:
+    return parse_script(
+        {
+            "conversations": [
+                {
+                    "name": "review",
+                    "match": {"tool": "submit_review", "user": ["Review this change"]},
+                    "replies": [
+                        {"tool_calls": [{"name": "submit_review", "arguments": r}]} for r in replies
+                    ],
+                }
+            ]
+        }
+    )
+
+
+def review(tmp_path: Path, server: ModelServer, provider: str) -> tuple[GateResult, ModelServer]:
+    repo = make_repo(tmp_path / "r", {"app.py": "def add(a, b):\n    return a + b\n"})
+    write(
+        repo,
+        {"app.py": "def add(a, b):\n    return a + b\n\n\ndef calc():\n    return eval(input())\n"},
+    )
+    base_url = server.anthropic_base_url if provider == "anthropic" else server.openai_base_url
+    config = KarmaConfig.model_validate(
+        {
+            "models": {"reviewer": f"{provider}:reviewer-model"},
+            "providers": {provider: {"base_url": base_url, "max_retries": 0}},
+        }
+    )
+    ctx = GateContext(
+        repo=repo,
+        base=git(repo, "rev-parse", "HEAD"),
+        config=config,
+        reviewer=get_model(config.models.reviewer, config, environ={}),
+        request="Add a calculator",
+        plan="1. add calc()",
+    )
+    gate = run_suite(ctx, load_suite().only(("review",))).result("review")
+    assert gate is not None
+    return gate, server
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_blocking_findings_fail_and_text_is_redacted(tmp_path: Path, provider: str) -> None:
+    with ModelServer(script(REQUEST_CHANGES)) as server:
+        gate, _ = review(tmp_path, server, provider)
+        (request,) = server.requests
+    assert gate.status == "failed", gate
+    assert [(f.rule, f.severity, f.path, f.line) for f in gate.findings] == [
+        ("review.blocker", "blocker", "app.py", 6),
+        ("review.minor", "minor", "app.py", 1),
+    ]
+    assert gate.data["verdict"] == "request_changes"
+    assert (
+        FAKE_AWS_KEY not in str(gate)
+        and "[REDACTED:secrets.aws-access-key-id]" in gate.data["summary"]
+    )
+    assert "eval(input())" in str(request)
+
+
+def test_approval_passes(tmp_path: Path) -> None:
+    with ModelServer(script(APPROVE)) as server:
+        gate, _ = review(tmp_path, server, "openai")
+    assert gate.status == "passed" and gate.data["verdict"] == "approve"
+
+
+def test_invalid_review_is_asked_again_once(tmp_path: Path) -> None:
+    with ModelServer(script(INVALID, APPROVE)) as server:
+        gate, _ = review(tmp_path, server, "openai")
+        assert len(server.requests) == 2
+    assert gate.status == "passed"
+
+
+def test_invalid_twice_is_an_error(tmp_path: Path) -> None:
+    with ModelServer(script(INVALID, INVALID)) as server:
+        gate, _ = review(tmp_path, server, "anthropic")
+    assert gate.status == "error" and "no valid review" in gate.summary
+
+
+def test_no_key_skips_with_the_reason(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.py": "x = 1\n"})
+    write(repo, {"a.py": "x = 2\n"})
+    ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=KarmaConfig())
+    gate = run_suite(ctx, load_suite().only(("review",))).result("review")
+    assert gate is not None and gate.status == "skipped" and "OPENAI_API_KEY" in gate.summary

@@ -1,0 +1,110 @@
+"""The tests gate on the host: counts, integrity, and each bad input bounded in time."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from karma.config import KarmaConfig
+from karma.gates import GateContext, GateResult, load_suite, run_suite
+from karma.recipes import detect_stack
+from tests.gates.conftest import PYTEST, git, make_repo, write
+
+PASSING = "def test_one():\n    assert 1\n\n\ndef test_two():\n    assert 2\n"
+
+
+def run_tests(repo: Path, **overrides: object) -> GateResult:
+    settings = {"command": PYTEST, "where": "host", "timeout_s": 60, **overrides}
+    ctx = GateContext(
+        repo=repo,
+        base=git(repo, "rev-parse", "HEAD"),
+        config=KarmaConfig(),
+        stack=detect_stack(repo),
+    )
+    gate = run_suite(ctx, load_suite(overrides={"tests": settings}).only(("tests",))).result(
+        "tests"
+    )
+    assert gate is not None
+    return gate
+
+
+def test_passing_suite_counts(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"test_a.py": PASSING})
+    gate = run_tests(repo)
+    assert gate.status == "passed", gate
+    assert gate.data["tests"] == 2 and gate.data["base_tests"] == 2 and gate.data["where"] == "host"
+
+
+def test_dropping_tests_fails_unless_approved(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"test_a.py": PASSING})
+    write(repo, {"test_a.py": "def test_one():\n    assert 1\n"})
+    gate = run_tests(repo)
+    assert gate.status == "failed" and [f.rule for f in gate.findings] == ["tests.fewer-tests"]
+    assert run_tests(repo, allow_fewer_tests=True).status == "passed"
+
+
+def test_new_skip_marker_fails_unless_approved(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"test_a.py": PASSING})
+    write(
+        repo,
+        {
+            "test_a.py": "import pytest\n\n\n"
+            + PASSING.replace("def test_two", "@pytest.mark.skip\ndef test_two")
+        },
+    )
+    gate = run_tests(repo)
+    assert gate.status == "failed"
+    assert [(f.rule, f.path, f.line) for f in gate.findings] == [
+        ("tests.new-skip-marker", "test_a.py", 8)
+    ]
+    assert run_tests(repo, allow_new_skips=True).status == "passed"
+
+
+def test_no_tests_is_skipped(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
+    gate = run_tests(repo)
+    assert gate.status == "skipped" and "no tests" in gate.summary
+
+
+def test_no_stack_no_command_is_skipped(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"README.md": "# docs only\n"})
+    gate = run_tests(repo, command="")
+    assert gate.status == "skipped" and "no test command" in gate.summary
+
+
+def test_broken_pyproject_says_what_failed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"pyproject.toml": "[project\nname = ", "test_a.py": PASSING})
+    gate = run_tests(repo)
+    assert gate.status == "failed" and gate.findings
+    assert "exited" in gate.findings[0].message
+
+
+def test_hanging_suite_is_stopped_at_its_timeout(tmp_path: Path) -> None:
+    hang = "import time\n\n\ndef test_hangs():\n    time.sleep(600)\n"
+    repo = make_repo(tmp_path / "r", {"test_a.py": hang})
+    gate = run_tests(repo, timeout_s=2)
+    assert gate.status == "error" and "did not finish within 2 s" in gate.summary
+
+
+def test_cli_on_repository_with_broken_pyproject(tmp_path: Path, capsys: object) -> None:
+    from karma.cli import main
+
+    repo = make_repo(tmp_path / "r", {"pyproject.toml": "[tool.karma\n", "a.py": "x = 1\n"})
+    write(repo, {"a.py": "x = 2\n"})
+    code = main(["-C", str(repo), "gate", "--only", "secrets,sast", "--format", "json"])
+    assert code == 0
+    assert sys.executable
+
+
+def test_failure_in_a_test_class_points_at_its_file(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            "tests/__init__.py": "",
+            "tests/test_k.py": "class TestK:\n    def test_a(self):\n        assert 1\n",
+        },
+    )
+    write(repo, {"tests/test_k.py": "class TestK:\n    def test_a(self):\n        assert 0\n"})
+    gate = run_tests(repo)
+    assert [(f.rule, f.path) for f in gate.findings] == [("tests.failure", "tests/test_k.py")]
+    assert "TestK::test_a" in gate.findings[0].message
