@@ -68,8 +68,15 @@ class AgentResult:
 
 
 def first_message(brief: Brief) -> str:
-    parts = [f"Task {brief.task_id}: {brief.title}", f"Attempt {brief.attempt}", "",
-             brief.description.strip(), "", "## The request", brief.request.strip()]
+    parts = [
+        f"Task {brief.task_id}: {brief.title}",
+        f"Attempt {brief.attempt}",
+        "",
+        brief.description.strip(),
+        "",
+        "## The request",
+        brief.request.strip(),
+    ]
     if brief.plan_notes:
         parts += ["", "## The plan around this task", brief.plan_notes.strip()]
     if brief.hints:
@@ -107,8 +114,11 @@ def run_agent(
             result.status, result.detail = "limit", over
             return result
         request = ModelRequest(
-            system=SYSTEM, messages=tuple(messages),  # type: ignore[arg-type]
-            tools=TOOLS, max_tokens=limits.reply_max_tokens, purpose="agent",
+            system=SYSTEM,
+            messages=tuple(messages),  # type: ignore[arg-type]
+            tools=TOOLS,
+            max_tokens=limits.reply_max_tokens,
+            purpose="agent",
         )
         try:
             reply = model.complete(request)

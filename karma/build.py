@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from karma.config import KarmaConfig
 from karma.events import EventBus, iso, utcnow
@@ -22,7 +21,7 @@ from karma.gates.secrets import redact
 from karma.heal import Healer
 from karma.models.interface import ModelClient, Usage
 from karma.models.recorded import ReplayModel
-from karma.plan import Routing, RoutedPlan, Task
+from karma.plan import Plan, RoutedPlan, Routing, Task, TaskId
 from karma.recipes import Stack
 from karma.sandbox import spec_from_config
 from karma.sandbox.interface import Sandbox, SandboxBackend
@@ -57,11 +56,11 @@ class Build:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def plan(self) -> Any:
+    def plan(self) -> Plan:
         return self.routed.plan
 
     @property
-    def routing(self) -> Mapping[str, Routing]:
+    def routing(self) -> Mapping[TaskId, Routing]:
         return self.routed.routing
 
     # -- git ------------------------------------------------------------------------------
@@ -77,7 +76,9 @@ class Build:
     def retire_worktree(self, worktree: Worktree, *, keep: bool) -> None:
         """Remove an attempt's worktree; a failed attempt's branch stays for salvage."""
         if keep:
-            self.workspace.commit(worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id})
+            self.workspace.commit(
+                worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id}
+            )
         self.workspace.remove_worktree(worktree.path)
         if not keep:
             self.workspace.delete_branch(worktree.branch)
@@ -85,8 +86,9 @@ class Build:
     # -- sandboxes and models ----------------------------------------------------------------
 
     def start_sandbox(self, task_id: str, path: Path, memory_factor: float) -> Sandbox:
-        spec = spec_from_config(self.config, image=self.image, workspace=path,
-                                run_id=self.run_id, task_id=task_id)
+        spec = spec_from_config(
+            self.config, image=self.image, workspace=path, run_id=self.run_id, task_id=task_id
+        )
         if memory_factor != 1.0:
             spec = replace(spec, memory_mb=int(spec.memory_mb * memory_factor))
         sandbox = self.backend.start(spec)
@@ -135,7 +137,9 @@ class Build:
         for dep in task.deps:
             done = self.store.query(
                 "SELECT summary FROM attempts WHERE run_id = ? AND task_id = ? AND status = "
-                "'succeeded' ORDER BY id DESC LIMIT 1", (self.run_id, dep))
+                "'succeeded' ORDER BY id DESC LIMIT 1",
+                (self.run_id, dep),
+            )
             summary = done[0]["summary"] if done else ""
             lines.append(f"- {dep} ({self.plan.by_id[dep].title}), done: {summary}".rstrip(": "))
         others = [t for t in self.plan.tasks if t.id != task.id and t.id not in task.deps]
@@ -144,8 +148,9 @@ class Build:
 
     def charge(self, task_id: str, attempt_id: int, usage: Usage, cost: float) -> None:
         tokens_in, tokens_out = usage.total_in, usage.output_tokens
-        self.store.update_attempt(attempt_id, tokens_in=tokens_in, tokens_out=tokens_out,
-                                  cost_usd=cost)
+        self.store.update_attempt(
+            attempt_id, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost
+        )
         with self.store.transaction() as db:
             db.execute(
                 "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, "
@@ -154,13 +159,25 @@ class Build:
             )
             db.execute("UPDATE runs SET cost_usd = cost_usd + ? WHERE id = ?", (cost, self.run_id))
         self.budget.spend(cost)
-        self.bus.emit("model_called", self.run_id, task_id, tokens=tokens_in + tokens_out,
-                      cost_usd=round(cost, 6))
+        self.bus.emit(
+            "model_called",
+            self.run_id,
+            task_id,
+            tokens=tokens_in + tokens_out,
+            cost_usd=round(cost, 6),
+        )
 
-    def finish_task(self, task_id: str, status: str, *, commit: str | None = None,
-                    reason: str | None = None) -> None:
-        self.store.upsert_task(self.run_id, task_id, status=status, commit_sha=commit,
-                               reason=reason, finished_at=iso(utcnow()))
+    def finish_task(
+        self, task_id: str, status: str, *, commit: str | None = None, reason: str | None = None
+    ) -> None:
+        self.store.upsert_task(
+            self.run_id,
+            task_id,
+            status=status,
+            commit_sha=commit,
+            reason=reason,
+            finished_at=iso(utcnow()),
+        )
         if status in {"succeeded", "failed"}:  # escalations carry their report (runner)
             self.bus.emit(f"task_{status}", self.run_id, task_id, reason=reason or "")  # type: ignore[arg-type]
 

@@ -69,13 +69,13 @@ class ProviderConfig(_Section):
 
     base_url: str | None = None
     """Any compatible server (Ollama, vLLM, llama.cpp, LM Studio); else `<PROVIDER>_BASE_URL`."""
-    timeout_s: float = Field(120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
     """Timeout of one HTTP call."""
-    max_retries: int = Field(4, ge=0, le=10)
+    max_retries: int = Field(default=4, ge=0, le=10)
     """Retries of 429/529/5xx/timeouts, with jittered backoff honouring `retry-after`."""
-    backoff_s: float = Field(1.0, ge=0)
+    backoff_s: float = Field(default=1.0, ge=0)
     """First backoff; doubles per retry, with full jitter, capped at `backoff_max_s`."""
-    backoff_max_s: float = Field(30.0, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
 
 
 class ScriptedConfig(_Section):
@@ -94,12 +94,12 @@ class SandboxConfig(_Section):
 
     base_image: str = "python:3.12-slim"
     """Base of the stack images (`KARMA_BASE_IMAGE`)."""
-    memory_mb: int = Field(2048, ge=64)
-    cpus: float = Field(1.0, gt=0)
-    pids_limit: int = Field(256, ge=16)
-    tmpfs_mb: int = Field(256, ge=16)
+    memory_mb: int = Field(default=2048, ge=64)
+    cpus: float = Field(default=1.0, gt=0)
+    pids_limit: int = Field(default=256, ge=16)
+    tmpfs_mb: int = Field(default=256, ge=16)
     """Size of the writable scratch tmpfs at /tmp (the root filesystem is read-only)."""
-    exec_timeout_s: float = Field(600.0, gt=0)
+    exec_timeout_s: float = Field(default=600.0, gt=0)
     """Default timeout of one command in the sandbox."""
     workdir: str = "/workspace"
     """Where the task's worktree is mounted inside the container."""
@@ -110,36 +110,36 @@ class SandboxConfig(_Section):
 
 
 class RouterConfig(_Section):
-    small_max_tokens: int = Field(8_000, gt=0)
+    small_max_tokens: int = Field(default=8_000, gt=0)
     """Calibrated estimates below this go to the `small` tier."""
-    medium_max_tokens: int = Field(40_000, gt=0)
+    medium_max_tokens: int = Field(default=40_000, gt=0)
     """Calibrated estimates below this (and at least `small_max_tokens`) go to `medium`."""
-    learn_threshold: float = Field(0.8, ge=0, le=1)
+    learn_threshold: float = Field(default=0.8, ge=0, le=1)
     """First-attempt success rate a tier must keep for a kind to stay on it."""
-    learn_min_attempts: int = Field(10, ge=1)
+    learn_min_attempts: int = Field(default=10, ge=1)
     """History needed before the router learns from it."""
 
 
 class BudgetConfig(_Section):
-    max_cost_usd: float | None = Field(None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0)
     """Refuse plans forecast above this; stop scheduling when spent + committed would pass it."""
 
 
 class AgentConfig(_Section):
-    max_steps: int = Field(40, ge=1)
-    max_tokens: int = Field(400_000, ge=1000)
-    max_cost_usd: float = Field(5.0, gt=0)
-    max_wall_s: float = Field(1800.0, gt=0)
-    output_chars: int = Field(8_000, ge=500)
+    max_steps: int = Field(default=40, ge=1)
+    max_tokens: int = Field(default=400_000, ge=1000)
+    max_cost_usd: float = Field(default=5.0, gt=0)
+    max_wall_s: float = Field(default=1800.0, gt=0)
+    output_chars: int = Field(default=8_000, ge=500)
     """Tool output sent back to the model is tail-truncated to this many characters."""
-    reply_max_tokens: int = Field(8_192, ge=256)
+    reply_max_tokens: int = Field(default=8_192, ge=256)
 
 
 class BuildConfig(_Section):
-    jobs: int = Field(4, ge=1, le=64)
-    max_retries: int = Field(3, ge=0, le=10)
+    jobs: int = Field(default=4, ge=1, le=64)
+    max_retries: int = Field(default=3, ge=0, le=10)
     """Retries per task after its first attempt."""
-    review_rounds: int = Field(2, ge=0, le=5)
+    review_rounds: int = Field(default=2, ge=0, le=5)
 
 
 class StoreConfig(_Section):
@@ -160,6 +160,49 @@ class GatesConfig(_Section):
     """Per-gate overrides of the suite (`blocking`, thresholds, `command`)."""
 
 
+class TierPolicy(_Section):
+    """What a risk tier of remediations needs before it is applied automatically."""
+
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    """Classification confidence below which the next safer action is taken instead."""
+    approval: bool = False
+    """A human must approve: the task escalates with the proposal instead."""
+    cooldown: int = Field(default=0, ge=0)
+    """Attempts of the same task that must pass before this tier is used again."""
+
+
+class HealConfig(_Section):
+    """Healing: how a failed attempt is treated (the confidence cascade, the learner)."""
+
+    immediate: TierPolicy = TierPolicy(min_confidence=0.0)
+    """retry_with_hint, rerun_failed_tests, fresh_sandbox."""
+    standard: TierPolicy = TierPolicy(min_confidence=0.5)
+    """raise_memory, raise_timeout, escalate_model, regenerate_lockfile, reinstall_dependencies."""
+    elevated: TierPolicy = TierPolicy(min_confidence=0.7, cooldown=1)
+    """quarantine_flaky_test: proceeds, and the report tells a human."""
+    critical: TierPolicy = TierPolicy(min_confidence=0.9, approval=True)
+    """Edits to CI workflows, auth, migrations, or a lowered gate: never automatic."""
+    chooser: Literal["thompson", "ucb", "ordered"] = "thompson"
+    """How a remediation is picked among a pattern's: learned (Thompson, UCB) or recipe order."""
+    reruns: int = Field(default=3, ge=1, le=10)
+    """rerun_failed_tests: reruns of the failed tests; passing on one marks the test flaky."""
+    memory_factor: float = Field(default=1.5, gt=1)
+    timeout_factor: float = Field(default=1.5, gt=1)
+    loop_guard: int = Field(default=6, ge=1)
+    """Times one (signature, remediation) may be applied in a run, across all its tasks."""
+    output_tail_chars: int = Field(default=32_000, ge=1_000)
+    """The output tail kept as evidence and classified (ANSI stripped)."""
+    recall_limit: int = Field(default=5, ge=0)
+    """Prevention hints from past failures put in a first attempt's prompt."""
+
+    @field_validator("critical")
+    @classmethod
+    def _critical_needs_approval(cls, value: TierPolicy) -> TierPolicy:
+        if not value.approval:
+            raise ValueError("the critical tier always needs approval")
+        return value
+
+
 class KarmaConfig(_Section):
     models: ModelsConfig = ModelsConfig()
     providers: ProvidersConfig = ProvidersConfig()
@@ -170,6 +213,7 @@ class KarmaConfig(_Section):
     build: BuildConfig = BuildConfig()
     store: StoreConfig = StoreConfig()
     gates: GatesConfig = GatesConfig()
+    heal: HealConfig = HealConfig()
 
     def db_path(self, repo: Path) -> Path:
         return self.store.db if self.store.db is not None else repo / ".karma" / "karma.db"
@@ -239,7 +283,7 @@ def _origin(path: tuple[str | int, ...], layers: list[tuple[str, dict[str, Any]]
                 break
             node = node[key]
         else:
-            return name
+            return str(name)
     return "defaults"
 
 

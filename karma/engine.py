@@ -18,7 +18,6 @@ from karma.build import Build
 from karma.config import KarmaConfig
 from karma.errors import ExitCode, UsageError
 from karma.events import EventBus, iso, utcnow
-from karma.forecast import BudgetTracker
 from karma.models.interface import ModelClient
 from karma.plan import TaskId
 from karma.sandbox.interface import SandboxBackend
@@ -27,9 +26,13 @@ from karma.store import Store
 from karma.workspace import Workspace
 
 STATUS_EXIT = {
-    "succeeded": ExitCode.OK, "failed": ExitCode.FAILED, "escalated": ExitCode.FAILED,
-    "needs_approval": ExitCode.FAILED, "interrupted": ExitCode.INTERRUPTED,
-    "budget_exceeded": ExitCode.BUDGET, "infrastructure": ExitCode.ENVIRONMENT,
+    "succeeded": ExitCode.OK,
+    "failed": ExitCode.FAILED,
+    "escalated": ExitCode.FAILED,
+    "needs_approval": ExitCode.FAILED,
+    "interrupted": ExitCode.INTERRUPTED,
+    "budget_exceeded": ExitCode.BUDGET,
+    "infrastructure": ExitCode.ENVIRONMENT,
 }
 
 
@@ -53,10 +56,17 @@ class BuildResult:
     def to_json(self) -> dict[str, Any]:
         """The `karma build --json` contract (README, "Build JSON")."""
         status = "interrupted" if self.status == "infrastructure" else self.status
-        return {"run_id": self.run_id, "status": status, "branch": self.branch,
-                "base_commit": self.base_commit, "head_commit": self.head_commit,
-                "cost_usd": round(self.cost_usd, 6), "tasks": self.tasks, "gates": self.gates,
-                "report": self.report}
+        return {
+            "run_id": self.run_id,
+            "status": status,
+            "branch": self.branch,
+            "base_commit": self.base_commit,
+            "head_commit": self.head_commit,
+            "cost_usd": round(self.cost_usd, 6),
+            "tasks": self.tasks,
+            "gates": self.gates,
+            "report": self.report,
+        }
 
 
 def new_run_id() -> str:
@@ -92,10 +102,21 @@ def build(
         else:
             if not request.strip():
                 raise UsageError("the request is empty", tip='karma build "what to build"')
-            b = stages.start(new_run_id(), request, workspace, config, store, bus, factory,
-                             plan_file, base=base, backend=backend)
+            b = stages.start(
+                new_run_id(),
+                request,
+                workspace,
+                config,
+                store,
+                bus,
+                factory,
+                plan_file,
+                base=base,
+                backend=backend,
+            )
         outcomes = _schedule(b)
-        gate_rows, verdict = [], "succeeded"
+        gate_rows: list[dict[str, Any]] = []
+        verdict = "succeeded"
         if gates and _all_ok(outcomes):
             gate_rows, verdict = stages.run_gates(b)
         return _finish(b, outcomes, gate_rows, verdict)
@@ -124,8 +145,17 @@ def _schedule(b: Build) -> dict[str, Outcome]:
         b.bus.emit("task_skipped", b.run_id, task_id, reason=outcome.reason)
 
     weight = {tid: float(r.calibrated_tokens) for tid, r in b.routing.items()}
-    return run_dag(b.plan.graph(), run, jobs=b.config.build.jobs, weight=weight, done=done,
-                   can_start=can_start, stop=b.stop, on_skip=skipped, on_interrupt=b.interrupt)
+    return run_dag(
+        b.plan.graph(),
+        run,
+        jobs=b.config.build.jobs,
+        weight=weight,
+        done=done,
+        can_start=can_start,
+        stop=b.stop,
+        on_skip=skipped,
+        on_interrupt=b.interrupt,
+    )
 
 
 def _all_ok(outcomes: dict[str, Outcome]) -> bool:
@@ -147,22 +177,30 @@ def _status(b: Build, outcomes: dict[str, Outcome], gate_status: str) -> tuple[s
     return gate_status, ""
 
 
-def _finish(b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]],
-            verdict: str) -> BuildResult:
+def _finish(
+    b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]], verdict: str
+) -> BuildResult:
     from karma import stages
 
     status, reason = _status(b, outcomes, verdict)
     head = b.tip()
     run_row = b.store.run(b.run_id) or {}
-    b.store.update_run(b.run_id, status=status, head_commit=head, reason=reason,
-                       finished_at=iso(utcnow()))
+    b.store.update_run(
+        b.run_id, status=status, head_commit=head, reason=reason, finished_at=iso(utcnow())
+    )
     b.bus.emit("run_finished", b.run_id, status=status, reason=reason, branch=b.branch)
     report = stages.write_report(b)
     if report:
         b.store.update_run(b.run_id, report_path=report)
     return BuildResult(
-        run_id=b.run_id, status=status, branch=b.branch, base_commit=b.base_commit,
-        head_commit=head, cost_usd=float(run_row.get("cost_usd") or 0.0),
-        tasks=stages.task_rows(b), gates=gate_rows, report=report, reason=reason,
+        run_id=b.run_id,
+        status=status,
+        branch=b.branch,
+        base_commit=b.base_commit,
+        head_commit=head,
+        cost_usd=float(run_row.get("cost_usd") or 0.0),
+        tasks=stages.task_rows(b),
+        gates=gate_rows,
+        report=report,
+        reason=reason,
     )
-

@@ -71,9 +71,7 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    def emit(
-        self, kind: EventKind, run_id: str, task_id: str | None = None, **data: Any
-    ) -> Event:
+    def emit(self, kind: EventKind, run_id: str, task_id: str | None = None, **data: Any) -> Event:
         event = Event(kind, run_id, task_id, data)
         with self._lock:
             for subscriber in self._subscribers:

@@ -25,9 +25,7 @@ def builtin_dir(name: DataFolder) -> Path:
     return _PACKAGE.parent / name
 
 
-def data_dir(
-    name: DataFolder, *, explicit: Path | None = None, repo: Path | None = None
-) -> Path:
+def data_dir(name: DataFolder, *, explicit: Path | None = None, repo: Path | None = None) -> Path:
     """The first existing candidate for a data folder, most specific first."""
     candidates: list[Path] = []
     if explicit is not None:

@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING
 from karma.agent import Brief, run_agent
 from karma.config import TIERS, Tier
 from karma.errors import WorkspaceError
-from karma.events import iso, utcnow
+from karma.events import EventKind, iso, utcnow
 from karma.failpoints import failpoint
 from karma.heal import AttemptRecord, Classification, Escalation, Evidence, Remedy
+from karma.heal.evidence import Step
 from karma.heal.remediation import regenerate_lockfile, reinstall_dependencies, rerun_failed_tests
 from karma.models.recorded import RecordingModel
+from karma.plan import Task, TaskId
 from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
 from karma.scheduler import Outcome
 from karma.tools import Toolbox
 
 if TYPE_CHECKING:
     from karma.build import Build
-    from karma.plan import Task
     from karma.workspace import Worktree
 
 
@@ -64,8 +65,8 @@ class _Task:
 
 def run_task(build: Build, task_id: str) -> Outcome:
     """Scheduler entry point: attempts until success, escalation or the retry limit."""
-    task = build.plan.by_id[task_id]
-    routing = build.routing[task_id]
+    task = build.plan.by_id[TaskId(task_id)]
+    routing = build.routing[TaskId(task_id)]
     treatment = Treatment(routing.tier, hints=tuple(build.healer.recall(task.files, task.kind)))
     build.bus.emit("task_started", build.run_id, task_id, tier=routing.tier, model=routing.model)
     build.store.upsert_task(build.run_id, task_id, status="running", started_at=iso(utcnow()))
@@ -77,9 +78,13 @@ def run_task(build: Build, task_id: str) -> Outcome:
         previous = records[-1] if records else None
         if previous is not None and previous.remediation is not None:
             build.healer.record_outcome(
-                previous.classification, previous.remediation,
+                previous.classification,
+                previous.remediation,
                 "resolved" if end.status == "succeeded" else "failed",
-                task_id=task_id, run_id=build.run_id, seconds=time.monotonic() - started)
+                task_id=task_id,
+                run_id=build.run_id,
+                seconds=time.monotonic() - started,
+            )
         if end.status == "succeeded":
             build.finish_task(task_id, "succeeded", commit=end.commit)
             return Outcome("succeeded")
@@ -88,32 +93,55 @@ def run_task(build: Build, task_id: str) -> Outcome:
             return Outcome("interrupted", end.detail)
         assert end.evidence is not None and end.classification is not None
         build.healer.observe(end.evidence, end.classification, files=task.files, kind=task.kind)
-        build.bus.emit("failure_classified", build.run_id, task_id, attempt=number,
-                       pattern=end.classification.pattern_id,
-                       confidence=end.classification.confidence,
-                       **{"class": end.classification.failure_class})
+        build.bus.emit(
+            "failure_classified",
+            build.run_id,
+            task_id,
+            attempt=number,
+            pattern=end.classification.pattern_id,
+            confidence=end.classification.confidence,
+            **{"class": end.classification.failure_class},
+        )
         decision = build.healer.decide(task_id, end.classification, records)
-        record = AttemptRecord(number, end.evidence, end.classification,
-                               None if isinstance(decision, Escalation) else decision.name,
-                               detail=end.detail)
+        record = AttemptRecord(
+            number,
+            end.evidence,
+            end.classification,
+            None if isinstance(decision, Escalation) else decision.name,
+            detail=end.detail,
+        )
         records.append(record)
-        build.store.update_attempt_by_number(build.run_id, task_id, number,
-                                             remediation=record.remediation)
+        build.store.update_attempt_by_number(
+            build.run_id, task_id, number, remediation=record.remediation
+        )
         if isinstance(decision, Escalation):
             return _escalate(build, task, records, decision)
-        build.bus.emit("remediation_chosen", build.run_id, task_id, attempt=number,
-                       remediation=decision.name, tier=decision.tier,
-                       **{"class": end.classification.failure_class})
+        build.bus.emit(
+            "remediation_chosen",
+            build.run_id,
+            task_id,
+            attempt=number,
+            remediation=decision.name,
+            tier=decision.tier,
+            **{"class": end.classification.failure_class},
+        )
         treatment = _treat(treatment, decision, end)
         number += 1
 
 
-def _escalate(build: Build, task: Task, records: list[AttemptRecord],
-              decision: Escalation) -> Outcome:
+def _escalate(
+    build: Build, task: Task, records: list[AttemptRecord], decision: Escalation
+) -> Outcome:
     drafter = build.model(build.config.models.large) if build.draft_fixes else None
     report = build.healer.escalation_report(task, records, drafter, reason=decision)
-    build.bus.emit("task_escalated", build.run_id, task.id, reason=decision.detail,
-                   report_md=build.redact(report.markdown), report_json=report.data)
+    build.bus.emit(
+        "task_escalated",
+        build.run_id,
+        task.id,
+        reason=decision.detail,
+        report_md=build.redact(report.markdown),
+        report_json=report.data,
+    )
     build.finish_task(task.id, "escalated", reason=f"{decision.reason}: {decision.detail}")
     return Outcome("escalated", f"{decision.reason}: {decision.detail}")
 
@@ -126,9 +154,13 @@ def _treat(treatment: Treatment, remedy: Remedy, end: AttemptEnd) -> Treatment:
     if remedy.rerun_failed_tests and end.branch and end.evidence:
         recheck = (end.branch, end.evidence.output_tail)
     return replace(
-        treatment, tier=tier, hints=(*treatment.hints, remedy.hint), remedy=remedy,
+        treatment,
+        tier=tier,
+        hints=(*treatment.hints, remedy.hint),
+        remedy=remedy,
         memory_factor=treatment.memory_factor * remedy.memory_factor,
-        timeout_factor=treatment.timeout_factor * remedy.timeout_factor, recheck=recheck,
+        timeout_factor=treatment.timeout_factor * remedy.timeout_factor,
+        recheck=recheck,
     )
 
 
@@ -136,12 +168,20 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
     model_name = build.config.models.for_tier(treatment.tier)
     name = f"{task.id}-{number}"
     branch = build.work_branch(name)
-    build.bus.emit("attempt_started", build.run_id, task.id, attempt=number,
-                   model=model_name, tier=treatment.tier)
-    attempt_id = build.store.add_attempt(build.run_id, task.id, number, model=model_name,
-                                         tier=treatment.tier, branch=branch)
-    build.store.upsert_task(build.run_id, task.id, attempts=number, model=model_name,
-                            tier=treatment.tier)
+    build.bus.emit(
+        "attempt_started",
+        build.run_id,
+        task.id,
+        attempt=number,
+        model=model_name,
+        tier=treatment.tier,
+    )
+    attempt_id = build.store.add_attempt(
+        build.run_id, task.id, number, model=model_name, tier=treatment.tier, branch=branch
+    )
+    build.store.upsert_task(
+        build.run_id, task.id, attempts=number, model=model_name, tier=treatment.tier
+    )
     end = AttemptEnd("interrupted", detail="the run was interrupted")
     sandbox: Sandbox | None = None
     worktree: Worktree | None = None
@@ -151,8 +191,7 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
             worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
         sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor)
         build.store.update_attempt(attempt_id, container_id=sandbox.id)
-        build.store.upsert_task(build.run_id, task.id, image=sandbox.image,
-                                container_id=sandbox.id)
+        build.store.upsert_task(build.run_id, task.id, image=sandbox.image, container_id=sandbox.id)
         end = _work(build, task, number, model_name, treatment, worktree, sandbox, attempt_id)
     except SandboxUnavailable as exc:
         build.interrupt()
@@ -170,15 +209,19 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
             build.retire_worktree(worktree, keep=end.status != "succeeded")
         c = end.classification
         build.store.update_attempt(
-            attempt_id, status=end.status, finished_at=iso(utcnow()),
+            attempt_id,
+            status=end.status,
+            finished_at=iso(utcnow()),
             summary=build.redact(end.detail),
             evidence_json=build.redacted_json(end.evidence.to_json()) if end.evidence else None,
-            failure_class=c.failure_class if c else None, pattern_id=c.pattern_id if c else None,
+            failure_class=c.failure_class if c else None,
+            pattern_id=c.pattern_id if c else None,
             signature=c.signature if c else None,
         )
-        kind = "attempt_succeeded" if end.status == "succeeded" else "attempt_failed"
-        build.bus.emit(kind, build.run_id, task.id, attempt=number, status=end.status,
-                       reason=end.detail)
+        kind: EventKind = "attempt_succeeded" if end.status == "succeeded" else "attempt_failed"
+        build.bus.emit(
+            kind, build.run_id, task.id, attempt=number, status=end.status, reason=end.detail
+        )
     return replace(end, branch=branch)
 
 
@@ -186,39 +229,78 @@ def _failed(build: Build, evidence: Evidence, detail: str) -> AttemptEnd:
     return AttemptEnd("failed", evidence, build.healer.classify(evidence), detail=detail)
 
 
-def _work(build: Build, task: Task, number: int, model_name: str, treatment: Treatment,
-          worktree: Worktree, sandbox: Sandbox, attempt_id: int) -> AttemptEnd:
+def _work(
+    build: Build,
+    task: Task,
+    number: int,
+    model_name: str,
+    treatment: Treatment,
+    worktree: Worktree,
+    sandbox: Sandbox,
+    attempt_id: int,
+) -> AttemptEnd:
     timeout = build.config.sandbox.exec_timeout_s * treatment.timeout_factor
     if treatment.recheck is not None:  # rerun_failed_tests: same change, tests rerun only
         rerun = rerun_failed_tests(sandbox, treatment.recheck[1], timeout_s=timeout)
         if rerun.flaky:
-            return _integrate(build, task, number, model_name, worktree,
-                              f"passed on rerun {rerun.passed_on}: flaky test(s) "
-                              + ", ".join(rerun.plan.test_ids if rerun.plan else ()))
+            return _integrate(
+                build,
+                task,
+                number,
+                model_name,
+                worktree,
+                f"passed on rerun {rerun.passed_on}: flaky test(s) "
+                + ", ".join(rerun.plan.test_ids if rerun.plan else ()),
+            )
         last = rerun.runs[-1] if rerun.runs else None
         if last is None:
-            return _failed(build, Evidence.from_log(treatment.recheck[1], step="test"),
-                           "no failed tests to rerun were found")
+            return _failed(
+                build,
+                Evidence.from_log(treatment.recheck[1], step="test"),
+                "no failed tests to rerun were found",
+            )
         return _failed(build, Evidence.from_exec(last, step="test"), "failed again on rerun")
     remedy = treatment.remedy
     if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
         fix = (regenerate_lockfile if remedy.regenerate_lockfile else reinstall_dependencies)(
-            sandbox, timeout_s=timeout)
+            sandbox, timeout_s=timeout
+        )
         if fix.result is not None and not fix.ok:
-            return _failed(build, Evidence.from_exec(fix.result, step="install"),
-                           f"{fix.action} failed: {fix.detail}")
-    toolbox = Toolbox(worktree.path, lambda cmd: sandbox.exec(cmd, timeout_s=timeout),
-                      build.config.agent.output_chars)
-    model = RecordingModel(build.model_for(model_name, task.id, number), build.store,
-                           build.run_id, task.id, number)
-    brief = Brief(task.id, task.title, task.description, build.request, number,
-                  plan_notes=build.plan_notes(task), context=build.context_text,
-                  hints=treatment.hints)
+            return _failed(
+                build,
+                Evidence.from_exec(fix.result, step="install"),
+                f"{fix.action} failed: {fix.detail}",
+            )
+    toolbox = Toolbox(
+        worktree.path,
+        lambda cmd: sandbox.exec(cmd, timeout_s=timeout),
+        build.config.agent.output_chars,
+    )
+    model = RecordingModel(
+        build.model_for(model_name, task.id, number), build.store, build.run_id, task.id, number
+    )
+    brief = Brief(
+        task.id,
+        task.title,
+        task.description,
+        build.request,
+        number,
+        plan_notes=build.plan_notes(task),
+        context=build.context_text,
+        hints=treatment.hints,
+    )
 
     def on_step(step: int, tool: str, args: dict[str, object], output: str, error: bool) -> None:
-        build.store.add_step(run_id=build.run_id, task_id=task.id, attempt=number, step=step,
-                             tool=tool, arguments_json=build.redacted_json(args),
-                             output=build.redact(output[-4000:]), is_error=int(error))
+        build.store.add_step(
+            run_id=build.run_id,
+            task_id=task.id,
+            attempt=number,
+            step=step,
+            tool=tool,
+            arguments_json=build.redacted_json(args),
+            output=build.redact(output[-4000:]),
+            is_error=int(error),
+        )
         build.bus.emit("tool_called", build.run_id, task.id, tool=tool, error=error)
 
     result = run_agent(brief, model, toolbox, build.config.agent, stop=build.stop, on_step=on_step)
@@ -231,26 +313,31 @@ def _work(build: Build, task: Task, number: int, model_name: str, treatment: Tre
     changed = build.workspace.changed_files(worktree)
     for step, outcome in _checks(build, worktree, sandbox, changed, timeout):
         if not outcome.ok:
-            return _failed(build, Evidence.from_exec(outcome, step=step),
-                           f"{step} check failed (exit {outcome.exit_code}): {outcome.command}")
+            return _failed(
+                build,
+                Evidence.from_exec(outcome, step=step),
+                f"{step} check failed (exit {outcome.exit_code}): {outcome.command}",
+            )
     return _integrate(build, task, number, model_name, worktree, result.summary)
 
 
-def _checks(build: Build, worktree: Worktree, sandbox: Sandbox, changed: list[str],
-            timeout: float) -> list[tuple[str, ExecResult]]:
+def _checks(
+    build: Build, worktree: Worktree, sandbox: Sandbox, changed: list[str], timeout: float
+) -> list[tuple[Step, ExecResult]]:
     """The stack's checks on what the task changed; stops at the first failure."""
     stack = build.stack
     sources = [p for p in changed if stack.is_source(p) and (worktree.path / p).is_file()]
     tests = [p for p in sources if stack.is_test(p)]
-    done: list[tuple[str, ExecResult]] = []
+    done: list[tuple[Step, ExecResult]] = []
     for check in stack.checks:
         if check.when == "files" and not sources:
             continue
         if "{tests}" in check.command and not tests:
             command = stack.test_command
         else:
-            command = check.command.format(files=" ".join(map(shlex.quote, sources)),
-                                           tests=" ".join(map(shlex.quote, tests)))
+            command = check.command.format(
+                files=" ".join(map(shlex.quote, sources)), tests=" ".join(map(shlex.quote, tests))
+            )
         outcome = sandbox.exec(command, timeout_s=timeout)
         done.append((check.step, outcome))
         if not outcome.ok:
@@ -258,13 +345,19 @@ def _checks(build: Build, worktree: Worktree, sandbox: Sandbox, changed: list[st
     return done
 
 
-def _integrate(build: Build, task: Task, number: int, model_name: str, worktree: Worktree,
-               summary: str) -> AttemptEnd:
-    trailers = {"Karma-Run": build.run_id, "Karma-Task": task.id,
-                "Karma-Attempt": str(number), "Karma-Model": model_name}
+def _integrate(
+    build: Build, task: Task, number: int, model_name: str, worktree: Worktree, summary: str
+) -> AttemptEnd:
+    trailers = {
+        "Karma-Run": build.run_id,
+        "Karma-Task": task.id,
+        "Karma-Attempt": str(number),
+        "Karma-Model": model_name,
+    }
     message = build.redact(f"{task.title}\n\n{summary}".strip())
     commit = build.workspace.commit(worktree, message, trailers) or build.workspace.rev(
-        worktree.branch)
+        worktree.branch
+    )
     if commit is None or commit == worktree.base:
         return AttemptEnd("succeeded", detail="nothing to change")
     failpoint("after_commit")
@@ -273,16 +366,23 @@ def _integrate(build: Build, task: Task, number: int, model_name: str, worktree:
         try:
             merged = build.workspace.integrate(build.branch, commit, body)
         except WorkspaceError as exc:
-            return _failed(build, Evidence.from_log(str(exc), step="build", command="git merge"),
-                           str(exc))
+            return _failed(
+                build, Evidence.from_log(str(exc), step="build", command="git merge"), str(exc)
+            )
     if merged.commit is None:
         files = ", ".join(merged.conflicts) or "unknown files"
         build.bus.emit("merge_conflict", build.run_id, task.id, files=list(merged.conflicts))
         evidence = Evidence.from_log(
             f"merge conflict with the build branch in {files}\n{merged.details}",
-            step="build", command="git merge-tree")
-        return AttemptEnd("conflict", evidence, build.healer.classify(evidence),
-                          detail=f"merge conflict with the build branch in {files}: "
-                          "redo the change on top of the build branch as it is now")
+            step="build",
+            command="git merge-tree",
+        )
+        return AttemptEnd(
+            "conflict",
+            evidence,
+            build.healer.classify(evidence),
+            detail=f"merge conflict with the build branch in {files}: "
+            "redo the change on top of the build branch as it is now",
+        )
     build.bus.emit("task_merged", build.run_id, task.id, commit=merged.commit)
     return AttemptEnd("succeeded", commit=merged.commit, detail=summary)

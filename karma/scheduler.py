@@ -14,12 +14,13 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import networkx as nx
 
 Status = Literal["succeeded", "failed", "escalated", "skipped", "not_started", "interrupted"]
 T = TypeVar("T", bound=Hashable)
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class Outcome:
 class SynchronousExecutor(Executor):
     """Runs each submitted call at once, in the caller's thread."""
 
-    def submit(self, fn: Callable[..., object], /, *args: object, **kwargs: object) -> Future[object]:
-        future: Future[object] = Future()
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        future: Future[R] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - handed to the scheduler through the future
@@ -129,6 +130,11 @@ def run_dag(
         if owned:
             pool.shutdown(wait=True, cancel_futures=True)
     for task in waiting:
-        results.setdefault(task, Outcome("interrupted" if stop.is_set() else "not_started",
-                                         "the run stopped before it started"))
+        results.setdefault(
+            task,
+            Outcome(
+                "interrupted" if stop.is_set() else "not_started",
+                "the run stopped before it started",
+            ),
+        )
     return results

@@ -21,18 +21,18 @@ from karma.context import gather_context
 from karma.errors import KarmaError, UsageError
 from karma.events import EventBus
 from karma.forecast import BudgetTracker, check_budget, routed_plan
+from karma.gates.interface import Finding, GateResult
+from karma.gates.runner import SuiteResult
 from karma.heal import Healer
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
-from karma.gates.interface import Finding, GateResult
-from karma.gates.runner import SuiteResult
 from karma.plan import RoutedPlan, Task, TaskId, parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
 from karma.recipes import detect_stack, load_failure_patterns
+from karma.runner import run_task
 from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import SandboxBackend
-from karma.runner import run_task
 from karma.store import Store
 from karma.workspace import Workspace
 
@@ -53,8 +53,10 @@ def build_lock(state_dir: Path, bus: EventBus) -> Iterator[None]:
         lock.acquire(timeout=0)
     except Timeout:
         pid = owner.read_text().strip() if owner.exists() else "?"
-        raise UsageError(f"another karma build (pid {pid}) is running on this repository",
-                         tip="wait for it, or stop it; then `karma build --resume <run-id>`")
+        raise UsageError(
+            f"another karma build (pid {pid}) is running on this repository",
+            tip="wait for it, or stop it; then `karma build --resume <run-id>`",
+        ) from None
     try:
         if owner.exists() and (stale := owner.read_text().strip()) and not _alive(stale):
             bus.emit("log", "-", message=f"took over the lock of dead build process {stale}")
@@ -75,32 +77,70 @@ def _alive(pid: str) -> bool:
     return True
 
 
-def _make(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, store: Store,
-          bus: EventBus, factory: Callable[[str], ModelClient], routed: RoutedPlan,
-          base: str, context_text: str, backend: SandboxBackend | None) -> Build:
+def _make(
+    run_id: str,
+    request: str,
+    workspace: Workspace,
+    config: KarmaConfig,
+    store: Store,
+    bus: EventBus,
+    factory: Callable[[str], ModelClient],
+    routed: RoutedPlan,
+    base: str,
+    context_text: str,
+    backend: SandboxBackend | None,
+) -> Build:
     stack = detect_stack(workspace.root)
     if stack is None:
         raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
     workspace.ignore_generated(stack.generated)
     image = ensure_image(stack.name, workspace.root, config) if backend is None else "injected"
     return Build(
-        run_id=run_id, request=request, config=config, store=store, bus=bus,
-        workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
-        stack=stack, image=image, backend=backend or get_sandbox(config), healer=Healer(
-            store, config, load_failure_patterns(workspace.root), run_id=run_id), budget=BudgetTracker(config.budget.max_cost_usd),
-        model_factory=factory, context_text=context_text,
+        run_id=run_id,
+        request=request,
+        config=config,
+        store=store,
+        bus=bus,
+        workspace=workspace,
+        branch=f"karma/{run_id}",
+        base_commit=base,
+        routed=routed,
+        stack=stack,
+        image=image,
+        backend=backend or get_sandbox(config),
+        healer=Healer(store, config, load_failure_patterns(workspace.root), run_id=run_id),
+        budget=BudgetTracker(config.budget.max_cost_usd),
+        model_factory=factory,
+        context_text=context_text,
     )
 
 
-def start(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, store: Store,
-          bus: EventBus, factory: Callable[[str], ModelClient], plan_file: Path | None, *,
-          base: str | None = None, backend: SandboxBackend | None = None) -> Build:
+def start(
+    run_id: str,
+    request: str,
+    workspace: Workspace,
+    config: KarmaConfig,
+    store: Store,
+    bus: EventBus,
+    factory: Callable[[str], ModelClient],
+    plan_file: Path | None,
+    *,
+    base: str | None = None,
+    backend: SandboxBackend | None = None,
+) -> Build:
     base = workspace.rev(base) if base else workspace.head()
     if base is None:
         raise UsageError("the base commit to build from does not exist")
     context = gather_context(workspace.root)
-    store.create_run(run_id, request, workspace.root, base_commit=base, pid=os.getpid(),
-                     branch=f"karma/{run_id}", config_json=config.model_dump_json())
+    store.create_run(
+        run_id,
+        request,
+        workspace.root,
+        base_commit=base,
+        pid=os.getpid(),
+        branch=f"karma/{run_id}",
+        config_json=config.model_dump_json(),
+    )
     bus.emit("run_started", run_id, request=request, base=base)
     if plan_file is not None:
         plan = plan_from_file(plan_file, request=request, repo=workspace.root)
@@ -113,43 +153,76 @@ def start(run_id: str, request: str, workspace: Workspace, config: KarmaConfig, 
     store.update_run(run_id, plan_json=json.dumps(routed.contract()), cost_usd=planner_cost)
     for task in plan.tasks:
         r = routed.routing[task.id]
-        store.upsert_task(run_id, task.id, title=task.title, kind=task.kind, status="pending",
-                          tier=r.tier, model=r.model, estimated_tokens=task.estimated_tokens,
-                          calibrated_tokens=r.calibrated_tokens, files_json=json.dumps(task.files),
-                          routing_json=json.dumps({"reason": r.reason}))
+        store.upsert_task(
+            run_id,
+            task.id,
+            title=task.title,
+            kind=task.kind,
+            status="pending",
+            tier=r.tier,
+            model=r.model,
+            estimated_tokens=task.estimated_tokens,
+            calibrated_tokens=r.calibrated_tokens,
+            files_json=json.dumps(task.files),
+            routing_json=json.dumps({"reason": r.reason}),
+        )
         bus.emit("routing_decided", run_id, task.id, tier=r.tier, model=r.model, reason=r.reason)
-    bus.emit("plan_ready", run_id, tasks=list(plan.order),
-             critical_path=list(routed.critical_path), cost_usd=routed.estimated_cost_usd)
+    bus.emit(
+        "plan_ready",
+        run_id,
+        tasks=list(plan.order),
+        critical_path=list(routed.critical_path),
+        cost_usd=routed.estimated_cost_usd,
+    )
     try:
         check_budget(routed, config.budget.max_cost_usd)
     except KarmaError:
         store.update_run(run_id, status="budget_exceeded", reason="forecast over budget")
         raise
     workspace.create_branch(f"karma/{run_id}", base)
-    b = _make(run_id, request, workspace, config, store, bus, factory, routed, base,
-              context.render(), backend)
+    b = _make(
+        run_id,
+        request,
+        workspace,
+        config,
+        store,
+        bus,
+        factory,
+        routed,
+        base,
+        context.render(),
+        backend,
+    )
     b.budget.spend(planner_cost)
     return b
 
 
-def resume(run_id: str, workspace: Workspace, config: KarmaConfig, store: Store, bus: EventBus,
-           factory: Callable[[str], ModelClient], backend: SandboxBackend | None = None) -> Build:
+def resume(
+    run_id: str,
+    workspace: Workspace,
+    config: KarmaConfig,
+    store: Store,
+    bus: EventBus,
+    factory: Callable[[str], ModelClient],
+    backend: SandboxBackend | None = None,
+) -> Build:
     """Pick a run up where it stopped: integrated tasks stay done, half-done work is salvaged."""
     row = store.run(run_id)
     if row is None or not row["plan_json"]:
-        raise UsageError(f"no resumable run {run_id!r} in {store.path}",
-                         tip="`karma runs` lists the runs")
+        raise UsageError(
+            f"no resumable run {run_id!r} in {store.path}", tip="`karma runs` lists the runs"
+        )
     branch, base = row["branch"], row["base_commit"]
     if workspace.rev(branch) is None:
         raise KarmaError(f"the build branch {branch} of run {run_id} is gone; it cannot resume")
-    request, body = strip_derived(json.loads(row["plan_json"]))
-    plan = parse_plan(body, request=request or row["request"], repo=workspace.root)
+    recorded_request, body = strip_derived(json.loads(row["plan_json"]))
+    plan = parse_plan(body, request=recorded_request or row["request"], repo=workspace.root)
     routed = routed_plan(plan, config, store.task_history())
     # A commit on the build branch is the truth about integration, even if the process
     # died before it could write the store.
     for sha, trailers in workspace.log_trailers(branch, base):
-        if trailers.get("Karma-Run") == run_id and (task := trailers.get("Karma-Task")):
-            store.upsert_task(run_id, task, status="succeeded", commit_sha=sha)
+        if trailers.get("Karma-Run") == run_id and (merged := trailers.get("Karma-Task")):
+            store.upsert_task(run_id, merged, status="succeeded", commit_sha=sha)
     for attempt in store.attempts(run_id):
         if attempt["status"] == "running":
             store.update_attempt(attempt["id"], status="abandoned", summary="process died")
@@ -159,8 +232,19 @@ def resume(run_id: str, workspace: Workspace, config: KarmaConfig, store: Store,
     _salvage(workspace, run_id)
     store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
     bus.emit("run_started", run_id, request=row["request"], base=base, resumed=True)
-    b = _make(run_id, row["request"], workspace, config, store, bus, factory, routed, base,
-              gather_context(workspace.root).render(), backend)
+    b = _make(
+        run_id,
+        row["request"],
+        workspace,
+        config,
+        store,
+        bus,
+        factory,
+        routed,
+        base,
+        gather_context(workspace.root).render(),
+        backend,
+    )
     b.backend.reap_run(run_id)
     b.budget.spend(float(row["cost_usd"] or 0.0))
     return b
@@ -200,24 +284,48 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
     from karma.gates import gate_tree
 
     head = b.tip()
-    tree = b.workspace.add_worktree(f"{b.run_id}/gates-{round_no}",
-                                    b.work_branch(f"gates-{round_no}"), head)
+    tree = b.workspace.add_worktree(
+        f"{b.run_id}/gates-{round_no}", b.work_branch(f"gates-{round_no}"), head
+    )
 
     def recorded(result: GateResult, blocking: bool) -> None:
         findings = [f.as_json() for f in result.findings]
-        b.store.add_gate_result(b.run_id, name=result.name, status=result.status,
-                                blocking=int(blocking), duration_s=result.duration_s,
-                                findings_json=b.redacted_json(findings))
-        b.bus.emit("gate_finished", b.run_id, name=result.name, status=result.status,
-                   blocking=blocking, findings=len(findings), round=round_no)
+        b.store.add_gate_result(
+            b.run_id,
+            name=result.name,
+            status=result.status,
+            blocking=int(blocking),
+            duration_s=result.duration_s,
+            findings_json=b.redacted_json(findings),
+        )
+        b.bus.emit(
+            "gate_finished",
+            b.run_id,
+            name=result.name,
+            status=result.status,
+            blocking=blocking,
+            findings=len(findings),
+            round=round_no,
+        )
 
-    reviewer = RecordingModel(b.model(b.config.models.reviewer), b.store, b.run_id,
-                              f"review-{round_no}", 1)
+    reviewer = RecordingModel(
+        b.model(b.config.models.reviewer), b.store, b.run_id, f"review-{round_no}", 1
+    )
     plan = json.dumps(b.routed.contract(), indent=1) + f"\n\nReview round {round_no}"
     try:
-        return gate_tree(tree.path, b.base_commit, b.config, head=head, request=b.request,
-                         plan=plan, start_sandbox=b.backend.start, sandbox_image=b.image,
-                         reviewer=reviewer, run_id=b.run_id, on_result=recorded)
+        return gate_tree(
+            tree.path,
+            b.base_commit,
+            b.config,
+            head=head,
+            request=b.request,
+            plan=plan,
+            start_sandbox=b.backend.start,
+            sandbox_image=b.image,
+            reviewer=reviewer,
+            run_id=b.run_id,
+            on_result=recorded,
+        )
     finally:
         b.workspace.remove_worktree(tree.path)
         b.workspace.delete_branch(tree.branch)
@@ -226,20 +334,34 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
 def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:
     """A task that addresses the reviewer's blocking findings, routed like any other."""
     lines = [f"- [{f.severity}] {f.path}:{f.line}: {f.message}" for f in findings]
-    task = Task(id=TaskId(f"review_fix_{round_no}"), title="Address the review findings",
-                description="The reviewer asked for changes:\n" + "\n".join(lines),
-                kind="code", deps=(), files=tuple(sorted({f.path for f in findings if f.path})),
-                estimated_tokens=8000)
-    plan = replace(b.plan, tasks=(*b.plan.tasks, task),
-                   generations=(*b.plan.generations, (task.id,)))
+    task = Task(
+        id=TaskId(f"review_fix_{round_no}"),
+        title="Address the review findings",
+        description="The reviewer asked for changes:\n" + "\n".join(lines),
+        kind="code",
+        deps=(),
+        files=tuple(sorted({f.path for f in findings if f.path})),
+        estimated_tokens=8000,
+    )
+    plan = replace(
+        b.plan, tasks=(*b.plan.tasks, task), generations=(*b.plan.generations, (task.id,))
+    )
     routed = routed_plan(plan, b.config, b.store.task_history())
     b.routed = routed
     r = routed.routing[task.id]
-    b.store.upsert_task(b.run_id, task.id, title=task.title, kind=task.kind, status="pending",
-                        tier=r.tier, model=r.model, estimated_tokens=task.estimated_tokens,
-                        calibrated_tokens=r.calibrated_tokens,
-                        files_json=json.dumps(task.files),
-                        routing_json=json.dumps({"reason": f"review round {round_no}; {r.reason}"}))
+    b.store.upsert_task(
+        b.run_id,
+        task.id,
+        title=task.title,
+        kind=task.kind,
+        status="pending",
+        tier=r.tier,
+        model=r.model,
+        estimated_tokens=task.estimated_tokens,
+        calibrated_tokens=r.calibrated_tokens,
+        files_json=json.dumps(task.files),
+        routing_json=json.dumps({"reason": f"review round {round_no}; {r.reason}"}),
+    )
     return task.id
 
 
@@ -247,21 +369,35 @@ def task_rows(b: Build) -> list[dict[str, Any]]:
     """The `tasks` of the build JSON; `history` lists each attempt's class and remediation."""
     attempts: dict[str, list[dict[str, Any]]] = {}
     for a in b.store.attempts(b.run_id):
-        attempts.setdefault(a["task_id"], []).append({
-            "attempt": a["number"], "status": a["status"], "model": a["model"],
-            "class": a["failure_class"], "pattern": a["pattern_id"],
-            "remediation": a["remediation"],
-        })
+        attempts.setdefault(a["task_id"], []).append(
+            {
+                "attempt": a["number"],
+                "status": a["status"],
+                "model": a["model"],
+                "class": a["failure_class"],
+                "pattern": a["pattern_id"],
+                "remediation": a["remediation"],
+            }
+        )
     rows = []
     for t in b.store.tasks(b.run_id):
-        rows.append({
-            "id": t["id"], "status": t["status"], "attempts": t["attempts"],
-            "model": t["model"], "tier": t["tier"], "tokens_in": t["tokens_in"],
-            "tokens_out": t["tokens_out"], "cost_usd": round(t["cost_usd"], 6),
-            "started_at": t["started_at"], "finished_at": t["finished_at"],
-            "sandbox": {"image": t["image"], "container_id": t["container_id"]},
-            "commit": t["commit_sha"], "history": attempts.get(t["id"], []),
-        })
+        rows.append(
+            {
+                "id": t["id"],
+                "status": t["status"],
+                "attempts": t["attempts"],
+                "model": t["model"],
+                "tier": t["tier"],
+                "tokens_in": t["tokens_in"],
+                "tokens_out": t["tokens_out"],
+                "cost_usd": round(t["cost_usd"], 6),
+                "started_at": t["started_at"],
+                "finished_at": t["finished_at"],
+                "sandbox": {"image": t["image"], "container_id": t["container_id"]},
+                "commit": t["commit_sha"],
+                "history": attempts.get(t["id"], []),
+            }
+        )
     return rows
 
 
@@ -271,4 +407,3 @@ def write_report(b: Build) -> str | None:
     except ImportError:
         return None
     return str(write_run_report(b.store, b.run_id, b.workspace.root / ".karma" / "reports"))
-

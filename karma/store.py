@@ -173,7 +173,7 @@ class Store:
         marks = ", ".join("?" for _ in fields)
         with self._lock:
             cur = self._db.execute(
-                f"{verb} INTO {table} ({names}) VALUES ({marks})",  # noqa: S608 (names checked)
+                f"{verb} INTO {table} ({names}) VALUES ({marks})",
                 tuple(fields.values()),
             )
             return int(cur.lastrowid or 0)
@@ -203,8 +203,14 @@ class Store:
     def create_run(self, run_id: str, request: str, repo: Path, **fields: Any) -> None:
         self._insert(
             "runs",
-            {"id": run_id, "request": request, "repo": str(repo), "status": "running",
-             "created_at": iso(utcnow()), **fields},
+            {
+                "id": run_id,
+                "request": request,
+                "repo": str(repo),
+                "status": "running",
+                "created_at": iso(utcnow()),
+                **fields,
+            },
         )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -229,15 +235,22 @@ class Store:
     def add_attempt(self, run_id: str, task_id: str, number: int, **fields: Any) -> int:
         return self._insert(
             "attempts",
-            {"run_id": run_id, "task_id": task_id, "number": number,
-             "status": "running", "started_at": iso(utcnow()), **fields},
+            {
+                "run_id": run_id,
+                "task_id": task_id,
+                "number": number,
+                "status": "running",
+                "started_at": iso(utcnow()),
+                **fields,
+            },
         )
 
     def update_attempt(self, attempt_id: int, **fields: Any) -> None:
         self._update("attempts", {"id": attempt_id}, fields)
 
-    def update_attempt_by_number(self, run_id: str, task_id: str, number: int,
-                                 **fields: Any) -> None:
+    def update_attempt_by_number(
+        self, run_id: str, task_id: str, number: int, **fields: Any
+    ) -> None:
         self._update("attempts", {"run_id": run_id, "task_id": task_id, "number": number}, fields)
 
     def attempts(self, run_id: str, task_id: str | None = None) -> list[Row]:
@@ -273,8 +286,13 @@ class Store:
         """Subscriber for the event bus: the run record is one of the listeners."""
         self._insert(
             "events",
-            {"run_id": event.run_id, "task_id": event.task_id, "kind": event.kind,
-             "data_json": _json(dict(event.data)), "ts": iso(event.ts)},
+            {
+                "run_id": event.run_id,
+                "task_id": event.task_id,
+                "kind": event.kind,
+                "data_json": _json(dict(event.data)),
+                "ts": iso(event.ts),
+            },
         )
 
     def events(self, run_id: str) -> list[Row]:
@@ -312,8 +330,15 @@ class Store:
                 return
         self._insert(
             "failures",
-            {"signature": signature, "failure_class": failure_class, "example": example,
-             "first_seen": now, "last_seen": now, "count": 1, **fields},
+            {
+                "signature": signature,
+                "failure_class": failure_class,
+                "example": example,
+                "first_seen": now,
+                "last_seen": now,
+                "count": 1,
+                **fields,
+            },
         )
 
     def failures(self) -> list[Row]:

@@ -29,27 +29,57 @@ MAX_MATCHES = 100
 
 def _spec(name: str, description: str, **props: str) -> ToolSpec:
     required = [key.rstrip("_") for key in props if not key.endswith("_")]
-    properties = {key.rstrip("_"): {"type": "string", "description": text}
-                  for key, text in props.items()}
-    return ToolSpec(name, description, {"type": "object", "properties": properties,
-                                        "required": required, "additionalProperties": False})
+    properties = {
+        key.rstrip("_"): {"type": "string", "description": text} for key, text in props.items()
+    }
+    return ToolSpec(
+        name,
+        description,
+        {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        },
+    )
 
 
 TOOLS: tuple[ToolSpec, ...] = (
     _spec("read_file", "Read a text file of the repository.", path="Repository-relative path."),
-    _spec("list_files", "List files under a directory of the repository (recursive).",
-          path="Repository-relative directory; '.' for the root."),
-    _spec("search_code", "Search file contents with a regular expression.",
-          pattern="Python regular expression.", path_="Directory or file to search (default '.')."),
-    _spec("write_file", "Create or overwrite a file with the given content.",
-          path="Repository-relative path.", content="The whole new content."),
-    _spec("edit_file", "Replace one exact occurrence of `old` with `new` in a file.",
-          path="Repository-relative path.", old="Exact text that occurs exactly once.",
-          new="Replacement text."),
-    _spec("run", "Run a shell command in the task's sandbox (no network) at the repository root.",
-          command="The command line."),
-    _spec("finish", "Say the task is done; KARMA then runs the checks.",
-          summary="What was changed and why, in a few sentences."),
+    _spec(
+        "list_files",
+        "List files under a directory of the repository (recursive).",
+        path="Repository-relative directory; '.' for the root.",
+    ),
+    _spec(
+        "search_code",
+        "Search file contents with a regular expression.",
+        pattern="Python regular expression.",
+        path_="Directory or file to search (default '.').",
+    ),
+    _spec(
+        "write_file",
+        "Create or overwrite a file with the given content.",
+        path="Repository-relative path.",
+        content="The whole new content.",
+    ),
+    _spec(
+        "edit_file",
+        "Replace one exact occurrence of `old` with `new` in a file.",
+        path="Repository-relative path.",
+        old="Exact text that occurs exactly once.",
+        new="Replacement text.",
+    ),
+    _spec(
+        "run",
+        "Run a shell command in the task's sandbox (no network) at the repository root.",
+        command="The command line.",
+    ),
+    _spec(
+        "finish",
+        "Say the task is done; KARMA then runs the checks.",
+        summary="What was changed and why, in a few sentences.",
+    ),
 )
 
 
@@ -140,7 +170,11 @@ class Toolbox:
     def _tool_list_files(self, path: str = ".") -> ToolOutput:
         base = self.resolve(path, must_exist=True)
         files = [self._relative(p) for p in self._walk(base)]
-        note = f"\n[... more than {MAX_LIST} files; list a subdirectory]" if len(files) > MAX_LIST else ""
+        note = (
+            f"\n[... more than {MAX_LIST} files; list a subdirectory]"
+            if len(files) > MAX_LIST
+            else ""
+        )
         return ToolOutput("\n".join(files[:MAX_LIST]) + note)
 
     def _tool_search_code(self, pattern: str, path: str = ".") -> ToolOutput:
@@ -186,7 +220,9 @@ class Toolbox:
         count = text.count(old) if old else 0
         if count != 1:
             where = "does not occur" if count == 0 else f"occurs {count} times"
-            raise ToolRefused(f"{path}: `old` {where}; it must match exactly once. Nothing written.")
+            raise ToolRefused(
+                f"{path}: `old` {where}; it must match exactly once. Nothing written."
+            )
         self._write(target, text.replace(old, new, 1))
         return ToolOutput(f"edited {path}")
 

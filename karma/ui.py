@@ -23,12 +23,25 @@ from karma.events import Event
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]|\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 
 _STATE = {
-    "task_ready": "ready", "task_started": "running", "attempt_started": "running",
-    "attempt_failed": "retrying", "task_succeeded": "done", "task_merged": "merged",
-    "task_failed": "failed", "task_escalated": "escalated", "task_skipped": "skipped",
+    "task_ready": "ready",
+    "task_started": "running",
+    "attempt_started": "running",
+    "attempt_failed": "retrying",
+    "task_succeeded": "done",
+    "task_merged": "merged",
+    "task_failed": "failed",
+    "task_escalated": "escalated",
+    "task_skipped": "skipped",
 }
-_STYLE = {"done": "green", "merged": "green", "failed": "red", "escalated": "magenta",
-          "skipped": "dim", "retrying": "yellow", "running": "cyan"}
+_STYLE = {
+    "done": "green",
+    "merged": "green",
+    "failed": "red",
+    "escalated": "magenta",
+    "skipped": "dim",
+    "retrying": "yellow",
+    "running": "cyan",
+}
 
 
 def inert(text: object, limit: int = 300) -> str:
@@ -97,9 +110,24 @@ class TerminalView:
 
     def _line(self, event: Event) -> str:
         who = f" {event.task_id}" if event.task_id else ""
-        detail = " ".join(f"{k}={inert(v, 120)}" for k, v in event.data.items()
-                          if k in {"attempt", "model", "reason", "status", "class", "remediation",
-                                   "commit", "name", "cost_usd", "branch", "message"})
+        detail = " ".join(
+            f"{k}={inert(v, 120)}"
+            for k, v in event.data.items()
+            if k
+            in {
+                "attempt",
+                "model",
+                "reason",
+                "status",
+                "class",
+                "remediation",
+                "commit",
+                "name",
+                "cost_usd",
+                "branch",
+                "message",
+            }
+        )
         return f"karma {event.kind}{who} {detail}".rstrip()
 
     def _table(self) -> Table:
@@ -110,9 +138,13 @@ class TerminalView:
         for task, row in self.rows.items():
             elapsed = ((row.ended or now) - row.started) if row.started else 0.0
             table.add_row(
-                inert(task), Text(row.state, style=_STYLE.get(row.state, "")), inert(row.model),
-                str(row.attempt or ""), f"{elapsed:5.1f}s" if row.started else "",
-                f"{row.tokens:,}", f"${row.cost:.4f}",
+                inert(task),
+                Text(row.state, style=_STYLE.get(row.state, "")),
+                inert(row.model),
+                str(row.attempt or ""),
+                f"{elapsed:5.1f}s" if row.started else "",
+                f"{row.tokens:,}",
+                f"${row.cost:.4f}",
             )
         done = sum(row.state in {"merged", "done"} for row in self.rows.values())
         table.caption = f"{done}/{len(self.rows)} tasks integrated"

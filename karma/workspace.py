@@ -69,11 +69,9 @@ class Workspace:
             exclude.parent.mkdir(parents=True, exist_ok=True)
             exclude.write_text("\n".join([*lines, "/.karma/"]) + "\n")
 
-    def _run(self, *args: str, handle: Git | None = None, **kwargs: object) -> str:
+    def _run(self, *args: str, handle: Git | None = None) -> str:
         try:
-            out: str = (handle or self._git).execute(
-                ["git", *_SAFE, *args], **kwargs
-            )
+            out: str = (handle or self._git).execute(["git", *_SAFE, *args])
         except GitCommandError as exc:
             detail = (exc.stderr or exc.stdout or "").strip().splitlines()
             raise WorkspaceError(
@@ -89,7 +87,10 @@ class Workspace:
     def _wt_git(self, worktree: Worktree, *args: str) -> str:
         excludes = ("-c", f"core.excludesFile={self.excludes}") if self.excludes.exists() else ()
         return self._run(
-            *excludes, f"--git-dir={worktree.git_dir}", f"--work-tree={worktree.path}", *args,
+            *excludes,
+            f"--git-dir={worktree.git_dir}",
+            f"--work-tree={worktree.path}",
+            *args,
             handle=Git(str(worktree.path)),
         )
 
@@ -172,16 +173,22 @@ class Workspace:
     def diff(self, base: str, head: str) -> str:
         return self._run("diff", base, head)
 
-    def commit(
-        self, worktree: Worktree, message: str, trailers: Mapping[str, str]
-    ) -> str | None:
+    def commit(self, worktree: Worktree, message: str, trailers: Mapping[str, str]) -> str | None:
         """Commit everything in the worktree; None when there is nothing to commit."""
         if not self.changed_files(worktree):
             return None
         body = message.strip() + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
         self._wt_git(
-            worktree, "-c", "user.name=KARMA", "-c", "user.email=karma@localhost",
-            "commit", "--quiet", "--no-verify", "-m", body,
+            worktree,
+            "-c",
+            "user.name=KARMA",
+            "-c",
+            "user.email=karma@localhost",
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            body,
         )
         return self._wt_git(worktree, "rev-parse", "HEAD")
 
@@ -197,14 +204,25 @@ class Workspace:
         if tip is None:
             raise WorkspaceError(f"build branch {build_branch} is gone")
         try:
-            tree = self._run("merge-tree", "--write-tree", "--name-only", "--no-messages",
-                             tip, commit)
+            tree = self._run(
+                "merge-tree", "--write-tree", "--name-only", "--no-messages", tip, commit
+            )
         except WorkspaceError:
             listing = self._merge_tree_conflicts(tip, commit)
             return MergeOutcome(None, listing[0], listing[1])
         tree_sha = tree.splitlines()[0]
-        new = self._run("-c", "user.name=KARMA", "-c", "user.email=karma@localhost",
-                        "commit-tree", tree_sha, "-p", tip, "-m", message)
+        new = self._run(
+            "-c",
+            "user.name=KARMA",
+            "-c",
+            "user.email=karma@localhost",
+            "commit-tree",
+            tree_sha,
+            "-p",
+            tip,
+            "-m",
+            message,
+        )
         self._run("update-ref", f"refs/heads/{build_branch}", new, tip)
         failpoint("during_merge")  # the branch moved; the run record does not know yet
         return MergeOutcome(new)

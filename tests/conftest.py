@@ -26,7 +26,7 @@ def _docker_problem() -> str | None:
         client.ping()
         client.images.get(BASE_IMAGE)
         client.close()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no usable engine"
+    except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 
@@ -36,7 +36,9 @@ def docker_engine() -> str:
     """The base image name, once the engine and the image are known to be there."""
     problem = _docker_problem()
     if problem:
-        message = f"Docker engine or {BASE_IMAGE} unavailable ({problem}); run ../shared/docker/setup.sh"
+        message = (
+            f"Docker engine or {BASE_IMAGE} unavailable ({problem}); run ../shared/docker/setup.sh"
+        )
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

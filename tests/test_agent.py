@@ -23,13 +23,21 @@ class CannedRunner:
         return ExecResult(command, 0, "1 passed", 0.2)
 
 
-BRIEF = Brief("api", "Create the API", "Add app/api.py.", "Add an API", attempt=1,
-              plan_notes="- db (Create the DB), done", hints=("add type annotations",))
+BRIEF = Brief(
+    "api",
+    "Create the API",
+    "Add app/api.py.",
+    "Add an API",
+    attempt=1,
+    plan_notes="- db (Create the DB), done",
+    hints=("add type annotations",),
+)
 
 
 def model(replies: list[dict[str, Any]]) -> ScriptedModel:
-    script = parse_script({"conversations": [{"match": {"user": ["Task api:"]},
-                                               "replies": replies}]})
+    script = parse_script(
+        {"conversations": [{"match": {"user": ["Task api:"]}, "replies": replies}]}
+    )
     return ScriptedModel("small", script, sleep=lambda _s: None)
 
 
@@ -46,11 +54,20 @@ def test_first_message_contract() -> None:
 def test_runs_tools_until_finish(tmp_path: Path) -> None:
     runner = CannedRunner()
     box = Toolbox(tmp_path, runner, output_chars=1000)
-    replies = [call("write_file", path="app/api.py", content="X = 1\n"),
-               call("run", command="pytest -q"), call("finish", summary="API added")]
+    replies = [
+        call("write_file", path="app/api.py", content="X = 1\n"),
+        call("run", command="pytest -q"),
+        call("finish", summary="API added"),
+    ]
     steps: list[str] = []
-    result = run_agent(BRIEF, model(replies), box, AgentConfig(), stop=threading.Event(),
-                       on_step=lambda n, tool, *_: steps.append(tool))
+    result = run_agent(
+        BRIEF,
+        model(replies),
+        box,
+        AgentConfig(),
+        stop=threading.Event(),
+        on_step=lambda n, tool, *_: steps.append(tool),
+    )
     assert result.status == "finished" and result.summary == "API added"
     assert (tmp_path / "app" / "api.py").read_text() == "X = 1\n"
     assert runner.commands == ["pytest -q"]
@@ -68,15 +85,15 @@ def test_identical_action_three_times_is_stuck(tmp_path: Path) -> None:
 def test_step_limit(tmp_path: Path) -> None:
     box = Toolbox(tmp_path, CannedRunner(), output_chars=1000)
     replies = [call("write_file", path=f"f{i}.py", content="x") for i in range(10)]
-    result = run_agent(BRIEF, model(replies), box, AgentConfig(max_steps=4),
-                       stop=threading.Event())
+    result = run_agent(BRIEF, model(replies), box, AgentConfig(max_steps=4), stop=threading.Event())
     assert result.status == "limit" and "step limit" in result.detail
 
 
 def test_script_exhausted_is_a_provider_error_result(tmp_path: Path) -> None:
     box = Toolbox(tmp_path, CannedRunner(), output_chars=1000)
-    result = run_agent(BRIEF, model([call("list_files", path=".")]), box, AgentConfig(),
-                       stop=threading.Event())
+    result = run_agent(
+        BRIEF, model([call("list_files", path=".")]), box, AgentConfig(), stop=threading.Event()
+    )
     assert result.status == "provider_error"
 
 

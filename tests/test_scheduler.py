@@ -34,8 +34,11 @@ def test_failure_skips_dependents_with_a_reason_and_others_go_on() -> None:
     graph = dag(("a", "b"), ("b", "c"), ("x", "y"))
     skipped: list[str] = []
     results = run_dag(
-        graph, lambda t: Outcome("failed", "boom") if t == "a" else Outcome("succeeded"),
-        jobs=2, weight={}, executor=SynchronousExecutor(),
+        graph,
+        lambda t: Outcome("failed", "boom") if t == "a" else Outcome("succeeded"),
+        jobs=2,
+        weight={},
+        executor=SynchronousExecutor(),
         on_skip=lambda t, o: skipped.append(t),
     )
     assert results["a"].status == "failed"
@@ -48,16 +51,27 @@ def test_failure_skips_dependents_with_a_reason_and_others_go_on() -> None:
 def test_done_tasks_are_not_run_again() -> None:
     graph = dag(("a", "b"))
     ran: list[str] = []
-    run_dag(graph, lambda t: ran.append(t) or Outcome("succeeded"), jobs=1, weight={},
-            executor=SynchronousExecutor(), done=["a"])
+    run_dag(
+        graph,
+        lambda t: ran.append(t) or Outcome("succeeded"),
+        jobs=1,
+        weight={},
+        executor=SynchronousExecutor(),
+        done=["a"],
+    )
     assert ran == ["b"]
 
 
 def test_budget_gate_holds_tasks_back() -> None:
     graph = dag(("a", "b"), nodes=("c",))
-    results = run_dag(graph, lambda t: Outcome("succeeded"), jobs=1, weight={"c": 10},
-                      executor=SynchronousExecutor(),
-                      can_start=lambda t: "over budget" if t == "a" else None)
+    results = run_dag(
+        graph,
+        lambda t: Outcome("succeeded"),
+        jobs=1,
+        weight={"c": 10},
+        executor=SynchronousExecutor(),
+        can_start=lambda t: "over budget" if t == "a" else None,
+    )
     assert results["a"] == Outcome("not_started", "over budget")
     assert results["b"].status == "skipped"
     assert results["c"].status == "succeeded"

@@ -39,15 +39,30 @@ def box(root: Path, output: str = "ok", exit_code: int = 0) -> Toolbox:
 
 def test_tool_names_are_the_contract() -> None:
     assert [t.name for t in TOOLS] == [
-        "read_file", "list_files", "search_code", "write_file", "edit_file", "run", "finish",
+        "read_file",
+        "list_files",
+        "search_code",
+        "write_file",
+        "edit_file",
+        "run",
+        "finish",
     ]
     search = next(t for t in TOOLS if t.name == "search_code")
     assert search.input_schema["required"] == ["pattern"]
 
 
 @pytest.mark.parametrize(
-    "path", ["/etc/passwd", "../outside.txt", "pkg/../../outside.txt", ".git/config",
-             ".git", "pkg/.git/x", "~/x", ""],
+    "path",
+    [
+        "/etc/passwd",
+        "../outside.txt",
+        "pkg/../../outside.txt",
+        ".git/config",
+        ".git",
+        "pkg/.git/x",
+        "~/x",
+        "",
+    ],
 )
 def test_paths_outside_are_refused_and_nothing_is_written(root: Path, path: str) -> None:
     tools = box(root)
@@ -70,7 +85,9 @@ def test_symlink_leading_out_is_refused(root: Path) -> None:
 
 def test_write_read_list_search(root: Path) -> None:
     tools = box(root)
-    assert not tools.call("write_file", {"path": "new/b.py", "content": "def f():\n    pass\n"}).is_error
+    assert not tools.call(
+        "write_file", {"path": "new/b.py", "content": "def f():\n    pass\n"}
+    ).is_error
     assert tools.call("read_file", {"path": "new/b.py"}).content.startswith("def f")
     listing = tools.call("list_files", {"path": "."}).content.splitlines()
     assert "new/b.py" in listing and "pkg/a.py" in listing and ".git" not in listing

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from karma.errors import WorkspaceError
-from karma.workspace import Workspace
 from karma.testing.repos import git
+from karma.workspace import Workspace
 
 
 def test_tasks_integrate_one_commit_each_without_touching_the_user(git_repo: Path) -> None:
@@ -54,7 +54,9 @@ def test_conflict_is_detected_and_the_branch_does_not_move(git_repo: Path) -> No
     assert "<<<<<<<" not in git(git_repo, "show", "karma/r2:README.md")
 
 
-def test_worktree_git_file_tampering_does_not_redirect_commits(git_repo: Path, tmp_path: Path) -> None:
+def test_worktree_git_file_tampering_does_not_redirect_commits(
+    git_repo: Path, tmp_path: Path
+) -> None:
     ws = Workspace(git_repo)
     base = ws.head()
     wt = ws.add_worktree("r3/a-1", "karma-work/r3/a-1", base)

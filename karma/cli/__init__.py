@@ -28,7 +28,7 @@ from karma.errors import ExitCode, KarmaError
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover - older typer on the real click
-    from click import ClickException  # type: ignore[assignment,no-redef]
+    from click import ClickException  # type: ignore[assignment]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,16 @@ from karma.cli.app import app, err_console, out, state
 from karma.errors import ExitCode, UsageError
 
 
-def _run(spec: str, *, json_out: bool, jobs: int | None, max_cost: float | None,
-         plan_file: Path | None, resume: str | None, gates: bool) -> ExitCode:
+def _run(
+    spec: str,
+    *,
+    json_out: bool,
+    jobs: int | None,
+    max_cost: float | None,
+    plan_file: Path | None,
+    resume: str | None,
+    gates: bool,
+) -> ExitCode:
     from karma.engine import build
     from karma.events import EventBus
     from karma.store import Store
@@ -30,15 +38,27 @@ def _run(spec: str, *, json_out: bool, jobs: int | None, max_cost: float | None,
     try:
         with TerminalView(err_console) as view:
             bus.subscribe(view)
-            result = build(spec, repo=state.repo, config=config, store=store, bus=bus,
-                           plan_file=plan_file, resume=resume, gates=gates)
+            result = build(
+                spec,
+                repo=state.repo,
+                config=config,
+                store=store,
+                bus=bus,
+                plan_file=plan_file,
+                resume=resume,
+                gates=gates,
+            )
     finally:
         store.close()
     if json_out:
         out.print(json.dumps(result.to_json(), indent=2), markup=False, highlight=False)
     else:
-        out.print(f"{result.status}: branch {result.branch} (run {result.run_id}, "
-                  f"${result.cost_usd:.4f})", markup=False, highlight=False)
+        out.print(
+            f"{result.status}: branch {result.branch} (run {result.run_id}, "
+            f"${result.cost_usd:.4f})",
+            markup=False,
+            highlight=False,
+        )
         if result.reason:
             err_console.print(result.reason, markup=False, highlight=False)
     return result.exit_code
@@ -47,11 +67,20 @@ def _run(spec: str, *, json_out: bool, jobs: int | None, max_cost: float | None,
 @app.command("build")
 def build_command(
     spec: Annotated[str, typer.Argument(help="The feature request.", show_default=False)] = "",
-    spec_file: Annotated[Path | None, typer.Option("--spec-file", help="Read the request from a file.")] = None,
+    spec_file: Annotated[
+        Path | None, typer.Option("--spec-file", help="Read the request from a file.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Tasks run at once (build.jobs).")] = None,
-    max_cost: Annotated[float | None, typer.Option("--max-cost", help="Budget in USD (budget.max_cost_usd).")] = None,
-    plan_file: Annotated[Path | None, typer.Option("--plan-file", help="Run this plan instead of asking the planner.")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="Tasks run at once (build.jobs).")
+    ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="Budget in USD (budget.max_cost_usd).")
+    ] = None,
+    plan_file: Annotated[
+        Path | None,
+        typer.Option("--plan-file", help="Run this plan instead of asking the planner."),
+    ] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue a stopped run.")] = None,
     no_gates: Annotated[bool, typer.Option("--no-gates", help="Skip the quality gates.")] = False,
 ) -> ExitCode:
@@ -63,8 +92,15 @@ def build_command(
             raise UsageError(f"{spec_file}: cannot read: {exc.strerror}") from None
     if not resume and not spec.strip():
         raise UsageError("the request is empty", tip='karma build "what to build"')
-    return _run(spec, json_out=json_out, jobs=jobs, max_cost=max_cost, plan_file=plan_file,
-                resume=resume, gates=not no_gates)
+    return _run(
+        spec,
+        json_out=json_out,
+        jobs=jobs,
+        max_cost=max_cost,
+        plan_file=plan_file,
+        resume=resume,
+        gates=not no_gates,
+    )
 
 
 @app.command("resume")
@@ -74,8 +110,9 @@ def resume_command(
     jobs: Annotated[int | None, typer.Option("--jobs", "-j")] = None,
 ) -> ExitCode:
     """Continue a build that was interrupted or killed."""
-    return _run("", json_out=json_out, jobs=jobs, max_cost=None, plan_file=None,
-                resume=run_id, gates=True)
+    return _run(
+        "", json_out=json_out, jobs=jobs, max_cost=None, plan_file=None, resume=run_id, gates=True
+    )
 
 
 @app.command("replay")
@@ -97,8 +134,9 @@ def replay_command(
     try:
         with TerminalView(err_console) as view:
             bus.subscribe(view)
-            report = replay(run_id, workspace=Workspace(state.repo), config=config,
-                            store=store, bus=bus)
+            report = replay(
+                run_id, workspace=Workspace(state.repo), config=config, store=store, bus=bus
+            )
     finally:
         store.close()
     data = report.to_json()
@@ -106,8 +144,11 @@ def replay_command(
         out.print(json.dumps(data, indent=2), markup=False, highlight=False)
     else:
         verdict = "same result" if report.faithful else "diverged"
-        out.print(f"replay of {run_id}: {verdict} (branch {report.replay.branch})",
-                  markup=False, highlight=False)
+        out.print(
+            f"replay of {run_id}: {verdict} (branch {report.replay.branch})",
+            markup=False,
+            highlight=False,
+        )
         for line in (*report.task_changes, *report.divergences[:20]):
             out.print(f"  {line}", markup=False, highlight=False)
     return ExitCode.OK if report.faithful else ExitCode.FAILED

@@ -56,3 +56,41 @@ def with_latency(script: dict[str, Any], seconds: float) -> dict[str, Any]:
             for reply in conv["replies"]:
                 reply["latency_s"] = seconds
     return script
+
+
+def request_changes_once(script: dict[str, Any]) -> dict[str, Any]:
+    """The reviewer asks for a docstring example in round 1; a fix task adds it; round 2
+    approves (the demo's own review conversation)."""
+    finding = {
+        "path": "inventory/export.py",
+        "line": 11,
+        "severity": "major",
+        "message": "Add an example of the output to the to_csv docstring.",
+    }
+    review = {
+        "verdict": "request_changes",
+        "findings": [finding],
+        "summary": "The CSV export lacks a docstring example.",
+    }
+    old = '"""The inventory as CSV: a header, then one row per item by SKU."""'
+    new = old[:-3] + '\n\n    >>> to_csv(Inventory())\n    \'sku,name,quantity\\\\n\'\n    """'
+    fix = [
+        {
+            "tool_calls": [
+                {
+                    "name": "edit_file",
+                    "arguments": {"path": "inventory/export.py", "old": old, "new": new},
+                }
+            ]
+        },
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Docstring example."}}]},
+    ]
+    script["conversations"][:0] = [
+        {
+            "name": "review-1",
+            "match": {"tool": "submit_review", "user": ["Review round 1"]},
+            "replies": [{"tool_calls": [{"name": "submit_review", "arguments": review}]}],
+        },
+        {"name": "fix", "match": {"user": ["Task review_fix_1:"]}, "replies": fix},
+    ]
+    return script

@@ -16,7 +16,9 @@ from karma.testing.demo import REQUEST, demo_config, demo_script, example_projec
 from karma.testing.repos import init_repo
 
 BuildFn = Callable[..., tuple[int, dict[str, Any]]]
-ADVISORIES = Path(__file__).resolve().parents[3] / "shared" / "advisories" / "pypa-advisory-database"
+ADVISORIES = (
+    Path(__file__).resolve().parents[3] / "shared" / "advisories" / "pypa-advisory-database"
+)
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +44,13 @@ def karma_config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def karma_build(
-    demo_repo: Path, karma_config: Path, tmp_path: Path, docker_engine: str, osv_url: str,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    demo_repo: Path,
+    karma_config: Path,
+    tmp_path: Path,
+    docker_engine: str,
+    osv_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> BuildFn:
     """Run `karma build --json` on the demo repo with a script; (exit code, JSON)."""
     monkeypatch.setenv("KARMA_BASE_IMAGE", docker_engine)
@@ -54,8 +61,18 @@ def karma_build(
         path.write_text(yaml.safe_dump(script or demo_script()))
         monkeypatch.setenv("KARMA_SCRIPT", str(path))
         capsys.readouterr()
-        code = main(["-C", str(demo_repo), "--config", str(karma_config), "build", "--json",
-                     *extra, REQUEST])
+        code = main(
+            [
+                "-C",
+                str(demo_repo),
+                "--config",
+                str(karma_config),
+                "build",
+                "--json",
+                *extra,
+                REQUEST,
+            ]
+        )
         out = capsys.readouterr().out
         return code, json.loads(out) if out.strip() else {}
 

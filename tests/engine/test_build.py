@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from karma.store import Store
-from karma.testing.demo import break_attempts, demo_script
+from karma.testing.demo import break_attempts, demo_script, request_changes_once
 from karma.testing.repos import git
 
 pytestmark = pytest.mark.docker
@@ -31,8 +31,12 @@ def test_demo_build(karma_build: Any, demo_repo: Path, tmp_path: Path) -> None:
     assert set(tasks) == {"csv_export", "low_stock", "cli", "docs"}
     assert all(t["status"] == "succeeded" and t["attempts"] == 1 for t in tasks.values())
     # one commit per task on the build branch, each with its provenance trailers
-    log = git(demo_repo, "log", "--format=%(trailers:key=Karma-Task,valueonly)",
-              f"{result['base_commit']}..{result['branch']}").split()
+    log = git(
+        demo_repo,
+        "log",
+        "--format=%(trailers:key=Karma-Task,valueonly)",
+        f"{result['base_commit']}..{result['branch']}",
+    ).split()
     assert sorted(log) == sorted(tasks)
     assert git(demo_repo, "rev-parse", result["branch"]) == result["head_commit"]
     # the two independent tasks ran at the same time, each in its own container
@@ -46,8 +50,12 @@ def test_demo_build(karma_build: Any, demo_repo: Path, tmp_path: Path) -> None:
     assert git(demo_repo, "status", "--porcelain") == ""
     checkout = tmp_path / "checkout"
     git(demo_repo, "worktree", "add", "-q", str(checkout), result["branch"])
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                           cwd=checkout, capture_output=True, text=True)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+    )
     assert tests.returncode == 0, tests.stdout
     assert "9 passed" in tests.stdout
     # nothing is left behind
@@ -67,7 +75,7 @@ def test_failed_first_attempt_is_healed(karma_build: Any, demo_repo: Path) -> No
     assert first["remediation"] == "retry_with_hint"
     store = Store(demo_repo / ".karma" / "karma.db")
     calls = store.model_calls(result["run_id"], "csv_export")
-    second = [c for c in calls if c["attempt"] == 2][0]
+    second = next(c for c in calls if c["attempt"] == 2)
     assert "The previous attempt failed: test_failure" in second["request_json"]
     outcomes = store.outcomes()
     assert [(o["remediation"], o["outcome"]) for o in outcomes] == [("retry_with_hint", "resolved")]
@@ -89,7 +97,10 @@ def test_task_failing_every_attempt_escalates(karma_build: Any, demo_repo: Path)
 
 
 def test_replay_reproduces_the_build_without_model_calls(
-    karma_build: Any, demo_repo: Path, karma_config: Path, monkeypatch: pytest.MonkeyPatch,
+    karma_build: Any,
+    demo_repo: Path,
+    karma_config: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import json
@@ -99,37 +110,22 @@ def test_replay_reproduces_the_build_without_model_calls(
     code, result = karma_build(None, "--no-gates")
     assert code == 0
     monkeypatch.setenv("KARMA_SCRIPT", "/nonexistent/script.yaml")  # no model can answer
-    code = main(["-C", str(demo_repo), "--config", str(karma_config), "replay", "--json",
-                 result["run_id"]])
+    code = main(
+        ["-C", str(demo_repo), "--config", str(karma_config), "replay", "--json", result["run_id"]]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report
     assert report["status"] == "same" and report["same_tree"]
     assert report["replay_run_id"] != result["run_id"]
     assert git(demo_repo, "rev-parse", f"{report['branch']}^{{tree}}") == git(
-        demo_repo, "rev-parse", f"{result['branch']}^{{tree}}")
+        demo_repo, "rev-parse", f"{result['branch']}^{{tree}}"
+    )
 
 
 def test_review_request_changes_becomes_a_fix_task_then_approved(
     karma_build: Any, demo_repo: Path
 ) -> None:
-    script = demo_script()
-    script["conversations"][:0] = [
-        {"name": "review-1", "match": {"tool": "submit_review", "user": ["Review round 1"]},
-         "replies": [{"tool_calls": [{"name": "submit_review", "arguments": {
-             "verdict": "request_changes", "summary": "The CSV export lacks a docstring example.",
-             "findings": [{"path": "inventory/export.py", "line": 11, "severity": "major",
-                           "message": "Add an example of the output to the to_csv docstring."}],
-         }}]}]},
-        {"name": "fix", "match": {"user": ["Task review_fix_1:"]},
-         "replies": [
-             {"tool_calls": [{"name": "edit_file", "arguments": {
-                 "path": "inventory/export.py",
-                 "old": '"""The inventory as CSV: a header, then one row per item by SKU."""',
-                 "new": '"""The inventory as CSV: a header, then one row per item by SKU.\n\n'
-                        '    >>> to_csv(Inventory())\n    \'sku,name,quantity\\\\n\'\n    """'}}]},
-             {"tool_calls": [{"name": "finish", "arguments": {"summary": "Docstring example."}}]},
-         ]},
-    ]
+    script = request_changes_once(demo_script())
     code, result = karma_build(script)
     assert code == 0, result
     assert result["status"] == "succeeded"
@@ -137,5 +133,7 @@ def test_review_request_changes_becomes_a_fix_task_then_approved(
     assert fix["status"] == "succeeded" and fix["commit"]
     review = next(g for g in result["gates"] if g["name"] == "review")
     assert review["status"] in {"passed", "warning"}
-    assert ">>> to_csv(Inventory())" in git(demo_repo, "show", f"{result['branch']}:inventory/export.py")
+    assert ">>> to_csv(Inventory())" in git(
+        demo_repo, "show", f"{result['branch']}:inventory/export.py"
+    )
     assert result["report"] and Path(result["report"]).is_file()

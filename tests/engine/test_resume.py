@@ -3,6 +3,7 @@ uninterrupted run, no duplicate commits, no orphaned containers or worktrees."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -21,10 +22,15 @@ from karma.testing.repos import git, init_repo
 pytestmark = pytest.mark.docker
 
 
-def _karma(repo: Path, config: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _karma(
+    repo: Path, config: Path, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "karma", "-C", str(repo), "--config", str(config), *args],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -41,8 +47,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory, docker_engine: str) -> dict[
     done = _karma(reference, config, "build", "--json", "--no-gates", REQUEST, env=env)
     assert done.returncode == 0, done.stderr
     branch = json.loads(done.stdout)["branch"]
-    return {"base": base, "config": config, "env": env,
-            "tree": git(reference, "rev-parse", f"{branch}^{{tree}}")}
+    return {
+        "base": base,
+        "config": config,
+        "env": env,
+        "tree": git(reference, "rev-parse", f"{branch}^{{tree}}"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -51,21 +61,33 @@ def setup(tmp_path_factory: pytest.TempPathFactory, docker_engine: str) -> dict[
 def test_kill_then_resume_gives_the_same_result(setup: dict[str, Any], point: str) -> None:
     name = point.split(":")[0]
     repo = init_repo(setup["base"] / f"repo-{name}", source=example_project())
-    killed = _karma(repo, setup["config"], "build", "--json", "--no-gates", REQUEST,
-                    env={**setup["env"], "KARMA_FAILPOINTS": point})
+    killed = _karma(
+        repo,
+        setup["config"],
+        "build",
+        "--json",
+        "--no-gates",
+        REQUEST,
+        env={**setup["env"], "KARMA_FAILPOINTS": point},
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     store = Store(repo / ".karma" / "karma.db")
     run_id = store.runs()[0]["id"]
     store.close()
 
-    resumed = _karma(repo, setup["config"], "build", "--resume", run_id, "--json",
-                     "--no-gates", env=setup["env"])
+    resumed = _karma(
+        repo, setup["config"], "build", "--resume", run_id, "--json", "--no-gates", env=setup["env"]
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     result = json.loads(resumed.stdout)
     assert result["status"] == "succeeded" and result["run_id"] == run_id
     assert git(repo, "rev-parse", f"{result['branch']}^{{tree}}") == setup["tree"]
-    tasks = git(repo, "log", "--format=%(trailers:key=Karma-Task,valueonly)",
-                f"{result['base_commit']}..{result['branch']}").split()
+    tasks = git(
+        repo,
+        "log",
+        "--format=%(trailers:key=Karma-Task,valueonly)",
+        f"{result['base_commit']}..{result['branch']}",
+    ).split()
     assert sorted(tasks) == ["cli", "csv_export", "docs", "low_stock"]  # no duplicates
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert git(repo, "branch", "--list", "karma-work/*") == ""
@@ -115,10 +137,8 @@ class SocketProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
 
     def close(self) -> None:
         import socket
@@ -154,9 +174,23 @@ def _wait_for(repo: Path, sql: str, proc: subprocess.Popen[str], timeout: float 
 
 def _start(repo: Path, setup: dict[str, Any], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "karma", "-C", str(repo), "--config", str(setup["config"]),
-         "build", "--json", "--no-gates", REQUEST],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "karma",
+            "-C",
+            str(repo),
+            "--config",
+            str(setup["config"]),
+            "build",
+            "--json",
+            "--no-gates",
+            REQUEST,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -164,8 +198,9 @@ def _finishes_on_resume(repo: Path, setup: dict[str, Any]) -> None:
     store = Store(repo / ".karma" / "karma.db")
     run_id = store.runs()[0]["id"]
     store.close()
-    resumed = _karma(repo, setup["config"], "build", "--resume", run_id, "--json",
-                     "--no-gates", env=setup["env"])
+    resumed = _karma(
+        repo, setup["config"], "build", "--resume", run_id, "--json", "--no-gates", env=setup["env"]
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     result = json.loads(resumed.stdout)
     assert git(repo, "rev-parse", f"{result['branch']}^{{tree}}") == setup["tree"]
