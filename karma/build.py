@@ -54,6 +54,7 @@ class Build:
     _models: dict[str, ModelClient] = field(default_factory=dict)
     _sandboxes: dict[str, Sandbox] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tip: str | None = None
 
     @property
     def plan(self) -> Plan:
@@ -66,9 +67,15 @@ class Build:
     # -- git ------------------------------------------------------------------------------
 
     def tip(self) -> str:
-        tip = self.workspace.rev(self.branch)
-        assert tip is not None, f"build branch {self.branch} is missing"
-        return tip
+        """The build branch's head. KARMA is its only writer (under `merge_lock`), so it is
+        read from git once and then kept as integration moves it."""
+        if self._tip is None:
+            self._tip = self.workspace.rev(self.branch)
+            assert self._tip is not None, f"build branch {self.branch} is missing"
+        return self._tip
+
+    def moved(self, commit: str) -> None:
+        self._tip = commit
 
     def work_branch(self, name: str) -> str:
         return f"karma-work/{self.run_id}/{name}"
@@ -76,12 +83,12 @@ class Build:
     def retire_worktree(self, worktree: Worktree, *, keep: bool) -> None:
         """Remove an attempt's worktree; a failed attempt's branch stays for salvage."""
         if keep:
-            self.workspace.commit(
+            self.workspace.changed_files(worktree)
+            work = self.workspace.commit(
                 worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id}
             )
+            self.workspace.create_branch(worktree.branch, work or worktree.base)
         self.workspace.remove_worktree(worktree.path)
-        if not keep:
-            self.workspace.delete_branch(worktree.branch)
 
     # -- sandboxes and models ----------------------------------------------------------------
 

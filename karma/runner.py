@@ -355,16 +355,16 @@ def _integrate(
         "Karma-Model": model_name,
     }
     message = build.redact(f"{task.title}\n\n{summary}".strip())
-    commit = build.workspace.commit(worktree, message, trailers) or build.workspace.rev(
-        worktree.branch
-    )
+    commit = build.workspace.commit(worktree, message, trailers)
     if commit is None or commit == worktree.base:
         return AttemptEnd("succeeded", detail="nothing to change")
     failpoint("after_commit")
     body = message + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
     with build.merge_lock:
         try:
-            merged = build.workspace.integrate(build.branch, commit, body)
+            merged = build.workspace.integrate(build.branch, commit, body, tip=build.tip())
+            if merged.commit is not None:
+                build.moved(merged.commit)
         except WorkspaceError as exc:
             return _failed(
                 build, Evidence.from_log(str(exc), step="build", command="git merge"), str(exc)

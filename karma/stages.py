@@ -253,6 +253,10 @@ def resume(
 def _salvage(workspace: Workspace, run_id: str) -> None:
     """Keep each half-done attempt's work on a salvage branch and remove its worktree."""
     for path in sorted((workspace.worktrees_dir / run_id).glob("*")):
+        worktree = workspace.open_worktree(path)
+        if worktree is not None and workspace.changed_files(worktree):
+            work = workspace.commit(worktree, "salvage: interrupted attempt", {"Karma-Run": run_id})
+            workspace.create_branch(f"karma-salvage/{run_id}/{path.name}", work or worktree.base)
         workspace.remove_worktree(path)
     workspace.prune()
     for branch in workspace.branches(f"karma-work/{run_id}/*"):

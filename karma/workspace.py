@@ -13,6 +13,7 @@ sandbox, so it is never trusted, and hooks are disabled for KARMA's commits.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -58,12 +59,13 @@ class Workspace:
         self.root = Path(self._run("rev-parse", "--show-toplevel"))
         self.worktrees_dir = self.root / ".karma" / "worktrees"
         self.excludes = self.root / ".karma" / "generated.gitignore"
+        common = Path(self._run("rev-parse", "--git-common-dir"))
+        self.git_common_dir = common if common.is_absolute() else self.root / common
         self._exclude_state_dir()
 
     def _exclude_state_dir(self) -> None:
         """Keep `.karma/` out of the user's `git status` without editing their files."""
-        common = Path(self._run("rev-parse", "--git-common-dir"))
-        exclude = (common if common.is_absolute() else self.root / common) / "info" / "exclude"
+        exclude = self.git_common_dir / "info" / "exclude"
         lines = exclude.read_text().splitlines() if exclude.is_file() else []
         if "/.karma/" not in lines:
             exclude.parent.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,7 @@ class Workspace:
             self._run("branch", branch, at)
 
     def delete_branch(self, branch: str) -> None:
-        if self.rev(branch) is not None:
+        with contextlib.suppress(WorkspaceError):  # already gone is fine
             self._run("branch", "-D", branch)
 
     def rename_branch(self, old: str, new: str) -> None:
@@ -147,25 +149,40 @@ class Workspace:
         path = self.worktrees_dir / name
         if path.exists():
             self.remove_worktree(path)
-        self.delete_branch(branch)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._run("worktree", "add", "--quiet", "-b", branch, str(path), at)
-        git_dir = Path(self._run("rev-parse", "--absolute-git-dir", handle=Git(str(path))))
-        return Worktree(path=path, branch=branch, base=at, git_dir=git_dir)
+        # Detached: the branch is only made for work worth keeping (salvage), which saves
+        # a ref write and a delete on every successful attempt.
+        self._run("worktree", "add", "--quiet", "--detach", str(path), at)
+        # Read before any sandbox can touch it: the worktree's own admin directory.
+        git_dir = (path / ".git").read_text().strip().removeprefix("gitdir: ")
+        return Worktree(path=path, branch=branch, base=at, git_dir=Path(git_dir))
+
+    def open_worktree(self, path: Path) -> Worktree | None:
+        """A worktree left by a dead process, if git still knows it as one of ours."""
+        admin = self.git_common_dir / "worktrees" / path.name
+        if not (admin / "HEAD").is_file():
+            return None
+        worktree = Worktree(path=path, branch="", base="HEAD", git_dir=admin)
+        head = self._wt_git(worktree, "rev-parse", "HEAD")
+        return Worktree(path=path, branch="", base=head, git_dir=admin)
 
     def remove_worktree(self, path: Path) -> None:
         try:
             self._run("worktree", "remove", "--force", str(path))
         except WorkspaceError:
             shutil.rmtree(path, ignore_errors=True)
-        self._run("worktree", "prune")
+            self._run("worktree", "prune")
 
     def prune(self) -> None:
-        """Forget worktrees whose directories are gone, and remove stale ones of KARMA's."""
+        """Forget worktrees whose directories are gone."""
         self._run("worktree", "prune")
 
     def changed_files(self, worktree: Worktree) -> list[str]:
-        """Paths added, modified or deleted in the worktree against its base (untracked too)."""
+        """Stage everything in the worktree and list what differs from its base.
+
+        What is staged here is what `commit` records: files that checks run afterwards
+        leave behind are not part of the task's change.
+        """
         self._wt_git(worktree, "add", "-A")
         out = self._wt_git(worktree, "diff", "--cached", "--name-only", "-z", worktree.base)
         return [p for p in out.split("\0") if p]
@@ -174,33 +191,28 @@ class Workspace:
         return self._run("diff", base, head)
 
     def commit(self, worktree: Worktree, message: str, trailers: Mapping[str, str]) -> str | None:
-        """Commit everything in the worktree; None when there is nothing to commit."""
-        if not self.changed_files(worktree):
-            return None
+        """Commit what `changed_files` staged; None when nothing is staged."""
         body = message.strip() + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
-        self._wt_git(
-            worktree,
-            "-c",
-            "user.name=KARMA",
-            "-c",
-            "user.email=karma@localhost",
-            "commit",
-            "--quiet",
-            "--no-verify",
-            "-m",
-            body,
-        )
+        identity = ("-c", "user.name=KARMA", "-c", "user.email=karma@localhost")
+        try:
+            self._wt_git(worktree, *identity, "commit", "--quiet", "--no-verify", "-m", body)
+        except WorkspaceError:
+            if not self._wt_git(worktree, "diff", "--cached", "--name-only"):
+                return None  # nothing staged
+            raise
         return self._wt_git(worktree, "rev-parse", "HEAD")
 
     # -- integration --------------------------------------------------------------------
 
-    def integrate(self, build_branch: str, commit: str, message: str) -> MergeOutcome:
+    def integrate(
+        self, build_branch: str, commit: str, message: str, *, tip: str | None = None
+    ) -> MergeOutcome:
         """Move `build_branch` forward by one commit holding `commit`'s change merged in.
 
         The merge is computed without a working tree; on conflict nothing moves. The ref
         update is a compare-and-swap, so a concurrent move is an error, not a lost update.
         """
-        tip = self.rev(build_branch)
+        tip = tip or self.rev(build_branch)
         if tip is None:
             raise WorkspaceError(f"build branch {build_branch} is gone")
         try:

@@ -20,6 +20,7 @@ def test_tasks_integrate_one_commit_each_without_touching_the_user(git_repo: Pat
     two = ws.add_worktree("r1/b-1", "karma-work/r1/b-1", base)
     (one.path / "a.py").write_text("A = 1\n")
     (two.path / "b.py").write_text("B = 2\n")
+    assert ws.changed_files(one) == ["a.py"] and ws.changed_files(two) == ["b.py"]
     c1 = ws.commit(one, "task a", {"Karma-Task": "a"})
     c2 = ws.commit(two, "task b", {"Karma-Task": "b"})
     assert c1 and c2
@@ -42,6 +43,8 @@ def test_conflict_is_detected_and_the_branch_does_not_move(git_repo: Path) -> No
     two = ws.add_worktree("r2/b-1", "karma-work/r2/b-1", base)
     (one.path / "README.md").write_text("# one\n")
     (two.path / "README.md").write_text("# two\n")
+    ws.changed_files(one)
+    ws.changed_files(two)
     c1 = ws.commit(one, "a", {})
     c2 = ws.commit(two, "b", {})
     assert c1 and c2
@@ -62,6 +65,7 @@ def test_worktree_git_file_tampering_does_not_redirect_commits(
     wt = ws.add_worktree("r3/a-1", "karma-work/r3/a-1", base)
     (wt.path / ".git").write_text(f"gitdir: {tmp_path}\n")  # what a sandboxed command could do
     (wt.path / "x.py").write_text("X = 1\n")
+    ws.changed_files(wt)
     sha = ws.commit(wt, "x", {})
     assert sha and git(git_repo, "show", f"{sha}:x.py") == "X = 1"
 

@@ -1,0 +1,135 @@
+"""Engine overhead per task and end-to-end speedup of a parallel build (issue 4).
+
+1. Overhead: the demo build with the scripted model answering at once and a sandbox
+   backend that runs nothing (karma/sandbox/fake.py), so what remains of each attempt is
+   the engine: worktrees, commits, merges, the run record, events. Median and p95 per
+   task over several builds; a bare `git worktree add` + `remove` is the baseline.
+   Target: ≤ 50 ms median.
+2. Speedup: a real build (Docker sandboxes, real git) of four independent tasks whose
+   model, the loopback server speaking the Anthropic protocol, takes `--latency` seconds
+   per reply: wall time with --jobs 4 against --jobs 1. Target: ≥ 3×.
+
+    python bench/bench_engine.py [--builds 5] [--latency 1.5] [--skip-docker]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from karma.config import load_config
+from karma.engine import build
+from karma.events import EventBus
+from karma.models.script import parse_script
+from karma.sandbox.fake import FakeBackend
+from karma.store import Store
+from karma.testing.demo import REQUEST, demo_script, example_project
+from karma.testing.model_server import ModelServer
+from karma.testing.repos import git, init_repo
+
+
+def _seconds(start: str, end: str) -> float:
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def overhead(builds: int, jobs: int) -> None:
+    per_task: list[float] = []
+    baseline: list[float] = []
+    script = demo_script()
+    for conv in script["conversations"]:
+        for reply in conv["replies"]:
+            reply.pop("latency_s", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "script.yaml"
+        import yaml
+
+        path.write_text(yaml.safe_dump(script))
+        for number in range(builds):
+            repo = init_repo(Path(tmp) / f"repo{number}", source=example_project())
+            config = load_config(repo, flags={"providers.scripted.script": path,
+                                              "build.jobs": jobs, **{
+                f"models.{tier}": f"scripted:{tier}" for tier in ("small", "medium", "large")}})
+            store = Store(repo / ".karma" / "karma.db")
+            result = build(REQUEST, repo=repo, config=config, store=store, bus=EventBus(),
+                           gates=False, backend=FakeBackend())
+            assert result.status == "succeeded", result
+            for attempt in store.attempts(result.run_id):
+                model_s = sum(c["latency_ms"] for c in store.model_calls(
+                    result.run_id, attempt["task_id"]) if c["attempt"] == attempt["number"]) / 1000
+                per_task.append(_seconds(attempt["started_at"], attempt["finished_at"]) - model_s)
+            store.close()
+            started = time.perf_counter()
+            git(repo, "worktree", "add", "-q", "-b", "bench", str(Path(tmp) / f"wt{number}"))
+            git(repo, "worktree", "remove", "--force", str(Path(tmp) / f"wt{number}"))
+            baseline.append(time.perf_counter() - started)
+    per_task.sort()
+    median = statistics.median(per_task) * 1000
+    p95 = per_task[int(len(per_task) * 0.95) - 1] * 1000
+    print(f"engine overhead per task (--jobs {jobs}): median {median:.1f} ms, p95 {p95:.1f} ms "
+          f"over {len(per_task)} tasks (baseline: bare worktree add+remove "
+          f"{statistics.median(baseline) * 1000:.1f} ms)")
+    if jobs == 1:
+        print(f"target <= 50 ms median: {'PASS' if median <= 50 else 'MISS'}")
+
+
+def width_four_script(latency: float) -> dict[str, Any]:
+    tasks = [{"id": f"part{i}", "title": f"Part {i}", "description": f"Add inventory/part{i}.py.",
+              "deps": [], "estimated_tokens": 5000, "kind": "code",
+              "files": [f"inventory/part{i}.py"]} for i in range(4)]
+    conversations: list[dict[str, Any]] = [{"match": {"tool": "submit_plan"}, "replies": [
+        {"tool_calls": [{"name": "submit_plan", "arguments": {"tasks": tasks}}]}]}]
+    for i in range(4):
+        conversations.append({"match": {"user": [f"Task part{i}:"]}, "replies": [
+            {"latency_s": latency, "tool_calls": [{"name": "write_file", "arguments": {
+                "path": f"inventory/part{i}.py", "content": f"PART = {i}\n"}}]},
+            {"latency_s": latency, "tool_calls": [{"name": "finish",
+                                                   "arguments": {"summary": "done"}}]}]})
+    return {"conversations": conversations}
+
+
+def speedup(latency: float) -> None:
+    image = os.environ.setdefault("KARMA_BASE_IMAGE", "karma/base:bookworm")
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp, ModelServer(
+            parse_script(width_four_script(latency))) as server:
+        env = {**os.environ, "ANTHROPIC_BASE_URL": server.anthropic_base_url,
+               "ANTHROPIC_API_KEY": "bench-key", "KARMA_BASE_IMAGE": image}
+        config = Path(tmp) / "karma.toml"
+        config.write_text("[models]\n" + "".join(
+            f'{tier} = "anthropic:bench-{tier}"\n' for tier in ("small", "medium", "large")))
+        for jobs in (1, 4, 1, 4):
+            repo = init_repo(Path(tmp) / f"repo{len(times)}-{jobs}", source=example_project())
+            started = time.perf_counter()
+            done = subprocess.run(["karma", "-C", str(repo), "--config", str(config), "build",
+                                   "--no-gates", "--jobs", str(jobs), "Four parts"],
+                                  env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-2000:]
+            times.setdefault(jobs, []).append(time.perf_counter() - started)
+    one, four = min(times[1]), min(times[4])
+    print(f"width-4 build, {latency:.1f} s per model reply: --jobs 1 {one:.1f} s, "
+          f"--jobs 4 {four:.1f} s, speedup {one / four:.2f}x "
+          f"(target >= 3x: {'PASS' if one / four >= 3 else 'MISS'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--builds", type=int, default=5)
+    parser.add_argument("--latency", type=float, default=1.5)
+    parser.add_argument("--skip-docker", action="store_true")
+    args = parser.parse_args()
+    overhead(args.builds, jobs=1)
+    overhead(args.builds, jobs=4)  # with 4 tasks at once on this machine's 2 cores
+    if not args.skip_docker:
+        speedup(args.latency)
+
+
+if __name__ == "__main__":
+    main()
