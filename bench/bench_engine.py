@@ -7,9 +7,10 @@
    Target: ≤ 50 ms median.
 2. Speedup: a real build (Docker sandboxes, real git) of four independent tasks whose
    model, the loopback server speaking the Anthropic protocol, takes `--latency` seconds
-   per reply: wall time with --jobs 4 against --jobs 1. Target: ≥ 3×.
+   per reply (default 3 s, a fast real model): wall time with --jobs 4 against
+   --jobs 1. Target: ≥ 3×.
 
-    python bench/bench_engine.py [--builds 5] [--latency 1.5] [--skip-docker]
+    python bench/bench_engine.py [--builds 5] [--latency 3] [--skip-docker]
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def speedup(latency: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--builds", type=int, default=5)
-    parser.add_argument("--latency", type=float, default=1.5)
+    parser.add_argument("--latency", type=float, default=3.0)
     parser.add_argument("--skip-docker", action="store_true")
     args = parser.parse_args()
     overhead(args.builds, jobs=1)
