@@ -1,0 +1,212 @@
+"""`karma classify` and `karma memory`: the healing table and memory from the command line.
+
+`classify` reads a log (a file, or `-` for stdin), keeps a bounded tail, and prints
+how a failed attempt with that output would be classified; exit 0 (a query), 2 when
+the input cannot be read. `memory` shows, exports, imports and reflects on what KARMA
+has learned in this repository's run store.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from karma.cli.app import app, err_console, out, state
+from karma.errors import ExitCode, UsageError
+
+memory_app = typer.Typer(help="What KARMA has learned about failures in this repository.")
+app.add_typer(memory_app, name="memory")
+
+READ_LIMIT = 4 * 1024 * 1024  # bytes of a log's tail read; the evidence keeps less
+
+
+def _read_tail(source: str) -> bytes:
+    if source == "-":
+        data = b""
+        while chunk := sys.stdin.buffer.read(1 << 20):
+            data = (data + chunk)[-READ_LIMIT:]
+        return data
+    path = Path(source)
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(handle.tell() - READ_LIMIT, 0))
+            return handle.read()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _patterns() -> Any:
+    from karma.recipes import load_failure_patterns
+
+    return load_failure_patterns(state.repo)
+
+
+@app.command()
+def classify(
+    source: Annotated[str, typer.Argument(help="A log file, or - for stdin.")] = "-",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    step: Annotated[str, typer.Option(help="install|build|test|lint|typecheck|agent")] = "build",
+    exit_code: Annotated[int, typer.Option("--exit-code", help="The command's exit code.")] = 1,
+    tool: Annotated[str | None, typer.Option(help="The tool that wrote the log.")] = None,
+) -> ExitCode:
+    """Classify a failure log the way a failed attempt is classified."""
+    from karma.heal import Evidence, Healer
+    from karma.heal.remediation import tier_of
+
+    if step not in ("install", "build", "test", "lint", "typecheck", "agent"):
+        raise UsageError(f"unknown step {step!r}")
+    config = state.config()
+    healer = Healer(None, config, _patterns())
+    evidence = Evidence.from_log(
+        _read_tail(source), step=step, exit_code=exit_code, tool=tool,  # type: ignore[arg-type]
+        tail_chars=config.heal.output_tail_chars,
+    )  # fmt: skip
+    result = healer.classify(evidence)
+    pattern = healer.pattern(result)
+    data = result.to_json()
+    data["remediations"] = [
+        {"name": r.name, "tier": tier_of(r.name), "prior": r.prior} for r in pattern.remediations
+    ]
+    if as_json:
+        out.print_json(json.dumps(data))
+        return ExitCode.OK
+    runner = data["runner_up"]
+    out.print(f"[bold]{data['class']}[/bold]  pattern {data['pattern']}  "
+              f"confidence {data['confidence']:.2f}  signature {data['signature']}")  # fmt: skip
+    if runner:
+        out.print(f"runner-up: {runner['class']} ({runner['pattern']}, {runner['confidence']:.2f})")
+    for line in data["key_lines"]:
+        out.print(f"  | {line}", markup=False, highlight=False)
+    out.print(
+        "remediations: " + ", ".join(f"{r['name']} ({r['tier']})" for r in data["remediations"])
+    )
+    return ExitCode.OK
+
+
+def _store(*, create: bool = False) -> Any:
+    """The run store; None when there is none yet (queries never create one)."""
+    from karma.store import Store
+
+    path = state.config().db_path(state.repo)
+    if not create and not path.is_file():
+        err_console.print(f"no healing memory yet ({path} does not exist)")
+        return None
+    return Store(path)
+
+
+@memory_app.command("stats")
+def memory_stats(
+    runs: Annotated[int, typer.Option(help="Runs in the first-attempt trend.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> ExitCode:
+    """Per class: seen, resolved, and each remediation's tries and success rate."""
+    from karma.heal.memory import stats
+
+    store = _store()
+    if store is None:
+        return ExitCode.OK
+    data = stats(store, runs)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return ExitCode.OK
+    for name, entry in data["classes"].items():
+        out.print(f"[bold]{name}[/bold]: seen {entry['seen']} ({entry['signatures']} signatures),"
+                  f" resolved {entry['resolved']}")  # fmt: skip
+        for rem, r in entry["remediations"].items():
+            out.print(f"  {rem:24} tries {r['tries']:4}  success {r['success_rate']:.0%}")
+    trend = [t["first_attempt_success"] for t in data["first_attempt_trend"]]
+    shown = " ".join("—" if t is None else f"{t:.0%}" for t in trend) or "no runs yet"
+    out.print(f"first-attempt success, last {len(trend)} runs (oldest first): {shown}")
+    return ExitCode.OK
+
+
+@memory_app.command("show")
+def memory_show(
+    signature: Annotated[str, typer.Argument(help="A signature (or prefix).")],
+) -> ExitCode:
+    """One failure signature: its class, example lines, files and remediation outcomes."""
+    from karma.heal.memory import show
+
+    store = _store()
+    data = None if store is None else show(store, signature)
+    if data is None:
+        err_console.print(f"no failure with signature {signature!r}")
+        return ExitCode.FAILED
+    out.print_json(json.dumps(data, default=str))
+    return ExitCode.OK
+
+
+@memory_app.command("export")
+def memory_export(
+    file: Annotated[Path, typer.Argument(help="Where to write (- for stdout).")],
+) -> ExitCode:
+    """Write the healing memory to one JSON file a team or a CI cache can carry."""
+    from karma.heal.memory import export
+
+    store = _store()
+    if store is None:
+        return ExitCode.FAILED
+    text = json.dumps(export(store), indent=1, default=str)
+    if str(file) == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        file.write_text(text + "\n", encoding="utf-8")
+        err_console.print(f"wrote {file}")
+    return ExitCode.OK
+
+
+@memory_app.command("import")
+def memory_import(
+    file: Annotated[Path, typer.Argument(help="A file from `memory export`.")],
+) -> ExitCode:
+    """Merge an exported memory into this repository's."""
+    from karma.heal.memory import import_file
+
+    added = import_file(_store(create=True), file)
+    out.print(f"imported {added['failures']} failures, {added['outcomes']} outcomes")
+    return ExitCode.OK
+
+
+@memory_app.command("reflect")
+def memory_reflect(
+    apply: Annotated[bool, typer.Option("--apply", help="Write the accepted patterns.")] = False,
+    use_model: Annotated[bool, typer.Option("--model/--no-model", help="Ask the model.")] = True,
+) -> ExitCode:
+    """Propose patterns for recurring unknown failures; show the diff (--apply writes it)."""
+    from karma.heal.reflect import learned_file, propose, render
+
+    config = state.config()
+    store = _store()
+    if store is None:
+        return ExitCode.OK
+    model = None
+    if use_model:
+        from karma.models import get_model
+
+        model = get_model(config.models.medium, config)
+    proposals = propose(store, _patterns(), model=model)
+    if not proposals:
+        out.print("no recurring unknown failures to learn from")
+        return ExitCode.OK
+    for p in proposals:
+        verdict = "accepted" if p.accepted else "rejected: " + "; ".join(p.problems)
+        err_console.print(f"{p.pattern['id']} ({len(p.cluster.signatures)} signatures, "
+                          f"seen {p.cluster.count}x): {verdict}")  # fmt: skip
+    accepted = [p for p in proposals if p.accepted]
+    if not accepted:
+        return ExitCode.OK
+    path = learned_file(state.repo)
+    text, diff = render(path, accepted)
+    out.print(diff, markup=False, highlight=False, end="")
+    if apply:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        err_console.print(f"wrote {path}")
+    else:
+        err_console.print("dry run: --apply writes it")
+    return ExitCode.OK

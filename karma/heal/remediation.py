@@ -1,0 +1,263 @@
+"""Remediations: their risk tiers, the policy cascade, and what each one does.
+
+A remediation is data in the recipes (which ones a pattern offers, in what order, with
+what prior) and code here, in this one module: the tier each belongs to, the typed
+`Remedy` the engine applies (a hint, multipliers, flags), and the few that need
+commands in the sandbox (rerunning failed tests, regenerating a lockfile, reinstalling
+dependencies) or an edit of the worktree (quarantining a flaky test).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal, assert_never
+
+from karma.config import HealConfig, TierPolicy
+from karma.recipes import FailurePattern, RemediationName
+from karma.sandbox.interface import ExecResult, Sandbox
+
+Tier = Literal["immediate", "standard", "elevated", "critical"]
+TIER_ORDER: tuple[Tier, ...] = ("immediate", "standard", "elevated", "critical")
+
+
+def tier_of(name: RemediationName) -> Tier:
+    match name:
+        case "retry_with_hint" | "rerun_failed_tests" | "fresh_sandbox":
+            return "immediate"
+        case (
+            "raise_memory" | "raise_timeout" | "escalate_model" | "regenerate_lockfile"
+            | "reinstall_dependencies"
+        ):  # fmt: skip
+            return "standard"
+        case "quarantine_flaky_test":
+            return "elevated"
+        case "edit_ci_workflow" | "edit_auth" | "edit_migration" | "lower_gate":
+            return "critical"
+        case _:
+            assert_never(name)
+
+
+def policy_for(config: HealConfig, tier: Tier) -> TierPolicy:
+    match tier:
+        case "immediate":
+            return config.immediate
+        case "standard":
+            return config.standard
+        case "elevated":
+            return config.elevated
+        case "critical":
+            return config.critical
+        case _:
+            assert_never(tier)
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What the engine does before the next attempt."""
+
+    name: RemediationName
+    tier: Tier
+    hint: str
+    """Goes into the next attempt's prompt (every remedy carries the diagnosis)."""
+    memory_factor: float = 1.0
+    timeout_factor: float = 1.0
+    escalate_model: bool = False
+    rerun_failed_tests: bool = False
+    fresh_sandbox: bool = False
+    regenerate_lockfile: bool = False
+    reinstall_dependencies: bool = False
+    quarantine_flaky_test: bool = False
+    notify_human: bool = False
+    """Elevated tier: it proceeds, and the run report tells a human."""
+
+
+def build_remedy(
+    name: RemediationName, pattern: FailurePattern, diagnosis: str, config: HealConfig
+) -> Remedy:
+    tier = tier_of(name)
+    hint = f"The previous attempt failed: {diagnosis}\nHint: {pattern.hint}"
+    base = Remedy(name, tier, hint, notify_human=tier == "elevated")
+    match name:
+        case "retry_with_hint":
+            return base
+        case "rerun_failed_tests":
+            return _with(base, rerun_failed_tests=True)
+        case "fresh_sandbox":
+            return _with(base, fresh_sandbox=True)
+        case "raise_memory":
+            return _with(base, memory_factor=config.memory_factor)
+        case "raise_timeout":
+            return _with(base, timeout_factor=config.timeout_factor)
+        case "escalate_model":
+            return _with(base, escalate_model=True)
+        case "regenerate_lockfile":
+            return _with(base, regenerate_lockfile=True)
+        case "reinstall_dependencies":
+            return _with(base, reinstall_dependencies=True)
+        case "quarantine_flaky_test":
+            return _with(base, quarantine_flaky_test=True)
+        case "edit_ci_workflow" | "edit_auth" | "edit_migration" | "lower_gate":
+            raise ValueError(f"{name} is critical: it is proposed to a human, never applied")
+        case _:
+            assert_never(name)
+
+
+def _with(remedy: Remedy, **changes: object) -> Remedy:
+    return replace(remedy, **changes)  # type: ignore[arg-type]
+
+
+# -- rerun_failed_tests ------------------------------------------------------------------
+
+_PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+::\S+)", re.MULTILINE)
+_GO_FAILED = re.compile(r"^\s*--- FAIL: (\w+)", re.MULTILINE)
+_JEST_FAILED = re.compile(r"^FAIL (\S+\.(?:test|spec)\.[jt]sx?)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class RerunPlan:
+    runner: Literal["pytest", "go", "jest"]
+    test_ids: tuple[str, ...]
+    command: str
+
+
+def rerun_plan(output: str) -> RerunPlan | None:
+    """The command that reruns only the tests `output` says failed (pytest, go, jest)."""
+    if ids := list(dict.fromkeys(_PYTEST_FAILED.findall(output))):
+        return RerunPlan("pytest", tuple(ids), "python -m pytest -q -p no:randomly "
+                         + " ".join(shlex.quote(i) for i in ids))  # fmt: skip
+    if ids := list(dict.fromkeys(_GO_FAILED.findall(output))):
+        pattern = "^(" + "|".join(ids) + ")$"
+        return RerunPlan("go", tuple(ids), f"go test -count=1 -run {shlex.quote(pattern)} ./...")
+    if ids := list(dict.fromkeys(_JEST_FAILED.findall(output))):
+        return RerunPlan("jest", tuple(ids), "npx jest --ci " + " ".join(map(shlex.quote, ids)))
+    return None
+
+
+@dataclass(frozen=True)
+class RerunOutcome:
+    plan: RerunPlan | None
+    runs: tuple[ExecResult, ...]
+    passed_on: int | None
+    """The rerun (1-based) that passed; None when none did."""
+
+    @property
+    def flaky(self) -> bool:
+        """Failed, then passed on a rerun with no change: the test is flaky."""
+        return self.passed_on is not None
+
+
+def rerun_failed_tests(
+    sandbox: Sandbox, output: str, *, reruns: int = 3, timeout_s: float = 600.0
+) -> RerunOutcome:
+    plan = rerun_plan(output)
+    if plan is None:
+        return RerunOutcome(None, (), None)
+    runs: list[ExecResult] = []
+    for number in range(1, reruns + 1):
+        result = sandbox.exec(plan.command, timeout_s=timeout_s)
+        runs.append(result)
+        if result.ok:
+            return RerunOutcome(plan, tuple(runs), number)
+    return RerunOutcome(plan, tuple(runs), None)
+
+
+# -- lockfiles and dependencies -----------------------------------------------------------
+
+# (lockfile, command that re-resolves it, command that reinstalls from it)
+LOCKFILES: tuple[tuple[str, str, str], ...] = (
+    ("poetry.lock", "poetry lock --no-interaction", "poetry install --no-interaction"),
+    ("uv.lock", "uv lock", "uv sync"),
+    ("package-lock.json", "npm install --package-lock-only --no-audit --no-fund", "npm ci"),
+    ("yarn.lock", "yarn install --mode update-lockfile", "yarn install --frozen-lockfile"),
+    ("pnpm-lock.yaml", "pnpm install --lockfile-only", "pnpm install --frozen-lockfile"),
+    ("Cargo.lock", "cargo generate-lockfile", "cargo fetch"),
+    ("go.sum", "go mod tidy", "go mod download"),
+    ("requirements.lock", "pip-compile -o requirements.lock", "pip install -r requirements.lock"),
+)
+
+
+@dataclass(frozen=True)
+class DependencyOutcome:
+    """What a lockfile regeneration or a reinstall did; `ok` False counts as a failed attempt."""
+
+    action: Literal["regenerate_lockfile", "reinstall_dependencies"]
+    lockfile: str | None
+    commands: tuple[str, ...]
+    result: ExecResult | None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
+
+    @property
+    def detail(self) -> str:
+        if self.lockfile is None:
+            return "no known lockfile in the workspace"
+        if self.result is None:
+            return "nothing ran"
+        state = "succeeded" if self.ok else f"failed (exit {self.result.exit_code})"
+        return f"{' && '.join(self.commands)}: {state}"
+
+
+def _lockfile(sandbox: Sandbox) -> tuple[str, str, str] | None:
+    listing = sandbox.exec("ls -1a", timeout_s=30).output.split()
+    return next((entry for entry in LOCKFILES if entry[0] in listing), None)
+
+
+def regenerate_lockfile(sandbox: Sandbox, *, timeout_s: float = 600.0) -> DependencyOutcome:
+    """Remove the workspace's lockfile and re-resolve it."""
+    found = _lockfile(sandbox)
+    if found is None:
+        return DependencyOutcome("regenerate_lockfile", None, (), None)
+    lockfile, relock, _ = found
+    commands = (f"rm -f {lockfile}", relock)
+    result = sandbox.exec(" && ".join(commands), timeout_s=timeout_s)
+    return DependencyOutcome("regenerate_lockfile", lockfile, commands, result)
+
+
+def reinstall_dependencies(sandbox: Sandbox, *, timeout_s: float = 600.0) -> DependencyOutcome:
+    """Reinstall from the lockfile (or `pip install -e .` for a bare Python project)."""
+    found = _lockfile(sandbox)
+    if found is None:
+        listing = sandbox.exec("ls -1a", timeout_s=30).output.split()
+        if "pyproject.toml" not in listing and "setup.py" not in listing:
+            return DependencyOutcome("reinstall_dependencies", None, (), None)
+        found = ("pyproject.toml", "", "pip install -e .")
+    lockfile, _, install = found
+    result = sandbox.exec(install, timeout_s=timeout_s)
+    return DependencyOutcome("reinstall_dependencies", lockfile, (install,), result)
+
+
+# -- quarantine_flaky_test ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuarantineOutcome:
+    test_id: str
+    file: Path | None
+    applied: bool
+    annotation: str
+
+
+def quarantine_test(workspace: Path, test_id: str, run_id: str) -> QuarantineOutcome:
+    """Skip one pytest test with a marker naming the run that quarantined it."""
+    annotation = f"quarantined as flaky by karma run {run_id}"
+    path_part, _, name_part = test_id.partition("::")
+    name = name_part.rsplit("::", 1)[-1].split("[", 1)[0]
+    file = workspace / path_part
+    if not name or not file.is_file():
+        return QuarantineOutcome(test_id, None, False, annotation)
+    text = file.read_text(encoding="utf-8")
+    definition = re.compile(rf"^([ \t]*)(?:async\s+)?def {re.escape(name)}\(", re.MULTILINE)
+    hit = definition.search(text)
+    if hit is None or annotation in text:
+        return QuarantineOutcome(test_id, file, False, annotation)
+    marker = f'{hit.group(1)}@pytest.mark.skip(reason="{annotation}")\n'
+    text = text[: hit.start()] + marker + text[hit.start() :]
+    if not re.search(r"^import pytest$", text, re.MULTILINE):
+        text = "import pytest\n" + text
+    file.write_text(text, encoding="utf-8")
+    return QuarantineOutcome(test_id, file, True, annotation)
