@@ -137,3 +137,25 @@ def test_review_request_changes_becomes_a_fix_task_then_approved(
         demo_repo, "show", f"{result['branch']}:inventory/export.py"
     )
     assert result["report"] and Path(result["report"]).is_file()
+
+
+def test_memory_stats_show_the_learned_rates(
+    karma_build: Any, demo_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from karma.cli import main
+
+    for _ in range(2):
+        code, _result = karma_build(break_attempts(demo_script()), "--no-gates")
+        assert code == 0
+    assert main(["-C", str(demo_repo), "memory", "stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    failure = stats["classes"]["test_failure"]
+    assert failure["seen"] == 2 and failure["resolved"] == 2
+    assert failure["remediations"]["retry_with_hint"] == {
+        "tries": 2,
+        "resolved": 2,
+        "success_rate": 1.0,
+    }
+    assert [run["first_attempt_success"] for run in stats["first_attempt_trend"]] == [0.75, 0.75]
