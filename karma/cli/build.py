@@ -6,7 +6,10 @@ TTY); `--json` prints the result contract on stdout. The exit code follows the s
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +22,7 @@ from karma.errors import ExitCode, UsageError
 def _run(
     spec: str,
     *,
+    ci: bool,
     json_out: bool,
     jobs: int | None,
     max_cost: float | None,
@@ -26,18 +30,21 @@ def _run(
     resume: str | None,
     gates: bool,
 ) -> ExitCode:
+    from karma.ci import GitHubLog, finish_ci, github_sink, is_ci
     from karma.engine import build
     from karma.events import EventBus
     from karma.store import Store
     from karma.ui import TerminalView
 
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
+    # In CI the masks are printed before anything else, then one line per event.
+    ci_log = (github_sink(os.environ) or GitHubLog(sys.stderr)) if ci or is_ci(os.environ) else None
     store = Store(config.db_path(state.repo))
     bus = EventBus()
     bus.subscribe(store.record_event)
     try:
-        with TerminalView(err_console) as view:
-            bus.subscribe(view)
+        with contextlib.ExitStack() as stack:
+            bus.subscribe(ci_log or stack.enter_context(TerminalView(err_console)))
             result = build(
                 spec,
                 repo=state.repo,
@@ -48,6 +55,9 @@ def _run(
                 resume=resume,
                 gates=gates,
             )
+        if ci_log is not None:
+            ci_log.close()
+            finish_ci({**result.to_json(), "reason": result.reason}, os.environ, store=store)
     finally:
         store.close()
     if json_out:
@@ -83,6 +93,9 @@ def build_command(
     ] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Continue a stopped run.")] = None,
     no_gates: Annotated[bool, typer.Option("--no-gates", help="Skip the quality gates.")] = False,
+    ci: Annotated[
+        bool, typer.Option("--ci", help="CI mode (automatic when GITHUB_ACTIONS=true).")
+    ] = False,
 ) -> ExitCode:
     """Plan, build, heal and gate a feature request on a new branch."""
     if spec_file is not None:
@@ -94,6 +107,7 @@ def build_command(
         raise UsageError("the request is empty", tip='karma build "what to build"')
     return _run(
         spec,
+        ci=ci,
         json_out=json_out,
         jobs=jobs,
         max_cost=max_cost,
@@ -111,7 +125,14 @@ def resume_command(
 ) -> ExitCode:
     """Continue a build that was interrupted or killed."""
     return _run(
-        "", json_out=json_out, jobs=jobs, max_cost=None, plan_file=None, resume=run_id, gates=True
+        "",
+        ci=False,
+        json_out=json_out,
+        jobs=jobs,
+        max_cost=None,
+        plan_file=None,
+        resume=run_id,
+        gates=True,
     )
 
 

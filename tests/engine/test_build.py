@@ -159,3 +159,19 @@ def test_memory_stats_show_the_learned_rates(
         "success_rate": 1.0,
     }
     assert [run["first_attempt_success"] for run in stats["first_attempt_trend"]] == [0.75, 0.75]
+
+
+def test_ci_mode_writes_summary_outputs_and_groups(
+    karma_build: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    code, result = karma_build(None, "--no-gates")
+    assert code == 0
+    assert f"run-id={result['run_id']}" in outputs.read_text()
+    assert "status=succeeded" in outputs.read_text()
+    text = summary.read_text()
+    assert text.lstrip().startswith("#") and "succeeded" in text.splitlines()[0].lower()
+    assert "```mermaid" in text
