@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from runfixture import ROOT, git, run_action_step
 
+from karma.advisories import serving
 from karma.cli import main
 
 REQUEST = "Add CSV export and a low-stock report with a command-line entry point"
@@ -31,15 +32,18 @@ def test_demo_through_the_action_then_why(docker_engine: str, tmp_path: Path, ca
     git(repo, "init", "-qb", "main")
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-qm", "init")
-    done, outputs, summary = run_action_step(
-        repo,
-        tmp_path / "runner",
-        {"spec": REQUEST, "models": MODELS, "jobs": "2"},
-        {
-            "KARMA_SCRIPT": str(ROOT / "examples" / "scripts" / "inventory-demo.yaml"),
-            "KARMA_BASE_IMAGE": docker_engine,
-        },
-    )
+    advisories = ROOT.parent / "shared" / "advisories" / "pypa-advisory-database"
+    with serving(advisories) as osv:  # no vulnerability service is reachable here
+        done, outputs, summary = run_action_step(
+            repo,
+            tmp_path / "runner",
+            {"spec": REQUEST, "models": MODELS, "jobs": "2"},
+            {
+                "KARMA_SCRIPT": str(ROOT / "examples" / "scripts" / "inventory-demo.yaml"),
+                "KARMA_BASE_IMAGE": docker_engine,
+                "KARMA_OSV_URL": osv.url,
+            },
+        )
     log = done.stdout + done.stderr
     assert outputs.get("status") == "succeeded", log[-4000:]
     assert done.returncode == 0
