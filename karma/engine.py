@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from karma import stages
 from karma.build import Build
 from karma.config import KarmaConfig
 from karma.errors import ExitCode, UsageError
 from karma.events import EventBus, iso, utcnow
+from karma.gating import run_gates
 from karma.models.interface import ModelClient
 from karma.plan import TaskId
+from karma.runner import run_task
 from karma.sandbox.interface import SandboxBackend
 from karma.scheduler import Outcome, run_dag
 from karma.store import Store
@@ -92,8 +95,6 @@ def build(
     `base` builds from another commit than HEAD (a replay); `backend` replaces the Docker
     backend (the engine-overhead bench passes an instant one).
     """
-    from karma import stages
-
     workspace = Workspace(repo)
     factory = model_factory or stages.default_model_factory(config)
     with stages.build_lock(workspace.root / ".karma", bus):
@@ -118,13 +119,11 @@ def build(
         gate_rows: list[dict[str, Any]] = []
         verdict = "succeeded"
         if gates and _all_ok(outcomes):
-            gate_rows, verdict = stages.run_gates(b)
+            gate_rows, verdict = run_gates(b)
         return _finish(b, outcomes, gate_rows, verdict)
 
 
 def _schedule(b: Build) -> dict[str, Outcome]:
-    from karma.runner import run_task
-
     done = {row["id"] for row in b.store.tasks(b.run_id) if row["status"] == "succeeded"}
     costs = b.routed.costs
 
@@ -180,8 +179,6 @@ def _status(b: Build, outcomes: dict[str, Outcome], gate_status: str) -> tuple[s
 def _finish(
     b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]], verdict: str
 ) -> BuildResult:
-    from karma import stages
-
     status, reason = _status(b, outcomes, verdict)
     head = b.tip()
     run_row = b.store.run(b.run_id) or {}

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,12 @@ from karma.context import gather_context
 from karma.errors import KarmaError, UsageError
 from karma.events import EventBus
 from karma.forecast import BudgetTracker, check_budget, routed_plan
-from karma.gates.interface import Finding, GateResult
-from karma.gates.runner import SuiteResult
 from karma.heal import Healer
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
-from karma.plan import RoutedPlan, Task, TaskId, parse_plan, strip_derived
+from karma.plan import RoutedPlan, parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
 from karma.recipes import detect_stack, load_failure_patterns
-from karma.runner import run_task
 from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import SandboxBackend
@@ -262,111 +258,6 @@ def _salvage(workspace: Workspace, run_id: str) -> None:
     for branch in workspace.branches(f"karma-work/{run_id}/*"):
         name = branch.rsplit("/", 1)[-1]
         workspace.rename_branch(branch, f"karma-salvage/{run_id}/{name}")
-
-
-def run_gates(b: Build) -> tuple[list[dict[str, Any]], str]:
-    """The suite on the integrated branch; a review asking for changes becomes a fix task,
-    at most `build.review_rounds` times. Returns the gate rows and the gate verdict."""
-    rounds = b.config.build.review_rounds
-    for round_no in range(1, rounds + 2):
-        suite = _gate_once(b, round_no)
-        rows: list[dict[str, Any]] = suite.as_json()["gates"]
-        review = suite.result("review")
-        if review is None or review.status != "failed" or not review.findings:
-            break
-        if round_no > rounds:
-            return rows, "escalated"
-        outcome = run_task(b, _add_fix_task(b, round_no, review.findings))
-        if outcome.status != "succeeded":
-            return rows, outcome.status
-    if suite.status == "failed":
-        return rows, "failed"
-    return rows, "needs_approval" if suite.needs_approval else "succeeded"
-
-
-def _gate_once(b: Build, round_no: int) -> SuiteResult:
-    from karma.gates import gate_tree
-
-    head = b.tip()
-    tree = b.workspace.add_worktree(
-        f"{b.run_id}/gates-{round_no}", b.work_branch(f"gates-{round_no}"), head
-    )
-
-    def recorded(result: GateResult, blocking: bool) -> None:
-        findings = [f.as_json() for f in result.findings]
-        b.store.add_gate_result(
-            b.run_id,
-            name=result.name,
-            status=result.status,
-            blocking=int(blocking),
-            duration_s=result.duration_s,
-            findings_json=b.redacted_json(findings),
-        )
-        b.bus.emit(
-            "gate_finished",
-            b.run_id,
-            name=result.name,
-            status=result.status,
-            blocking=blocking,
-            findings=len(findings),
-            round=round_no,
-        )
-
-    reviewer = RecordingModel(
-        b.model(b.config.models.reviewer), b.store, b.run_id, f"review-{round_no}", 1
-    )
-    plan = json.dumps(b.routed.contract(), indent=1) + f"\n\nReview round {round_no}"
-    try:
-        return gate_tree(
-            tree.path,
-            b.base_commit,
-            b.config,
-            head=head,
-            request=b.request,
-            plan=plan,
-            start_sandbox=b.backend.start,
-            sandbox_image=b.image,
-            reviewer=reviewer,
-            run_id=b.run_id,
-            on_result=recorded,
-        )
-    finally:
-        b.workspace.remove_worktree(tree.path)
-        b.workspace.delete_branch(tree.branch)
-
-
-def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:
-    """A task that addresses the reviewer's blocking findings, routed like any other."""
-    lines = [f"- [{f.severity}] {f.path}:{f.line}: {f.message}" for f in findings]
-    task = Task(
-        id=TaskId(f"review_fix_{round_no}"),
-        title="Address the review findings",
-        description="The reviewer asked for changes:\n" + "\n".join(lines),
-        kind="code",
-        deps=(),
-        files=tuple(sorted({f.path for f in findings if f.path})),
-        estimated_tokens=8000,
-    )
-    plan = replace(
-        b.plan, tasks=(*b.plan.tasks, task), generations=(*b.plan.generations, (task.id,))
-    )
-    routed = routed_plan(plan, b.config, b.store.task_history())
-    b.routed = routed
-    r = routed.routing[task.id]
-    b.store.upsert_task(
-        b.run_id,
-        task.id,
-        title=task.title,
-        kind=task.kind,
-        status="pending",
-        tier=r.tier,
-        model=r.model,
-        estimated_tokens=task.estimated_tokens,
-        calibrated_tokens=r.calibrated_tokens,
-        files_json=json.dumps(task.files),
-        routing_json=json.dumps({"reason": f"review round {round_no}; {r.reason}"}),
-    )
-    return task.id
 
 
 def task_rows(b: Build) -> list[dict[str, Any]]:

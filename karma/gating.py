@@ -1,0 +1,127 @@
+"""The gates stage of a build: the suite on the integrated branch, and the review loop.
+
+The suite runs on a worktree of the build branch's head. A reviewer asking for changes
+with blocking findings turns them into a fix task, run and healed like any other task,
+then the suite runs again; at most `build.review_rounds` rounds, then the build is
+escalated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from karma.build import Build
+from karma.forecast import routed_plan
+from karma.gates.interface import Finding, GateResult
+from karma.gates.runner import SuiteResult
+from karma.models.recorded import RecordingModel
+from karma.plan import Task, TaskId
+from karma.runner import run_task
+
+
+def run_gates(b: Build) -> tuple[list[dict[str, Any]], str]:
+    """The suite on the integrated branch; a review asking for changes becomes a fix task,
+    at most `build.review_rounds` times. Returns the gate rows and the gate verdict."""
+    rounds = b.config.build.review_rounds
+    for round_no in range(1, rounds + 2):
+        suite = _gate_once(b, round_no)
+        rows: list[dict[str, Any]] = suite.as_json()["gates"]
+        review = suite.result("review")
+        if review is None or review.status != "failed" or not review.findings:
+            break
+        if round_no > rounds:
+            return rows, "escalated"
+        outcome = run_task(b, _add_fix_task(b, round_no, review.findings))
+        if outcome.status != "succeeded":
+            return rows, outcome.status
+    if suite.status == "failed":
+        return rows, "failed"
+    return rows, "needs_approval" if suite.needs_approval else "succeeded"
+
+
+def _gate_once(b: Build, round_no: int) -> SuiteResult:
+    from karma.gates import gate_tree
+
+    head = b.tip()
+    tree = b.workspace.add_worktree(
+        f"{b.run_id}/gates-{round_no}", b.work_branch(f"gates-{round_no}"), head
+    )
+
+    def recorded(result: GateResult, blocking: bool) -> None:
+        findings = [f.as_json() for f in result.findings]
+        b.store.add_gate_result(
+            b.run_id,
+            name=result.name,
+            status=result.status,
+            blocking=int(blocking),
+            duration_s=result.duration_s,
+            findings_json=b.redacted_json(findings),
+        )
+        b.bus.emit(
+            "gate_finished",
+            b.run_id,
+            name=result.name,
+            status=result.status,
+            blocking=blocking,
+            findings=len(findings),
+            round=round_no,
+        )
+
+    reviewer = RecordingModel(
+        b.model(b.config.models.reviewer), b.store, b.run_id, f"review-{round_no}", 1
+    )
+    plan = json.dumps(b.routed.contract(), indent=1) + f"\n\nReview round {round_no}"
+    try:
+        return gate_tree(
+            tree.path,
+            b.base_commit,
+            b.config,
+            head=head,
+            request=b.request,
+            plan=plan,
+            start_sandbox=b.backend.start,
+            sandbox_image=b.image,
+            reviewer=reviewer,
+            run_id=b.run_id,
+            on_result=recorded,
+        )
+    finally:
+        b.workspace.remove_worktree(tree.path)
+        b.workspace.delete_branch(tree.branch)
+
+
+def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:
+    """A task that addresses the reviewer's blocking findings, routed like any other."""
+    lines = [f"- [{f.severity}] {f.path}:{f.line}: {f.message}" for f in findings]
+    task = Task(
+        id=TaskId(f"review_fix_{round_no}"),
+        title="Address the review findings",
+        description="The reviewer asked for changes:\n" + "\n".join(lines),
+        kind="code",
+        deps=(),
+        files=tuple(sorted({f.path for f in findings if f.path})),
+        estimated_tokens=8000,
+    )
+    plan = replace(
+        b.plan, tasks=(*b.plan.tasks, task), generations=(*b.plan.generations, (task.id,))
+    )
+    routed = routed_plan(plan, b.config, b.store.task_history())
+    b.routed = routed
+    r = routed.routing[task.id]
+    b.store.upsert_task(
+        b.run_id,
+        task.id,
+        title=task.title,
+        kind=task.kind,
+        status="pending",
+        tier=r.tier,
+        model=r.model,
+        estimated_tokens=task.estimated_tokens,
+        calibrated_tokens=r.calibrated_tokens,
+        files_json=json.dumps(task.files),
+        routing_json=json.dumps({"reason": f"review round {round_no}; {r.reason}"}),
+    )
+    return task.id
