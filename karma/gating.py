@@ -20,6 +20,7 @@ from karma.gates.runner import SuiteResult
 from karma.models.recorded import RecordingModel
 from karma.plan import Task, TaskId
 from karma.runner import run_task
+from karma.stages import record_task
 
 
 def run_gates(b: Build) -> tuple[list[dict[str, Any]], str]:
@@ -110,18 +111,6 @@ def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:
     )
     routed = routed_plan(plan, b.config, b.store.task_history())
     b.routed = routed
-    r = routed.routing[task.id]
-    b.store.upsert_task(
-        b.run_id,
-        task.id,
-        title=task.title,
-        kind=task.kind,
-        status="pending",
-        tier=r.tier,
-        model=r.model,
-        estimated_tokens=task.estimated_tokens,
-        calibrated_tokens=r.calibrated_tokens,
-        files_json=json.dumps(task.files),
-        routing_json=json.dumps({"reason": f"review round {round_no}; {r.reason}"}),
-    )
+    record_task(b.store, b.bus, b.run_id, task, routed.routing[task.id],
+                f"review round {round_no}; ")  # fmt: skip
     return task.id

@@ -23,7 +23,7 @@ from karma.forecast import BudgetTracker, check_budget, routed_plan
 from karma.heal import Healer
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
-from karma.plan import RoutedPlan, parse_plan, strip_derived
+from karma.plan import RoutedPlan, Routing, Task, parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
 from karma.recipes import detect_stack, load_failure_patterns
 from karma.sandbox import get_sandbox
@@ -71,6 +71,20 @@ def _alive(pid: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def record_task(
+    store: Store, bus: EventBus, run_id: str, task: Task, route: Routing, why: str = ""
+) -> None:
+    """A planned task enters the run record with its routing and the reason for it."""
+    store.upsert_task(
+        run_id, task.id, title=task.title, kind=task.kind, status="pending", tier=route.tier,
+        model=route.model, estimated_tokens=task.estimated_tokens,
+        calibrated_tokens=route.calibrated_tokens, files_json=json.dumps(task.files),
+        routing_json=json.dumps({"reason": why + route.reason}),
+    )  # fmt: skip
+    bus.emit("routing_decided", run_id, task.id, tier=route.tier, model=route.model,
+             reason=why + route.reason)  # fmt: skip
 
 
 def _make(
@@ -148,21 +162,7 @@ def start(
     routed = routed_plan(plan, config, store.task_history())
     store.update_run(run_id, plan_json=json.dumps(routed.contract()), cost_usd=planner_cost)
     for task in plan.tasks:
-        r = routed.routing[task.id]
-        store.upsert_task(
-            run_id,
-            task.id,
-            title=task.title,
-            kind=task.kind,
-            status="pending",
-            tier=r.tier,
-            model=r.model,
-            estimated_tokens=task.estimated_tokens,
-            calibrated_tokens=r.calibrated_tokens,
-            files_json=json.dumps(task.files),
-            routing_json=json.dumps({"reason": r.reason}),
-        )
-        bus.emit("routing_decided", run_id, task.id, tier=r.tier, model=r.model, reason=r.reason)
+        record_task(store, bus, run_id, task, routed.routing[task.id])
     bus.emit(
         "plan_ready",
         run_id,

@@ -10,13 +10,43 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from karma.cli.app import app, err_console, out, state
 from karma.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from karma.ci import GitHubLog
+    from karma.config import KarmaConfig
+    from karma.events import EventBus
+    from karma.store import Store
+
+
+@contextlib.contextmanager
+def _session(
+    config: KarmaConfig, *, ci: bool
+) -> Iterator[tuple[Store, EventBus, GitHubLog | None]]:
+    """The run store and the event bus with its listeners: the record, and either the
+    terminal view or, in CI, the GitHub log (its masks printed before anything else)."""
+    from karma.ci import GitHubLog, github_sink, is_ci
+    from karma.events import EventBus
+    from karma.store import Store
+    from karma.ui import TerminalView
+
+    ci_log = (github_sink(os.environ) or GitHubLog(sys.stderr)) if ci or is_ci(os.environ) else None
+    store = Store(config.db_path(state.repo))
+    bus = EventBus()
+    bus.subscribe(store.record_event)
+    try:
+        with contextlib.ExitStack() as stack:
+            bus.subscribe(ci_log or stack.enter_context(TerminalView(err_console)))
+            yield store, bus, ci_log
+    finally:
+        store.close()
 
 
 def _run(
@@ -30,36 +60,16 @@ def _run(
     resume: str | None,
     gates: bool,
 ) -> ExitCode:
-    from karma.ci import GitHubLog, finish_ci, github_sink, is_ci
+    from karma.ci import finish_ci
     from karma.engine import build
-    from karma.events import EventBus
-    from karma.store import Store
-    from karma.ui import TerminalView
 
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
-    # In CI the masks are printed before anything else, then one line per event.
-    ci_log = (github_sink(os.environ) or GitHubLog(sys.stderr)) if ci or is_ci(os.environ) else None
-    store = Store(config.db_path(state.repo))
-    bus = EventBus()
-    bus.subscribe(store.record_event)
-    try:
-        with contextlib.ExitStack() as stack:
-            bus.subscribe(ci_log or stack.enter_context(TerminalView(err_console)))
-            result = build(
-                spec,
-                repo=state.repo,
-                config=config,
-                store=store,
-                bus=bus,
-                plan_file=plan_file,
-                resume=resume,
-                gates=gates,
-            )
+    with _session(config, ci=ci) as (store, bus, ci_log):
+        result = build(spec, repo=state.repo, config=config, store=store, bus=bus,
+                       plan_file=plan_file, resume=resume, gates=gates)  # fmt: skip
         if ci_log is not None:
             ci_log.close()
             finish_ci({**result.to_json(), "reason": result.reason}, os.environ, store=store)
-    finally:
-        store.close()
     if json_out:
         out.print(json.dumps(result.to_json(), indent=2), markup=False, highlight=False)
     else:
@@ -142,24 +152,13 @@ def replay_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> ExitCode:
     """Re-run a recorded build from its recorded replies (no model calls); report divergence."""
-    from karma.events import EventBus
     from karma.replay import replay
-    from karma.store import Store
-    from karma.ui import TerminalView
     from karma.workspace import Workspace
 
     config = state.config()
-    store = Store(config.db_path(state.repo))
-    bus = EventBus()
-    bus.subscribe(store.record_event)
-    try:
-        with TerminalView(err_console) as view:
-            bus.subscribe(view)
-            report = replay(
-                run_id, workspace=Workspace(state.repo), config=config, store=store, bus=bus
-            )
-    finally:
-        store.close()
+    with _session(config, ci=False) as (store, bus, _):
+        report = replay(run_id, workspace=Workspace(state.repo), config=config, store=store,
+                        bus=bus)  # fmt: skip
     data = report.to_json()
     if json_out:
         out.print(json.dumps(data, indent=2), markup=False, highlight=False)

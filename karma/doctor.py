@@ -1,0 +1,198 @@
+"""`karma doctor`: is this machine ready to build? Each check is data: name, status, fix.
+
+Checks the configuration, the Docker engine and the base image, git, semgrep and
+pip-audit, and for every provider the configured models use, a key or a base URL (a
+key's value is never shown). Without `online` it makes no network call (the Docker
+socket is local); with it, one cheap request per provider's base URL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from karma.config import KarmaConfig, load_config
+from karma.errors import ConfigError, ExitCode, KarmaError
+from karma.models import BASE_URL_VARS, KEY_VARS
+
+Status = Literal["ok", "warn", "fail"]
+
+DEFAULT_URLS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
+ONLINE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    checks: tuple[Check, ...]
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """2 when the configuration is invalid, 3 for any other failure, else 0."""
+        failed = {c.name for c in self.checks if c.status == "fail"}
+        if "config" in failed:
+            return ExitCode.USAGE
+        return ExitCode.ENVIRONMENT if failed else ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.exit_code == ExitCode.OK,
+            "exit_code": int(self.exit_code),
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def diagnose(
+    repo: Path,
+    *,
+    config_file: Path | None = None,
+    online: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> Diagnosis:
+    environ = os.environ if environ is None else environ
+    checks: list[Check] = []
+    try:
+        config = load_config(repo, config_file=config_file, environ=environ)
+        checks.append(Check("config", "ok", "configuration is valid"))
+    except ConfigError as exc:
+        checks.append(Check("config", "fail", str(exc), exc.tip))
+        config = KarmaConfig()  # go on with the defaults, so the rest is still diagnosed
+    checks += _docker(config)
+    checks.append(_tool("git", "install git (`apt-get install git`)"))
+    checks.append(_tool("semgrep", "pip install semgrep (into KARMA's environment)"))
+    checks.append(_tool("pip-audit", "pip install pip-audit (into KARMA's environment)"))
+    checks += _providers(config, environ, online)
+    checks += _prices(config)
+    return Diagnosis(tuple(checks))
+
+
+def _docker(config: KarmaConfig) -> list[Check]:
+    from karma.sandbox.docker import START_TIP, DockerBackend
+
+    base = config.sandbox.base_image
+    try:
+        backend = DockerBackend()
+        version = backend.ping()
+    except KarmaError as exc:
+        return [
+            Check("docker", "fail", str(exc), exc.tip or START_TIP),
+            Check("base image", "warn", f"{base}: not checked (no Docker engine)", START_TIP),
+        ]
+    engine = Check("docker", "ok", f"engine {version} reachable")
+    try:
+        present = backend.has_image(base)
+    except KarmaError as exc:
+        return [engine, Check("base image", "fail", str(exc), exc.tip)]
+    if present:
+        return [engine, Check("base image", "ok", f"{base} present")]
+    fix = (
+        f"`docker pull {base}`, or set sandbox.base_image / KARMA_BASE_IMAGE to an image you "
+        "have (../shared/docker/setup.sh builds karma/base:bookworm)"
+    )
+    return [engine, Check("base image", "fail", f"{base} is not on this engine", fix)]
+
+
+def _which(name: str) -> str | None:
+    # KARMA's own environment first: its tools may not be on PATH when it is not activated.
+    local = Path(sys.executable).parent / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which(name)
+
+
+def _tool(name: str, fix: str) -> Check:
+    path = _which(name)
+    if path is None:
+        return Check(name, "fail", f"{name} not found", fix)
+    if name == "git":  # quick and local; semgrep and pip-audit are only located (slow start)
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+        return Check(name, "ok", done.stdout.strip() or path)
+    return Check(name, "ok", path)
+
+
+def _providers(config: KarmaConfig, environ: Mapping[str, str], online: bool) -> list[Check]:
+    checks = []
+    for provider in sorted(config.providers_in_use()):
+        if provider == "scripted":
+            script = config.providers.scripted.script
+            if script is None or not script.is_file():
+                checks.append(Check("provider scripted", "fail", f"no model script at {script}",
+                                    "set providers.scripted.script or KARMA_SCRIPT"))  # fmt: skip
+            else:
+                checks.append(Check("provider scripted", "ok", f"script {script}"))
+            continue
+        key_var = KEY_VARS[provider]
+        settings = getattr(config.providers, provider)
+        base_url = settings.base_url or environ.get(BASE_URL_VARS[provider]) or None
+        has_key = bool(environ.get(key_var))
+        name = f"provider {provider}"
+        if not has_key and base_url is None:
+            checks.append(Check(name, "fail", f"{key_var} is not set",
+                                f"export {key_var}=..., or set providers.{provider}.base_url "
+                                "for a local server"))  # fmt: skip
+            continue
+        where = base_url or DEFAULT_URLS[provider]
+        detail = f"{key_var} set" if has_key else "no key (fine for a local server)"
+        checks.append(Check(name, "ok", f"{detail}; base URL {where}"))
+        if online:
+            key = environ.get(key_var) if has_key else None
+            checks.append(_reach(provider, where, key))
+    return checks
+
+
+def _reach(provider: str, base_url: str, key: str | None) -> Check:
+    """One GET of the provider's model list: any HTTP answer proves the URL is reachable."""
+    suffix = "/v1/models" if provider == "anthropic" else "/models"
+    url = base_url.rstrip("/") + suffix
+    headers = {"user-agent": "karma-doctor"}
+    if key and provider == "anthropic":
+        headers |= {"x-api-key": key, "anthropic-version": "2023-06-01"}
+    elif key:
+        headers["authorization"] = f"Bearer {key}"
+    name = f"online {provider}"
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) URL from config
+    try:
+        with urllib.request.urlopen(request, timeout=ONLINE_TIMEOUT_S) as reply:  # noqa: S310
+            return Check(name, "ok", f"{url}: HTTP {reply.status}")
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return Check(name, "fail", f"{url}: HTTP {exc.code}, the key was refused",
+                         f"check {KEY_VARS[provider]}")  # fmt: skip
+        return Check(name, "ok", f"{url}: reachable (HTTP {exc.code})")
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return Check(name, "fail", f"{url}: unreachable ({reason})",
+                     f"check providers.{provider}.base_url and the network")  # fmt: skip
+
+
+def _prices(config: KarmaConfig) -> list[Check]:
+    from karma.recipes import load_prices
+
+    try:
+        table = load_prices()
+    except KarmaError as exc:
+        return [Check("prices", "warn", str(exc), "fix recipes/prices.toml")]
+    models = [config.models.small, config.models.medium, config.models.large,
+              config.models.reviewer, config.models.planner_model()]  # fmt: skip
+    unknown = sorted(
+        {m for m in models if not m.startswith("scripted:") and table.price(m) is None}
+    )
+    if unknown:
+        return [Check("prices", "warn", f"no price for {', '.join(unknown)}: cost counts as 0",
+                      "add them to recipes/prices.toml")]  # fmt: skip
+    return [Check("prices", "ok", f"every configured model is priced (table of {table.updated})")]
