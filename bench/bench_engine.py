@@ -55,16 +55,37 @@ def overhead(builds: int, jobs: int) -> None:
         path.write_text(yaml.safe_dump(script))
         for number in range(builds):
             repo = init_repo(Path(tmp) / f"repo{number}", source=example_project())
-            config = load_config(repo, flags={"providers.scripted.script": path,
-                                              "build.jobs": jobs, **{
-                f"models.{tier}": f"scripted:{tier}" for tier in ("small", "medium", "large")}})
+            config = load_config(
+                repo,
+                flags={
+                    "providers.scripted.script": path,
+                    "build.jobs": jobs,
+                    **{
+                        f"models.{tier}": f"scripted:{tier}"
+                        for tier in ("small", "medium", "large")
+                    },
+                },
+            )
             store = Store(repo / ".karma" / "karma.db")
-            result = build(REQUEST, repo=repo, config=config, store=store, bus=EventBus(),
-                           gates=False, backend=FakeBackend())
+            result = build(
+                REQUEST,
+                repo=repo,
+                config=config,
+                store=store,
+                bus=EventBus(),
+                gates=False,
+                backend=FakeBackend(),
+            )
             assert result.status == "succeeded", result
             for attempt in store.attempts(result.run_id):
-                model_s = sum(c["latency_ms"] for c in store.model_calls(
-                    result.run_id, attempt["task_id"]) if c["attempt"] == attempt["number"]) / 1000
+                model_s = (
+                    sum(
+                        c["latency_ms"]
+                        for c in store.model_calls(result.run_id, attempt["task_id"])
+                        if c["attempt"] == attempt["number"]
+                    )
+                    / 1000
+                )
                 per_task.append(_seconds(attempt["started_at"], attempt["finished_at"]) - model_s)
             store.close()
             started = time.perf_counter()
@@ -74,50 +95,109 @@ def overhead(builds: int, jobs: int) -> None:
     per_task.sort()
     median = statistics.median(per_task) * 1000
     p95 = per_task[int(len(per_task) * 0.95) - 1] * 1000
-    print(f"engine overhead per task (--jobs {jobs}): median {median:.1f} ms, p95 {p95:.1f} ms "
-          f"over {len(per_task)} tasks (baseline: bare worktree add+remove "
-          f"{statistics.median(baseline) * 1000:.1f} ms)")
+    print(
+        f"engine overhead per task (--jobs {jobs}): median {median:.1f} ms, p95 {p95:.1f} ms "
+        f"over {len(per_task)} tasks (baseline: bare worktree add+remove "
+        f"{statistics.median(baseline) * 1000:.1f} ms)"
+    )
     if jobs == 1:
         print(f"target <= 50 ms median: {'PASS' if median <= 50 else 'MISS'}")
 
 
 def width_four_script(latency: float) -> dict[str, Any]:
-    tasks = [{"id": f"part{i}", "title": f"Part {i}", "description": f"Add inventory/part{i}.py.",
-              "deps": [], "estimated_tokens": 5000, "kind": "code",
-              "files": [f"inventory/part{i}.py"]} for i in range(4)]
-    conversations: list[dict[str, Any]] = [{"match": {"tool": "submit_plan"}, "replies": [
-        {"tool_calls": [{"name": "submit_plan", "arguments": {"tasks": tasks}}]}]}]
+    tasks = [
+        {
+            "id": f"part{i}",
+            "title": f"Part {i}",
+            "description": f"Add inventory/part{i}.py.",
+            "deps": [],
+            "estimated_tokens": 5000,
+            "kind": "code",
+            "files": [f"inventory/part{i}.py"],
+        }
+        for i in range(4)
+    ]
+    conversations: list[dict[str, Any]] = [
+        {
+            "match": {"tool": "submit_plan"},
+            "replies": [{"tool_calls": [{"name": "submit_plan", "arguments": {"tasks": tasks}}]}],
+        }
+    ]
     for i in range(4):
-        conversations.append({"match": {"user": [f"Task part{i}:"]}, "replies": [
-            {"latency_s": latency, "tool_calls": [{"name": "write_file", "arguments": {
-                "path": f"inventory/part{i}.py", "content": f"PART = {i}\n"}}]},
-            {"latency_s": latency, "tool_calls": [{"name": "finish",
-                                                   "arguments": {"summary": "done"}}]}]})
+        conversations.append(
+            {
+                "match": {"user": [f"Task part{i}:"]},
+                "replies": [
+                    {
+                        "latency_s": latency,
+                        "tool_calls": [
+                            {
+                                "name": "write_file",
+                                "arguments": {
+                                    "path": f"inventory/part{i}.py",
+                                    "content": f"PART = {i}\n",
+                                },
+                            }
+                        ],
+                    },
+                    {
+                        "latency_s": latency,
+                        "tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}],
+                    },
+                ],
+            }
+        )
     return {"conversations": conversations}
 
 
 def speedup(latency: float) -> None:
     image = os.environ.setdefault("KARMA_BASE_IMAGE", "karma/base:bookworm")
     times = {}
-    with tempfile.TemporaryDirectory() as tmp, ModelServer(
-            parse_script(width_four_script(latency))) as server:
-        env = {**os.environ, "ANTHROPIC_BASE_URL": server.anthropic_base_url,
-               "ANTHROPIC_API_KEY": "bench-key", "KARMA_BASE_IMAGE": image}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ModelServer(parse_script(width_four_script(latency))) as server,
+    ):
+        env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": server.anthropic_base_url,
+            "ANTHROPIC_API_KEY": "bench-key",
+            "KARMA_BASE_IMAGE": image,
+        }
         config = Path(tmp) / "karma.toml"
-        config.write_text("[models]\n" + "".join(
-            f'{tier} = "anthropic:bench-{tier}"\n' for tier in ("small", "medium", "large")))
+        config.write_text(
+            "[models]\n"
+            + "".join(
+                f'{tier} = "anthropic:bench-{tier}"\n' for tier in ("small", "medium", "large")
+            )
+        )
         for jobs in (1, 4, 1, 4):
             repo = init_repo(Path(tmp) / f"repo{len(times)}-{jobs}", source=example_project())
             started = time.perf_counter()
-            done = subprocess.run(["karma", "-C", str(repo), "--config", str(config), "build",
-                                   "--no-gates", "--jobs", str(jobs), "Four parts"],
-                                  env=env, capture_output=True, text=True)
+            done = subprocess.run(
+                [
+                    "karma",
+                    "-C",
+                    str(repo),
+                    "--config",
+                    str(config),
+                    "build",
+                    "--no-gates",
+                    "--jobs",
+                    str(jobs),
+                    "Four parts",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             assert done.returncode == 0, done.stderr[-2000:]
             times.setdefault(jobs, []).append(time.perf_counter() - started)
     one, four = min(times[1]), min(times[4])
-    print(f"width-4 build, {latency:.1f} s per model reply: --jobs 1 {one:.1f} s, "
-          f"--jobs 4 {four:.1f} s, speedup {one / four:.2f}x "
-          f"(target >= 3x: {'PASS' if one / four >= 3 else 'MISS'})")
+    print(
+        f"width-4 build, {latency:.1f} s per model reply: --jobs 1 {one:.1f} s, "
+        f"--jobs 4 {four:.1f} s, speedup {one / four:.2f}x "
+        f"(target >= 3x: {'PASS' if one / four >= 3 else 'MISS'})"
+    )
 
 
 def main() -> None:

@@ -73,7 +73,9 @@ def main() -> None:
                 ours.append(run_karma(graph, durations, slots) / bound)
                 levels.append(run_levels(graph, durations, slots) / bound)
             means.append(statistics.mean(ours))
-            print(f"{n:>6} {slots:>3} {statistics.mean(ours):>12.3f} {statistics.mean(levels):>13.3f}")
+            print(
+                f"{n:>6} {slots:>3} {statistics.mean(ours):>12.3f} {statistics.mean(levels):>13.3f}"
+            )
     mean = statistics.mean(means)
     verdict = "PASS" if mean <= 1.05 else "MISS"
     print(f"mean makespan ratio {mean:.3f} (target <= 1.05): {verdict}")
