@@ -124,8 +124,14 @@ class ReplayModel:
     def scoped(self, task_id: str | None, attempt: int | None) -> ReplayModel:
         """The replay of one task attempt (its own seq counter, the same record)."""
         return ReplayModel(
-            self._store, self._run_id, task_id, attempt, name=self.name, strict=self.strict,
-            divergences=self.divergences, _rows=self._rows,
+            self._store,
+            self._run_id,
+            task_id,
+            attempt,
+            name=self.name,
+            strict=self.strict,
+            divergences=self.divergences,
+            _rows=self._rows,
         )
 
     def complete(self, request: ModelRequest) -> ModelReply:
