@@ -65,6 +65,7 @@ class AgentResult:
     steps: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
+    error: ProviderError | None = None
 
 
 def first_message(brief: Brief) -> str:
@@ -123,7 +124,7 @@ def run_agent(
         try:
             reply = model.complete(request)
         except ProviderError as exc:
-            result.status, result.detail = "provider_error", str(exc)
+            result.status, result.detail, result.error = "provider_error", str(exc), exc
             return result
         failpoint("after_model_reply")
         result.steps += 1

@@ -22,6 +22,7 @@ from karma.failpoints import failpoint
 from karma.heal import AttemptRecord, Classification, Escalation, Evidence, Remedy
 from karma.heal.evidence import Step
 from karma.heal.remediation import regenerate_lockfile, reinstall_dependencies, rerun_failed_tests
+from karma.models.interface import AuthFailed, SpendLimitReached
 from karma.models.recorded import RecordingModel
 from karma.plan import Task, TaskId
 from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
@@ -305,6 +306,9 @@ def _work(
 
     result = run_agent(brief, model, toolbox, build.config.agent, stop=build.stop, on_step=on_step)
     build.charge(task.id, attempt_id, result.usage, result.cost_usd)
+    if isinstance(result.error, AuthFailed | SpendLimitReached):
+        build.interrupt()  # no task can succeed now: stop the build, keep it resumable
+        raise result.error
     if result.status == "interrupted" or build.stop.is_set():
         return AttemptEnd("interrupted", detail=result.detail or "interrupted")
     if result.status != "finished":

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from karma.store import Store
-from karma.testing.demo import break_attempts, demo_script, request_changes_once
+from karma.testing.demo import REQUEST, break_attempts, demo_script, request_changes_once
 from karma.testing.repos import git
 
 pytestmark = pytest.mark.docker
@@ -175,3 +175,39 @@ def test_ci_mode_writes_summary_outputs_and_groups(
     text = summary.read_text()
     assert text.lstrip().startswith("#") and "succeeded" in text.splitlines()[0].lower()
     assert "```mermaid" in text
+
+
+def test_real_sdk_build_stops_on_a_rejected_key(
+    demo_repo: Path,
+    tmp_path: Path,
+    docker_engine: str,
+    model_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Through the real anthropic SDK and the loopback server: a 401 mid-build is not a
+    task failure to heal; the build stops at once with exit 3 and stays resumable."""
+    from karma.cli import main
+    from karma.models.script import parse_script
+
+    script = demo_script()
+    conversation = next(c for c in script["conversations"] if c.get("name") == "csv_export")
+    conversation["replies"][0]["fault"] = {"status": 401, "times": 10}
+    model_server.set_script(parse_script(script))
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.anthropic_base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key-0000000000")
+    monkeypatch.setenv("KARMA_BASE_IMAGE", docker_engine)
+    config = tmp_path / "karma.toml"
+    config.write_text(
+        '[models]\nsmall = "anthropic:haiku"\nmedium = "anthropic:sonnet"\n'
+        'large = "anthropic:opus"\nreviewer = "anthropic:sonnet"\n'
+    )
+    code = main(["-C", str(demo_repo), "--config", str(config), "build", "--no-gates", REQUEST])
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    assert "sk-ant-test" not in captured.err + captured.out
+    store = Store(demo_repo / ".karma" / "karma.db")
+    run = store.runs()[0]
+    assert run["status"] == "running"  # resumable
+    calls_401 = [c for c in store.model_calls(run["id"]) if c["error"]]
+    assert calls_401 and "AuthFailed" in calls_401[0]["error"]
