@@ -13,12 +13,15 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from karma.ci import GitHubLog, escape_data, finish_ci, log_safe
 from karma.errors import KarmaError, UsageError
+
+if TYPE_CHECKING:
+    from karma.gates.runner import SuiteResult
 
 # -- the action's inputs ----------------------------------------------------------------------
 
@@ -210,7 +213,6 @@ def run_gate_action(inputs: ActionInputs, *, repo: Path, environ: Mapping[str, s
     from karma.config import load_config
     from karma.gates import GateContext, load_suite, run_suite
     from karma.gates.change import resolve
-    from karma.gates.render import render
     from karma.recipes import detect_stack
 
     base = inputs.base_branch or environ.get("GITHUB_BASE_REF", "")
@@ -225,15 +227,22 @@ def run_gate_action(inputs: ActionInputs, *, repo: Path, environ: Mapping[str, s
     except KarmaError as exc:  # the gates could not run: the action still reports
         fail_action(environ, f"{exc}" + (f" (tip: {exc.tip})" if exc.tip else ""))
         return int(exc.exit_code)
-    data = result.as_json()
-    temp = Path(environ.get("RUNNER_TEMP") or repo / ".karma")
-    temp.mkdir(parents=True, exist_ok=True)
-    sarif = temp / "karma.sarif"
-    sarif.write_text(render(result, "sarif"), encoding="utf-8")
-    for gate in data["gates"]:
+    for gate in result.as_json()["gates"]:
         sys.stderr.write(
             f"karma gate {log_safe(gate['name'], 60)} {gate['status']} "
             f"{log_safe(gate.get('summary', ''), 200)}\n"
         )
-    finish_ci(data, environ, sarif=str(sarif))
-    return 0 if data["status"] == "passed" else 1
+    publish_gates(result, repo=repo, environ=environ)
+    return 0 if result.status == "passed" else 1
+
+
+def publish_gates(result: SuiteResult, *, repo: Path, environ: Mapping[str, str]) -> list[str]:
+    """A gate run's SARIF (for code scanning), annotations, step summary and outputs;
+    returns what could not be written."""
+    from karma.gates.render import render
+
+    temp = Path(environ.get("RUNNER_TEMP") or repo / ".karma")
+    temp.mkdir(parents=True, exist_ok=True)
+    sarif = temp / "karma.sarif"
+    sarif.write_text(render(result, "sarif"), encoding="utf-8")
+    return finish_ci(result.as_json(), environ, sarif=str(sarif))

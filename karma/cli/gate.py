@@ -7,12 +7,15 @@ the chosen format; each gate's one-line outcome goes to stderr as it finishes.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from karma.action import publish_gates
+from karma.ci import is_ci, log_safe, mask_lines
 from karma.cli.app import app, err_console, out, state
 from karma.config import KarmaConfig, env_layer
 from karma.errors import ConfigError, ExitCode, UsageError
@@ -70,7 +73,12 @@ def gate(
         typer.Option("--sandbox", help="Run tests and pip freeze in the stack's Docker sandbox."),
     ] = False,
     ci: Annotated[
-        bool, typer.Option("--ci", help="CI mode (annotations by the CI integration).")
+        bool,
+        typer.Option(
+            "--ci",
+            help="CI mode: masks, annotations, step summary, outputs, SARIF "
+            "(automatic when GITHUB_ACTIONS=true).",
+        ),
     ] = False,
 ) -> ExitCode:
     """Run the quality gates on the working tree; exit 0 when every blocking gate passes."""
@@ -85,12 +93,13 @@ def gate(
             str(exc), tip="run karma gate in a git repository with --base REF"
         ) from None
 
+    ci = ci or is_ci(os.environ)
+    if ci:  # masks before anything else is printed
+        sys.stderr.write("".join(line + "\n" for line in mask_lines(os.environ)))
+
     def progress(result: GateResult, blocking: bool) -> None:
-        err_console.print(
-            f"{result.name}: {result.status} ({result.duration_s:.1f}s) {redact(result.summary)}",
-            markup=False,
-            highlight=False,
-        )
+        line = f"{result.name}: {result.status} ({result.duration_s:.1f}s) {redact(result.summary)}"
+        err_console.print(log_safe(line) if ci else line, markup=False, highlight=False)
 
     names = tuple(name for item in only or () for name in item.split(",") if name)
     start_sandbox, image = _sandbox(repo, config) if sandbox else (None, None)
@@ -103,6 +112,8 @@ def gate(
         start_sandbox=start_sandbox,
         sandbox_image=image,
     )
+    if ci:
+        publish_gates(result, repo=repo, environ=os.environ)
     text = render(result, fmt)  # type: ignore[arg-type]
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
