@@ -21,7 +21,13 @@ from karma.events import EventKind, iso, utcnow
 from karma.failpoints import failpoint
 from karma.heal import AttemptRecord, Classification, Escalation, Evidence, Remedy
 from karma.heal.evidence import Step
-from karma.heal.remediation import regenerate_lockfile, reinstall_dependencies, rerun_failed_tests
+from karma.heal.remediation import (
+    quarantine_test,
+    regenerate_lockfile,
+    reinstall_dependencies,
+    rerun_failed_tests,
+    rerun_plan,
+)
 from karma.models.interface import AuthFailed, SpendLimitReached
 from karma.models.recorded import RecordingModel
 from karma.plan import Task, TaskId
@@ -43,8 +49,15 @@ class Treatment:
     timeout_factor: float = 1.0
     hints: tuple[str, ...] = ()
     remedy: Remedy | None = None
-    recheck: tuple[str, str] | None = None
-    """(branch, failing output) of an attempt whose failed tests are only to be rerun."""
+    recheck: Recheck | None = None
+    """The attempt whose change is kept: its failed tests rerun, or quarantined."""
+
+
+@dataclass(frozen=True)
+class Recheck:
+    branch: str
+    output: str
+    quarantine: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,8 +165,8 @@ def _treat(treatment: Treatment, remedy: Remedy, end: AttemptEnd) -> Treatment:
     if remedy.escalate_model and TIERS.index(tier) + 1 < len(TIERS):
         tier = TIERS[TIERS.index(tier) + 1]
     recheck = None
-    if remedy.rerun_failed_tests and end.branch and end.evidence:
-        recheck = (end.branch, end.evidence.output_tail)
+    if (remedy.rerun_failed_tests or remedy.quarantine_flaky_test) and end.branch and end.evidence:
+        recheck = Recheck(end.branch, end.evidence.output_tail, remedy.quarantine_flaky_test)
     return replace(
         treatment,
         tier=tier,
@@ -188,7 +201,7 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
     worktree: Worktree | None = None
     try:
         with build.merge_lock:  # cut from the build branch as it stands now
-            start_at = treatment.recheck[0] if treatment.recheck else build.tip()
+            start_at = treatment.recheck.branch if treatment.recheck else build.tip()
             worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
         sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor)
         build.store.update_attempt(attempt_id, container_id=sandbox.id)
@@ -241,26 +254,9 @@ def _work(
     attempt_id: int,
 ) -> AttemptEnd:
     timeout = build.config.sandbox.exec_timeout_s * treatment.timeout_factor
-    if treatment.recheck is not None:  # rerun_failed_tests: same change, tests rerun only
-        rerun = rerun_failed_tests(sandbox, treatment.recheck[1], timeout_s=timeout)
-        if rerun.flaky:
-            return _integrate(
-                build,
-                task,
-                number,
-                model_name,
-                worktree,
-                f"passed on rerun {rerun.passed_on}: flaky test(s) "
-                + ", ".join(rerun.plan.test_ids if rerun.plan else ()),
-            )
-        last = rerun.runs[-1] if rerun.runs else None
-        if last is None:
-            return _failed(
-                build,
-                Evidence.from_log(treatment.recheck[1], step="test"),
-                "no failed tests to rerun were found",
-            )
-        return _failed(build, Evidence.from_exec(last, step="test"), "failed again on rerun")
+    if treatment.recheck is not None:
+        return _recheck(build, task, number, model_name, worktree, sandbox, treatment.recheck,
+                        timeout)  # fmt: skip
     remedy = treatment.remedy
     if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
         fix = (regenerate_lockfile if remedy.regenerate_lockfile else reinstall_dependencies)(
@@ -325,6 +321,55 @@ def _work(
     return _integrate(build, task, number, model_name, worktree, result.summary)
 
 
+def _recheck(
+    build: Build,
+    task: Task,
+    number: int,
+    model_name: str,
+    worktree: Worktree,
+    sandbox: Sandbox,
+    recheck: Recheck,
+    timeout: float,
+) -> AttemptEnd:
+    """The failed attempt's change again, without the model: its failed tests rerun
+    (passing on a rerun marks them flaky), or quarantined and the checks run again."""
+    if recheck.quarantine:
+        plan = rerun_plan(recheck.output)
+        done = [quarantine_test(worktree.path, test, build.run_id) for test in
+                (plan.test_ids if plan else ())]  # fmt: skip
+        skipped = [q.test_id for q in done if q.applied]
+        if not skipped:
+            return _failed(build, Evidence.from_log(recheck.output, step="test"),
+                           "no failed test could be quarantined")  # fmt: skip
+        build.bus.emit("log", build.run_id, task.id, message="quarantined as flaky, a human "
+                       "should look: " + ", ".join(skipped))  # fmt: skip
+        changed = build.workspace.changed_files(worktree)
+        for step, outcome in _checks(build, worktree, sandbox, changed, timeout):
+            if not outcome.ok:
+                return _failed(build, Evidence.from_exec(outcome, step=step),
+                               f"{step} check failed after quarantine")  # fmt: skip
+        return _integrate(
+            build,
+            task,
+            number,
+            model_name,
+            worktree,
+            "quarantined flaky test(s): " + ", ".join(skipped),
+            carried=True,
+        )
+    rerun = rerun_failed_tests(sandbox, recheck.output, reruns=build.config.heal.reruns,
+                               timeout_s=timeout)  # fmt: skip
+    if rerun.flaky:
+        tests = ", ".join(rerun.plan.test_ids if rerun.plan else ())
+        return _integrate(build, task, number, model_name, worktree,
+                          f"passed on rerun {rerun.passed_on}: flaky test(s) {tests}",
+                          carried=True)  # fmt: skip
+    if not rerun.runs:
+        return _failed(build, Evidence.from_log(recheck.output, step="test"),
+                       "no failed tests to rerun were found")  # fmt: skip
+    return _failed(build, Evidence.from_exec(rerun.runs[-1], step="test"), "failed again on rerun")
+
+
 def _checks(
     build: Build, worktree: Worktree, sandbox: Sandbox, changed: list[str], timeout: float
 ) -> list[tuple[Step, ExecResult]]:
@@ -350,8 +395,17 @@ def _checks(
 
 
 def _integrate(
-    build: Build, task: Task, number: int, model_name: str, worktree: Worktree, summary: str
+    build: Build,
+    task: Task,
+    number: int,
+    model_name: str,
+    worktree: Worktree,
+    summary: str,
+    *,
+    carried: bool = False,
 ) -> AttemptEnd:
+    """Commit and merge the attempt's change; `carried`: the change was committed by an
+    earlier attempt whose branch this worktree continues."""
     trailers = {
         "Karma-Run": build.run_id,
         "Karma-Task": task.id,
@@ -359,8 +413,10 @@ def _integrate(
         "Karma-Model": model_name,
     }
     message = build.redact(f"{task.title}\n\n{summary}".strip())
-    commit = build.workspace.commit(worktree, message, trailers)
-    if commit is None or commit == worktree.base:
+    commit = build.workspace.commit(worktree, message, trailers) or (
+        worktree.base if carried else None
+    )
+    if commit is None:
         return AttemptEnd("succeeded", detail="nothing to change")
     failpoint("after_commit")
     body = message + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
