@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import shlex
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from karma.agent import Brief, run_agent
-from karma.config import TIERS, Tier
 from karma.errors import WorkspaceError
 from karma.events import EventKind, iso, utcnow
 from karma.failpoints import failpoint
-from karma.heal import AttemptRecord, Classification, Escalation, Evidence, Remedy
+from karma.heal import AttemptRecord, Escalation, Evidence
 from karma.heal.evidence import Step
 from karma.heal.remediation import (
     quarantine_test,
@@ -34,47 +33,11 @@ from karma.plan import Task, TaskId
 from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
 from karma.scheduler import Outcome
 from karma.tools import Toolbox
+from karma.treatment import AttemptEnd, Recheck, Treatment
 
 if TYPE_CHECKING:
     from karma.build import Build
     from karma.workspace import Worktree
-
-
-@dataclass(frozen=True)
-class Treatment:
-    """How the next attempt runs, as the healer's remedies have shaped it."""
-
-    tier: Tier
-    memory_factor: float = 1.0
-    timeout_factor: float = 1.0
-    hints: tuple[str, ...] = ()
-    remedy: Remedy | None = None
-    recheck: Recheck | None = None
-    """The attempt whose change is kept: its failed tests rerun, or quarantined."""
-
-
-@dataclass(frozen=True)
-class Recheck:
-    branch: str
-    output: str
-    quarantine: bool = False
-
-
-@dataclass(frozen=True)
-class AttemptEnd:
-    status: str
-    """succeeded, failed, conflict, infra, interrupted"""
-    evidence: Evidence | None = None
-    classification: Classification | None = None
-    commit: str | None = None
-    detail: str = ""
-    branch: str | None = None
-
-
-@dataclass
-class _Task:
-    task: Task
-    records: list[AttemptRecord] = field(default_factory=list)
 
 
 def run_task(build: Build, task_id: str) -> Outcome:
@@ -139,7 +102,7 @@ def run_task(build: Build, task_id: str) -> Outcome:
             tier=decision.tier,
             **{"class": end.classification.failure_class},
         )
-        treatment = _treat(treatment, decision, end)
+        treatment = treatment.after(decision, end.branch, end.evidence)
         number += 1
 
 
@@ -158,24 +121,6 @@ def _escalate(
     )
     build.finish_task(task.id, "escalated", reason=f"{decision.reason}: {decision.detail}")
     return Outcome("escalated", f"{decision.reason}: {decision.detail}")
-
-
-def _treat(treatment: Treatment, remedy: Remedy, end: AttemptEnd) -> Treatment:
-    tier = treatment.tier
-    if remedy.escalate_model and TIERS.index(tier) + 1 < len(TIERS):
-        tier = TIERS[TIERS.index(tier) + 1]
-    recheck = None
-    if (remedy.rerun_failed_tests or remedy.quarantine_flaky_test) and end.branch and end.evidence:
-        recheck = Recheck(end.branch, end.evidence.output_tail, remedy.quarantine_flaky_test)
-    return replace(
-        treatment,
-        tier=tier,
-        hints=(*treatment.hints, remedy.hint),
-        remedy=remedy,
-        memory_factor=treatment.memory_factor * remedy.memory_factor,
-        timeout_factor=treatment.timeout_factor * remedy.timeout_factor,
-        recheck=recheck,
-    )
 
 
 def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> AttemptEnd:
