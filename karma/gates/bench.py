@@ -1,9 +1,13 @@
 """The bench gate: a benchmark on base and head in the same place; a regression fails.
 
-The command runs `repeat` times in the head tree and in a `git worktree` of the base,
+The command runs `repeat` times in the head tree and in a checkout of the base,
 interleaved so drift hits both alike. Its score is the number on the last line of its
 output (lower is better), or its wall time when it prints none; the medians are
 compared, and head slower than base by more than `threshold_pct` fails.
+
+Where a sandbox is given (always inside `karma build`: the head is model-written code),
+both run in one sandbox: the head tree is its workspace and the base is copied into its
+scratch. Only `karma gate` without `--sandbox`, on a user's own tree, runs on the host.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import signal
 import statistics
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from karma.gates.change import base_worktree
 from karma.gates.interface import Finding, GateContext, GateResult, GateSettings, GateUnavailable
 
+# The sandbox's /tmp is its own private tmpfs (SandboxSpec.tmpfs_mb).
+SANDBOX_BASE = "/tmp/karma-bench-base"  # noqa: S108
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
@@ -43,10 +51,10 @@ class BenchGate:
         deadline = started + settings.timeout_s
         base_scores: list[float] = []
         head_scores: list[float] = []
-        with base_worktree(ctx) as base_tree:
+        with base_worktree(ctx) as base_tree, _runner(ctx, base_tree) as once:
             for _ in range(repeat):
-                base_scores.append(self._once(command, base_tree, deadline))
-                head_scores.append(self._once(command, ctx.repo, deadline))
+                base_scores.append(once(command, "base", deadline))
+                head_scores.append(once(command, "head", deadline))
         base, head = statistics.median(base_scores), statistics.median(head_scores)
         change = (head - base) / base * 100 if base > 0 else 0.0
         data = {
@@ -69,31 +77,68 @@ class BenchGate:
             )
         return GateResult(self.name, "passed", (), time.monotonic() - started, summary, data=data)
 
-    def _once(self, command: str, tree: Path, deadline: float) -> float:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise GateUnavailable("the benchmark did not finish within the gate's timeout")
-        began = time.monotonic()
-        proc = subprocess.Popen(  # noqa: S602 - the project's own configured benchmark
-            command,
-            shell=True,
-            cwd=tree,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
+
+Once = Callable[[str, str, float], float]
+
+
+@contextmanager
+def _runner(ctx: GateContext, base_tree: Path) -> Iterator[Once]:
+    """Runs the command on "base" or "head": in one sandbox when there is one."""
+    if ctx.start_sandbox is None or ctx.sandbox_image is None:
+        trees = {"base": base_tree, "head": ctx.repo}
+        yield lambda command, which, deadline: _on_host(command, trees[which], deadline)
+        return
+    from karma.sandbox import spec_from_config
+
+    spec = spec_from_config(ctx.config, image=ctx.sandbox_image, workspace=ctx.repo,
+                            run_id=ctx.run_id, task_id="gate-bench")  # fmt: skip
+    box = ctx.start_sandbox(spec)
+    try:
+        box.copy_in(base_tree, SANDBOX_BASE)
+        dirs = {"base": SANDBOX_BASE, "head": spec.workdir}
+
+        def once(command: str, which: str, deadline: float) -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GateUnavailable("the benchmark did not finish within the gate's timeout")
+            result = box.exec(command, timeout_s=left, workdir=dirs[which])
+            if result.timed_out:
+                raise GateUnavailable("the benchmark did not finish within the gate's timeout")
+            if not result.ok:
+                raise GateUnavailable(
+                    f"the benchmark exited {result.exit_code} on {which}: "
+                    f"{result.output.strip()[-200:]}"
+                )
+            return score(result.output, result.duration_s)
+
+        yield once
+    finally:
+        box.close()
+
+
+def _on_host(command: str, tree: Path, deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise GateUnavailable("the benchmark did not finish within the gate's timeout")
+    began = time.monotonic()
+    proc = subprocess.Popen(  # noqa: S602 - the user's own configured benchmark, own tree
+        command,
+        shell=True,
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=left)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise GateUnavailable("the benchmark did not finish within the gate's timeout") from None
+    wall = time.monotonic() - began
+    if proc.returncode != 0:
+        raise GateUnavailable(
+            f"the benchmark exited {proc.returncode} in {tree.name}: {output.strip()[-200:]}"
         )
-        try:
-            output, _ = proc.communicate(timeout=left)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise GateUnavailable(
-                "the benchmark did not finish within the gate's timeout"
-            ) from None
-        wall = time.monotonic() - began
-        if proc.returncode != 0:
-            raise GateUnavailable(
-                f"the benchmark exited {proc.returncode} in {tree.name}: {output.strip()[-200:]}"
-            )
-        return score(output, wall)
+    return score(output, wall)

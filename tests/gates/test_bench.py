@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from karma.config import KarmaConfig
 from karma.gates import GateContext, GateResult, load_suite, run_suite
@@ -42,3 +45,35 @@ def test_failing_benchmark_is_an_error(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", {"bench.py": "raise SystemExit(3)\n"})
     gate = bench(repo)
     assert gate.status == "error" and "exited 3" in gate.summary
+
+
+SANDBOXED = (
+    "import os\n"
+    "assert os.getcwd() in ('/workspace', '/tmp/karma-bench-base'), os.getcwd()\n"
+    "COST = {cost}\nprint('score', COST)\n"
+)
+
+
+@pytest.mark.docker
+def test_in_a_sandbox_base_and_head_run_in_the_same_container(
+    tmp_path: Path, docker_engine: str
+) -> None:
+    from karma.sandbox.docker import DockerBackend
+
+    repo = make_repo(tmp_path / "r", {"bench.py": SANDBOXED.format(cost=100)})
+    write(repo, {"bench.py": SANDBOXED.format(cost=130)})
+    backend = DockerBackend()
+    started: list[object] = []
+
+    def start(spec: Any) -> Any:
+        started.append(spec)
+        return backend.start(spec)
+
+    ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=KarmaConfig(),
+                      start_sandbox=start, sandbox_image=docker_engine)  # fmt: skip
+    settings = {"command": "python3 bench.py", "repeat": 2}
+    suite = load_suite(overrides={"bench": settings}).only(("bench",))
+    gate = run_suite(ctx, suite).result("bench")
+    assert gate is not None and gate.status == "failed", gate
+    assert gate.data["change_pct"] == 30.0
+    assert len(started) == 1  # one sandbox for base and head
