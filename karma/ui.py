@@ -2,12 +2,11 @@
 
 On a terminal, a live table of tasks (state, model, attempt, elapsed, tokens, cost) and
 the DAG's progress; without a TTY (pipes, CI) one plain line per event on stderr. Model
-text never reaches the terminal raw: control characters are stripped first.
+text never reaches the terminal raw: secrets are redacted, control sequences stripped.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,9 +17,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from karma.ci import log_safe
 from karma.events import Event
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]|\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 
 _STATE = {
     "task_ready": "ready",
@@ -42,12 +40,6 @@ _STYLE = {
     "retrying": "yellow",
     "running": "cyan",
 }
-
-
-def inert(text: object, limit: int = 300) -> str:
-    """Printable text: no ANSI or control sequences, bounded."""
-    clean = _CONTROL.sub("", str(text))
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 @dataclass
@@ -111,7 +103,7 @@ class TerminalView:
     def _line(self, event: Event) -> str:
         who = f" {event.task_id}" if event.task_id else ""
         detail = " ".join(
-            f"{k}={inert(v, 120)}"
+            f"{k}={log_safe(v, 120)}"
             for k, v in event.data.items()
             if k
             in {
@@ -138,9 +130,9 @@ class TerminalView:
         for task, row in self.rows.items():
             elapsed = ((row.ended or now) - row.started) if row.started else 0.0
             table.add_row(
-                inert(task),
+                log_safe(task),
                 Text(row.state, style=_STYLE.get(row.state, "")),
-                inert(row.model),
+                log_safe(row.model),
                 str(row.attempt or ""),
                 f"{elapsed:5.1f}s" if row.started else "",
                 f"{row.tokens:,}",
