@@ -123,6 +123,12 @@ class Build:
                 self._models[name] = self.model_factory(name)
             return self._models[name]
 
+    def warm_up(self) -> None:
+        """Make every routed model's client now: a missing key or a bad script fails the
+        build before any task starts, and no task pays for a client's set-up."""
+        for name in sorted({route.model for route in self.routing.values()}):
+            self.model(name)
+
     def model_for(self, name: str, task_id: str, attempt: int) -> ModelClient:
         """The model of one attempt; a replayed build answers from that attempt's record."""
         model = self.model(name)

@@ -207,7 +207,9 @@ def _yaml(path: Path) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's safe loader when built in: the same documents, several times faster.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (safe)
     except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{path}: malformed YAML: {exc}") from None
 

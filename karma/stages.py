@@ -190,6 +190,7 @@ def start(
         backend,
     )
     b.budget.spend(planner_cost)
+    b.warm_up()
     return b
 
 
@@ -243,6 +244,7 @@ def resume(
     )
     b.backend.reap_run(run_id)
     b.budget.spend(float(row["cost_usd"] or 0.0))
+    b.warm_up()
     return b
 
 

@@ -200,7 +200,9 @@ class Workspace:
             if not self._wt_git(worktree, "diff", "--cached", "--name-only"):
                 return None  # nothing staged
             raise
-        return self._wt_git(worktree, "rev-parse", "HEAD")
+        # The worktree is detached, so its HEAD file (in the admin directory, out of the
+        # sandbox's reach) holds the new commit: no process needed to read it.
+        return (worktree.git_dir / "HEAD").read_text().strip()
 
     # -- integration --------------------------------------------------------------------
 
