@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from karma import stages
 from karma.build import Build
@@ -28,7 +28,13 @@ from karma.scheduler import Outcome, run_dag
 from karma.store import Store
 from karma.workspace import Workspace
 
-STATUS_EXIT = {
+BuildStatus = Literal[
+    "succeeded", "failed", "escalated", "needs_approval", "interrupted", "budget_exceeded",
+    "infrastructure",
+]  # fmt: skip
+"""How a build ended; `infrastructure` (Docker lost) is reported as `interrupted`."""
+
+STATUS_EXIT: dict[BuildStatus, ExitCode] = {
     "succeeded": ExitCode.OK,
     "failed": ExitCode.FAILED,
     "escalated": ExitCode.FAILED,
@@ -42,7 +48,7 @@ STATUS_EXIT = {
 @dataclass(frozen=True)
 class BuildResult:
     run_id: str
-    status: str
+    status: BuildStatus
     branch: str
     base_commit: str
     head_commit: str
@@ -117,7 +123,7 @@ def build(
             )
         outcomes = _schedule(b)
         gate_rows: list[dict[str, Any]] = []
-        verdict = "succeeded"
+        verdict: BuildStatus = "succeeded"
         if gates and _all_ok(outcomes):
             gate_rows, verdict = run_gates(b)
         return _finish(b, outcomes, gate_rows, verdict)
@@ -161,7 +167,9 @@ def _all_ok(outcomes: dict[str, Outcome]) -> bool:
     return all(o.status == "succeeded" for o in outcomes.values())
 
 
-def _status(b: Build, outcomes: dict[str, Outcome], gate_status: str) -> tuple[str, str]:
+def _status(
+    b: Build, outcomes: dict[str, Outcome], gate_status: BuildStatus
+) -> tuple[BuildStatus, str]:
     statuses = {o.status for o in outcomes.values()}
     failing = [f"{t}: {o.reason}" for t, o in outcomes.items() if o.status != "succeeded"]
     if "interrupted" in statuses:
@@ -177,7 +185,7 @@ def _status(b: Build, outcomes: dict[str, Outcome], gate_status: str) -> tuple[s
 
 
 def _finish(
-    b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]], verdict: str
+    b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]], verdict: BuildStatus
 ) -> BuildResult:
     status, reason = _status(b, outcomes, verdict)
     head = b.tip()

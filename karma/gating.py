@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from karma.build import Build
 from karma.forecast import routed_plan
@@ -22,8 +22,11 @@ from karma.plan import Task, TaskId
 from karma.runner import run_task
 from karma.stages import record_task
 
+if TYPE_CHECKING:
+    from karma.engine import BuildStatus
 
-def run_gates(b: Build) -> tuple[list[dict[str, Any]], str]:
+
+def run_gates(b: Build) -> tuple[list[dict[str, Any]], BuildStatus]:
     """The suite on the integrated branch; a review asking for changes becomes a fix task,
     at most `build.review_rounds` times. Returns the gate rows and the gate verdict."""
     rounds = b.config.build.review_rounds
@@ -37,7 +40,8 @@ def run_gates(b: Build) -> tuple[list[dict[str, Any]], str]:
             return rows, "escalated"
         outcome = run_task(b, _add_fix_task(b, round_no, review.findings))
         if outcome.status != "succeeded":
-            return rows, outcome.status
+            ended: dict[str, BuildStatus] = {"escalated": "escalated", "interrupted": "interrupted"}
+            return rows, ended.get(outcome.status, "failed")
     if suite.status == "failed":
         return rows, "failed"
     return rows, "needs_approval" if suite.needs_approval else "succeeded"
