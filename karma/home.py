@@ -1,9 +1,10 @@
 """Where KARMA's data folders are found.
 
 `recipes/`, `sandboxes/`, `quality_gates/` and `examples/` are data, read by exactly one
-loader each. They are looked up in order: an explicit path, `$KARMA_HOME/<name>`, the
-project's own `<repo>/.karma/<name>` (a team's overrides), then the copy built into the
-package (the wheel ships it under `karma/_data/`; a source checkout has it at the top).
+loader each. Each file or sub-folder is looked up in order: an explicit path,
+`$KARMA_HOME/<name>`, the project's own `<repo>/.karma/<name>` (a team's overrides), then
+the copy built into the package (the wheel ships it under `karma/_data/`; a source
+checkout has it at the top).
 """
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ def builtin_dir(name: DataFolder) -> Path:
     return _PACKAGE.parent / name
 
 
-def data_dir(name: DataFolder, *, explicit: Path | None = None, repo: Path | None = None) -> Path:
-    """The first existing candidate for a data folder, most specific first."""
+def data_path(
+    name: DataFolder, relative: str, *, explicit: Path | None = None, repo: Path | None = None
+) -> Path:
+    """`relative` inside the most specific copy of a data folder that has it.
+
+    Overrides are per file or sub-folder: a project's `.karma/recipes/` may hold just
+    `learned/`, or a `prices.toml`, and everything else still comes from the next place.
+    """
     candidates: list[Path] = []
     if explicit is not None:
         candidates.append(explicit)
@@ -35,6 +42,6 @@ def data_dir(name: DataFolder, *, explicit: Path | None = None, repo: Path | Non
     if repo is not None:
         candidates.append(repo / ".karma" / name)
     for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return builtin_dir(name)
+        if (candidate / relative).exists():
+            return candidate / relative
+    return builtin_dir(name) / relative

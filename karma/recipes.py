@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from karma.errors import RecipeError
-from karma.home import builtin_dir, data_dir
+from karma.home import builtin_dir, data_path
 
 
 class _Recipe(BaseModel):
@@ -44,8 +44,8 @@ def _toml(path: Path) -> dict[str, Any]:
         raise RecipeError(f"{path}: {exc}") from None
 
 
-def recipes_dir(repo: Path | None = None) -> Path:
-    return data_dir("recipes", repo=repo)
+def recipe_path(relative: str, repo: Path | None = None) -> Path:
+    return data_path("recipes", relative, repo=repo)
 
 
 # -- prices -----------------------------------------------------------------------------
@@ -70,7 +70,7 @@ class PriceTable(_Recipe):
 
 @lru_cache(maxsize=4)
 def load_prices(path: Path | None = None) -> PriceTable:
-    path = path or recipes_dir() / "prices.toml"
+    path = path or recipe_path("prices.toml")
     return _validate(PriceTable, _toml(path), path)
 
 
@@ -107,7 +107,7 @@ class Stack(_Recipe):
 
 
 def load_stacks(repo: Path | None = None) -> list[Stack]:
-    folder = recipes_dir(repo) / "stacks"
+    folder = recipe_path("stacks", repo)
     return [_validate(Stack, _toml(path), path) for path in sorted(folder.glob("*.toml"))]
 
 
@@ -220,11 +220,8 @@ def failure_pattern_files(repo: Path | None = None) -> list[Path]:
     A project's `.karma/recipes/` may hold only `learned/`: the seed table then comes
     from the next place that has one (KARMA_HOME, then the built-in copy).
     """
-    root = recipes_dir(repo)
-    seeds = root / "failures"
-    if not seeds.is_dir():
-        seeds = builtin_dir("recipes") / "failures"
-    folders = [seeds, root / "learned", builtin_dir("recipes") / "learned"]
+    seeds = recipe_path("failures", repo)
+    folders = [seeds, recipe_path("learned"), builtin_dir("recipes") / "learned"]
     if repo is not None:
         folders.append(repo / ".karma" / "recipes" / "learned")
     unique = list(dict.fromkeys(folder.resolve() for folder in folders))
@@ -252,7 +249,7 @@ def load_failure_patterns(
             patterns.append(pattern.model_copy(update={"source": str(path)}))
     if not any(p.klass == "unknown" and not p.match.output for p in patterns):
         raise RecipeError(
-            f"{recipes_dir(repo) / 'failures'}: no fallback pattern of class 'unknown' "
+            f"{recipe_path('failures', repo)}: no fallback pattern of class 'unknown' "
             "without output matchers"
         )
     return patterns

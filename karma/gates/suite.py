@@ -16,7 +16,7 @@ from typing import Any
 
 from karma.errors import ConfigError
 from karma.gates.interface import GateSettings
-from karma.home import builtin_dir, data_dir
+from karma.home import builtin_dir, data_path
 
 COMMON_KEYS = frozenset({"enabled", "blocking", "timeout_s"})
 KNOWN_GATES = ("secrets", "sast", "audit", "tests", "bench", "approval", "review")
@@ -40,19 +40,10 @@ class Suite:
         return next((g for g in self.gates if g.name == name), None)
 
 
-def quality_gates_dir(repo: Path | None = None) -> Path:
-    return data_dir("quality_gates", repo=repo)
-
-
 def _find(repo: Path | None, relative: str) -> Path:
-    """`relative` in the most specific quality_gates/ that has it, else the built-in one.
-
-    A project may override one suite or the rubric without copying the whole folder.
-    """
-    for folder in (quality_gates_dir(repo), builtin_dir("quality_gates")):
-        if (folder / relative).exists():
-            return folder / relative
-    return builtin_dir("quality_gates") / relative
+    """`relative` in the most specific quality_gates/ that has it (a project may override
+    one suite or the rubric without copying the whole folder)."""
+    return data_path("quality_gates", relative, repo=repo)
 
 
 def semgrep_rules_dir(repo: Path | None = None) -> Path:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from karma.config import KarmaConfig
-from karma.home import data_dir
+from karma.home import data_path
 from karma.recipes import load_stacks
 from karma.sandbox.docker import DockerBackend, engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
@@ -30,7 +30,7 @@ LOG_TAIL_LINES = 40
 def _recipe(stack_name: str, repo: Path) -> tuple[Path, tuple[str, ...]]:
     """The stack's recipe folder and its dependency-file globs."""
     stack = next((s for s in load_stacks(repo) if s.name == stack_name), None)
-    folder = data_dir("sandboxes", repo=repo) / (stack.sandbox if stack else stack_name)
+    folder = data_path("sandboxes", stack.sandbox if stack else stack_name, repo=repo)
     if not (folder / "Dockerfile").is_file():
         raise ImageBuildError(f"no image recipe for stack {stack_name!r}: {folder}/Dockerfile")
     globs = stack.dependency_files if stack and stack.dependency_files else DEFAULT_DEPENDENCY_FILES

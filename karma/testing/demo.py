@@ -9,21 +9,21 @@ from typing import Any
 
 import yaml
 
-from karma.home import data_dir
+from karma.home import data_path
 
 REQUEST = "Add CSV export and a low-stock report with a command-line entry point"
 
 
 def example_project() -> Path:
-    return data_dir("examples") / "inventory"
+    return data_path("examples", "inventory")
 
 
 def demo_config() -> Path:
-    return data_dir("examples") / "demo.karma.toml"
+    return data_path("examples", "demo.karma.toml")
 
 
 def demo_script() -> dict[str, Any]:
-    path = data_dir("examples") / "scripts" / "inventory-demo.yaml"
+    path = data_path("examples", "scripts/inventory-demo.yaml")
     data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return data
 
