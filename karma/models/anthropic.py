@@ -8,19 +8,15 @@ The SDK's own retries are off (`max_retries=0`): `retry.py` is the only retry la
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anthropic
 
-from karma.models.http_errors import redact, status_error
+from karma.models.http_errors import sdk_call
 from karma.models.interface import (
-    ConnectionFailed,
     MalformedReply,
     ModelReply,
     ModelRequest,
-    ProviderError,
-    ProviderTimeout,
     StopReason,
     ToolCall,
     Usage,
@@ -127,32 +123,17 @@ class AnthropicModel:
 
     def complete(self, request: ModelRequest) -> ModelReply:
         body = request_body(self.model, request)
-        try:
-            raw = self._client.messages.with_raw_response.create(**body, timeout=self._timeout)
-        except anthropic.APITimeoutError:
-            raise ProviderTimeout(
-                f"{self.name}: no reply within {self._timeout:g} s", tip="raise timeout_s"
-            ) from None
-        except anthropic.APIConnectionError as exc:
-            raise ConnectionFailed(f"{self.name}: {redact(str(exc), self._key)}") from None
-        except anthropic.APIStatusError as exc:
-            raise self._status(exc) from None
-        except anthropic.APIResponseValidationError as exc:
-            raise MalformedReply(f"{self.name}: {redact(str(exc), self._key)}") from None
-        try:
-            data = json.loads(raw.http_response.content)
-        except ValueError as exc:
-            raise MalformedReply(f"{self.name}: reply is not JSON ({exc})") from None
-        return parse_reply(data, self.name)
-
-    def _status(self, exc: anthropic.APIStatusError) -> ProviderError:
-        return status_error(
-            exc.status_code,
-            dict(exc.response.headers),
-            exc.body,
+        data = sdk_call(
+            anthropic,
+            name=self.name,
             provider="anthropic",
             secret=self._key,
+            timeout=self._timeout,
+            call=lambda: self._client.messages.with_raw_response.create(
+                **body, timeout=self._timeout
+            ),
         )
+        return parse_reply(data, self.name)
 
     def close(self) -> None:
         self._client.close()

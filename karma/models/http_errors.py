@@ -12,14 +12,18 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 from karma.models.interface import (
     AuthFailed,
     BadRequest,
+    ConnectionFailed,
+    MalformedReply,
     Overloaded,
     ProviderError,
+    ProviderTimeout,
     RateLimited,
     ServerError,
     SpendLimitReached,
@@ -111,3 +115,38 @@ def status_error(
     else:
         kind = BadRequest
     return kind(message, status=status, retry_after=wait, tip=tip)
+
+
+def sdk_call(
+    sdk: ModuleType,
+    *,
+    name: str,
+    provider: str,
+    secret: str,
+    timeout: float,
+    call: Callable[[], Any],
+) -> dict[str, Any]:
+    """One raw-response call through an official SDK, its errors mapped to ours.
+
+    The anthropic and openai SDKs are generated alike: the same error class names, and
+    `with_raw_response` replies whose body we parse ourselves (an SDK object never
+    crosses the seam, and a truncated body is a `MalformedReply`, retried).
+    """
+    try:
+        raw = call()
+    except sdk.APITimeoutError:
+        raise ProviderTimeout(
+            f"{name}: no reply within {timeout:g} s", tip="raise timeout_s"
+        ) from None
+    except sdk.APIConnectionError as exc:
+        raise ConnectionFailed(f"{name}: {redact(str(exc), secret)}") from None
+    except sdk.APIStatusError as exc:
+        raise status_error(exc.status_code, dict(exc.response.headers), exc.body,
+                           provider=provider, secret=secret) from None  # fmt: skip
+    except sdk.APIResponseValidationError as exc:
+        raise MalformedReply(f"{name}: {redact(str(exc), secret)}") from None
+    try:
+        data: dict[str, Any] = json.loads(raw.http_response.content)
+    except ValueError as exc:
+        raise MalformedReply(f"{name}: reply is not JSON ({exc})") from None
+    return data

@@ -14,14 +14,11 @@ from typing import Any
 
 import openai
 
-from karma.models.http_errors import redact, status_error
+from karma.models.http_errors import sdk_call
 from karma.models.interface import (
-    ConnectionFailed,
     MalformedReply,
     ModelReply,
     ModelRequest,
-    ProviderError,
-    ProviderTimeout,
     StopReason,
     ToolCall,
     Usage,
@@ -136,34 +133,17 @@ class OpenAIModel:
 
     def complete(self, request: ModelRequest) -> ModelReply:
         body = request_body(self.model, request)
-        try:
-            raw = self._client.chat.completions.with_raw_response.create(
-                **body, timeout=self._timeout
-            )
-        except openai.APITimeoutError:
-            raise ProviderTimeout(
-                f"{self.name}: no reply within {self._timeout:g} s", tip="raise timeout_s"
-            ) from None
-        except openai.APIConnectionError as exc:
-            raise ConnectionFailed(f"{self.name}: {redact(str(exc), self._key)}") from None
-        except openai.APIStatusError as exc:
-            raise self._status(exc) from None
-        except openai.APIResponseValidationError as exc:
-            raise MalformedReply(f"{self.name}: {redact(str(exc), self._key)}") from None
-        try:
-            data = json.loads(raw.http_response.content)
-        except ValueError as exc:
-            raise MalformedReply(f"{self.name}: reply is not JSON ({exc})") from None
-        return parse_reply(data, self.name)
-
-    def _status(self, exc: openai.APIStatusError) -> ProviderError:
-        return status_error(
-            exc.status_code,
-            dict(exc.response.headers),
-            exc.body,
+        data = sdk_call(
+            openai,
+            name=self.name,
             provider="openai",
             secret=self._key,
+            timeout=self._timeout,
+            call=lambda: self._client.chat.completions.with_raw_response.create(
+                **body, timeout=self._timeout
+            ),
         )
+        return parse_reply(data, self.name)
 
     def close(self) -> None:
         self._client.close()
