@@ -102,25 +102,15 @@ def build(
     backend (the engine-overhead bench passes an instant one).
     """
     workspace = Workspace(repo)
-    factory = model_factory or stages.default_model_factory(config)
+    models = model_factory or stages.default_model_factory(config)
+    env = stages.BuildEnv(workspace, config, store, bus, models, backend)
     with stages.build_lock(workspace.root / ".karma", bus):
         if resume:
-            b = stages.resume(resume, workspace, config, store, bus, factory, backend)
+            b = stages.resume(env, resume)
         else:
             if not request.strip():
                 raise UsageError("the request is empty", tip='karma build "what to build"')
-            b = stages.start(
-                new_run_id(),
-                request,
-                workspace,
-                config,
-                store,
-                bus,
-                factory,
-                plan_file,
-                base=base,
-                backend=backend,
-            )
+            b = stages.start(env, new_run_id(), request, plan_file=plan_file, base=base)
         outcomes = _schedule(b)
         gate_rows: list[dict[str, Any]] = []
         verdict: BuildStatus = "succeeded"

@@ -9,6 +9,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,20 @@ from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import SandboxBackend
 from karma.store import Store
 from karma.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class BuildEnv:
+    """What every stage of a build works with."""
+
+    workspace: Workspace
+    config: KarmaConfig
+    store: Store
+    bus: EventBus
+    models: Callable[[str], ModelClient]
+    """`provider:model` -> client (a replay answers from the record)."""
+    backend: SandboxBackend | None = None
+    """None: Docker, from the config."""
 
 
 def default_model_factory(config: KarmaConfig) -> Callable[[str], ModelClient]:
@@ -87,57 +102,33 @@ def record_task(
              reason=why + route.reason)  # fmt: skip
 
 
-def _make(
-    run_id: str,
-    request: str,
-    workspace: Workspace,
-    config: KarmaConfig,
-    store: Store,
-    bus: EventBus,
-    factory: Callable[[str], ModelClient],
-    routed: RoutedPlan,
-    base: str,
-    context_text: str,
-    backend: SandboxBackend | None,
-) -> Build:
+def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: str,
+          context_text: str) -> Build:  # fmt: skip
+    workspace, config = env.workspace, env.config
     stack = detect_stack(workspace.root)
     if stack is None:
         raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
     workspace.ignore_generated(stack.generated)
+    backend = env.backend
     image = ensure_image(stack.name, workspace.root, config) if backend is None else "injected"
-    return Build(
-        run_id=run_id,
-        request=request,
-        config=config,
-        store=store,
-        bus=bus,
-        workspace=workspace,
-        branch=f"karma/{run_id}",
-        base_commit=base,
-        routed=routed,
-        stack=stack,
-        image=image,
-        backend=backend or get_sandbox(config),
-        healer=Healer(store, config, load_failure_patterns(workspace.root), run_id=run_id),
-        budget=BudgetTracker(config.budget.max_cost_usd),
-        model_factory=factory,
+    b = Build(
+        run_id=run_id, request=request, config=config, store=env.store, bus=env.bus,
+        workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
+        stack=stack, image=image, backend=backend or get_sandbox(config),
+        healer=Healer(env.store, config, load_failure_patterns(workspace.root), run_id=run_id),
+        budget=BudgetTracker(config.budget.max_cost_usd), model_factory=env.models,
         context_text=context_text,
-    )
+    )  # fmt: skip
+    b.warm_up()
+    return b
 
 
 def start(
-    run_id: str,
-    request: str,
-    workspace: Workspace,
-    config: KarmaConfig,
-    store: Store,
-    bus: EventBus,
-    factory: Callable[[str], ModelClient],
-    plan_file: Path | None,
-    *,
+    env: BuildEnv, run_id: str, request: str, *, plan_file: Path | None = None,
     base: str | None = None,
-    backend: SandboxBackend | None = None,
-) -> Build:
+) -> Build:  # fmt: skip
+    """A new run: context, plan (the planner's or the user's), routing, forecast, budget."""
+    workspace, config, store, bus = env.workspace, env.config, env.store, env.bus
     base = workspace.rev(base) if base else workspace.head()
     if base is None:
         raise UsageError("the base commit to build from does not exist")
@@ -156,7 +147,7 @@ def start(
         plan = plan_from_file(plan_file, request=request, repo=workspace.root)
         planner_cost = 0.0
     else:
-        planner = RecordingModel(factory(config.models.planner_model()), store, run_id)
+        planner = RecordingModel(env.models(config.models.planner_model()), store, run_id)
         outcome = make_plan(request, context, planner, repo=workspace.root)
         plan, planner_cost = outcome.plan, outcome.cost_usd
     routed = routed_plan(plan, config, store.task_history())
@@ -176,34 +167,14 @@ def start(
         store.update_run(run_id, status="budget_exceeded", reason="forecast over budget")
         raise
     workspace.create_branch(f"karma/{run_id}", base)
-    b = _make(
-        run_id,
-        request,
-        workspace,
-        config,
-        store,
-        bus,
-        factory,
-        routed,
-        base,
-        context.render(),
-        backend,
-    )
+    b = _make(env, run_id, request, routed, base, context.render())
     b.budget.spend(planner_cost)
-    b.warm_up()
     return b
 
 
-def resume(
-    run_id: str,
-    workspace: Workspace,
-    config: KarmaConfig,
-    store: Store,
-    bus: EventBus,
-    factory: Callable[[str], ModelClient],
-    backend: SandboxBackend | None = None,
-) -> Build:
+def resume(env: BuildEnv, run_id: str) -> Build:
     """Pick a run up where it stopped: integrated tasks stay done, half-done work is salvaged."""
+    workspace, config, store, bus = env.workspace, env.config, env.store, env.bus
     row = store.run(run_id)
     if row is None or not row["plan_json"]:
         raise UsageError(
@@ -229,22 +200,9 @@ def resume(
     _salvage(workspace, run_id)
     store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
     bus.emit("run_started", run_id, request=row["request"], base=base, resumed=True)
-    b = _make(
-        run_id,
-        row["request"],
-        workspace,
-        config,
-        store,
-        bus,
-        factory,
-        routed,
-        base,
-        gather_context(workspace.root).render(),
-        backend,
-    )
+    b = _make(env, run_id, row["request"], routed, base, gather_context(workspace.root).render())
     b.backend.reap_run(run_id)
     b.budget.spend(float(row["cost_usd"] or 0.0))
-    b.warm_up()
     return b
 
 
