@@ -9,6 +9,7 @@ healer decides, this module applies) until the task succeeds, or goes to a human
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from dataclasses import replace
@@ -109,7 +110,10 @@ def run_task(build: Build, task_id: str) -> Outcome:
 def _escalate(
     build: Build, task: Task, records: list[AttemptRecord], decision: Escalation
 ) -> Outcome:
-    drafter = build.model(build.config.models.large) if build.draft_fixes else None
+    drafter = None
+    if build.draft_fixes:  # the recommended fix is drafted by the strongest model, recorded
+        drafter = RecordingModel(build.model(build.config.models.large), build.store,
+                                 build.run_id, task.id, records[-1].number)  # fmt: skip
     report = build.healer.escalation_report(task, records, drafter, reason=decision)
     build.bus.emit(
         "task_escalated",
@@ -117,7 +121,7 @@ def _escalate(
         task.id,
         reason=decision.detail,
         report_md=build.redact(report.markdown),
-        report_json=report.data,
+        report_json=json.loads(build.redacted_json(report.data)),
     )
     build.finish_task(task.id, "escalated", reason=f"{decision.reason}: {decision.detail}")
     return Outcome("escalated", f"{decision.reason}: {decision.detail}")
