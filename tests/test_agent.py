@@ -103,3 +103,22 @@ def test_stop_event_interrupts(tmp_path: Path) -> None:
     box = Toolbox(tmp_path, CannedRunner(), output_chars=1000)
     result = run_agent(BRIEF, model([call("finish", summary="x")]), box, AgentConfig(), stop=stop)
     assert result.status == "interrupted" and result.steps == 0
+
+
+GOLDEN = Path(__file__).parent / "golden" / "prompts" / "agent_first_request.txt"
+
+
+def test_rendered_agent_prompt_is_golden() -> None:
+    """Regenerate with KARMA_UPDATE_GOLDEN=1 after a deliberate prompt change."""
+    import os
+
+    from karma.agent import SYSTEM
+    from karma.tools import TOOLS
+
+    tools = "\n".join(f"{t.name}: {sorted(t.input_schema['properties'])}" for t in TOOLS)
+    rendered = (
+        f"--- system ---\n{SYSTEM}\n--- tools ---\n{tools}\n--- user ---\n{first_message(BRIEF)}\n"
+    )
+    if os.environ.get("KARMA_UPDATE_GOLDEN"):
+        GOLDEN.write_text(rendered)
+    assert rendered == GOLDEN.read_text()
