@@ -11,60 +11,25 @@ expected); the exit code is 1 if Chromium failed or the PNG is missing.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from karma.testing.chromium import find_chromium, page_errors, run_chromium
+
 HERE = Path(__file__).resolve().parent
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def chromium_flags(profile: Path) -> list[str]:
-    return [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--enable-logging=stderr",
-        "--v=0",
-        f"--user-data-dir={profile}",
-    ]
-
-
 def screenshot(html: Path, png: Path, size: str = "1280,1600") -> subprocess.CompletedProcess[str]:
-    exe = chromium()
+    exe = find_chromium()
     if exe is None:
         raise SystemExit("chromium is not installed (apt-get install chromium)")
     with tempfile.TemporaryDirectory(prefix="karma-chromium-") as profile:
-        return subprocess.run(
-            [
-                exe,
-                *chromium_flags(Path(profile)),
-                f"--screenshot={png}",
-                f"--window-size={size}",
-                html.resolve().as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-
-def page_errors(stderr: str) -> list[str]:
-    """What the page itself reported (console messages, CSP refusals), not Chromium's noise."""
-    marks = ("CONSOLE", "Uncaught", "Refused to", "Content Security Policy", "net::ERR_")
-    return [ln for ln in stderr.splitlines() if any(m in ln for m in marks)]
+        return run_chromium(
+            exe, Path(profile), f"--screenshot={png}", f"--window-size={size}",
+            html.resolve().as_uri(),
+        )  # fmt: skip
 
 
 def demo_store(work: Path) -> tuple[Path, str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from karma.ci import inert_lines, log_safe
 from karma.cli.app import app, err_console, out, state
 from karma.errors import ExitCode, UsageError
 
@@ -79,8 +80,8 @@ def _run(
             markup=False,
             highlight=False,
         )
-        if result.reason:
-            err_console.print(result.reason, markup=False, highlight=False)
+        if result.reason:  # may quote failing output or model text: made inert
+            err_console.print(inert_lines(result.reason), markup=False, highlight=False)
     return result.exit_code
 
 
@@ -169,6 +170,6 @@ def replay_command(
             markup=False,
             highlight=False,
         )
-        for line in (*report.task_changes, *report.divergences[:20]):
-            out.print(f"  {line}", markup=False, highlight=False)
+        for line in (*report.task_changes, *report.divergences[:20]):  # quotes recorded text
+            out.print(f"  {log_safe(line)}", markup=False, highlight=False)
     return ExitCode.OK if report.faithful else ExitCode.FAILED

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from karma.sandbox.interface import ExecResult, Limit
@@ -87,18 +88,25 @@ class Stream:
             self.holder.close()
 
 
+def frames(stream: Stream, deadline: float) -> Iterator[tuple[int, bytes]]:
+    """Docker's multiplexed frames (stream type, payload) until the end; `TimeoutError`
+    at the deadline."""
+    while (header := stream.read_exact(8, deadline)) is not None:
+        size = int.from_bytes(header[4:8], "big")
+        payload = stream.read_exact(size, deadline) if size else b""
+        if payload is None:
+            return
+        yield header[0], payload
+
+
 def drain(stream: Stream, deadline: float, budget: int) -> tuple[bytearray, int, bytes, bool]:
     """Read frames until the end (or the deadline): the output's tail, its size, the report."""
     out = bytearray()
     report = bytearray()
     total = 0
     try:
-        while (header := stream.read_exact(8, deadline)) is not None:
-            size = int.from_bytes(header[4:8], "big")
-            payload = stream.read_exact(size, deadline) if size else b""
-            if payload is None:
-                break
-            if header[0] == 2:
+        for kind, payload in frames(stream, deadline):
+            if kind == 2:
                 report += payload
                 del report[:-4096]
             else:
@@ -118,11 +126,7 @@ def drain_to_marker(
     out = bytearray()
     total = 0
     try:
-        while (header := stream.read_exact(8, deadline)) is not None:
-            size = int.from_bytes(header[4:8], "big")
-            payload = stream.read_exact(size, deadline) if size else b""
-            if payload is None:
-                break
+        for _, payload in frames(stream, deadline):
             out += payload
             total += len(payload)
             at = out.find(marker, max(0, len(out) - len(payload) - len(marker) - 128))

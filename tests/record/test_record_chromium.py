@@ -5,7 +5,6 @@ screenshot of it is taken (bench/report_screenshot.py does the same for a person
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,21 +12,9 @@ import pytest
 from runfixture import FinishedRun
 
 from karma.report import write_run_report
+from karma.testing.chromium import find_chromium, page_errors, run_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--enable-logging=stderr",
-    "--v=0",
-]
+CHROMIUM = find_chromium()
 
 
 @pytest.fixture
@@ -40,20 +27,7 @@ def chromium() -> str:
 
 
 def run(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / "profile"
-    profile.mkdir(exist_ok=True)
-    return subprocess.run(
-        [chromium, *FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def page_errors(stderr: str) -> list[str]:
-    marks = ("CONSOLE", "Uncaught", "Refused to", "Content Security Policy", "net::ERR_")
-    return [ln for ln in stderr.splitlines() if any(m in ln for m in marks)]
+    return run_chromium(chromium, tmp_path / "profile", *args)
 
 
 def test_report_renders_in_headless_chromium(
