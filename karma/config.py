@@ -1,17 +1,30 @@
 """Configuration: the keys, their defaults, and where values come from.
 
 Precedence, highest first: command-line flags > `KARMA_*` environment variables >
-`karma.toml` > `[tool.karma]` in `pyproject.toml` > defaults. Every layer is merged
-into one dict and validated once with pydantic (`extra="forbid"`), so a wrong key is
-named with the file it came from. API keys are never part of the config: they are read
-from the environment (`ANTHROPIC_API_KEY`, `OPENAI_API_KEY`) when a client is built.
+`karma.toml` > `[tool.karma]` in `pyproject.toml` > the user's own config file
+(`$KARMA_CONFIG`, else `$XDG_CONFIG_HOME/karma/config.toml`, else
+`~/.config/karma/config.toml`) > defaults. Every layer is merged into one dict and
+validated once with pydantic (`extra="forbid"`), so a wrong key is named with the file
+it came from. API keys are never part of the config: they are read from the environment
+(`ANTHROPIC_API_KEY`, `OPENAI_API_KEY`) when a client is built.
+
+The two repository layers (`karma.toml`, `[tool.karma]`, and a `--config` file inside
+the repository) are written by whoever can write the repository, so they are untrusted:
+a key in `TRUSTED_ONLY` (where keys go, what runs on the host, what reaches the
+sandbox, what a gate checks) is taken from them only when the user opted in from
+outside the repository (`--trust-repo-config`, `trust_repo_config = true` in the user's
+config file, or `KARMA_TRUST_REPO_CONFIG=1`). Otherwise it is dropped with a warning
+naming the key and the file: a repository may carry such keys for its trusted users.
 """
 
 from __future__ import annotations
 
+import copy
+import fnmatch
 import os
+import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +38,8 @@ TIERS: tuple[Tier, ...] = ("small", "medium", "large")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Field docstrings are the documentation, and say which keys are trusted-only.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def _check_model_name(value: str) -> str:
@@ -68,7 +82,8 @@ class ProviderConfig(_Section):
     """Connection settings of one provider (keys come only from the environment)."""
 
     base_url: str | None = None
-    """Any compatible server (Ollama, vLLM, llama.cpp, LM Studio); else `<PROVIDER>_BASE_URL`."""
+    """Any compatible server (Ollama, vLLM, llama.cpp, LM Studio); else `<PROVIDER>_BASE_URL`.
+    Trusted layers only: the API key goes there."""
     timeout_s: float = Field(default=120.0, gt=0)
     """Timeout of one HTTP call."""
     max_retries: int = Field(default=4, ge=0, le=10)
@@ -80,7 +95,8 @@ class ProviderConfig(_Section):
 
 class ScriptedConfig(_Section):
     script: Path | None = None
-    """The YAML/JSON script the `scripted` provider replies from."""
+    """The YAML/JSON script the `scripted` provider replies from. Trusted layers only: a
+    host file the model's replies come from."""
 
 
 class ProvidersConfig(_Section):
@@ -93,20 +109,25 @@ class SandboxConfig(_Section):
     """Every task runs in a Docker container with these limits."""
 
     base_image: str = "python:3.12-slim"
-    """Base of the stack images (`KARMA_BASE_IMAGE`)."""
+    """Base of the stack images (`KARMA_BASE_IMAGE`). Trusted layers only."""
     memory_mb: int = Field(default=2048, ge=64)
+    """Trusted layers only, except that a repository may lower it."""
     cpus: float = Field(default=1.0, gt=0)
+    """Trusted layers only, except that a repository may lower it."""
     pids_limit: int = Field(default=256, ge=16)
+    """Trusted layers only, except that a repository may lower it."""
     tmpfs_mb: int = Field(default=256, ge=16)
-    """Size of the writable scratch tmpfs at /tmp (the root filesystem is read-only)."""
+    """Size of the writable scratch tmpfs at /tmp (the root filesystem is read-only).
+    Trusted layers only, except that a repository may lower it."""
     exec_timeout_s: float = Field(default=600.0, gt=0)
     """Default timeout of one command in the sandbox."""
     workdir: str = "/workspace"
-    """Where the task's worktree is mounted inside the container."""
+    """Where the task's worktree is mounted inside the container. Trusted layers only."""
     env_allowlist: tuple[str, ...] = ("LANG", "LC_ALL", "TZ")
-    """Host variables passed into the sandbox; nothing else of the host's environment is."""
+    """Host variables passed into the sandbox; nothing else of the host's environment is.
+    Trusted layers only: a key named here would reach the model's code."""
     user: str = "1000:1000"
-    """The unprivileged user commands run as."""
+    """The unprivileged user commands run as. Trusted layers only."""
 
 
 class RouterConfig(_Section):
@@ -144,20 +165,23 @@ class BuildConfig(_Section):
 
 class StoreConfig(_Section):
     db: Path | None = None
-    """The run store; default `<repo>/.karma/karma.db` (`KARMA_DB`, `--db`)."""
+    """The run store; default `<repo>/.karma/karma.db` (`KARMA_DB`, `--db`). Trusted layers
+    only: a host file KARMA writes."""
 
 
 class AuditConfig(_Section):
     osv_url: str | None = None
-    """An OSV endpoint for pip-audit (`KARMA_OSV_URL`), e.g. `karma advisories serve`."""
+    """An OSV endpoint for pip-audit (`KARMA_OSV_URL`), e.g. `karma advisories serve`.
+    Trusted layers only: it decides what counts as vulnerable."""
 
 
 class GatesConfig(_Section):
     suite: str = "default"
-    """A suite in `quality_gates/<name>.toml`."""
+    """A suite in `quality_gates/<name>.toml`. Trusted layers only."""
     audit: AuditConfig = AuditConfig()
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """Per-gate overrides of the suite (`blocking`, thresholds, `command`)."""
+    """Per-gate overrides of the suite (`blocking`, thresholds, `command`, `where`, tool
+    paths). Trusted layers only: they decide what runs on the host and what is checked."""
 
 
 class TierPolicy(_Section):
@@ -166,7 +190,8 @@ class TierPolicy(_Section):
     min_confidence: float = Field(default=0.0, ge=0, le=1)
     """Classification confidence below which the next safer action is taken instead."""
     approval: bool = False
-    """A human must approve: the task escalates with the proposal instead."""
+    """A human must approve: the task escalates with the proposal instead. Trusted layers
+    only."""
     cooldown: int = Field(default=0, ge=0)
     """Attempts of the same task that must pass before this tier is used again."""
 
@@ -181,7 +206,8 @@ class HealConfig(_Section):
     elevated: TierPolicy = TierPolicy(min_confidence=0.7, cooldown=1)
     """quarantine_flaky_test: proceeds, and the report tells a human."""
     critical: TierPolicy = TierPolicy(min_confidence=0.9, approval=True)
-    """Edits to CI workflows, auth, migrations, or a lowered gate: never automatic."""
+    """Edits to CI workflows, auth, migrations, or a lowered gate: never automatic.
+    Trusted layers only."""
     chooser: Literal["thompson", "ucb", "ordered"] = "thompson"
     """How a remediation is picked among a pattern's: learned (Thompson, UCB) or recipe order."""
     reruns: int = Field(default=3, ge=1, le=10)
@@ -204,6 +230,10 @@ class HealConfig(_Section):
 
 
 class KarmaConfig(_Section):
+    trust_repo_config: bool = False
+    """Take the `TRUSTED_ONLY` keys from the repository's own layers too
+    (`--trust-repo-config`, `KARMA_TRUST_REPO_CONFIG=1`). Trusted layers only: a
+    repository cannot vouch for itself."""
     models: ModelsConfig = ModelsConfig()
     providers: ProvidersConfig = ProvidersConfig()
     sandbox: SandboxConfig = SandboxConfig()
@@ -224,6 +254,37 @@ class KarmaConfig(_Section):
         return {name.partition(":")[0] for name in names}
 
 
+# The keys the repository's own layers may not set unless the user opted in from outside
+# the repository. `*` is one level; a key names its whole subtree. Each field named here
+# says "Trusted layers only" in its docstring (a test checks that the two agree).
+TRUSTED_ONLY: tuple[str, ...] = (
+    "trust_repo_config",
+    "providers.*.base_url",
+    "providers.scripted.script",
+    "sandbox.base_image",
+    "sandbox.memory_mb",
+    "sandbox.cpus",
+    "sandbox.pids_limit",
+    "sandbox.tmpfs_mb",
+    "sandbox.workdir",
+    "sandbox.env_allowlist",
+    "sandbox.user",
+    "store.db",
+    "gates.suite",
+    "gates.overrides",
+    "gates.audit.osv_url",
+    "heal.*.approval",
+    "heal.critical",
+)
+LOWER_ONLY: frozenset[str] = frozenset(
+    {"sandbox.memory_mb", "sandbox.cpus", "sandbox.pids_limit", "sandbox.tmpfs_mb"}
+)
+"""Trusted-only limits a repository may still lower (a tighter sandbox weakens nothing)."""
+
+OPT_IN = (
+    "--trust-repo-config, trust_repo_config = true in the user config, or KARMA_TRUST_REPO_CONFIG=1"
+)
+
 # Environment variables with a name of their own; any other `KARMA_SECTION__KEY`
 # (double underscore between levels) sets `section.key`.
 ENV_ALIASES: Mapping[str, tuple[str, ...]] = {
@@ -233,6 +294,7 @@ ENV_ALIASES: Mapping[str, tuple[str, ...]] = {
     "KARMA_MAX_COST": ("budget", "max_cost_usd"),
     "KARMA_JOBS": ("build", "jobs"),
     "KARMA_SCRIPT": ("providers", "scripted", "script"),
+    "KARMA_TRUST_REPO_CONFIG": ("trust_repo_config",),
 }
 
 
@@ -274,6 +336,94 @@ def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     return layer
 
 
+def trusted_only(path: tuple[str, ...]) -> bool:
+    """Whether the dotted key `path` (or a table above it) is in `TRUSTED_ONLY`."""
+    for pattern in TRUSTED_ONLY:
+        parts = pattern.split(".")
+        if len(path) >= len(parts) and all(
+            fnmatch.fnmatchcase(key, part) for key, part in zip(path, parts, strict=False)
+        ):
+            return True
+    return False
+
+
+def _leaves(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            out += _leaves(value, (*prefix, str(key)))
+        else:
+            out.append((*prefix, str(key)))
+    return out
+
+
+def _lookup(tree: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _drop(tree: dict[str, Any], path: tuple[str, ...]) -> None:
+    """Remove `path`, and the tables it leaves empty."""
+    nodes: list[dict[str, Any]] = [tree]
+    for key in path[:-1]:
+        nodes.append(nodes[-1][key])
+    for node, key in reversed(list(zip(nodes, path, strict=True))):
+        del node[key]
+        if node:
+            break
+
+
+def _lowers(path: tuple[str, ...], value: Any, trusted: Mapping[str, Any]) -> bool:
+    """A `LOWER_ONLY` limit set no higher than the trusted layers (or the default) set it."""
+    if ".".join(path) not in LOWER_ONLY:
+        return False
+    current = _lookup(trusted, path)
+    if current is None:
+        current = KarmaConfig.model_fields[path[0]].default.model_dump()[path[1]]
+    try:
+        return float(value) <= float(current)
+    except (TypeError, ValueError):
+        return False
+
+
+def _untrusted(
+    name: str, layer: dict[str, Any], trusted: Mapping[str, Any], warn: Callable[[str], None]
+) -> dict[str, Any]:
+    """`layer` without its trusted-only keys, each dropped key named in a warning."""
+    kept = copy.deepcopy(layer)
+    for path in _leaves(layer):
+        if trusted_only(path) and not _lowers(path, _lookup(layer, path), trusted):
+            _drop(kept, path)
+            warn(
+                f"warning: {name}: {'.'.join(path)} is ignored: the repository may not set it "
+                f"unless you trust its config ({OPT_IN})"
+            )
+    return kept
+
+
+def user_config_path(environ: Mapping[str, str]) -> Path | None:
+    """The user's own config file: `$KARMA_CONFIG`, else the XDG location."""
+    if explicit := environ.get("KARMA_CONFIG"):
+        return Path(explicit)
+    if xdg := environ.get("XDG_CONFIG_HOME"):
+        return Path(xdg) / "karma" / "config.toml"
+    if home := environ.get("HOME"):
+        return Path(home) / ".config" / "karma" / "config.toml"
+    return None
+
+
+def _inside(path: Path, repo: Path) -> bool:
+    return path.resolve().is_relative_to(repo.resolve())
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
 def _origin(path: tuple[str | int, ...], layers: list[tuple[str, dict[str, Any]]]) -> str:
     """The name of the highest layer that sets `path` (for error messages)."""
     for name, layer in reversed(layers):
@@ -293,29 +443,51 @@ def load_config(
     flags: Mapping[str, Any] | None = None,
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> KarmaConfig:
-    """Build the config of a repository from every layer; `ConfigError` names a bad key."""
+    """Build the config of a repository from every layer; `ConfigError` names a bad key.
+
+    The repository's layers lose their `TRUSTED_ONLY` keys (each one a `warn` line)
+    unless a trusted layer sets `trust_repo_config`. `config_file` (`--config`) is a
+    trusted layer when it lies outside the repository, a repository layer inside it.
+    """
     environ = os.environ if environ is None else environ
-    layers: list[tuple[str, dict[str, Any]]] = []
+    warn = warn or _stderr
+    # (name, values, written by the repository)
+    layers: list[tuple[str, dict[str, Any], bool]] = []
+    user = user_config_path(environ)
+    if environ.get("KARMA_CONFIG") and user is not None and not user.is_file():
+        raise ConfigError(f"{user}: no such config file (KARMA_CONFIG)")
+    if user is not None and user.is_file():
+        layers.append((str(user), _read_toml(user), _inside(user, repo)))
     pyproject = repo / "pyproject.toml"
     if pyproject.is_file():
         tool = _read_toml(pyproject).get("tool", {})
         if isinstance(tool, dict) and isinstance(tool.get("karma"), dict):
-            layers.append((f"{pyproject} [tool.karma]", tool["karma"]))
+            layers.append((f"{pyproject} [tool.karma]", tool["karma"], True))
     toml_path = config_file or repo / "karma.toml"
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"{config_file}: no such config file")
     if toml_path.is_file():
-        layers.append((str(toml_path), _read_toml(toml_path)))
-    layers.append(("environment (KARMA_*)", env_layer(environ)))
+        layers.append((str(toml_path), _read_toml(toml_path), _inside(toml_path, repo)))
+    layers.append(("environment (KARMA_*)", env_layer(environ), False))
     flag_layer: dict[str, Any] = {}
     for dotted, value in (flags or {}).items():
         if value is not None:
             _set(flag_layer, tuple(dotted.split(".")), value)
-    layers.append(("command-line flags", flag_layer))
+    layers.append(("command-line flags", flag_layer, False))
 
+    trusted: dict[str, Any] = {}
+    for _, layer, from_repo in layers:
+        if not from_repo:
+            trusted = _merge(trusted, layer)
+    if str(trusted.get("trust_repo_config", "")).lower() not in ("1", "true", "yes", "on"):
+        layers = [
+            (name, _untrusted(name, layer, trusted, warn) if from_repo else layer, from_repo)
+            for name, layer, from_repo in layers
+        ]
     merged: dict[str, Any] = {}
-    for _, layer in layers:
+    for _, layer, _ in layers:
         merged = _merge(merged, layer)
     try:
         return KarmaConfig.model_validate(merged)
@@ -327,6 +499,6 @@ def load_config(
         if error["type"] == "extra_forbidden":
             message = "unknown key"
         raise ConfigError(
-            f"{_origin(loc, layers)}: {key}: {message}",
+            f"{_origin(loc, [(n, layer) for n, layer, _ in layers])}: {key}: {message}",
             tip="see the Configuration section of the README for the known keys",
         ) from None

@@ -41,15 +41,33 @@ class State:
     config_file: Path | None = None
     db: Path | None = None
     traceback: bool = False
+    trust_repo_config: bool = False
+    """`--trust-repo-config`: the repository's own config may set trusted-only keys."""
 
     def config(self, **flags: Any) -> KarmaConfig:
         """The merged config; `flags` are dotted keys (`"build.jobs"`) from the command line."""
         if self.db is not None:
             flags.setdefault("store.db", self.db)
-        return load_config(self.repo, flags=flags, config_file=self.config_file)
+        if self.trust_repo_config:
+            flags["trust_repo_config"] = True
+        return load_config(self.repo, flags=flags, config_file=self.config_file, warn=_warn_line)
+
+    def trust(self, value: bool) -> None:
+        """A command's own `--trust-repo-config` (the global one is set already)."""
+        self.trust_repo_config = self.trust_repo_config or value
+
+
+def _warn_line(line: str) -> None:
+    err_console.print(line, markup=False, highlight=False)
 
 
 state = State()
+
+TRUST_HELP = (
+    "Take security-relevant keys (base_url, env_allowlist, gate overrides...) from the "
+    "repository's karma.toml / [tool.karma] too."
+)
+TrustRepoConfig = Annotated[bool, typer.Option("--trust-repo-config", help=TRUST_HELP)]
 
 
 def _version(value: bool) -> None:
@@ -73,6 +91,7 @@ def _global(
     traceback: Annotated[
         bool, typer.Option("--traceback", help="Show the full traceback of an error.")
     ] = False,
+    trust_repo_config: TrustRepoConfig = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -82,3 +101,4 @@ def _global(
     state.config_file = config
     state.db = db
     state.traceback = traceback or bool(os.environ.get("KARMA_TRACEBACK"))
+    state.trust_repo_config = trust_repo_config

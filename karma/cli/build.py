@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from karma.ci import inert_lines, log_safe
-from karma.cli.app import app, err_console, out, state
+from karma.cli.app import TrustRepoConfig, app, err_console, out, state
 from karma.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -107,8 +107,10 @@ def build_command(
     ci: Annotated[
         bool, typer.Option("--ci", help="CI mode (automatic when GITHUB_ACTIONS=true).")
     ] = False,
+    trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Plan, build, heal and gate a feature request on a new branch."""
+    state.trust(trust_repo_config)
     if spec_file is not None:
         try:
             spec = spec_file.read_text(encoding="utf-8")
@@ -133,8 +135,10 @@ def resume_command(
     run_id: Annotated[str, typer.Argument(help="The run to continue.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j")] = None,
+    trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Continue a build that was interrupted or killed."""
+    state.trust(trust_repo_config)
     return _run(
         "",
         ci=False,

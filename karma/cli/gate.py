@@ -16,7 +16,7 @@ import typer
 
 from karma.action import publish_gates
 from karma.ci import is_ci, log_safe, mask_lines
-from karma.cli.app import app, err_console, out, state
+from karma.cli.app import TrustRepoConfig, app, err_console, out, state
 from karma.config import KarmaConfig, env_layer
 from karma.errors import ConfigError, ExitCode, UsageError
 from karma.gates import GateResult, gate_tree, redact
@@ -80,8 +80,10 @@ def gate(
             "(automatic when GITHUB_ACTIONS=true).",
         ),
     ] = False,
+    trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Run the quality gates on the working tree; exit 0 when every blocking gate passes."""
+    state.trust(trust_repo_config)
     if fmt not in ("text", "json", "sarif", "markdown"):
         raise UsageError(f"unknown format {fmt!r}", tip="use text, json, sarif or markdown")
     config = _config()

@@ -18,7 +18,7 @@ import yaml
 from rich.text import Text
 from rich.tree import Tree
 
-from karma.cli.app import app, err_console, out, state
+from karma.cli.app import TrustRepoConfig, app, err_console, out, state
 from karma.config import KarmaConfig
 from karma.context import gather_context
 from karma.errors import ExitCode, UsageError
@@ -136,8 +136,10 @@ def plan_command(
     max_cost: Annotated[
         float | None, typer.Option("--max-cost", help="Refuse a plan forecast above this (USD).")
     ] = None,
+    trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Plan a request: the task DAG, routing, forecast cost and critical path."""
+    state.trust(trust_repo_config)
     config = state.config(**{"budget.max_cost_usd": max_cost})
     if plan_file is not None:
         plan = plan_from_file(plan_file, request=spec, repo=state.repo)
