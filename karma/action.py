@@ -211,19 +211,21 @@ def run_build_action(
 def run_gate_action(inputs: ActionInputs, *, repo: Path, environ: Mapping[str, str]) -> int:
     """`mode: gate`: the gate suite on the checkout; SARIF for code scanning; the CI outputs."""
     from karma.config import load_config
-    from karma.gates import GateContext, load_suite, run_suite
+    from karma.gates import gate_tree
     from karma.gates.change import resolve
+    from karma.home import base_root_names, base_roots
     from karma.recipes import detect_stack
 
     base = inputs.base_branch or environ.get("GITHUB_BASE_REF", "")
     base_ref = f"origin/{base}" if base and not base.startswith("origin/") else base or "HEAD"
     try:
         config = load_config(repo, environ=environ)
-        suite = load_suite(config.gates.suite, repo=repo, overrides=config.gates.overrides)
-        ctx = GateContext(
-            repo=repo, base=resolve(repo, base_ref), config=config, stack=detect_stack(repo)
-        )
-        result = run_suite(ctx, suite)
+        base_sha = resolve(repo, base_ref)
+        # The checkout is the pull request's head: gate data and the stack come from the base.
+        with base_roots(repo, base_sha, environ) as data:
+            names = base_root_names(repo, base_sha)
+            stack = detect_stack(repo, data, names=names)
+            result = gate_tree(repo, base_sha, config, data=data, stack=stack)
     except KarmaError as exc:  # the gates could not run: the action still reports
         fail_action(environ, f"{exc}" + (f" (tip: {exc.tip})" if exc.tip else ""))
         return int(exc.exit_code)

@@ -19,6 +19,7 @@ from karma.events import EventBus, iso, utcnow
 from karma.forecast import BudgetTracker
 from karma.gates.secrets import redact
 from karma.heal import Healer
+from karma.home import DataRoots
 from karma.models.interface import ModelClient, Usage
 from karma.models.recorded import ReplayModel
 from karma.plan import Plan, RoutedPlan, Routing, Task, TaskId
@@ -47,6 +48,8 @@ class Build:
     budget: BudgetTracker
     model_factory: Callable[[str], ModelClient]
     context_text: str = ""
+    data: DataRoots = field(default_factory=DataRoots.trusted)
+    """The trusted data roots of the build, decided at its start (the user's checkout)."""
     draft_fixes: bool = True
     """Escalation reports carry a fix drafted by the `large` model."""
     stop: threading.Event = field(default_factory=threading.Event)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from karma.home import DataRoots
 from karma.recipes import detect_stack
 
 CHARS_PER_TOKEN = 4
@@ -213,13 +214,15 @@ def symbol_map(repo: Path, files: list[str], max_chars: int) -> tuple[str, bool]
     return "\n".join(lines), bool(left)
 
 
-def gather_context(repo: Path, *, max_tokens: int = 4000) -> RepoContext:
+def gather_context(
+    repo: Path, *, max_tokens: int = 4000, roots: DataRoots | None = None
+) -> RepoContext:
     """The planner's view of `repo`, at most about `max_tokens` tokens."""
     files = list_files(repo)
     budget = max_tokens * CHARS_PER_TOKEN
     tree, tree_cut = render_tree(files, int(budget * TREE_SHARE))
     symbols, symbols_cut = symbol_map(repo, files, budget - len(tree))
-    stack = detect_stack(repo)
+    stack = detect_stack(repo, roots)
     return RepoContext(
         files=tuple(files),
         tree=tree,

@@ -20,6 +20,7 @@ from karma.config import KarmaConfig
 from karma.errors import ExitCode, UsageError
 from karma.events import EventBus, iso, utcnow
 from karma.gating import run_gates
+from karma.home import DataRoots
 from karma.models.interface import ModelClient
 from karma.plan import TaskId
 from karma.runner import run_task
@@ -103,7 +104,9 @@ def build(
     """
     workspace = Workspace(repo)
     models = model_factory or stages.default_model_factory(config)
-    env = stages.BuildEnv(workspace, config, store, bus, models, backend)
+    # Decided once, before any model or sandbox ran: recipes and suites come from here.
+    data = DataRoots.of_checkout(workspace.root)
+    env = stages.BuildEnv(workspace, config, store, bus, models, backend, data)
     with stages.build_lock(workspace.root / ".karma", bus):
         if resume:
             b = stages.resume(env, resume)

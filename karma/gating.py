@@ -84,6 +84,8 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             tree.path,
             b.base_commit,
             b.config,
+            data=b.data,
+            stack=b.stack,
             head=head,
             request=b.request,
             plan=plan,

@@ -2,6 +2,8 @@
 
 Recipe files are data a team may edit, so each is validated with pydantic
 (`extra="forbid"`) and a malformed one is a `RecipeError` naming the file and the key.
+Every loader reads from the command's trusted `DataRoots` (karma/home.py), never from
+the tree under check: a stack's `test_command` runs, so it must not come from a change.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from karma.errors import RecipeError
-from karma.home import builtin_dir, data_path
+from karma.home import DataRoots, builtin_dir
 
 
 class _Recipe(BaseModel):
@@ -44,8 +46,8 @@ def _toml(path: Path) -> dict[str, Any]:
         raise RecipeError(f"{path}: {exc}") from None
 
 
-def recipe_path(relative: str, repo: Path | None = None) -> Path:
-    return data_path("recipes", relative, repo=repo)
+def recipe_path(relative: str, roots: DataRoots | None = None) -> Path:
+    return (roots or DataRoots.trusted()).path("recipes", relative)
 
 
 # -- prices -----------------------------------------------------------------------------
@@ -106,15 +108,21 @@ class Stack(_Recipe):
         return any(fnmatch.fnmatch(name, glob) for glob in self.test_globs)
 
 
-def load_stacks(repo: Path | None = None) -> list[Stack]:
-    folder = recipe_path("stacks", repo)
+def load_stacks(roots: DataRoots | None = None) -> list[Stack]:
+    folder = recipe_path("stacks", roots)
     return [_validate(Stack, _toml(path), path) for path in sorted(folder.glob("*.toml"))]
 
 
-def detect_stack(repo: Path) -> Stack | None:
-    """The first stack whose marker files exist at the root of `repo`."""
-    for stack in load_stacks(repo):
-        if any(any(repo.glob(marker)) for marker in stack.detect):
+def detect_stack(
+    repo: Path, roots: DataRoots | None = None, *, names: list[str] | None = None
+) -> Stack | None:
+    """The first stack whose marker files exist at the root of `repo` (or among `names`,
+    the root of a commit: a gate detects the stack of its base, not of the change)."""
+    if names is None:
+        names = [p.name for p in repo.iterdir()] if repo.is_dir() else []
+    present = names
+    for stack in load_stacks(roots):
+        if any(fnmatch.filter(present, marker) for marker in stack.detect):
             return stack
     return None
 
@@ -214,27 +222,27 @@ def _yaml(path: Path) -> Any:
         raise RecipeError(f"{path}: malformed YAML: {exc}") from None
 
 
-def failure_pattern_files(repo: Path | None = None) -> list[Path]:
-    """The seed table, then learned patterns: built-in, then the repository's own.
+def failure_pattern_files(roots: DataRoots | None = None) -> list[Path]:
+    """The seed table, then learned patterns: built-in, then the project's own.
 
     A project's `.karma/recipes/` may hold only `learned/`: the seed table then comes
     from the next place that has one (KARMA_HOME, then the built-in copy).
     """
-    seeds = recipe_path("failures", repo)
-    folders = [seeds, recipe_path("learned"), builtin_dir("recipes") / "learned"]
-    if repo is not None:
-        folders.append(repo / ".karma" / "recipes" / "learned")
+    roots = roots or DataRoots.trusted()
+    seeds = recipe_path("failures", roots)
+    folders = [seeds, recipe_path("learned", roots), builtin_dir("recipes") / "learned"]
+    folders += [folder / "learned" for folder in roots.folders("recipes")]
     unique = list(dict.fromkeys(folder.resolve() for folder in folders))
     return [path for folder in unique for path in sorted(folder.glob("*.yaml"))]
 
 
 def load_failure_patterns(
-    repo: Path | None = None, *, files: list[Path] | None = None
+    roots: DataRoots | None = None, *, files: list[Path] | None = None
 ) -> list[FailurePattern]:
     """Every failure pattern; a malformed file or a duplicate id is a `RecipeError`."""
     patterns: list[FailurePattern] = []
     origin: dict[str, Path] = {}
-    for path in files if files is not None else failure_pattern_files(repo):
+    for path in files if files is not None else failure_pattern_files(roots):
         data = _yaml(path)
         if data is None:
             continue
@@ -249,7 +257,7 @@ def load_failure_patterns(
             patterns.append(pattern.model_copy(update={"source": str(path)}))
     if not any(p.klass == "unknown" and not p.match.output for p in patterns):
         raise RecipeError(
-            f"{recipe_path('failures', repo)}: no fallback pattern of class 'unknown' "
+            f"{recipe_path('failures', roots)}: no fallback pattern of class 'unknown' "
             "without output matchers"
         )
     return patterns

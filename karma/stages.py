@@ -22,6 +22,7 @@ from karma.errors import KarmaError, UsageError
 from karma.events import EventBus
 from karma.forecast import BudgetTracker, check_budget, routed_plan
 from karma.heal import Healer
+from karma.home import DataRoots
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
 from karma.plan import RoutedPlan, Routing, Task, parse_plan, strip_derived
@@ -46,6 +47,13 @@ class BuildEnv:
     """`provider:model` -> client (a replay answers from the record)."""
     backend: SandboxBackend | None = None
     """None: Docker, from the config."""
+    data: DataRoots | None = None
+    """Where recipes and gate suites come from; None: the user's checkout's `.karma/`, as
+    the build starts (never a worktree or the build branch, which the model writes)."""
+
+    @property
+    def roots(self) -> DataRoots:
+        return self.data or DataRoots.of_checkout(self.workspace.root)
 
 
 def default_model_factory(config: KarmaConfig) -> Callable[[str], ModelClient]:
@@ -105,19 +113,24 @@ def record_task(
 def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: str,
           context_text: str) -> Build:  # fmt: skip
     workspace, config = env.workspace, env.config
-    stack = detect_stack(workspace.root)
+    data = env.roots
+    stack = detect_stack(workspace.root, data)
     if stack is None:
         raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
     workspace.ignore_generated(stack.generated)
     backend = env.backend
-    image = ensure_image(stack.name, workspace.root, config) if backend is None else "injected"
+    image = (
+        ensure_image(stack.name, workspace.root, config, data=data)
+        if backend is None
+        else "injected"
+    )
     b = Build(
         run_id=run_id, request=request, config=config, store=env.store, bus=env.bus,
         workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
         stack=stack, image=image, backend=backend or get_sandbox(config),
-        healer=Healer(env.store, config, load_failure_patterns(workspace.root), run_id=run_id),
+        healer=Healer(env.store, config, load_failure_patterns(data), run_id=run_id),
         budget=BudgetTracker(config.budget.max_cost_usd), model_factory=env.models,
-        context_text=context_text,
+        context_text=context_text, data=data,
     )  # fmt: skip
     b.warm_up()
     return b
@@ -132,7 +145,7 @@ def start(
     base = workspace.rev(base) if base else workspace.head()
     if base is None:
         raise UsageError("the base commit to build from does not exist")
-    context = gather_context(workspace.root)
+    context = gather_context(workspace.root, roots=env.roots)
     store.create_run(
         run_id,
         request,
@@ -200,7 +213,14 @@ def resume(env: BuildEnv, run_id: str) -> Build:
     _salvage(workspace, run_id)
     store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
     bus.emit("run_started", run_id, request=row["request"], base=base, resumed=True)
-    b = _make(env, run_id, row["request"], routed, base, gather_context(workspace.root).render())
+    b = _make(
+        env,
+        run_id,
+        row["request"],
+        routed,
+        base,
+        gather_context(workspace.root, roots=env.roots).render(),
+    )
     b.backend.reap_run(run_id)
     b.budget.spend(float(row["cost_usd"] or 0.0))
     return b

@@ -1,7 +1,10 @@
 """`karma gate`: run the gate suite on the working tree against a base; exit 0 or 1.
 
 Usable in any project's CI for human-written changes too. The result goes to stdout in
-the chosen format; each gate's one-line outcome goes to stderr as it finishes.
+the chosen format; each gate's one-line outcome goes to stderr as it finishes. The
+working tree is the change under check (a pull request's head), so the suite, rules,
+rubric, stack and sandbox recipe come from the base commit's `.karma/` (read from git
+objects), `KARMA_HOME` or the built-in copy, and the stack is detected on the base.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from karma.gates import GateResult, gate_tree, redact
 from karma.gates.change import resolve
 from karma.gates.interface import GateUnavailable
 from karma.gates.render import render
+from karma.home import DataRoots, base_root_names, base_roots
+from karma.recipes import Stack, detect_stack
 
 if TYPE_CHECKING:
     from karma.sandbox.interface import Sandbox, SandboxSpec
@@ -41,17 +46,17 @@ def _config() -> KarmaConfig:
         return KarmaConfig.model_validate(env_layer(os.environ))
 
 
-def _sandbox(repo: Path, config: KarmaConfig) -> tuple[Callable[[SandboxSpec], Sandbox], str]:
-    from karma.recipes import detect_stack
+def _sandbox(
+    repo: Path, config: KarmaConfig, stack: Stack | None, data: DataRoots
+) -> tuple[Callable[[SandboxSpec], Sandbox], str]:
     from karma.sandbox import get_sandbox
     from karma.sandbox.images import ensure_image
 
-    stack = detect_stack(repo)
     if stack is None:
         raise UsageError("--sandbox: no stack detected in this repository")
     backend = get_sandbox(config)
     image = ensure_image(
-        stack.name, repo, config, log=lambda line: err_console.print(line, markup=False)
+        stack.name, repo, config, log=lambda line: err_console.print(line, markup=False), data=data
     )
     return backend.start, image
 
@@ -104,16 +109,20 @@ def gate(
         err_console.print(log_safe(line) if ci else line, markup=False, highlight=False)
 
     names = tuple(name for item in only or () for name in item.split(",") if name)
-    start_sandbox, image = _sandbox(repo, config) if sandbox else (None, None)
-    result = gate_tree(
-        repo,
-        base_sha,
-        config,
-        only=names,
-        on_result=progress,
-        start_sandbox=start_sandbox,
-        sandbox_image=image,
-    )
+    with base_roots(repo, base_sha) as data:
+        stack = detect_stack(repo, data, names=base_root_names(repo, base_sha))
+        start_sandbox, image = _sandbox(repo, config, stack, data) if sandbox else (None, None)
+        result = gate_tree(
+            repo,
+            base_sha,
+            config,
+            data=data,
+            stack=stack,
+            only=names,
+            on_result=progress,
+            start_sandbox=start_sandbox,
+            sandbox_image=image,
+        )
     if ci:
         publish_gates(result, repo=repo, environ=os.environ)
     text = render(result, fmt)  # type: ignore[arg-type]

@@ -41,9 +41,10 @@ def _read_tail(source: str) -> bytes:
 
 
 def _patterns() -> Any:
+    from karma.home import DataRoots
     from karma.recipes import load_failure_patterns
 
-    return load_failure_patterns(state.repo)
+    return load_failure_patterns(DataRoots.of_checkout(state.repo))
 
 
 @app.command()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from karma.errors import GateError
+from karma.home import DataRoots
 
 if TYPE_CHECKING:
     from karma.config import KarmaConfig
@@ -100,6 +101,8 @@ class GateContext:
     run_id: str = "gate"
     workdir: Path | None = None
     """Scratch folder for artifacts; the suite makes a temporary one when None."""
+    data: DataRoots = field(default_factory=DataRoots.trusted)
+    """Where rules and the rubric come from: trusted places only, never `repo`."""
 
 
 class Gate(Protocol):

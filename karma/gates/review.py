@@ -148,7 +148,7 @@ class ReviewGate:
         limit = int(settings.get("max_diff_chars", 60_000))
         if len(diff) > limit:
             diff = f"[... {len(diff) - limit} characters cut ...]\n{diff[-limit:]}"
-        verdict = self._ask(model, review_rubric(ctx.repo), _prompt(ctx, diff))
+        verdict = self._ask(model, review_rubric(ctx.data), _prompt(ctx, diff))
         block = set(settings.get("block_severities", ["blocker", "major"]))
         findings = tuple(
             Finding(

@@ -21,7 +21,9 @@ from karma.gates.suite import Suite, load_suite
 
 if TYPE_CHECKING:
     from karma.config import KarmaConfig
+    from karma.home import DataRoots
     from karma.models.interface import ModelClient
+    from karma.recipes import Stack
     from karma.sandbox.interface import Sandbox, SandboxSpec
 
 GATES: dict[str, str] = {
@@ -129,6 +131,8 @@ def gate_tree(
     base: str,
     config: KarmaConfig,
     *,
+    data: DataRoots,
+    stack: Stack | None,
     head: str | None = None,
     only: tuple[str, ...] = (),
     request: str = "",
@@ -143,10 +147,10 @@ def gate_tree(
 
     What `karma gate` runs on a working tree (head None) and the engine on the integrated
     build worktree (head = its commit, with the request, plan, sandbox and reviewer).
+    The suite, rules, rubric (`data`) and the stack come from trusted places the caller
+    decided before anything ran: never from `repo`, which is the change under check.
     """
-    from karma.recipes import detect_stack
-
-    suite = load_suite(config.gates.suite, repo=repo, overrides=config.gates.overrides)
+    suite = load_suite(config.gates.suite, roots=data, overrides=config.gates.overrides)
     if only:
         suite = suite.only(only)
     ctx = GateContext(
@@ -154,7 +158,8 @@ def gate_tree(
         base=base,
         config=config,
         head=head,
-        stack=detect_stack(repo),
+        stack=stack,
+        data=data,
         start_sandbox=start_sandbox,
         sandbox_image=sandbox_image,
         reviewer=reviewer,

@@ -73,7 +73,7 @@ class SastGate:
     def run(self, ctx: GateContext, settings: GateSettings) -> GateResult:
         started = time.monotonic()
         semgrep = find_tool(str(settings.get("semgrep", "")), "semgrep")
-        rules = Path(settings.get("rules") or semgrep_rules_dir(ctx.repo))
+        rules = Path(settings.get("rules") or semgrep_rules_dir(ctx.data))
         if not rules.is_dir():
             raise GateUnavailable(f"semgrep rules folder {rules} does not exist")
         paths = [p for p in changed_paths(ctx) if p.endswith(".py") and (ctx.repo / p).is_file()]

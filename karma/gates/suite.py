@@ -3,11 +3,13 @@
 A suite is a TOML file (`quality_gates/<name>.toml`): an `order` and one table per gate.
 The built-in `default.toml` is also the schema: a gate accepts `enabled`, `blocking`,
 `timeout_s` and exactly the keys `default.toml` gives it, so a typo in a project's
-`gates.overrides` fails loudly and names the key.
+`gates.overrides` fails loudly and names the key. Suites, rules and the rubric come from
+the command's trusted `DataRoots` (karma/home.py), never from the tree under check.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Any
 
 from karma.errors import ConfigError
 from karma.gates.interface import GateSettings
-from karma.home import builtin_dir, data_path
+from karma.home import DataRoots, builtin_dir
 
 COMMON_KEYS = frozenset({"enabled", "blocking", "timeout_s"})
 KNOWN_GATES = ("secrets", "sast", "audit", "tests", "bench", "approval", "review")
@@ -40,18 +42,18 @@ class Suite:
         return next((g for g in self.gates if g.name == name), None)
 
 
-def _find(repo: Path | None, relative: str) -> Path:
+def _find(roots: DataRoots | None, relative: str) -> Path:
     """`relative` in the most specific quality_gates/ that has it (a project may override
     one suite or the rubric without copying the whole folder)."""
-    return data_path("quality_gates", relative, repo=repo)
+    return (roots or DataRoots.trusted()).path("quality_gates", relative)
 
 
-def semgrep_rules_dir(repo: Path | None = None) -> Path:
-    return _find(repo, "semgrep")
+def semgrep_rules_dir(roots: DataRoots | None = None) -> Path:
+    return _find(roots, "semgrep")
 
 
-def review_rubric(repo: Path | None = None) -> str:
-    return _find(repo, "review/rubric.md").read_text(encoding="utf-8")
+def review_rubric(roots: DataRoots | None = None) -> str:
+    return _find(roots, "review/rubric.md").read_text(encoding="utf-8")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -82,11 +84,13 @@ def _check_keys(where: str, gate: str, table: Mapping[str, Any], schema: Mapping
 def load_suite(
     name: str = "default",
     *,
-    repo: Path | None = None,
+    roots: DataRoots | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Suite:
-    """The suite `name` with the project's `gates.overrides` applied on top."""
-    path = _find(repo, f"{name}.toml")
+    """The suite `name` with the config's `gates.overrides` applied on top."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise ConfigError(f"gates.suite: {name!r} is not a suite name")
+    path = _find(roots, f"{name}.toml")
     if not path.is_file():
         raise ConfigError(f"no gate suite {name!r} ({path} does not exist)")
     data = _read(path)

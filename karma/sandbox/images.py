@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from karma.config import KarmaConfig
-from karma.home import data_path
+from karma.home import DataRoots
 from karma.recipes import load_stacks
 from karma.sandbox.docker import DockerBackend, engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
@@ -27,10 +27,11 @@ DEFAULT_DEPENDENCY_FILES = ("pyproject.toml", "requirements*.txt")
 LOG_TAIL_LINES = 40
 
 
-def _recipe(stack_name: str, repo: Path) -> tuple[Path, tuple[str, ...]]:
-    """The stack's recipe folder and its dependency-file globs."""
-    stack = next((s for s in load_stacks(repo) if s.name == stack_name), None)
-    folder = data_path("sandboxes", stack.sandbox if stack else stack_name, repo=repo)
+def _recipe(stack_name: str, data: DataRoots | None) -> tuple[Path, tuple[str, ...]]:
+    """The stack's recipe folder and its dependency-file globs, from trusted roots only."""
+    roots = data or DataRoots.trusted()
+    stack = next((s for s in load_stacks(roots) if s.name == stack_name), None)
+    folder = roots.path("sandboxes", stack.sandbox if stack else stack_name)
     if not (folder / "Dockerfile").is_file():
         raise ImageBuildError(f"no image recipe for stack {stack_name!r}: {folder}/Dockerfile")
     globs = stack.dependency_files if stack and stack.dependency_files else DEFAULT_DEPENDENCY_FILES
@@ -61,6 +62,7 @@ def ensure_image(
     *,
     backend: DockerBackend | None = None,
     log: Callable[[str], None] | None = None,
+    data: DataRoots | None = None,
 ) -> str:
     """The tag of the stack image for `repo`, built first when no cached one exists.
 
@@ -71,7 +73,7 @@ def ensure_image(
     backend = backend or DockerBackend()
     api = backend.client.api
     base = config.sandbox.base_image
-    folder, globs = _recipe(stack_name, repo)
+    folder, globs = _recipe(stack_name, data)
     deps = dependency_files(repo, globs)
     if not backend.has_image(base):
         raise ImageMissing(

@@ -11,6 +11,7 @@ from karma.cli import main
 from karma.errors import ConfigError
 from karma.gates import load_suite
 from karma.gates.suite import semgrep_rules_dir
+from karma.home import DataRoots
 from tests.gates.conftest import make_repo, write
 
 
@@ -46,11 +47,11 @@ def test_overrides_apply_and_typos_fail_loudly() -> None:
 def test_project_suite_from_its_own_quality_gates(tmp_path: Path) -> None:
     strict = 'order = ["secrets"]\n[gates.secrets]\nblocking = false\n'
     write(tmp_path, {".karma/quality_gates/strict.toml": strict})
-    suite = load_suite("strict", repo=tmp_path)
+    suite = load_suite("strict", roots=DataRoots.of_checkout(tmp_path))
     assert [(g.name, g.blocking) for g in suite.gates] == [("secrets", False)]
     # What the project does not override comes from the built-in folder.
-    assert len(load_suite("default", repo=tmp_path).gates) == 7
-    assert semgrep_rules_dir(tmp_path).is_dir()
+    assert len(load_suite("default", roots=DataRoots.of_checkout(tmp_path)).gates) == 7
+    assert semgrep_rules_dir(DataRoots.of_checkout(tmp_path)).is_dir()
 
 
 def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from karma.errors import RecipeError
+from karma.home import DataRoots
 from karma.recipes import load_failure_patterns
 
 FALLBACK = """\
@@ -87,5 +88,5 @@ def test_learned_patterns_of_the_repository_are_loaded(tmp_path: Path) -> None:
         "patterns:\n  - id: learned.lint_error.abc\n    class: lint_error\n    hint: h\n"
         "    match: {output: ['WIDGET-LINT']}\n    remediations: [{name: retry_with_hint}]\n"
     )
-    ids = {p.id for p in load_failure_patterns(tmp_path)}
+    ids = {p.id for p in load_failure_patterns(DataRoots.of_checkout(tmp_path))}
     assert "learned.lint_error.abc" in ids and "py.mypy.type" in ids

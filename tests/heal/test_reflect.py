@@ -8,6 +8,7 @@ from pathlib import Path
 
 from karma.heal import Healer
 from karma.heal.reflect import clusters, learned_file, propose, render
+from karma.home import DataRoots
 from karma.models.script import parse_script
 from karma.models.scripted import ScriptedModel
 from karma.recipes import load_failure_patterns
@@ -48,7 +49,11 @@ def test_deterministic_proposal_matches_all_examples(make_healer: Callable[..., 
     assert diff.startswith("--- a/reflected.yaml") and "+  class: unknown" in diff
     path.parent.mkdir(parents=True)
     path.write_text(text)
-    learned = [p for p in load_failure_patterns(tmp_path) if p.id.startswith("learned.")]
+    learned = [
+        p
+        for p in load_failure_patterns(DataRoots.of_checkout(tmp_path))
+        if p.id.startswith("learned.")
+    ]
     assert len(learned) == 1
 
 
@@ -80,6 +85,6 @@ def test_model_proposal_is_validated_against_other_classes(make_healer: Callable
     text, _ = render(learned_file(tmp_path), proposals)
     learned_file(tmp_path).parent.mkdir(parents=True)
     learned_file(tmp_path).write_text(text)
-    fresh = Healer(None, healer.config, load_failure_patterns(tmp_path))
+    fresh = Healer(None, healer.config, load_failure_patterns(DataRoots.of_checkout(tmp_path)))
     result = fresh.classify(evidence(WIDGET[0].format(n=99), step="build"))
     assert result.failure_class == "out_of_memory" and result.pattern_id.startswith("learned.")
