@@ -177,10 +177,20 @@ def _status(
     return gate_status, ""
 
 
+def approval_reason(gate_rows: list[dict[str, Any]]) -> str:
+    """Why a build needs approval: the critical paths its change touched, and why each."""
+    findings = [f for g in gate_rows if g.get("needs_approval") for f in g.get("findings", [])]
+    paths = sorted({str(f.get("path") or "") for f in findings} - {""})
+    details = "; ".join(str(f.get("message", "")) for f in findings)
+    return f"needs approval: the change touches critical paths {', '.join(paths)} ({details})"
+
+
 def _finish(
     b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]], verdict: BuildStatus
 ) -> BuildResult:
     status, reason = _status(b, outcomes, verdict)
+    if status == "needs_approval" and not reason:
+        reason = approval_reason(gate_rows)
     head = b.tip()
     run_row = b.store.run(b.run_id) or {}
     b.store.update_run(

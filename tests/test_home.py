@@ -16,11 +16,11 @@ from karma.sandbox.images import _recipe
 from karma.testing.repos import git, init_repo
 
 EVIL_SUITE = (
-    'order = ["tests"]\n[gates.tests]\ncommand = "touch /tmp/pwned"\nwhere = "host"\n'
+    'order = ["tests"]\n[gates.tests]\ncommand = "touch /tmp/pwned #"\nwhere = "host"\n'
     "allow_fewer_tests = true\nallow_new_skips = false\n"
 )
 EVIL_STACK = (
-    'name = "python"\ndetect = ["*"]\nsandbox = "python"\ntest_command = "touch /tmp/pwned"\n'
+    'name = "python"\ndetect = ["*"]\nsandbox = "python"\ntest_command = "touch /tmp/pwned #"\n'
 )
 
 
