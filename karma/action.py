@@ -213,14 +213,19 @@ def run_gate_action(inputs: ActionInputs, *, repo: Path, environ: Mapping[str, s
     from karma.config import load_config
     from karma.gates import gate_tree
     from karma.gates.change import resolve
-    from karma.home import base_root_names, base_roots
+    from karma.home import base_root_names, base_roots, commit_text
     from karma.recipes import detect_stack
 
     base = inputs.base_branch or environ.get("GITHUB_BASE_REF", "")
     base_ref = f"origin/{base}" if base and not base.startswith("origin/") else base or "HEAD"
     try:
-        config = load_config(repo, environ=environ)
         base_sha = resolve(repo, base_ref)
+        # The checkout is the pull request's head: its own config files count as at the base.
+        config = load_config(
+            repo,
+            environ=environ,
+            repo_text=(base_sha[:12], lambda r: commit_text(repo, base_sha, r)),
+        )
         # The checkout is the pull request's head: gate data and the stack come from the base.
         with base_roots(repo, base_sha, environ) as data:
             names = base_root_names(repo, base_sha)

@@ -318,11 +318,21 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+        return _parse_toml(str(path), path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _parse_toml(name: str, text: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: malformed TOML: {exc}") from None
+
+
+RepoText = Callable[[str], str | None]
+"""Reads a repository file by its path (`karma.toml`), None when it has none: the working
+tree, or a base commit's objects for `karma gate`, where the working tree is the change."""
 
 
 def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -420,6 +430,18 @@ def _inside(path: Path, repo: Path) -> bool:
     return path.resolve().is_relative_to(repo.resolve())
 
 
+def _repo_toml(
+    repo: Path, rel: str, repo_text: tuple[str, RepoText] | None
+) -> tuple[str, dict[str, Any]] | None:
+    """(name, values) of a repository config file, from the working tree or `repo_text`."""
+    if repo_text is None:
+        path = repo / rel
+        return (str(path), _read_toml(path)) if path.is_file() else None
+    label, read = repo_text
+    text = read(rel)
+    return None if text is None else (f"{label}:{rel}", _parse_toml(f"{label}:{rel}", text))
+
+
 def _stderr(line: str) -> None:
     sys.stderr.write(line + "\n")
 
@@ -444,12 +466,15 @@ def load_config(
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     warn: Callable[[str], None] | None = None,
+    repo_text: tuple[str, RepoText] | None = None,
 ) -> KarmaConfig:
     """Build the config of a repository from every layer; `ConfigError` names a bad key.
 
     The repository's layers lose their `TRUSTED_ONLY` keys (each one a `warn` line)
     unless a trusted layer sets `trust_repo_config`. `config_file` (`--config`) is a
     trusted layer when it lies outside the repository, a repository layer inside it.
+    `repo_text` (a label and a reader) reads the repository's own files from elsewhere
+    than the working tree (the base commit, for a gate).
     """
     environ = os.environ if environ is None else environ
     warn = warn or _stderr
@@ -460,16 +485,17 @@ def load_config(
         raise ConfigError(f"{user}: no such config file (KARMA_CONFIG)")
     if user is not None and user.is_file():
         layers.append((str(user), _read_toml(user), _inside(user, repo)))
-    pyproject = repo / "pyproject.toml"
-    if pyproject.is_file():
-        tool = _read_toml(pyproject).get("tool", {})
+    pyproject = _repo_toml(repo, "pyproject.toml", repo_text)
+    if pyproject is not None:
+        tool = pyproject[1].get("tool", {})
         if isinstance(tool, dict) and isinstance(tool.get("karma"), dict):
-            layers.append((f"{pyproject} [tool.karma]", tool["karma"], True))
-    toml_path = config_file or repo / "karma.toml"
-    if config_file is not None and not config_file.is_file():
-        raise ConfigError(f"{config_file}: no such config file")
-    if toml_path.is_file():
-        layers.append((str(toml_path), _read_toml(toml_path), _inside(toml_path, repo)))
+            layers.append((f"{pyproject[0]} [tool.karma]", tool["karma"], True))
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"{config_file}: no such config file")
+        layers.append((str(config_file), _read_toml(config_file), _inside(config_file, repo)))
+    elif (karma_toml := _repo_toml(repo, "karma.toml", repo_text)) is not None:
+        layers.append((*karma_toml, True))
     layers.append(("environment (KARMA_*)", env_layer(environ), False))
     flag_layer: dict[str, Any] = {}
     for dotted, value in (flags or {}).items():

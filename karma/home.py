@@ -174,6 +174,19 @@ def base_roots(
         yield DataRoots.trusted(project=project, environ=environ)
 
 
+def commit_text(repo: Path, commit: str, rel: str) -> str | None:
+    """The regular file `rel` of `commit` as text, from git's objects; None if absent."""
+    listing = _git(repo, "ls-tree", "-z", "--full-tree", commit, "--", rel).decode(
+        "utf-8", errors="surrogateescape"
+    )
+    for entry in filter(None, listing.split("\0")):
+        meta, _, path = entry.partition("\t")
+        mode, kind, sha = meta.split()
+        if path == rel and kind == "blob" and mode in ("100644", "100755"):
+            return _git(repo, "cat-file", "blob", sha).decode("utf-8", errors="replace")
+    return None
+
+
 def base_root_names(repo: Path, commit: str) -> list[str]:
     """The names at the root of `commit`'s tree (what `detect_stack` looks at for a gate)."""
     listing = _git(repo, "ls-tree", "-z", "--name-only", commit)

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from karma import __version__
-from karma.config import KarmaConfig, load_config
+from karma.config import KarmaConfig, RepoText, load_config
 
 app = typer.Typer(
     name="karma",
@@ -46,11 +46,22 @@ class State:
 
     def config(self, **flags: Any) -> KarmaConfig:
         """The merged config; `flags` are dotted keys (`"build.jobs"`) from the command line."""
+        return self.config_from(None, **flags)
+
+    def config_from(self, repo_text: tuple[str, RepoText] | None, **flags: Any) -> KarmaConfig:
+        """The merged config, the repository's own files read by `repo_text` (a gate reads
+        them from the base commit: the working tree is the change under check)."""
         if self.db is not None:
             flags.setdefault("store.db", self.db)
         if self.trust_repo_config:
             flags["trust_repo_config"] = True
-        return load_config(self.repo, flags=flags, config_file=self.config_file, warn=_warn_line)
+        return load_config(
+            self.repo,
+            flags=flags,
+            config_file=self.config_file,
+            warn=_warn_line,
+            repo_text=repo_text,
+        )
 
     def trust(self, value: bool) -> None:
         """A command's own `--trust-repo-config` (the global one is set already)."""

@@ -26,16 +26,19 @@ from karma.gates import GateResult, gate_tree, redact
 from karma.gates.change import resolve
 from karma.gates.interface import GateUnavailable
 from karma.gates.render import render
-from karma.home import DataRoots, base_root_names, base_roots
+from karma.home import DataRoots, base_root_names, base_roots, commit_text
 from karma.recipes import Stack, detect_stack
 
 if TYPE_CHECKING:
     from karma.sandbox.interface import Sandbox, SandboxSpec
 
 
-def _config() -> KarmaConfig:
+def _config(base: str) -> KarmaConfig:
+    """The config, with the repository's own files (karma.toml, [tool.karma]) as they are
+    at the base: a change never configures the gates that judge it."""
+    repo = state.repo
     try:
-        return state.config()
+        return state.config_from((base[:12], lambda rel: commit_text(repo, base, rel)))
     except ConfigError as exc:
         # A broken pyproject.toml is a finding about the project, not a reason to check nothing.
         if "pyproject.toml" not in str(exc):
@@ -91,7 +94,6 @@ def gate(
     state.trust(trust_repo_config)
     if fmt not in ("text", "json", "sarif", "markdown"):
         raise UsageError(f"unknown format {fmt!r}", tip="use text, json, sarif or markdown")
-    config = _config()
     repo = state.repo
     try:
         base_sha = resolve(repo, base)
@@ -99,6 +101,7 @@ def gate(
         raise UsageError(
             str(exc), tip="run karma gate in a git repository with --base REF"
         ) from None
+    config = _config(base_sha)
 
     ci = ci or is_ci(os.environ)
     if ci:  # masks before anything else is printed

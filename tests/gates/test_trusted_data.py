@@ -57,11 +57,15 @@ def pr_checkout(tmp_path: Path) -> tuple[Path, str, Path]:
     return repo, base, marker
 
 
-def test_gate_on_a_pr_uses_the_base_suite(
-    pr_checkout: tuple[Path, str, Path], capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("trust", [False, True])
+def test_gate_on_a_pr_uses_the_base_suite_and_config(
+    pr_checkout: tuple[Path, str, Path], capsys: pytest.CaptureFixture[str], trust: bool
 ) -> None:
+    """Even with the user's opt-in, "the repository's config" is the base's: the head's
+    karma.toml and [tool.karma] are the change under check, and never read."""
     repo, base, marker = pr_checkout
-    code = main(["-C", str(repo), "gate", "--base", base, "--format", "json"])
+    extra = ["--trust-repo-config"] if trust else []
+    code = main(["-C", str(repo), "gate", "--base", base, "--format", "json", *extra])
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert not marker.exists()
@@ -73,7 +77,29 @@ def test_gate_on_a_pr_uses_the_base_suite(
         "karma.toml",
     }
     assert report["needs_approval"] is True and code == 0
-    assert "gates.overrides.tests.command is ignored" in captured.err
+    assert "is ignored" not in captured.err  # not even read
+
+
+def test_gate_takes_the_base_config_and_drops_its_security_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The base's own karma.toml is the repository's config: ordinary keys are taken,
+    security keys only with the opt-in; the working tree's edits of it are not read."""
+    marker = tmp_path / "pwned"
+    toml = (
+        '[gates]\nsuite = "default"\n[gates.overrides.tests]\n'
+        f'command = "touch {marker} #"\nwhere = "host"\n'
+    )
+    repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n", "karma.toml": toml})
+    base = git(repo, "rev-parse", "HEAD")
+    write(repo, {"karma.toml": toml.replace("[gates.overrides.tests]", "[build]\njobs = 2\n"
+                                            "[gates.overrides.tests]")})  # fmt: skip
+    main(["-C", str(repo), "gate", "--base", base, "--only", "tests", "--format", "json"])
+    captured = capsys.readouterr()
+    assert not marker.exists()
+    assert f"{base[:12]}:karma.toml: gates.overrides.tests.command is ignored" in captured.err
+    main(["-C", str(repo), "gate", "--base", base, "--only", "tests", "--trust-repo-config"])
+    assert marker.exists()  # the user's own choice, about the base's own file
 
 
 @pytest.mark.parametrize("trust", [False, True])
