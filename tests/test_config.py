@@ -175,6 +175,9 @@ def test_a_config_file_inside_the_repository_is_still_the_repository(tmp_path: P
     lines: list[str] = []
     config = load_config(tmp_path, environ={}, config_file=inside, warn=lines.append)
     assert not any(_attacked(config)) and lines
+    env = {"KARMA_CONFIG": str(write(tmp_path / "mine.toml", "trust_repo_config = true\n"))}
+    config = load_config(tmp_path, environ=env, config_file=inside, warn=lines.append)
+    assert not any(_attacked(config)) and not config.trust_repo_config
 
 
 def test_the_user_config_is_below_the_repository_for_ordinary_keys(tmp_path: Path) -> None:
