@@ -145,6 +145,8 @@ class BuildConfig(_Section):
 class StoreConfig(_Section):
     db: Path | None = None
     """The run store; default `<repo>/.karma/karma.db` (`KARMA_DB`, `--db`)."""
+    retention_days: int = Field(default=90, ge=0)
+    """`karma build` first removes finished runs older than this (at most 20); 0 keeps all."""
 
 
 class AuditConfig(_Section):

@@ -103,7 +103,19 @@ MIGRATIONS: Sequence[str] = (
         cost_usd REAL NOT NULL DEFAULT 0, reason TEXT, ts TEXT NOT NULL
     );
     """,
+    # 2: steps and gate results found by run (replay, reports, retention)
+    """
+    CREATE INDEX steps_by_task ON steps (run_id, task_id, attempt);
+    CREATE INDEX gate_results_by_run ON gate_results (run_id);
+    CREATE INDEX runs_by_age ON runs (created_at);
+    """,
 )
+
+RUN_TABLES: Sequence[str] = (
+    "steps", "events", "model_calls", "gate_results", "attempts", "tasks", "runs"
+)  # fmt: skip
+"""What a run owns, dependents first. The healing memory (`failures`,
+`remediation_outcomes`) and the nightly `specs` outlive the runs they came from."""
 
 _COLUMNS: dict[str, frozenset[str]] = {}
 
@@ -339,6 +351,50 @@ class Store:
 
     def gate_results(self, run_id: str) -> list[Row]:
         return self.query("SELECT * FROM gate_results WHERE run_id = ? ORDER BY id", (run_id,))
+
+    # -- retention -------------------------------------------------------------------------
+
+    def runs_before(self, created_before: str, limit: int | None = None) -> list[Row]:
+        """Runs created before an ISO time, oldest first (`limit`: at most that many)."""
+        return self.query(
+            "SELECT id, status, created_at, finished_at, pid, report_path, branch FROM runs"
+            " WHERE created_at < ? ORDER BY created_at LIMIT ?",
+            (created_before, -1 if limit is None else limit),
+        )
+
+    def run_rows(self, run_id: str) -> dict[str, list[Row]]:
+        """Every row a run owns, table by table (`karma runs export`)."""
+        key = {"runs": "id"}
+        return {
+            table: self.query(
+                f"SELECT * FROM {table} WHERE {key.get(table, 'run_id')} = ?"  # noqa: S608
+                " ORDER BY rowid",
+                (run_id,),
+            )
+            for table in reversed(RUN_TABLES)
+        }
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Remove the runs and every row they own in one transaction; the rows removed."""
+        removed = 0
+        with self._raw_transaction() as db:
+            for run_id in run_ids:
+                for table in RUN_TABLES:
+                    column = "id" if table == "runs" else "run_id"
+                    cur = db.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))  # noqa: S608
+                    removed += max(cur.rowcount, 0)
+        return removed
+
+    def vacuum(self) -> None:
+        """Give the freed pages back to the file system (and empty the WAL)."""
+        with self._lock:
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def size_bytes(self) -> int:
+        return sum(
+            p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file()
+        )
 
     # -- what KARMA learns -----------------------------------------------------------------
 

@@ -1,7 +1,8 @@
-"""What KARMA leaves behind, on the command line: report, runs, show, why, nightly, ci action.
+"""What KARMA leaves behind, on the command line: report, show, why, nightly, ci action.
 
 Each command reads the run store (or runs the night) through `karma.report`,
 `karma.provenance`, `karma.nightly` and `karma.ci`; this module only parses and prints.
+`karma runs` (list, prune, export) is `karma.cli.runs`.
 """
 
 from __future__ import annotations
@@ -70,45 +71,6 @@ def report_command(
     finally:
         store.close()
     _print(str(path))
-    return ExitCode.OK
-
-
-@app.command("runs")
-def runs_command(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 20,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> ExitCode:
-    """List the recorded runs."""
-    from karma.ci import log_safe, plain
-
-    store = _store()
-    try:
-        rows = store.runs(limit)
-    finally:
-        store.close()
-    keys = ("id", "status", "created_at", "finished_at", "cost_usd", "branch", "request")
-    if json_out:
-        _print(
-            json.dumps(
-                [{k: plain(r[k], 200) if k == "request" else r[k] for k in keys} for r in rows],
-                indent=2,
-            )
-        )
-        return ExitCode.OK
-    table = Table(title="KARMA runs")
-    table.add_column("run", no_wrap=True)
-    for column in ("status", "started", "cost"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("request", overflow="ellipsis", no_wrap=True)
-    for r in rows:
-        table.add_row(
-            r["id"],
-            r["status"],
-            r["created_at"][:19],
-            f"${float(r['cost_usd']):.4f}",
-            Text(log_safe(r["request"], 70).replace("\n", " ")),
-        )
-    out.print(table)
     return ExitCode.OK
 
 
