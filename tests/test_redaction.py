@@ -151,3 +151,10 @@ def test_a_request_and_its_redacted_replay_hash_the_same(host_secrets: dict[str,
     original: Any = _request(f"the file holds {PLAIN_KEY}")
     replayed = _request("the file holds [REDACTED:env.ANTHROPIC_API_KEY]")
     assert request_hash(original) == request_hash(replayed)
+
+
+def test_the_runner_masks_every_host_secret_variable() -> None:
+    from karma.ci import mask_lines
+
+    lines = mask_lines({"DEPLOY_TOKEN": "Tq3Wm8Zr2Lp5", "PATH": "/usr/bin:/bin", "X_SECRET": "ab"})
+    assert lines == ["::add-mask::Tq3Wm8Zr2Lp5"]

@@ -101,7 +101,7 @@ def show_command(
     for t in record.tasks:
         table.add_row(
             Text(log_safe(t["id"], 40)),
-            t["status"],
+            Text(log_safe(t["status"], 40)),
             Text(log_safe(t["model"] or "", 40)),
             str(t["attempts"]),
             f"{t['tokens_in']:,}/{t['tokens_out']:,}",
