@@ -38,56 +38,101 @@ class Pattern:
     """The group holding the secret value (0: the whole match)."""
     entropy: bool = False
     """Only a value of high Shannon entropy counts (generic assignments)."""
+    needles: tuple[str, ...] = ()
+    """Text without any of these (one in lowercase: in the case-folded text) cannot match:
+    the regex is not run. Empty: always run."""
+    anchored: bool = False
+    """The regex starts at a needle: it is tried only where a needle is (no full scan)."""
 
 
 def make_pattern(
-    rule: str, title: str, regex: str, group: int = 0, entropy: bool = False
+    rule: str,
+    title: str,
+    regex: str,
+    group: int = 0,
+    entropy: bool = False,
+    needles: tuple[str, ...] = (),
+    anchored: bool = False,
 ) -> Pattern:
-    return Pattern(f"secrets.{rule}", title, re.compile(regex), group, entropy)
+    return Pattern(f"secrets.{rule}", title, re.compile(regex), group, entropy, needles, anchored)
 
 
-# Most specific first: an Anthropic key also looks like an OpenAI one.
+# Most specific first: an Anthropic key also looks like an OpenAI one. The needles keep
+# redaction cheap (it runs on every value the store writes): most text holds none of them.
 PATTERNS: tuple[Pattern, ...] = (
     make_pattern(
         "private-key",
         "private key",
         r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY(?: BLOCK)?-----"
         r"(?:[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY(?: BLOCK)?-----)?",
+        needles=("-----BEGIN ",),
     ),
     make_pattern(
-        "anthropic-api-key", "Anthropic API key", r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_\-]{20,}"
+        "anthropic-api-key",
+        "Anthropic API key",
+        r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_\-]{20,}",
+        needles=("sk-ant-",),
     ),
     make_pattern(
         "openai-api-key",
         "OpenAI API key",
         r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        needles=("sk-",),
     ),
     make_pattern(
-        "github-token", "GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{22,})"
+        "github-token",
+        "GitHub token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{22,})",
+        needles=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     make_pattern(
-        "aws-access-key-id", "AWS access key ID", r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"
+        "aws-access-key-id",
+        "AWS access key ID",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
+        needles=("AKIA", "ASIA", "ABIA", "ACCA"),
     ),
     make_pattern(
         "aws-secret-access-key",
         "AWS secret access key",
         r"(?i)aws_?secret_?(?:access_?)?key\W{0,4}[:=]\s*['\"]?([A-Za-z0-9/+=]{40})\b",
         group=1,
+        needles=("aws",),
     ),
-    make_pattern("slack-token", "Slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    make_pattern(
+        "slack-token", "Slack token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", needles=("xox",)
+    ),
     make_pattern(
         "slack-webhook",
         "Slack webhook URL",
         r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]{20,}",
+        needles=("https://hooks.slack.com/",),
     ),
+    # The name's part before the keyword (`MY_API_KEY`) is not in the regex: the value,
+    # the part that counts, is the same, and a match starts at a keyword.
     make_pattern(
         "generic-high-entropy",
         "high-entropy value assigned to a secret-looking name",
-        r"(?i)\b[\w.\-]*(?:secret|token|passw(?:or)?d|pwd|api_?key|access_?key|"
+        r"(?i)(?:secret|token|passw(?:or)?d|pwd|api_?key|access_?key|"
         r"private_?key|credential|auth_?key)[\w.\-]*['\"]?\s*(?::=|=|:|=>)\s*"
         r"[bru]?['\"]([^'\"\s]{16,})['\"]",
         group=1,
         entropy=True,
+        needles=(
+            "secret",
+            "token",
+            "passw",
+            "pwd",
+            "api_key",
+            "apikey",
+            "access_key",
+            "accesskey",
+            "private_key",
+            "privatekey",
+            "credential",
+            "auth_key",
+            "authkey",
+        ),
+        anchored=True,
     ),
 )
 
@@ -121,8 +166,25 @@ def matches(
 ) -> Iterator[tuple[Pattern, int, int]]:
     """(pattern, start, end) of each secret value, most specific pattern first, no overlap."""
     taken: list[tuple[int, int]] = []
+    lowered: str | None = None
     for pattern in patterns:
-        for match in pattern.regex.finditer(text):
+        found: Iterator[re.Match[str]]
+        if pattern.needles:
+            if any(n.islower() for n in pattern.needles):
+                # casefold, not lower: IGNORECASE also matches e.g. U+017F with "s"
+                lowered = text.casefold() if lowered is None else lowered
+                hay = lowered
+            else:
+                hay = text
+            if not any(n in hay for n in pattern.needles):
+                continue
+            if pattern.anchored and len(hay) == len(text):
+                found = _at_needles(pattern, text, hay)
+            else:
+                found = pattern.regex.finditer(text)
+        else:
+            found = pattern.regex.finditer(text)
+        for match in found:
             start, end = match.span(pattern.group)
             value = match.group(pattern.group)
             if pattern.entropy and shannon_entropy(value) < threshold:
@@ -131,6 +193,25 @@ def matches(
                 continue
             taken.append((start, end))
             yield pattern, start, end
+
+
+def _at_needles(pattern: Pattern, text: str, hay: str) -> Iterator[re.Match[str]]:
+    """The regex's matches starting where a needle is, left to right, without overlap
+    (what `finditer` finds for a regex that begins with one of the needles)."""
+    starts: set[int] = set()
+    for needle in pattern.needles:
+        at = hay.find(needle)
+        while at >= 0:
+            starts.add(at)
+            at = hay.find(needle, at + 1)
+    end = 0
+    for at in sorted(starts):
+        if at < end:
+            continue
+        match = pattern.regex.match(text, at)
+        if match is not None:
+            end = match.end()
+            yield match
 
 
 # -- the host's secrets ---------------------------------------------------------------------
