@@ -158,3 +158,48 @@ def test_the_runner_masks_every_host_secret_variable() -> None:
 
     lines = mask_lines({"DEPLOY_TOKEN": "Tq3Wm8Zr2Lp5", "PATH": "/usr/bin:/bin", "X_SECRET": "ab"})
     assert lines == ["::add-mask::Tq3Wm8Zr2Lp5"]
+
+
+_SAMPLES = [
+    "sk-ant-api03-" + "a1B2c3D4e5F6g7H8i9J0k1L2",
+    "key: sk-proj-" + "Q" * 30,
+    "x" + "ghp_" + "A" * 36,
+    "tok=ghs_" + "b1" * 20 + " github_pat_" + "c" * 30,
+    "id AKIAABCDEFGHIJKLMNOP!",
+    "AWS_SECRET_ACCESS_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYa'",
+    "Aws_Secret_Key: " + "Ab1/" * 10,
+    "xoxb-1234567890-abcdefghij",
+    "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXX",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+    "MY_API_KEY = 'Zx9Qw8Er7Ty6Ui5Op4' and db_password: \"Qm8Zr2Xv9LpT4wKd\"",
+    'TOKEN=> "aB3dE5gH7jK9mN1pQ" tokentoken_secret = "Zx9Qw8Er7Ty6Ui5Op4"',
+    "\u017fecret = 'Zx9Qw8Er7Ty6Ui5Op4' \u00dftoken = 'Zx9Qw8Er7Ty6Ui5Op4'",
+    "max_tokens: 100, estimated_tokens = 'aaaaaaaaaaaaaaaaaaaa'",
+]
+
+
+@pytest.mark.parametrize("text", _SAMPLES)
+def test_the_needles_skip_nothing_a_full_scan_finds(text: str) -> None:
+    """The prefilter and the keyword-anchored generic scan find exactly what scanning the
+    whole text with every regex (the generic one with its original name prefix) finds."""
+    import dataclasses
+    import re
+
+    from karma.redaction import PATTERNS, matches
+
+    original = (
+        r"(?i)\b[\w.\-]*(?:secret|token|passw(?:or)?d|pwd|api_?key|access_?key|"
+        r"private_?key|credential|auth_?key)[\w.\-]*['\"]?\s*(?::=|=|:|=>)\s*"
+        r"[bru]?['\"]([^'\"\s]{16,})['\"]"
+    )
+    full = tuple(
+        dataclasses.replace(
+            p,
+            needles=(),
+            anchored=False,
+            regex=re.compile(original) if p.anchored else p.regex,
+        )
+        for p in PATTERNS
+    )
+    fast = [(p.rule, s, e) for p, s, e in matches(text)]
+    assert fast == [(p.rule, s, e) for p, s, e in matches(text, full)]
