@@ -204,6 +204,8 @@ def _check_path(tid: str, path: str, repo: Path | None) -> tuple[str | None, str
     name = path.replace("\\", "/")
     if not name.strip():
         return f"Task '{tid}' lists an empty file path.", name
+    if _CONTROL.search(name):
+        return f"Task '{tid}' lists file {path!a}, with a control character.", name
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return (
             f"Task '{tid}' lists file '{path}', which is an absolute path; "

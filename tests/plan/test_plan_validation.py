@@ -283,3 +283,9 @@ def test_a_title_is_one_line_of_plain_text(title: str) -> None:
         "Task 'ok' has a title with a line break or control character; a title is one line "
         "of plain text (put details in the description).",
     )
+
+
+def test_a_file_path_with_a_control_character_is_refused() -> None:
+    assert errors_of({"tasks": [task("ok", files=["a\x1b[31m.py"])]}) == (
+        "Task 'ok' lists file 'a\\x1b[31m.py', with a control character.",
+    )
