@@ -81,7 +81,10 @@ def is_ci(environ: Mapping[str, str]) -> bool:
 
 def mask_lines(environ: Mapping[str, str], extra: Sequence[str] = ()) -> list[str]:
     """`::add-mask::` for each secret value (each line of a multi-line one)."""
-    values = [environ.get(name, "") for name in SECRET_ENV] + list(extra)
+    from karma.redaction import secret_env
+
+    named = [environ.get(name, "") for name in SECRET_ENV]
+    values = named + list(secret_env(environ).values()) + list(extra)
     lines: list[str] = []
     for value in values:
         for part in value.splitlines():

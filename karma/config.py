@@ -167,6 +167,9 @@ class StoreConfig(_Section):
     db: Path | None = None
     """The run store; default `<repo>/.karma/karma.db` (`KARMA_DB`, `--db`). Trusted layers
     only: a host file KARMA writes."""
+    retention_days: int = Field(default=90, ge=0)
+    """`karma build` first removes finished runs older than this (at most 20); 0 keeps all.
+    Trusted layers only: a repository must not have its own record pruned."""
 
 
 class AuditConfig(_Section):
@@ -270,6 +273,7 @@ TRUSTED_ONLY: tuple[str, ...] = (
     "sandbox.env_allowlist",
     "sandbox.user",
     "store.db",
+    "store.retention_days",
     "gates.suite",
     "gates.overrides",
     "gates.audit.osv_url",

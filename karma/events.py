@@ -1,7 +1,9 @@
 """Engine events and the bus that carries them to subscribers.
 
 The engine only emits; the terminal view, the CI log, and the run record subscribe.
-Tests assert on events rather than on terminal text.
+Tests assert on events rather than on terminal text. An event's data is redacted
+(`karma.redaction`) before any subscriber sees it: model text, tool output and reasons
+travel in events, and a subscriber may print them or send them elsewhere.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from karma.redaction import redact_value, remember_host_secrets
 
 EventKind = Literal[
     "run_started",
@@ -67,12 +71,13 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
+        remember_host_secrets()  # the secrets of the environment the bus is made in
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
     def emit(self, kind: EventKind, run_id: str, task_id: str | None = None, **data: Any) -> Event:
-        event = Event(kind, run_id, task_id, data)
+        event = Event(kind, run_id, task_id, redact_value(data))
         with self._lock:
             for subscriber in self._subscribers:
                 subscriber(event)

@@ -26,12 +26,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from karma.config import Tier
 from karma.errors import PlanError
+from karma.trailers import TASK_ID
 
 TaskId = NewType("TaskId", str)
 TaskKind = Literal["code", "test", "docs", "config", "migration"]
 KINDS: tuple[TaskKind, ...] = ("code", "test", "docs", "config", "migration")
 
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+ID_PATTERN = TASK_ID
+"""Matched whole (`fullmatch`): a `$` would let `"a\n"` through into branch names and trailers."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_ERRORS_SHOWN = 25
 """A plan with thousands of broken tasks is answered with the first errors and a count."""
 
@@ -201,6 +204,8 @@ def _check_path(tid: str, path: str, repo: Path | None) -> tuple[str | None, str
     name = path.replace("\\", "/")
     if not name.strip():
         return f"Task '{tid}' lists an empty file path.", name
+    if _CONTROL.search(name):
+        return f"Task '{tid}' lists file {path!a}, with a control character.", name
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return (
             f"Task '{tid}' lists file '{path}', which is an absolute path; "
@@ -273,13 +278,19 @@ def _build_plan(
     tasks: list[Task] = []
     for spec in specs:
         tid = spec.id
-        if not ID_PATTERN.match(tid):
+        if not ID_PATTERN.fullmatch(tid):
+            shown = tid if tid.isascii() and tid.isprintable() else ascii(tid)[1:-1]
             errors.append(
-                f"Task id '{tid}' is not valid: use 1 to 40 lowercase letters, digits, '-' "
+                f"Task id '{shown}' is not valid: use 1 to 40 lowercase letters, digits, '-' "
                 "or '_', starting with a letter or digit."
             )
         if not spec.title.strip():
             errors.append(f"Task '{tid}' has an empty title.")
+        elif _CONTROL.search(spec.title):
+            errors.append(
+                f"Task '{tid}' has a title with a line break or control character; "
+                "a title is one line of plain text (put details in the description)."
+            )
         elif len(spec.title) > limits.max_title:
             errors.append(f"Task '{tid}' has a title over {limits.max_title} characters.")
         if not limits.min_tokens <= spec.estimated_tokens <= limits.max_tokens:

@@ -20,8 +20,7 @@ from typing import Any
 from karma.ci import plain
 from karma.errors import UsageError
 from karma.store import Row, Store
-
-TRAILERS = ("Karma-Run", "Karma-Task", "Karma-Attempt", "Karma-Model")
+from karma.trailers import parse_trailers
 
 
 @dataclass(frozen=True)
@@ -118,12 +117,7 @@ def commit_info(repo: Path, commit: str) -> tuple[str, str, str, dict[str, str]]
     sha = _git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}").strip()
     out = _git(repo, "show", "-s", "--format=%H%x1f%s%x1f%an <%ae>%x1f%(trailers:only,unfold)", sha)
     full, subject, author, body = ([*out.split("\x1f"), "", "", ""])[:4]
-    trailers = {}
-    for ln in body.splitlines():
-        key, sep, value = ln.partition(": ")
-        if sep and key in TRAILERS:
-            trailers[key] = value.strip()
-    return full.strip(), subject, author, trailers
+    return full.strip(), subject, author, parse_trailers(body)
 
 
 def why(target: str, *, repo: Path, store: Store | None, rev: str | None = None) -> Provenance:

@@ -80,8 +80,10 @@ class RunRecord:
 def load_run(store: Store, run_id: str) -> RunRecord:
     run = store.run(run_id)
     if run is None:
+        prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         matches = store.query(
-            "SELECT id FROM runs WHERE id LIKE ? ORDER BY created_at DESC", (f"{run_id}%",)
+            "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC",
+            (f"{prefix}%",),
         )
         if len(matches) != 1:
             raise UsageError(

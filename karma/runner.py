@@ -34,6 +34,7 @@ from karma.plan import Task, TaskId
 from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
 from karma.scheduler import Outcome
 from karma.tools import Toolbox
+from karma.trailers import commit_message, with_trailers
 from karma.treatment import AttemptEnd, Recheck, Treatment
 
 if TYPE_CHECKING:
@@ -361,14 +362,14 @@ def _integrate(
         "Karma-Attempt": str(number),
         "Karma-Model": model_name,
     }
-    message = build.redact(f"{task.title}\n\n{summary}".strip())
+    message = build.redact(commit_message(task.title, summary))
     commit = build.workspace.commit(worktree, message, trailers) or (
         worktree.base if carried else None
     )
     if commit is None:
         return AttemptEnd("succeeded", detail="nothing to change")
     failpoint("after_commit")
-    body = message + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
+    body = with_trailers(message, trailers)
     with build.merge_lock:
         try:
             merged = build.workspace.integrate(build.branch, commit, body, tip=build.tip())

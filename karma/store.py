@@ -5,6 +5,12 @@ memory (failures seen and remediation outcomes). Every write is committed at onc
 crash loses nothing already done; the store is the resume point, the debugger, the
 source of replay and of what KARMA learns. The schema is versioned (`PRAGMA
 user_version`) and migrated forward on open.
+
+Every value written is redacted on the way in (`karma.redaction`): model requests and
+replies, tool output, events, reasons, findings. Each write path (`_insert`, `_update`,
+and the connection `transaction()` hands out) passes its parameters through `_clean`, so
+no credential and no value of a host secret variable is ever in the file. Old runs are
+removed by `prune` (`karma runs prune`, `store.retention_days`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from karma.errors import StoreError
 from karma.events import Event, iso, utcnow
+from karma.redaction import redact, redact_json, remember_host_secrets
 
 Row = dict[str, Any]
 
@@ -96,13 +103,48 @@ MIGRATIONS: Sequence[str] = (
         cost_usd REAL NOT NULL DEFAULT 0, reason TEXT, ts TEXT NOT NULL
     );
     """,
+    # 2: steps and gate results found by run (replay, reports, retention)
+    """
+    CREATE INDEX steps_by_task ON steps (run_id, task_id, attempt);
+    CREATE INDEX gate_results_by_run ON gate_results (run_id);
+    CREATE INDEX runs_by_age ON runs (created_at);
+    """,
 )
+
+RUN_TABLES: Sequence[str] = (
+    "steps", "events", "model_calls", "gate_results", "attempts", "tasks", "runs"
+)  # fmt: skip
+"""What a run owns, dependents first. The healing memory (`failures`,
+`remediation_outcomes`) and the nightly `specs` outlive the runs they came from."""
 
 _COLUMNS: dict[str, frozenset[str]] = {}
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _clean(value: Any) -> Any:
+    """A value as the store may keep it: text redacted (JSON text string by string)."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in "{[":
+        return redact_json(value)
+    return redact(value)
+
+
+class Writer:
+    """The connection of a `transaction()`: every parameter of `execute` is redacted.
+
+    Parameters of a lookup are redacted too, which keeps them comparable with the
+    (redacted) values stored.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, tuple(_clean(v) for v in params))
 
 
 class Store:
@@ -119,6 +161,7 @@ class Store:
             raise StoreError(f"{path}: cannot open the run store: {exc}") from None
         self._db.row_factory = sqlite3.Row
         self._lock = threading.RLock()
+        remember_host_secrets()  # the secrets of the environment the store is opened in
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -130,7 +173,7 @@ class Store:
     def _migrate(self) -> None:
         # The version is read under the write lock: two processes opening a new store at
         # once must not both create the schema.
-        with self.transaction():
+        with self._raw_transaction():
             version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
             if version > len(MIGRATIONS):
                 raise StoreError(
@@ -151,7 +194,12 @@ class Store:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Writer]:
+        with self._raw_transaction() as db:
+            yield Writer(db)
+
+    @contextmanager
+    def _raw_transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -174,7 +222,7 @@ class Store:
         with self._lock:
             cur = self._db.execute(
                 f"{verb} INTO {table} ({names}) VALUES ({marks})",
-                tuple(fields.values()),
+                tuple(_clean(v) for v in fields.values()),
             )
             return int(cur.lastrowid or 0)
 
@@ -187,7 +235,7 @@ class Store:
         with self._lock:
             self._db.execute(
                 f"UPDATE {table} SET {sets} WHERE {cond}",  # noqa: S608 (names checked)
-                (*fields.values(), *where.values()),
+                tuple(_clean(v) for v in (*fields.values(), *where.values())),
             )
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -303,6 +351,50 @@ class Store:
 
     def gate_results(self, run_id: str) -> list[Row]:
         return self.query("SELECT * FROM gate_results WHERE run_id = ? ORDER BY id", (run_id,))
+
+    # -- retention -------------------------------------------------------------------------
+
+    def runs_before(self, created_before: str, limit: int | None = None) -> list[Row]:
+        """Runs created before an ISO time, oldest first (`limit`: at most that many)."""
+        return self.query(
+            "SELECT id, status, created_at, finished_at, pid, report_path, branch FROM runs"
+            " WHERE created_at < ? ORDER BY created_at LIMIT ?",
+            (created_before, -1 if limit is None else limit),
+        )
+
+    def run_rows(self, run_id: str) -> dict[str, list[Row]]:
+        """Every row a run owns, table by table (`karma runs export`)."""
+        key = {"runs": "id"}
+        return {
+            table: self.query(
+                f"SELECT * FROM {table} WHERE {key.get(table, 'run_id')} = ?"  # noqa: S608
+                " ORDER BY rowid",
+                (run_id,),
+            )
+            for table in reversed(RUN_TABLES)
+        }
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Remove the runs and every row they own in one transaction; the rows removed."""
+        removed = 0
+        with self._raw_transaction() as db:
+            for run_id in run_ids:
+                for table in RUN_TABLES:
+                    column = "id" if table == "runs" else "run_id"
+                    cur = db.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))  # noqa: S608
+                    removed += max(cur.rowcount, 0)
+        return removed
+
+    def vacuum(self) -> None:
+        """Give the freed pages back to the file system (and empty the WAL)."""
+        with self._lock:
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def size_bytes(self) -> int:
+        return sum(
+            p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file()
+        )
 
     # -- what KARMA learns -----------------------------------------------------------------
 

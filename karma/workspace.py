@@ -24,6 +24,7 @@ from git.exc import GitCommandError
 
 from karma.errors import WorkspaceError
 from karma.failpoints import failpoint
+from karma.trailers import parse_trailers, with_trailers
 
 _SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*", "-c", "gc.auto=0")
 
@@ -135,12 +136,7 @@ class Workspace:
             if not record.strip():
                 continue
             sha, _, body = record.strip().partition("\x1f")
-            trailers = {}
-            for line in body.splitlines():
-                key, sep, value = line.partition(": ")
-                if sep:
-                    trailers[key] = value
-            result.append((sha, trailers))
+            result.append((sha, parse_trailers(body)))
         return result
 
     # -- worktrees ---------------------------------------------------------------------
@@ -192,7 +188,7 @@ class Workspace:
 
     def commit(self, worktree: Worktree, message: str, trailers: Mapping[str, str]) -> str | None:
         """Commit what `changed_files` staged; None when nothing is staged."""
-        body = message.strip() + "\n\n" + "".join(f"{k}: {v}\n" for k, v in trailers.items())
+        body = with_trailers(message, trailers)
         identity = ("-c", "user.name=KARMA", "-c", "user.email=karma@localhost")
         try:
             self._wt_git(worktree, *identity, "commit", "--quiet", "--no-verify", "-m", body)

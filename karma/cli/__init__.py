@@ -13,6 +13,7 @@ import traceback
 import typer
 from rich.text import Text
 
+from karma.ci import inert_lines
 from karma.cli import (
     advisories,  # noqa: F401
     build,  # noqa: F401
@@ -21,6 +22,7 @@ from karma.cli import (
     heal,  # noqa: F401
     plan,  # noqa: F401
     record,  # noqa: F401
+    runs,  # noqa: F401
 )
 from karma.cli.app import app, err_console, state
 from karma.errors import ExitCode, KarmaError
@@ -45,9 +47,10 @@ def _run(args: list[str]) -> ExitCode | int:
     except KarmaError as exc:
         if state.traceback:
             traceback.print_exc()
-        err_console.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        # An error may quote model or tool text: redacted and inert, like any other output.
+        err_console.print(Text.assemble(("error: ", "bold red"), inert_lines(str(exc))))
         if exc.tip:
-            err_console.print(Text(f"Tip: {exc.tip}"))
+            err_console.print(Text(f"Tip: {inert_lines(exc.tip)}"))
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted")

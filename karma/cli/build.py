@@ -50,6 +50,20 @@ def _session(
         store.close()
 
 
+def _prune_expired(store: Store, config: KarmaConfig) -> None:
+    """`store.retention_days`: old finished runs go before a new build (bounded, no VACUUM)."""
+    from karma.retention import prune_expired
+
+    pruned = prune_expired(store, config.store.retention_days, state.repo / ".karma" / "reports")
+    if pruned is not None and pruned.runs:
+        err_console.print(
+            f"pruned {len(pruned.runs)} run(s) older than {config.store.retention_days} days "
+            "(store.retention_days)",
+            markup=False,
+            highlight=False,
+        )
+
+
 def _run(
     spec: str,
     *,
@@ -66,6 +80,8 @@ def _run(
 
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
     with _session(config, ci=ci) as (store, bus, ci_log):
+        if resume is None:
+            _prune_expired(store, config)
         result = build(spec, repo=state.repo, config=config, store=store, bus=bus,
                        plan_file=plan_file, resume=resume, gates=gates)  # fmt: skip
         if ci_log is not None:

@@ -18,6 +18,7 @@ import yaml
 from rich.text import Text
 from rich.tree import Tree
 
+from karma.ci import inert_lines
 from karma.cli.app import TrustRepoConfig, app, err_console, out, state
 from karma.config import KarmaConfig
 from karma.context import gather_context
@@ -59,7 +60,8 @@ def _make_plan(request: str, config: KarmaConfig) -> Plan:
     outcome = make_plan(request, context, model, repo=state.repo)
     for attempt in outcome.attempts:
         for problem in (*attempt.errors, *attempt.conflicts):
-            err_console.print(Text(f"attempt {attempt.number}: {problem}"), style="yellow")
+            line = inert_lines(f"attempt {attempt.number}: {problem}")  # quotes the model
+            err_console.print(Text(line), style="yellow")
     err_console.print(
         f"planned in {len(outcome.attempts)} call(s), {outcome.usage.total_in:,} tokens in, "
         f"{outcome.usage.output_tokens:,} out, {usd(outcome.cost_usd)}"

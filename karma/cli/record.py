@@ -1,7 +1,8 @@
-"""What KARMA leaves behind, on the command line: report, runs, show, why, nightly, ci action.
+"""What KARMA leaves behind, on the command line: report, show, why, nightly, ci action.
 
 Each command reads the run store (or runs the night) through `karma.report`,
 `karma.provenance`, `karma.nightly` and `karma.ci`; this module only parses and prints.
+`karma runs` (list, prune, export) is `karma.cli.runs`.
 """
 
 from __future__ import annotations
@@ -73,45 +74,6 @@ def report_command(
     return ExitCode.OK
 
 
-@app.command("runs")
-def runs_command(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 20,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> ExitCode:
-    """List the recorded runs."""
-    from karma.ci import log_safe, plain
-
-    store = _store()
-    try:
-        rows = store.runs(limit)
-    finally:
-        store.close()
-    keys = ("id", "status", "created_at", "finished_at", "cost_usd", "branch", "request")
-    if json_out:
-        _print(
-            json.dumps(
-                [{k: plain(r[k], 200) if k == "request" else r[k] for k in keys} for r in rows],
-                indent=2,
-            )
-        )
-        return ExitCode.OK
-    table = Table(title="KARMA runs")
-    table.add_column("run", no_wrap=True)
-    for column in ("status", "started", "cost"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("request", overflow="ellipsis", no_wrap=True)
-    for r in rows:
-        table.add_row(
-            r["id"],
-            r["status"],
-            r["created_at"][:19],
-            f"${float(r['cost_usd']):.4f}",
-            Text(log_safe(r["request"], 70).replace("\n", " ")),
-        )
-    out.print(table)
-    return ExitCode.OK
-
-
 @app.command("show")
 def show_command(
     run_id: Annotated[str, typer.Argument(help="The run (a unique prefix is enough).")],
@@ -139,7 +101,7 @@ def show_command(
     for t in record.tasks:
         table.add_row(
             Text(log_safe(t["id"], 40)),
-            t["status"],
+            Text(log_safe(t["status"], 40)),
             Text(log_safe(t["model"] or "", 40)),
             str(t["attempts"]),
             f"{t['tokens_in']:,}/{t['tokens_out']:,}",

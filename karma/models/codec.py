@@ -26,15 +26,25 @@ from karma.models.interface import (
     Usage,
     UserMessage,
 )
+from karma.redaction import redact_value
 
 
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def request_text(request: ModelRequest) -> str:
+    """The request's canonical JSON as the run record keeps it: redacted."""
+    return canonical(redact_value(request_to_json(request)))
+
+
 def request_hash(request: ModelRequest) -> str:
-    """sha256 of the request's canonical JSON."""
-    return hashlib.sha256(canonical(request_to_json(request)).encode()).hexdigest()
+    """sha256 of the request's recorded (redacted) canonical JSON.
+
+    Hashing the redacted form lets a replay match a recorded request that held a
+    credential: the replayed request holds the placeholder where the original had it.
+    """
+    return hashlib.sha256(request_text(request).encode()).hexdigest()
 
 
 # -- writing ------------------------------------------------------------------------------

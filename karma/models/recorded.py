@@ -9,6 +9,7 @@ record has never seen is a `ReplayDiverged` naming the first place it differs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -21,7 +22,7 @@ from karma.models.codec import (
     reply_from_json,
     reply_to_json,
     request_hash,
-    request_to_json,
+    request_text,
 )
 from karma.models.interface import ModelClient, ModelReply, ModelRequest, ProviderError
 from karma.store import Store
@@ -59,7 +60,7 @@ class RecordingModel:
         with self._lock:
             seq = self._next
             self._next += 1
-        request_json = canonical(request_to_json(request))
+        request_json = request_text(request)
         reply: ModelReply | None = None
         error: BaseException | None = None
         start = time.perf_counter()
@@ -79,7 +80,7 @@ class RecordingModel:
                 seq=seq,
                 purpose=request.purpose,
                 model=self.name,
-                request_hash=request_hash(request),
+                request_hash=hashlib.sha256(request_json.encode()).hexdigest(),
                 request_json=request_json,
                 reply_json=None if reply is None else canonical(reply_to_json(reply)),
                 input_tokens=usage.input_tokens,
@@ -138,7 +139,7 @@ class ReplayModel:
         with self._lock:
             seq = self._seq
             self._seq += 1
-        digest = request_hash(request)
+        digest = request_hash(request)  # of the redacted form, as recorded
         here = [
             r
             for r in self._rows
@@ -159,7 +160,9 @@ class ReplayModel:
                 f"replay of run {self._run_id}: {where} was never recorded",
                 tip="the code or prompts changed since the run; record it again",
             )
-        path = first_difference(json.loads(here[0]["request_json"]), request_to_json(request))
+        path = first_difference(
+            json.loads(here[0]["request_json"]), json.loads(request_text(request))
+        )
         if not self.strict:
             with self._lock:
                 self.divergences.append(f"{where}: {path}")

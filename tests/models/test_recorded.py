@@ -126,3 +126,49 @@ def test_codec_round_trips() -> None:
         reply_from_json({"text": "x", "model": "m", "stop_reason": "bored"})
     with pytest.raises(MalformedReply, match="unknown key"):
         request_from_json({"system": "", "messages": [], "extra": 1})
+
+
+def test_a_redacted_record_replays_with_the_placeholder(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record holds the placeholder where a host secret was; a strict replay still
+    matches each request (hashes are of the redacted form) and answers the placeholder."""
+    from karma.redaction import remember_host_secrets
+
+    key = "Vx8Rt2Lm9Qp4Zw7Kc3Jd"
+    monkeypatch.setenv("DEPLOY_API_KEY", key)
+    remember_host_secrets()
+    script = parse_script(
+        {
+            "conversations": [
+                {
+                    "match": {"user": "Task api:"},
+                    "replies": [
+                        {
+                            "text": f"key {key}",
+                            "tool_calls": [{"name": "read", "arguments": {"p": key}}],
+                        },
+                        {"text": "done"},
+                    ],
+                }
+            ]
+        }
+    )
+
+    def talk(model: RecordingModel | ReplayModel) -> list[str]:
+        reply = model.complete(_first())
+        call = reply.tool_calls[0]
+        result = ToolResult(call.id, f"the file says {key}")  # live tool output: the real key
+        second = ModelRequest(
+            "sys", (*_first().messages, reply.as_message(), UserMessage("", (result,))), TOOLS
+        )
+        return [reply.text, str(call.arguments["p"]), model.complete(second).text]
+
+    assert talk(RecordingModel(ScriptedModel("small", script), store, "r1", "api", 1))[0] == (
+        f"key {key}"
+    )
+    rows = store.model_calls("r1")
+    assert all(key not in (r["request_json"] + (r["reply_json"] or "")) for r in rows)
+    replayed = talk(ReplayModel(store, "r1").scoped("api", 1))
+    placeholder = "[REDACTED:env.DEPLOY_API_KEY]"
+    assert replayed == [f"key {placeholder}", placeholder, "done"]

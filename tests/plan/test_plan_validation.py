@@ -253,3 +253,39 @@ def test_the_tool_schema_forbids_unknown_keys() -> None:
         "migration",
     ]
     assert "finished before" in task_schema["properties"]["deps"]["description"]
+
+
+@pytest.mark.parametrize(
+    "tid",
+    [
+        "a\n",  # `$` matches before a trailing newline
+        "a\r",
+        "a\nKarma-Run: x",
+        "\u0430pi",  # Cyrillic a
+        "\uff41pi",  # fullwidth a
+        "api\u200b",  # zero-width space
+        "ap\u0131",  # dotless i
+        "\u0661\u0662",  # Arabic-Indic digits
+        "a" * 41,
+    ],
+)
+def test_an_id_is_matched_whole_and_ascii_only(tid: str) -> None:
+    [error] = errors_of({"tasks": [task(tid, title="A task")]})
+    assert error.startswith("Task id '") and "is not valid" in error
+    assert "\n" not in error and "\r" not in error
+
+
+@pytest.mark.parametrize(
+    "title", ["Add it\nKarma-Task: evil", "Add it\r\nKarma-Run: x", "Add\x1b[31m red", "a\u2028b"]
+)
+def test_a_title_is_one_line_of_plain_text(title: str) -> None:
+    assert errors_of({"tasks": [task("ok", title=title)]}) == (
+        "Task 'ok' has a title with a line break or control character; a title is one line "
+        "of plain text (put details in the description).",
+    )
+
+
+def test_a_file_path_with_a_control_character_is_refused() -> None:
+    assert errors_of({"tasks": [task("ok", files=["a\x1b[31m.py"])]}) == (
+        "Task 'ok' lists file 'a\\x1b[31m.py', with a control character.",
+    )

@@ -125,3 +125,17 @@ def test_credentials_in_model_text_are_redacted(finished_run: FinishedRun, tmp_p
     for fmt in ("html", "md", "json"):
         text = render(record, fmt)  # type: ignore[arg-type]
         assert key not in text and "REDACTED" in text, fmt
+
+
+def test_runs_list_and_export_are_inert(finished_run: FinishedRun, capsys) -> None:
+    """The hostile request (ANSI, a `::` command after a newline) in every `karma runs` form."""
+    db = str(finished_run.store.path)
+    repo = str(finished_run.repo)
+    for args in (["runs"], ["runs", "--json"], ["runs", "export", finished_run.run_id]):
+        assert main(["-C", repo, "--db", db, *args]) == 0, args
+        text = capsys.readouterr().out
+        assert "\x1b" not in text, args
+        assert not [ln for ln in text.splitlines() if ln.lstrip().startswith("::")], args
+    assert main(["-C", repo, "--db", db, "runs", "export", finished_run.run_id]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tables"]["runs"][0]["id"] == finished_run.run_id

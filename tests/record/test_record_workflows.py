@@ -111,3 +111,33 @@ def test_nightly_never_cancels_a_running_night_and_keeps_the_memory() -> None:
     uploads = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert saves and saves[0]["if"] == "always()"
     assert uploads and uploads[0]["if"] == "always()"
+
+
+@pytest.mark.parametrize("path", [*WORKFLOWS, ROOT / "action.yml"], ids=lambda p: p.name)
+def test_no_workflow_uploads_the_run_store(path: Path) -> None:
+    """The store holds whole model exchanges: a run leaves as a redacted export or report."""
+    data = load(path)
+    steps = data.get("runs", {}).get("steps", [])
+    for job in data.get("jobs", {}).values():
+        steps += job.get("steps", [])
+    for step in steps:
+        if step.get("uses", "").startswith("actions/upload-artifact@"):
+            assert "karma.db" not in str(step.get("with", {})), step
+
+
+def test_the_issue_build_keeps_a_redacted_export_of_its_run() -> None:
+    steps = load(ROOT / "examples" / "github" / "on-issue.yml")["jobs"]["build"]["steps"]
+    export = next(s for s in steps if "karma runs export" in s.get("run", ""))
+    assert export["if"].startswith("always()")
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert "karma-run.json" in upload["with"]["path"]
+    assert steps.index(export) < steps.index(upload)
+
+
+def test_the_nightly_prunes_the_store_before_caching_it() -> None:
+    steps = load(ROOT / "examples" / "github" / "nightly.yml")["jobs"]["night"]["steps"]
+    prune = next(i for i, s in enumerate(steps) if "karma runs prune" in s.get("run", ""))
+    save = next(
+        i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/cache/save@")
+    )
+    assert prune < save and steps[prune]["if"] == "always()"
