@@ -131,12 +131,16 @@ def test_keep_and_include_unfinished_but_never_a_live_run(
 
 
 def test_without_flags_the_configured_retention_applies(
-    repo: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (repo / "karma.toml").write_text("[store]\nretention_days = 38\n")
+    # A repository's own karma.toml cannot have its record pruned (a trusted-only key).
+    (repo / "karma.toml").write_text("[store]\nretention_days = 1\n")
+    user = tmp_path / "user-config.toml"
+    monkeypatch.setenv("KARMA_CONFIG", str(user))
+    user.write_text("[store]\nretention_days = 38\n")
     result = _prune(repo, capsys)
     assert result["pruned"] == ["old-done"]  # 40 days old; old-failed is 35
-    (repo / "karma.toml").write_text("[store]\nretention_days = 0\n")
+    user.write_text("[store]\nretention_days = 0\n")
     assert main(["-C", str(repo), "runs", "prune"]) == 2
     assert "retention_days is 0" in capsys.readouterr().err
 
