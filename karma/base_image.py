@@ -151,7 +151,7 @@ def build(
     if suite is None or debootstrap is None:
         raise EnvironmentProblem(f"cannot build {image} here (debootstrap: {debootstrap})")
     bundle = next((path for path in CA_BUNDLES if path.is_file()), None)
-    say(f"building {image} with debootstrap from {source.uri} (about a minute; log {log_file})")
+    say(f"base image: building {image} with debootstrap from {source.uri} (log {log_file})")
     root = Path(tempfile.mkdtemp(prefix="karma-base-"))
     try:
         command = [debootstrap, "--variant=minbase", f"--include={','.join(PACKAGES)}",
