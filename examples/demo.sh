@@ -29,11 +29,13 @@ if [ -z "${KARMA_BASE_IMAGE:-}" ]; then
 fi
 export KARMA_SCRIPT=${KARMA_SCRIPT:-$here/scripts/inventory-demo.yaml}
 
-# The demo's change touches no dependency file, so the audit gate passes without asking
-# any vulnerability service. To audit against an offline OSV folder (such as a local copy
-# of the PyPA advisory database), name it in KARMA_ADVISORIES: KARMA serves it on loopback.
-if [ -z "${KARMA_OSV_URL:-}" ] && [ -n "${KARMA_ADVISORIES:-}" ]; then
-  "$karma" advisories serve "$KARMA_ADVISORIES" --port 0 > "$work/advisories.url" 2>/dev/null &
+# No vulnerability service is reachable either. The demo's change touches no dependency
+# file, so the audit gate passes without a query; a change that does is audited against
+# the advisories shipped in examples/advisories (real PyPA entries, CC-BY 4.0), which KARMA
+# serves on loopback. KARMA_ADVISORIES names another OSV folder (e.g. the whole database).
+advisories=${KARMA_ADVISORIES:-$here/advisories}
+if [ -z "${KARMA_OSV_URL:-}" ]; then
+  "$karma" advisories serve "$advisories" --port 0 > "$work/advisories.url" 2>/dev/null &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do [ -s "$work/advisories.url" ] && break; sleep 0.1; done

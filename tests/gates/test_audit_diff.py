@@ -78,3 +78,44 @@ def test_any_dependency_change_is_audited(
 ) -> None:
     status, summary = audit(tmp_path, change, commit=commit)
     assert status == "error" and "pip-audit" in summary  # it went on to run the audit
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "examples" / "advisories"
+MIRROR = Path(__file__).resolve().parents[3] / "shared" / "advisories" / "pypa-advisory-database"
+
+
+def test_the_shipped_advisories_are_the_databases(tmp_path: Path) -> None:
+    """Copied, never written by hand: each package folder is whole and each entry is the
+    database's (when a mirror is beside the clone to compare with); source and licence named."""
+    import json
+
+    from karma.advisories import _json_value, _load
+
+    readme = (SHIPPED / "README.md").read_text()
+    assert "https://github.com/pypa/advisory-database" in readme and "CC-BY 4.0" in readme
+    assert "Attribution 4.0 International" in (SHIPPED / "LICENSE").read_text()
+    packages = sorted(p.name for p in (SHIPPED / "vulns").iterdir())
+    assert packages == ["idna", "jinja2", "pyyaml", "requests", "urllib3"]
+    if not MIRROR.is_dir():
+        pytest.skip("no mirror of the database beside the clone to compare with")
+    assert (SHIPPED / "LICENSE").read_bytes() == (MIRROR / "LICENSE").read_bytes()
+    for package in packages:
+        theirs = sorted((MIRROR / "vulns" / package).glob("*.yaml"))
+        ours = sorted((SHIPPED / "vulns" / package).glob("*.json"))
+        assert [p.stem for p in ours] == [p.stem for p in theirs]
+        for mine, original in zip(ours, theirs, strict=True):
+            expected = json.loads(json.dumps(_load(original), default=_json_value))
+            assert json.loads(mine.read_text()) == expected, mine
+
+
+def test_a_dependency_change_is_audited_against_the_shipped_advisories(tmp_path: Path) -> None:
+    from karma.advisories import serving
+
+    repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
+    write(repo, {"requirements.txt": "requests==2.19.0\n"})
+    with serving(SHIPPED) as osv:
+        config = KarmaConfig.model_validate({"gates": {"audit": {"osv_url": osv.url}}})
+        ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=config)
+        gate = run_suite(ctx, load_suite().only(("audit",))).result("audit")
+    assert gate is not None and gate.status == "failed"
+    assert {f.rule for f in gate.findings if f.new} == {"PYSEC-2018-28", "PYSEC-2023-74"}
