@@ -92,17 +92,16 @@ def _deb822(text: str) -> list[AptSource]:
     return sources
 
 
-def primary_source(sources: list[AptSource]) -> AptSource:
+def primary_source(sources: list[AptSource]) -> AptSource | None:
     """The machine's main distribution: its first source that is not security, updates or
-    backports (`bookworm`, not `bookworm-security`)."""
-    for source in sources:
-        if "-" not in source.suite and "/" not in source.suite:
-            return source
-    raise EnvironmentProblem(
-        "no apt source of a distribution to build a base image from",
-        tip="add your distribution's mirror to /etc/apt/sources.list, or set sandbox.base_image"
-        " / KARMA_BASE_IMAGE to an image you have",
-    )
+    backports (`bookworm`, not `bookworm-security`); None on a machine without apt."""
+    return next((s for s in sources if "-" not in s.suite and "/" not in s.suite), None)
+
+
+NO_SOURCE_TIP = (
+    "add your distribution's mirror to /etc/apt/sources.list, or set sandbox.base_image / "
+    "KARMA_BASE_IMAGE to an image you have"
+)
 
 
 def local_image(suite: str) -> str:

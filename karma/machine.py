@@ -206,9 +206,8 @@ def _ensure_base(
     if backend.has_image(wanted):
         progress.add("base image", "present", wanted)
         return wanted
-    source: base_image.AptSource | None = None
-    if default:  # a base image this machine built earlier stands in for the default
-        source = base_image.primary_source(base_image.apt_sources())
+    source = base_image.primary_source(base_image.apt_sources())
+    if default and source is not None:  # an image this machine built stands in for the default
         local = base_image.local_image(source.suite)
         if backend.has_image(local):
             progress.add("base image", "present", f"{local} (built here; {wanted} is not)")
@@ -219,21 +218,25 @@ def _ensure_base(
         progress.add("base image", "pulled", wanted)
         return wanted
     progress.say(f"base image: cannot pull {wanted}: {why}")
-    target = base_image.local_image(source.suite) if source else wanted
+    target = base_image.local_image(source.suite) if default and source else wanted
     suite = base_image.suite_of(target)
-    if suite is None:
+    if suite is None or source is None:
         raise EnvironmentProblem(
             f"base image {wanted} is not on this engine and cannot be pulled: {why}",
-            tip="make it reachable, or set sandbox.base_image / KARMA_BASE_IMAGE to "
+            tip=base_image.NO_SOURCE_TIP
+            if source is None
+            else "make it reachable, or set sandbox.base_image / KARMA_BASE_IMAGE to "
             "karma/base:<suite> (e.g. karma/base:bookworm) for `karma setup` to build",
         )
-    if source is None:
-        source = base_image.primary_source(base_image.apt_sources())
+    if os.geteuid() != 0:
+        raise EnvironmentProblem(
+            f"base image {wanted} cannot be pulled, and building {target} needs root",
+            tip="run `sudo karma setup`",
+        )
     if shutil.which("debootstrap") is None:
-        if not (os.geteuid() == 0 and _debian_like()):
+        if not _debian_like():
             raise EnvironmentProblem(
-                f"cannot build {target}: debootstrap is missing",
-                tip="run `sudo karma setup` on a Debian/Ubuntu machine",
+                f"cannot build {target}: debootstrap is missing", tip="install debootstrap"
             )
         progress.say("base image: installing debootstrap with apt-get")
         apt_install(["debootstrap"])
