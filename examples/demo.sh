@@ -21,15 +21,20 @@ git init -q -b main
 git add -A
 git -c user.name="KARMA demo" -c user.email=demo@localhost commit -qm "inventory: initial version"
 
-# No registry is reachable here: sandboxes start from the image ../shared/docker/setup.sh
-# builds, unless KARMA_BASE_IMAGE says otherwise.
-export KARMA_BASE_IMAGE=${KARMA_BASE_IMAGE:-karma/base:bookworm}
+# The base image the sandboxes start from: the one `karma setup` makes sure of (it pulls
+# sandbox.base_image, or builds karma/base:<suite> where no registry answers; idempotent).
+if [ -z "${KARMA_BASE_IMAGE:-}" ]; then
+  KARMA_BASE_IMAGE=$("$karma" setup)
+  export KARMA_BASE_IMAGE
+fi
 export KARMA_SCRIPT=${KARMA_SCRIPT:-$here/scripts/inventory-demo.yaml}
 
-# No vulnerability service is reachable either: the audit gate asks an OSV endpoint that
-# KARMA serves on loopback from an offline copy of the PyPA advisory database.
-advisories=${KARMA_ADVISORIES:-$here/../../shared/advisories/pypa-advisory-database}
-if [ -z "${KARMA_OSV_URL:-}" ] && [ -d "$advisories" ]; then
+# No vulnerability service is reachable either. The demo's change touches no dependency
+# file, so the audit gate passes without a query; a change that does is audited against
+# the advisories shipped in examples/advisories (real PyPA entries, CC-BY 4.0), which KARMA
+# serves on loopback. KARMA_ADVISORIES names another OSV folder (e.g. the whole database).
+advisories=${KARMA_ADVISORIES:-$here/advisories}
+if [ -z "${KARMA_OSV_URL:-}" ]; then
   "$karma" advisories serve "$advisories" --port 0 > "$work/advisories.url" 2>/dev/null &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT

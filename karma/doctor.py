@@ -102,7 +102,7 @@ def _docker(config: KarmaConfig) -> list[Check]:
         return [engine, Check("base image", "ok", f"{base} present")]
     fix = (
         f"`docker pull {base}`, or set sandbox.base_image / KARMA_BASE_IMAGE to an image you "
-        "have (../shared/docker/setup.sh builds karma/base:bookworm)"
+        "have (`karma setup` pulls it, or builds karma/base:<suite> where no registry answers)"
     )
     return [engine, Check("base image", "fail", f"{base} is not on this engine", fix)]
 

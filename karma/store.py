@@ -271,6 +271,15 @@ class Store:
     def runs(self, limit: int = 50) -> list[Row]:
         return self.query("SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
 
+    def stopped_runs(self, repo: Path) -> list[Row]:
+        """Runs of `repo` that ended before their end, newest first: interrupted, Docker
+        lost, or still `running` (killed, unless its `pid` lives: the caller checks)."""
+        return self.query(
+            "SELECT * FROM runs WHERE repo = ? AND plan_json IS NOT NULL AND status IN "
+            "('interrupted', 'infrastructure', 'running') ORDER BY created_at DESC, rowid DESC",
+            (str(repo),),
+        )
+
     def upsert_task(self, run_id: str, task_id: str, **fields: Any) -> None:
         if self.query("SELECT 1 FROM tasks WHERE run_id = ? AND id = ?", (run_id, task_id)):
             self._update("tasks", {"run_id": run_id, "id": task_id}, fields)

@@ -37,7 +37,7 @@ def docker_engine() -> str:
     problem = _docker_problem()
     if problem:
         message = (
-            f"Docker engine or {BASE_IMAGE} unavailable ({problem}); run ../shared/docker/setup.sh"
+            f"Docker engine or {BASE_IMAGE} unavailable ({problem}); run `karma setup`"
         )
         if IN_CI:
             pytest.fail(message)

@@ -23,6 +23,7 @@ from karma.cli import (
     plan,  # noqa: F401
     record,  # noqa: F401
     runs,  # noqa: F401
+    setup,  # noqa: F401
 )
 from karma.cli.app import app, err_console, state
 from karma.errors import ExitCode, KarmaError

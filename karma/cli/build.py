@@ -148,12 +148,14 @@ def build_command(
 
 @app.command("resume")
 def resume_command(
-    run_id: Annotated[str, typer.Argument(help="The run to continue.")],
+    run_id: Annotated[
+        str | None, typer.Argument(help="The run to continue (default: the stopped one).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j")] = None,
     trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
-    """Continue a build that was interrupted or killed."""
+    """Continue a build that was interrupted or killed (without RUN_ID: this repo's one)."""
     state.trust(trust_repo_config)
     return _run(
         "",
@@ -162,9 +164,55 @@ def resume_command(
         jobs=jobs,
         max_cost=None,
         plan_file=None,
-        resume=run_id,
+        resume=run_id or _stopped_run(),
         gates=True,
     )
+
+
+def _stopped_run() -> str:
+    """The repository's one interrupted or killed run; with several, they are listed."""
+    from karma.store import Store
+    from karma.workspace import Workspace
+
+    db = state.config().db_path(state.repo)
+    if not db.is_file():
+        raise UsageError(f"no run to resume: {db} does not exist", tip='karma build "..."')
+    store = Store(db)
+    try:
+        rows = store.stopped_runs(Workspace(state.repo).root)
+    finally:
+        store.close()
+    rows = [r for r in rows if r["status"] != "running" or not _alive(r["pid"])]
+    if not rows:
+        raise UsageError(
+            "no interrupted or killed run to resume", tip="`karma runs` lists the runs"
+        )
+    lines = [
+        f"{r['id']}  {r['status']:<11}  {r['created_at']}  {' '.join(r['request'].split())[:60]}"
+        for r in rows
+    ]
+    if len(rows) > 1:
+        err_console.print(
+            inert_lines("\n".join(lines)), markup=False, highlight=False, soft_wrap=True
+        )
+        raise UsageError(f"{len(rows)} stopped runs: name one", tip="karma resume <run-id>")
+    err_console.print(
+        f"resuming {inert_lines(lines[0])}", markup=False, highlight=False, soft_wrap=True
+    )
+    return str(rows[0]["id"])
+
+
+def _alive(pid: int | None) -> bool:
+    """A recorded `running` run whose process still exists is not resumable (yet)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @app.command("replay")

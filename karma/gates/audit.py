@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from karma.errors import ConfigError
-from karma.gates.change import git
+from karma.gates.change import all_changed_paths, git
 from karma.gates.interface import (
     Finding,
     GateContext,
@@ -41,6 +41,14 @@ from karma.gates.sast import find_tool
 PIN = re.compile(
     r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)(?:\[[^\]]*\])?\s*==\s*([A-Za-z0-9.+!_\-]+)\s*(?:[;#].*)?$"
 )
+
+
+DEPENDENCY_FILES = (
+    "pyproject.toml", "setup.py", "setup.cfg", "requirements*.txt", "requirements*.in",
+    "constraints*.txt", "Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock",
+)  # fmt: skip
+"""File names (at any depth) that can change what is installed, besides the audit's
+`requirements` globs and the stack's `dependency_files`."""
 
 
 def _norm(name: str) -> str:
@@ -103,8 +111,10 @@ class AuditGate:
 
     def run(self, ctx: GateContext, settings: GateSettings) -> GateResult:
         started = time.monotonic()
-        pip_audit = find_tool(str(settings.get("pip_audit", "")), "pip-audit")
         globs = tuple(settings.get("requirements", ["requirements*.txt"]))
+        if (untouched := self._no_dependency_change(ctx, globs, started)) is not None:
+            return untouched
+        pip_audit = find_tool(str(settings.get("pip_audit", "")), "pip-audit")
         today = dt.date.today()
         ignores = parse_ignores(settings.get("ignore", []))
         source = str(settings.get("source", "auto"))
@@ -196,6 +206,28 @@ class AuditGate:
             time.monotonic() - started,
             summary,
             data={"source": source, "packages": len(head)},
+        )
+
+    def _no_dependency_change(
+        self, ctx: GateContext, globs: tuple[str, ...], started: float
+    ) -> GateResult | None:
+        """A pass, with no query at all, when the change adds, edits or deletes no file that
+        decides what is installed: the environment is then the base's, so any vulnerability
+        in it is one the base already had, which never blocks."""
+        names = (*DEPENDENCY_FILES, *globs, *(ctx.stack.dependency_files if ctx.stack else ()))
+        for path in all_changed_paths(ctx):
+            base = path.rsplit("/", 1)[-1]
+            if any(fnmatch.fnmatch(base, g) or fnmatch.fnmatch(path, g) for g in names):
+                return None
+            if "requirements" in path.split("/")[:-1]:  # requirements/dev.txt and the like
+                return None
+        return GateResult(
+            self.name,
+            "passed",
+            (),
+            time.monotonic() - started,
+            "the change touches no dependency file: nothing new to audit (no query made)",
+            data={"source": "diff", "packages": 0},
         )
 
     def _frozen(self, ctx: GateContext, settings: GateSettings) -> list[Pin]:

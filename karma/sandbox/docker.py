@@ -63,9 +63,7 @@ LABEL_RUN = "karma.run_id"
 LABEL_TASK = "karma.task_id"
 OUTPUT_LIMIT = 1_000_000
 """Bytes of a command's output kept (its tail)."""
-START_TIP = (
-    "start Docker: ../shared/docker/setup.sh (this workplace) or `sudo systemctl start docker`"
-)
+START_TIP = "run `karma setup` (as root it installs and starts Docker), or start Docker yourself"
 
 
 def _unavailable(exc: BaseException) -> NoReturn:
@@ -83,7 +81,7 @@ def engine_errors(image: str | None = None) -> Iterator[None]:
     except docker.errors.ImageNotFound as exc:
         raise ImageMissing(
             f"image {image or '?'} is not on this Docker engine",
-            tip=f"build it: ../shared/docker/setup.sh for the base image, `docker pull {image}`"
+            tip=f"`karma setup` for the base image, `docker pull {image}`"
             ", or let `karma build` build the stack image",
         ) from exc
     except docker.errors.APIError as exc:

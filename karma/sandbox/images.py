@@ -79,7 +79,7 @@ def ensure_image(
         raise ImageMissing(
             f"base image {base} is not on this Docker engine",
             tip=f"`docker pull {base}`, or set sandbox.base_image / KARMA_BASE_IMAGE to an "
-            "image you have (../shared/docker/setup.sh builds karma/base:bookworm)",
+            "image you have (`karma setup` pulls or builds one)",
         )
     with engine_errors(base):
         base_id = str(api.inspect_image(base)["Id"])

@@ -115,7 +115,7 @@ def test_docker_down_exits_3_with_the_fix(
     code, checks = doctor(tmp_path, capsys)
     assert code == 3
     assert checks["docker"]["status"] == "fail"
-    assert "setup.sh" in checks["docker"]["fix"]
+    assert "karma setup" in checks["docker"]["fix"]
     assert main(["-C", str(tmp_path), "doctor"]) == 3
     out = capsys.readouterr().out
     assert "Docker engine unreachable" in out and "cannot build" in out

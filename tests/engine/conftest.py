@@ -16,8 +16,11 @@ from karma.testing.demo import REQUEST, demo_config, demo_script, example_projec
 from karma.testing.repos import init_repo
 
 BuildFn = Callable[..., tuple[int, dict[str, Any]]]
+# The whole PyPA database when a local mirror is beside the clone, else the advisories
+# the project ships for its demo (real entries of requests, urllib3, idna, jinja2, pyyaml).
+_MIRROR = Path(__file__).resolve().parents[3] / "shared" / "advisories" / "pypa-advisory-database"
 ADVISORIES = (
-    Path(__file__).resolve().parents[3] / "shared" / "advisories" / "pypa-advisory-database"
+    _MIRROR if _MIRROR.is_dir() else Path(__file__).resolve().parents[2] / "examples" / "advisories"
 )
 
 
@@ -25,7 +28,7 @@ ADVISORIES = (
 def osv_url() -> Iterator[str]:
     """The offline OSV endpoint the audit gate asks (no vulnerability service is reachable)."""
     if not ADVISORIES.is_dir():
-        pytest.fail(f"{ADVISORIES} is missing (../shared/advisories)")
+        pytest.fail(f"{ADVISORIES} is missing")
     with serving(ADVISORIES) as server:
         yield server.url
 

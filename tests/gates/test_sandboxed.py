@@ -95,7 +95,7 @@ def test_tests_gate_runs_the_stack_command_in_the_sandbox(tmp_path: Path) -> Non
 
 def test_audit_reads_the_sandbox_environment(tmp_path: Path, osv: AdvisoryServer) -> None:
     repo = make_repo(tmp_path / "r", {"requirements.txt": "requests\n"})
-    write(repo, {"app.py": "import requests\n"})
+    write(repo, {"app.py": "import requests\n", "requirements.txt": "requests\nidna\n"})
 
     def start(spec: SandboxSpec) -> HostSandbox:
         return HostSandbox(spec, {"python -m pip freeze": "requests==2.19.0\nidna==2.7\n"})
@@ -120,7 +120,8 @@ def test_gates_in_the_real_docker_sandbox(tmp_path: Path, osv: AdvisoryServer) -
 
     passing = "def test_a():\n    assert 1\n"
     repo = make_repo(tmp_path / "r", {"requirements.txt": "", "test_x.py": passing})
-    write(repo, {"test_x.py": passing + "\n\ndef test_b():\n    assert 0, 'boom'\n"})
+    failing = passing + "\n\ndef test_b():\n    assert 0, 'boom'\n"
+    write(repo, {"test_x.py": failing, "requirements.txt": "# nothing pinned yet\n"})
     config = KarmaConfig.model_validate(
         {
             "sandbox": {"base_image": "karma/base:bookworm"},

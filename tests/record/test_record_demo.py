@@ -32,8 +32,7 @@ def test_demo_through_the_action_then_why(docker_engine: str, tmp_path: Path, ca
     git(repo, "init", "-qb", "main")
     git(repo, "add", "-A")
     git(repo, "-c", "user.name=Dev", "-c", "user.email=dev@example.com", "commit", "-qm", "init")
-    advisories = ROOT.parent / "shared" / "advisories" / "pypa-advisory-database"
-    with serving(advisories) as osv:  # no vulnerability service is reachable here
+    with serving(ROOT / "examples" / "advisories") as osv:  # no vulnerability service here
         done, outputs, summary = run_action_step(
             repo,
             tmp_path / "runner",

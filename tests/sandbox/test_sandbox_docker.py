@@ -249,7 +249,7 @@ def test_daemon_down_is_unavailable_with_a_fix(
     with pytest.raises(SandboxUnavailable) as caught:
         get_sandbox(KarmaConfig())
     assert caught.value.exit_code == ExitCode.ENVIRONMENT
-    assert caught.value.tip is not None and "setup.sh" in caught.value.tip
+    assert caught.value.tip is not None and "karma setup" in caught.value.tip
     with pytest.raises(SandboxUnavailable):
         DockerBackend().start(make_spec("karma/base:bookworm", tmp_path, "test-down"))
 
