@@ -39,7 +39,11 @@ class HostSandbox:
         for prefix, output in self.canned.items():
             if command.startswith(prefix):
                 return ExecResult(command, 0, output, 0.0)
-        local = command.replace("/tmp/", f"{self.tmp}/").replace("python ", f"{sys.executable} ", 1)
+        local = (
+            command.replace("/tmp/", f"{self.tmp}/")
+            .replace(self.spec.workdir, str(self.spec.workspace))
+            .replace("python ", f"{sys.executable} ", 1)
+        )
         try:
             proc = subprocess.run(
                 local,
@@ -55,7 +59,10 @@ class HostSandbox:
         return ExecResult(command, proc.returncode, proc.stdout + proc.stderr, 0.0)
 
     def copy_in(self, src: Path, dest: str) -> None:
-        shutil.copy(src, self.tmp / Path(dest).name)
+        if src.is_dir():
+            shutil.copytree(src, self.tmp / Path(dest).name)
+        else:
+            shutil.copy(src, self.tmp / Path(dest).name)
 
     def copy_out(self, src: str, dest: Path) -> None:
         source = self.tmp / Path(src).name
@@ -90,7 +97,9 @@ def test_tests_gate_runs_the_stack_command_in_the_sandbox(tmp_path: Path) -> Non
     assert "boom" in gate.findings[0].message
     assert len(HostSandbox.started) == 2 and all(box.closed for box in HostSandbox.started)
     assert {box.spec.task_id for box in HostSandbox.started} == {"gate-tests"}
-    assert HostSandbox.started[1].spec.workspace != repo  # the base ran in its own worktree
+    # Each run got a throwaway copy, never the tree under check or the base checkout.
+    assert all(box.spec.workspace.name == "tree" for box in HostSandbox.started)
+    assert all(not box.spec.workspace.exists() for box in HostSandbox.started)
 
 
 def test_audit_reads_the_sandbox_environment(tmp_path: Path, osv: AdvisoryServer) -> None:
