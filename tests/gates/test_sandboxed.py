@@ -107,7 +107,7 @@ def test_audit_reads_the_sandbox_environment(tmp_path: Path, osv: AdvisoryServer
     write(repo, {"app.py": "import requests\n"})
 
     def start(spec: SandboxSpec) -> HostSandbox:
-        return HostSandbox(spec, {"python -m pip freeze": "requests==2.19.0\nidna==2.7\n"})
+        return HostSandbox(spec, {"python -I -m pip freeze": "requests==2.19.0\nidna==2.7\n"})
 
     config = KarmaConfig.model_validate({"gates": {"audit": {"osv_url": osv.url}}})
     ctx = GateContext(
@@ -120,6 +120,27 @@ def test_audit_reads_the_sandbox_environment(tmp_path: Path, osv: AdvisoryServer
     gate = run_suite(ctx, load_suite().only(("audit",))).result("audit")
     assert gate is not None and gate.status == "failed" and gate.data["source"] == "sandbox"
     assert {"PYSEC-2018-28", "PYSEC-2023-74"} <= {f.rule for f in gate.findings}
+
+
+def test_audit_of_an_empty_sandbox_environment_is_an_error(tmp_path: Path) -> None:
+    """A `pip/` in the tree once made pip freeze print nothing, and audit then skipped."""
+    repo = make_repo(tmp_path / "r", {"requirements.txt": "requests==2.19.0\n"})
+    write(repo, {"pip/__init__.py": "", "pip/__main__.py": "print()\n"})
+
+    def start(spec: SandboxSpec) -> HostSandbox:
+        assert not any(spec.workspace.iterdir())  # pip freeze gets no tree to import from
+        return HostSandbox(spec, {"python -I -m pip freeze": ""})
+
+    ctx = GateContext(
+        repo=repo,
+        base=git(repo, "rev-parse", "HEAD"),
+        config=KarmaConfig(),
+        start_sandbox=start,
+        sandbox_image="karma/python:test",
+    )
+    gate = run_suite(ctx, load_suite().only(("audit",))).result("audit")
+    assert gate is not None and gate.status == "error", gate
+    assert "listed no packages" in gate.summary
 
 
 @pytest.mark.docker
