@@ -3,7 +3,9 @@
 The gate scans what a change adds (the diff against the base, new untracked files and
 the commit messages since the base) for credentials: Anthropic, OpenAI, GitHub, AWS,
 Slack, private keys and high-entropy values assigned to secret-looking names. A finding
-blocks; its message names the kind and place, never the value.
+blocks; its message names the kind and place, never the value. An untracked file is read
+only when it is a regular file reached without a symlink (`files.read_text_beneath`); a
+committed symlink is its target's path (git's blob), never the target's content.
 
 `redact(text)` replaces every credential the same patterns find (and the values of the
 provider keys in the environment) with `[REDACTED:<rule>]`. Logs, reports, commit
@@ -22,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from karma.gates.change import git
+from karma.gates.files import read_text_beneath
 from karma.gates.interface import (
     Finding,
     GateContext,
@@ -173,9 +176,10 @@ class SecretsGate:
                 ctx.repo, "ls-files", "--others", "--exclude-standard", "-z", timeout=timeout
             )
             for rel in filter(None, untracked.split("\0")):
-                try:
-                    content = (ctx.repo / rel).read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError):
+                # Never through a symlink (`leak -> /root/.ssh/id_rsa`, /proc/self/environ):
+                # a link's target is outside the change, and would be echoed into logs.
+                content = read_text_beneath(ctx.repo, rel)
+                if content is None:
                     continue
                 lines.extend((rel, n, text) for n, text in enumerate(content.splitlines(), 1))
         findings: list[Finding] = []
