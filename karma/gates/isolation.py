@@ -214,3 +214,54 @@ def host_env(
     env["HOME"] = str(home)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The configured command and, for plain pytest, how to run it isolated."""
+
+    command: str
+    parsed: PytestCommand | None
+    config: BaseConfig | None
+    scratch: Path
+    reverted: Mapping[str, str | None]
+    """Changed files with outcome hooks: their base text (None: new), run instead."""
+
+    def revert(self, copy: Path) -> None:
+        """Put the base version of each hooked file into a throwaway copy, so the run
+        reports the real outcomes (the change is failed for its hooks regardless)."""
+        for rel, text in self.reverted.items():
+            target = copy / rel
+            if target.is_symlink() or target.exists():
+                target.unlink()
+            if text is not None:
+                target.write_text(text, encoding="utf-8")
+
+    @property
+    def config_name(self) -> str:
+        return self.config.name if self.config else ""
+
+    def config_file(self, folder: Path) -> Path:
+        assert self.config is not None
+        return self.config.write(folder)
+
+    def shell(
+        self,
+        *,
+        rootdir: str,
+        config_file: str,
+        junit: str | None,
+        extra: tuple[str, ...],
+        sandboxed: bool,
+    ) -> str:
+        report = (f"--junitxml={junit}",) if junit else ()
+        if self.parsed is None or self.config is None:
+            return " ".join([self.command, *(shlex.quote(a) for a in (*extra, *report))])
+        return isolated(
+            self.parsed,
+            config_file=config_file,
+            rootdir=rootdir,
+            pythonpath=self.config.pythonpath,
+            extra=(*extra, *report),
+            sandboxed=sandboxed,
+        )

@@ -24,7 +24,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from karma.gates.interface import Finding
+from karma.gates.change import changed_paths, diff_text, git
+from karma.gates.files import read_text_beneath
+from karma.gates.interface import Finding, GateContext, GateSettings
+from karma.gates.secrets import added_lines
 
 SKIP_NAMES = (
     "pytest.mark.skip",
@@ -273,3 +276,35 @@ def findings(
                 )
             )
     return out
+
+
+def tampering(
+    ctx: GateContext, settings: GateSettings
+) -> tuple[list[Finding], dict[str, str | None]]:
+    """New skips and outcome-changing hooks in the change's Python files (`tamper`), and
+    the base text (None: new) of each file whose hooks are to be left out of the run."""
+    hooks = frozenset(str(h) for h in settings.get("outcome_hooks", ()))
+    check_skips = not settings.get("allow_new_skips", False)
+    paths = [p for p in changed_paths(ctx) if p.endswith(".py")]
+    if not paths:
+        return [], {}
+    at_base = set(
+        filter(None, git(ctx.repo, "ls-tree", "-r", "--name-only", "-z", ctx.base).split("\0"))
+    )
+    added: dict[str, list[tuple[int, str]]] = {}
+    for path, line, text in added_lines(diff_text(ctx, context_lines=0)):
+        added.setdefault(path, []).append((line, text))
+    found: list[Finding] = []
+    reverted: dict[str, str | None] = {}
+    for path in paths:
+        head = read_text_beneath(ctx.repo, path)
+        if head is None:
+            continue  # not a regular file (a symlink): the approval gate's business
+        base = git(ctx.repo, "show", f"{ctx.base}:{path}") if path in at_base else None
+        these = findings(
+            path, head, base, added.get(path, []), hooks=hooks, check_skips=check_skips
+        )
+        if any(f.rule == "tests.outcome-hook" for f in these):
+            reverted[path] = base
+        found += these
+    return found, reverted

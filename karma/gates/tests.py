@@ -18,20 +18,17 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
 import signal
 import subprocess
 import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from karma.gates import tamper
-from karma.gates.change import base_worktree, changed_paths, diff_text, git
-from karma.gates.files import read_text_beneath, throwaway
+from karma.gates.change import base_worktree
+from karma.gates.files import throwaway
 from karma.gates.interface import (
     Finding,
     GateContext,
@@ -40,9 +37,9 @@ from karma.gates.interface import (
     GateUnavailable,
     Status,
 )
-from karma.gates.isolation import BaseConfig, PytestCommand, base_config, host_env, isolated
-from karma.gates.isolation import parse_pytest as parse_pytest
-from karma.gates.secrets import added_lines, redact
+from karma.gates.isolation import Invocation, base_config, host_env, parse_pytest
+from karma.gates.secrets import redact
+from karma.gates.tamper import tampering
 
 COLLECTED = re.compile(r"(\d+) tests? collected|collected (\d+) items?")
 PYTEST_NO_TESTS = 5
@@ -132,7 +129,7 @@ class TestsGate:
         config = base_config(ctx) if parsed is not None else None
         tampered, reverted = tampering(ctx, settings)
         with tempfile.TemporaryDirectory(prefix="karma-tests-") as scratch:
-            invocation = _Invocation(command, parsed, config, Path(scratch), reverted)
+            invocation = Invocation(command, parsed, config, Path(scratch), reverted)
             result = self._check(ctx, settings, invocation, pytest, started)
         if not tampered:
             return result
@@ -149,7 +146,7 @@ class TestsGate:
         self,
         ctx: GateContext,
         settings: GateSettings,
-        invocation: _Invocation,
+        invocation: Invocation,
         pytest: bool,
         started: float,
     ) -> GateResult:
@@ -267,7 +264,7 @@ class TestsGate:
         )
 
     def _collect_base(
-        self, ctx: GateContext, settings: GateSettings, invocation: _Invocation
+        self, ctx: GateContext, settings: GateSettings, invocation: Invocation
     ) -> int | None:
         with base_worktree(ctx) as tree:
             run = self._run(
@@ -289,7 +286,7 @@ class TestsGate:
         ctx: GateContext,
         settings: GateSettings,
         tree: Path,
-        invocation: _Invocation,
+        invocation: Invocation,
         which: str,
         *,
         junit: bool,
@@ -310,7 +307,7 @@ class TestsGate:
         ctx: GateContext,
         settings: GateSettings,
         tree: Path,
-        invocation: _Invocation,
+        invocation: Invocation,
         scratch: Path,
         junit: bool,
         extra: tuple[str, ...],
@@ -352,7 +349,7 @@ class TestsGate:
         ctx: GateContext,
         settings: GateSettings,
         tree: Path,
-        invocation: _Invocation,
+        invocation: Invocation,
         which: str,
         junit: bool,
         extra: tuple[str, ...],
@@ -397,86 +394,3 @@ class TestsGate:
             result.timed_out,
             report if report.is_file() else None,
         )
-
-
-@dataclass(frozen=True)
-class _Invocation:
-    """The configured command and, for plain pytest, how to run it isolated."""
-
-    command: str
-    parsed: PytestCommand | None
-    config: BaseConfig | None
-    scratch: Path
-    reverted: Mapping[str, str | None]
-    """Changed files with outcome hooks: their base text (None: new), run instead."""
-
-    def revert(self, copy: Path) -> None:
-        """Put the base version of each hooked file into a throwaway copy, so the run
-        reports the real outcomes (the change is failed for its hooks regardless)."""
-        for rel, text in self.reverted.items():
-            target = copy / rel
-            if target.is_symlink() or target.exists():
-                target.unlink()
-            if text is not None:
-                target.write_text(text, encoding="utf-8")
-
-    @property
-    def config_name(self) -> str:
-        return self.config.name if self.config else ""
-
-    def config_file(self, folder: Path) -> Path:
-        assert self.config is not None
-        return self.config.write(folder)
-
-    def shell(
-        self,
-        *,
-        rootdir: str,
-        config_file: str,
-        junit: str | None,
-        extra: tuple[str, ...],
-        sandboxed: bool,
-    ) -> str:
-        report = (f"--junitxml={junit}",) if junit else ()
-        if self.parsed is None or self.config is None:
-            return " ".join([self.command, *(shlex.quote(a) for a in (*extra, *report))])
-        return isolated(
-            self.parsed,
-            config_file=config_file,
-            rootdir=rootdir,
-            pythonpath=self.config.pythonpath,
-            extra=(*extra, *report),
-            sandboxed=sandboxed,
-        )
-
-
-def tampering(
-    ctx: GateContext, settings: GateSettings
-) -> tuple[list[Finding], dict[str, str | None]]:
-    """New skips and outcome-changing hooks in the change's Python files (`tamper`), and
-    the base text (None: new) of each file whose hooks are to be left out of the run."""
-    hooks = frozenset(str(h) for h in settings.get("outcome_hooks", ()))
-    check_skips = not settings.get("allow_new_skips", False)
-    paths = [p for p in changed_paths(ctx) if p.endswith(".py")]
-    if not paths:
-        return [], {}
-    at_base = set(
-        filter(None, git(ctx.repo, "ls-tree", "-r", "--name-only", "-z", ctx.base).split("\0"))
-    )
-    added: dict[str, list[tuple[int, str]]] = {}
-    for path, line, text in added_lines(diff_text(ctx, context_lines=0)):
-        added.setdefault(path, []).append((line, text))
-    found: list[Finding] = []
-    reverted: dict[str, str | None] = {}
-    for path in paths:
-        head = read_text_beneath(ctx.repo, path)
-        if head is None:
-            continue  # not a regular file (a symlink): the approval gate's business
-        base = git(ctx.repo, "show", f"{ctx.base}:{path}") if path in at_base else None
-        these = tamper.findings(
-            path, head, base, added.get(path, []), hooks=hooks, check_skips=check_skips
-        )
-        if any(f.rule == "tests.outcome-hook" for f in these):
-            reverted[path] = base
-        found += these
-    return found, reverted
