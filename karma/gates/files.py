@@ -86,35 +86,55 @@ def read_text_beneath(root: Path, rel: str, limit: int = READ_LIMIT) -> str | No
 
 
 def copy_tree(src: Path, dest: Path, *, limit: int = COPY_LIMIT) -> None:
-    """Copy `src` to the new folder `dest`: files, folders and symlinks (as symlinks)."""
-    total = 0
+    """Copy `src` to the new folder `dest`: files, folders and symlinks (as symlinks).
+
+    The walk goes by directory descriptors (`O_NOFOLLOW`), so a folder swapped for a
+    symlink while it runs is left out rather than followed out of the tree."""
     dest.mkdir(mode=0o755)
-    pending = [(src, dest)]
-    while pending:
-        here, there = pending.pop()
-        with os.scandir(here) as entries:
-            for entry in entries:
-                if entry.name == ".git":
-                    continue  # the sandbox needs no git metadata, and gets none to rewrite
-                target = there / entry.name
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISLNK(info.st_mode):
-                    target.symlink_to(Path(entry.path).readlink())
-                elif stat.S_ISDIR(info.st_mode):
-                    target.mkdir(mode=0o755)
-                    pending.append((Path(entry.path), target))
-                elif stat.S_ISREG(info.st_mode):
-                    total += info.st_size
-                    if total > limit:
-                        raise GateUnavailable(
-                            f"the tree under check holds more than {limit >> 20} MiB of files: "
-                            "too large to copy for a sandbox"
-                        )
-                    _copy_file(Path(entry.path), target, info.st_mode)
+    fd = os.open(src, _DIR)
+    try:
+        _copy_folder(fd, dest, [0], limit)
+    finally:
+        os.close(fd)
 
 
-def _copy_file(src: Path, dest: Path, mode: int) -> None:
-    fd = os.open(src, _FILE)
+def _copy_folder(fd: int, there: Path, total: list[int], limit: int) -> None:
+    folders = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.name == ".git":
+                continue  # the sandbox needs no git metadata, and gets none to rewrite
+            target = there / entry.name
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                target.symlink_to(os.readlink(entry.name, dir_fd=fd))
+            elif stat.S_ISDIR(info.st_mode):
+                target.mkdir(mode=0o755)
+                folders.append(entry.name)
+            elif stat.S_ISREG(info.st_mode):
+                total[0] += info.st_size
+                if total[0] > limit:
+                    raise GateUnavailable(
+                        f"the tree under check holds more than {limit >> 20} MiB of files: "
+                        "too large to copy for a sandbox"
+                    )
+                try:
+                    source = os.open(entry.name, _FILE, dir_fd=fd)
+                except OSError:
+                    continue  # swapped for a link or removed meanwhile: left out
+                _copy_file(source, target, info.st_mode)
+    for name in folders:
+        try:
+            child = os.open(name, _DIR, dir_fd=fd)
+        except OSError:
+            continue  # swapped for a link meanwhile: left out
+        try:
+            _copy_folder(child, there / name, total, limit)
+        finally:
+            os.close(child)
+
+
+def _copy_file(fd: int, dest: Path, mode: int) -> None:
     with os.fdopen(fd, "rb") as source:
         info = os.fstat(source.fileno())
         if not stat.S_ISREG(info.st_mode):

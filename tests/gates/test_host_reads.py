@@ -14,6 +14,7 @@ import pytest
 
 from karma.config import KarmaConfig
 from karma.gates import GateContext, GateResult, load_suite, run_suite
+from karma.gates.interface import GateUnavailable
 from tests.gates.conftest import git, make_repo, write
 
 FAKE_PRIVATE_KEY = (
@@ -96,3 +97,21 @@ def test_sast_skips_a_committed_symlink(tmp_path: Path, host_secrets: Path) -> N
     git(repo, "commit", "-qm", "link")
     result = gate(repo, "sast", head="HEAD")
     assert result.status == "passed" and not result.findings, result
+
+
+def test_a_throwaway_copy_keeps_links_as_links_and_leaves_out_git_and_fifos(
+    tmp_path: Path, host_secrets: Path
+) -> None:
+    from karma.gates.files import copy_tree
+
+    repo = make_repo(tmp_path / "r", {"a/b.py": "x = 1\n"})
+    plant_links(repo, host_secrets)
+    copy = tmp_path / "copy"
+    copy_tree(repo, copy)
+    assert sorted(p.name for p in copy.iterdir()) == [
+        "a", "app_link.py", "env.txt", "keys", "leak.txt", "sub"
+    ]  # fmt: skip
+    assert (copy / "leak.txt").is_symlink() and (copy / "keys").is_symlink()
+    assert (copy / "a" / "b.py").read_text() == "x = 1\n"
+    with pytest.raises(GateUnavailable, match="too large"):
+        copy_tree(repo, tmp_path / "small", limit=2)
