@@ -11,9 +11,11 @@ base, so moving a file's code around does not flag what the base already had.
   `add_marker("skip")`; a file that does not parse falls back to a regex on its added lines.
 - Hooks: a function with an outcome-changing hook's name (the suite's `outcome_hooks`,
   data in `quality_gates/default.toml`), anywhere in the file (a class registered as a
-  plugin counts), an assignment to a report's `outcome`/`longrepr`/`wasxfail`, to
-  `exitstatus` or to `config.option.*`, a runtime `pluginmanager.register(...)`, and a
-  new or changed `pytest_plugins`. A conftest.py with fixtures only is ordinary work.
+  plugin counts), a hook imported or assigned under its name, a star import or dynamic
+  code (`exec`, `globals()`, `setattr`, ...) in a conftest.py, an assignment to a
+  report's `outcome`/`longrepr`/`wasxfail`, to `exitstatus` or to `config.option.*`, a
+  runtime `pluginmanager.register(...)`, and a new or changed `pytest_plugins`. A
+  conftest.py with fixtures only is ordinary work.
 """
 
 from __future__ import annotations
@@ -70,9 +72,14 @@ class Use:
     line: int
 
 
+DYNAMIC = frozenset({"exec", "eval", "compile", "globals", "vars", "setattr", "__import__"})
+"""Calls through which a conftest.py could define a hook under a name the scan cannot see."""
+
+
 class _Scanner(ast.NodeVisitor):
-    def __init__(self, hooks: frozenset[str]) -> None:
+    def __init__(self, hooks: frozenset[str], conftest: bool) -> None:
         self.hooks = hooks
+        self.conftest = conftest
         self.aliases: dict[str, str] = {}
         self.scope: list[str] = []
         self.skips: list[Use] = []
@@ -88,10 +95,18 @@ class _Scanner(ast.NodeVisitor):
                 root = alias.name.split(".")[0]
                 self.aliases[root] = root
 
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+    def alias(self, node: ast.ImportFrom) -> None:
         if node.module and not node.level:
             for alias in node.names:
                 self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self.alias(node)
+        for alias in node.names:
+            if (alias.asname or alias.name) in self.hooks:
+                self._tamper(f"imports the hook {alias.asname or alias.name}", node, ast.dump(node))
+            elif alias.name == "*" and self.conftest:
+                self._tamper("star-imports into a conftest.py", node, ast.dump(node))
 
     def dotted(self, node: ast.expr) -> str | None:
         parts: list[str] = []
@@ -165,6 +180,10 @@ class _Scanner(ast.NodeVisitor):
                 self._skip(f"{func.attr}(str)", node)
             if func.attr == "register" and "pluginmanager" in (self.dotted(func.value) or ""):
                 self._tamper("registers a pytest plugin at run time", node, ast.dump(node))
+        # Builtins by bare name only: `monkeypatch.setattr(...)` in a fixture is ordinary.
+        called = func.id if isinstance(func, ast.Name) else (self.dotted(func) or "")
+        if self.conftest and (called in DYNAMIC or called == "importlib.import_module"):
+            self._tamper(f"calls {called}() in a conftest.py", node, ast.dump(node))
         if isinstance(func, ast.Name) and func.id == "getattr" and node.args:
             target = self.dotted(node.args[0]) or ""
             if target.endswith(("pytest.mark", "pytest", "unittest")):
@@ -186,6 +205,8 @@ class _Scanner(ast.NodeVisitor):
     def _assigned(self, targets: Sequence[ast.expr], node: ast.stmt) -> None:
         for target in targets:
             for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name) and leaf.id in self.hooks:
+                    self._tamper(f"assigns the hook {leaf.id}", node, ast.dump(node))
                 if isinstance(leaf, ast.Name) and leaf.id == "pytest_plugins":
                     self._tamper("sets pytest_plugins", node, ast.dump(node))
                 if isinstance(leaf, ast.Attribute) and leaf.attr in OUTCOME_ATTRIBUTES:
@@ -196,18 +217,18 @@ class _Scanner(ast.NodeVisitor):
                     self._tamper(f"assigns config.option.{leaf.attr}", node, ast.dump(node))
 
 
-def _scan(source: str, hooks: frozenset[str]) -> _Scanner | None:
+def _scan(source: str, hooks: frozenset[str], conftest: bool) -> _Scanner | None:
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return None
-    scanner = _Scanner(hooks)
+    scanner = _Scanner(hooks, conftest)
     # Imports first, wherever they are, so a name used above its import resolves.
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             scanner.visit_Import(node)
         elif isinstance(node, ast.ImportFrom):
-            scanner.visit_ImportFrom(node)
+            scanner.alias(node)
     scanner.visit(tree)
     return scanner
 
@@ -233,7 +254,8 @@ def findings(
     check_skips: bool,
 ) -> list[Finding]:
     """The tamper and skip findings of one changed Python file."""
-    now = _scan(head, hooks)
+    conftest = path.rsplit("/", 1)[-1] == "conftest.py"
+    now = _scan(head, hooks, conftest)
     if now is None:
         return [
             Finding(
@@ -246,7 +268,7 @@ def findings(
             for line, text in added
             if FALLBACK.search(text)
         ]
-    before = _scan(base, hooks) if base is not None else None
+    before = _scan(base, hooks, conftest) if base is not None else None
     out: list[Finding] = []
     seen_lines: set[tuple[str, int]] = set()
     for use in _new(now.tampers, before.tampers if before else ()):

@@ -80,6 +80,19 @@ HOOKED_CONFTESTS = {
         "conftest.py": "pytest_plugins = ['flipper']\n",
         "flipper.py": FLIP,
     },
+    # The module with the flipping code is already at base (unused there): the change
+    # only wires it into a conftest.py, under a name the function scan would not see.
+    "hook-imported-from-a-module": {
+        "conftest.py": "from flipper import pytest_runtest_makereport  # noqa: F401\n"
+    },
+    "hook-assigned-under-its-name": {
+        "conftest.py": "import flipper\n\npytest_runtest_makereport = flipper.hidden\n"
+    },
+    "star-import": {"conftest.py": "from flipper import *  # noqa: F403\n"},
+    "globals-injection": {
+        "conftest.py": "import flipper\n\nglobals()['pytest_runtest_' + 'makereport'] = "
+        "flipper.hidden\n"
+    },
     "sessionfinish-exitstatus": {
         "conftest.py": "def pytest_sessionfinish(session, exitstatus):\n"
         "    session.exitstatus = 0\n"
@@ -87,11 +100,14 @@ HOOKED_CONFTESTS = {
 }
 
 
+AT_BASE = {"flipper.py": FLIP + "\n\nhidden = pytest_runtest_makereport\n"}
+
+
 @pytest.mark.parametrize("variant", sorted(HOOKED_CONFTESTS))
 def test_outcome_hooks_block_and_the_real_failures_are_still_reported(
     tmp_path: Path, variant: str
 ) -> None:
-    repo = make_repo(tmp_path / "r", {"test_a.py": PASSING})
+    repo = make_repo(tmp_path / "r", {"test_a.py": PASSING, **AT_BASE})
     write(repo, {"test_a.py": FAILING, **HOOKED_CONFTESTS[variant]})
     gate = run_tests(repo)
     assert gate.status == "failed", gate
@@ -112,7 +128,9 @@ def test_a_fixture_only_conftest_is_ordinary_work(tmp_path: Path) -> None:
     write(
         repo,
         {
-            "conftest.py": "import pytest\n\n\n@pytest.fixture\ndef answer():\n    return 42\n",
+            "conftest.py": "import os\n\nimport pytest\n\n\n@pytest.fixture\n"
+            "def answer(monkeypatch):\n    monkeypatch.setattr(os, 'sep', '/')\n"
+            "    monkeypatch.setenv('X', '1')\n    return 42\n",
             "test_b.py": "def test_answer(answer):\n    assert answer == 42\n",
         },
     )
