@@ -253,6 +253,11 @@ def _host_secrets() -> Mapping[str, str]:
     return _host
 
 
+def host_secret_in(text: str) -> str | None:
+    """The name of a host secret variable whose value occurs in `text`, if one does."""
+    return next((name for value, name in _host_secrets().items() if value in text), None)
+
+
 # -- redaction ---------------------------------------------------------------------------------
 
 

@@ -2,8 +2,11 @@
 
 The dependency list is frozen (`name==version` lines) so pip-audit runs with
 `--no-deps --disable-pip` and never resolves or installs anything on the host. It comes
-from `python -m pip freeze` inside the sandbox (what the tests really ran with) or, for
+from `python -I -m pip freeze` inside the sandbox (what the tests really ran with; `-I`
+and an empty workspace, so a repository `pip/` cannot answer instead of pip) or, for
 `karma gate` without a sandbox, from the pins in the repository's requirement files.
+A sandbox environment with no packages at all is an error, never a skip: it means pip
+did not really answer.
 The base's pins (its requirement files at the base commit) are audited in the same
 pip-audit run; a vulnerability the base already had is reported, not blocking.
 
@@ -28,6 +31,7 @@ from typing import Any
 
 from karma.errors import ConfigError
 from karma.gates.change import all_changed_paths, git
+from karma.gates.files import is_regular, read_text_beneath
 from karma.gates.interface import (
     Finding,
     GateContext,
@@ -49,6 +53,8 @@ DEPENDENCY_FILES = (
 )  # fmt: skip
 """File names (at any depth) that can change what is installed, besides the audit's
 `requirements` globs and the stack's `dependency_files`."""
+
+FREEZE = "python -I -m pip freeze --exclude-editable"
 
 
 def _norm(name: str) -> str:
@@ -122,11 +128,12 @@ class AuditGate:
             source = (
                 "sandbox" if ctx.start_sandbox is not None and ctx.sandbox_image else "requirements"
             )
-        head_files = _requirement_files((p.name for p in ctx.repo.iterdir() if p.is_file()), globs)
+        # Never through a symlink: a `requirements.txt -> /proc/self/environ` is not read.
+        head_files = _requirement_files(
+            (p.name for p in ctx.repo.iterdir() if is_regular(ctx.repo, p.name)), globs
+        )
         head = [
-            pin
-            for f in head_files
-            for pin in parse_pins((ctx.repo / f).read_text(encoding="utf-8", errors="replace"), f)
+            pin for f in head_files for pin in parse_pins(read_text_beneath(ctx.repo, f) or "", f)
         ]
         if source == "sandbox":
             located = {(pin.name, pin.version): pin for pin in head}
@@ -143,6 +150,11 @@ class AuditGate:
             for f in _requirement_files(listed, globs)
             for pin in parse_pins(git(ctx.repo, "show", f"{ctx.base}:{f}"), f)
         ]
+        if not head and source == "sandbox":
+            raise GateUnavailable(
+                "pip freeze in the sandbox listed no packages: the environment the tests ran "
+                "in cannot be audited"
+            )
         if not head:
             where = (
                 "the sandbox's environment"
@@ -234,21 +246,21 @@ class AuditGate:
         from karma.sandbox import spec_from_config
 
         assert ctx.start_sandbox is not None and ctx.sandbox_image is not None
-        spec = spec_from_config(
-            ctx.config,
-            image=ctx.sandbox_image,
-            workspace=ctx.repo,
-            run_id=ctx.run_id,
-            task_id="gate-audit",
-        )
-        box = ctx.start_sandbox(spec)
-        try:
-            result = box.exec(
-                "python -m pip freeze --exclude-editable",
-                timeout_s=min(settings.timeout_s, 120),
+        # pip freeze reads the image's environment, not the tree: the sandbox gets an
+        # empty workspace, so nothing of the tree is on sys.path or runs.
+        with tempfile.TemporaryDirectory(prefix="karma-audit-ws-") as empty:
+            spec = spec_from_config(
+                ctx.config,
+                image=ctx.sandbox_image,
+                workspace=Path(empty),
+                run_id=ctx.run_id,
+                task_id="gate-audit",
             )
-        finally:
-            box.close()
+            box = ctx.start_sandbox(spec)
+            try:
+                result = box.exec(FREEZE, timeout_s=min(settings.timeout_s, 120))
+            finally:
+                box.close()
         if not result.ok:
             raise GateUnavailable(
                 f"pip freeze in the sandbox failed (exit {result.exit_code}): "
@@ -261,7 +273,18 @@ class AuditGate:
     def _audit(
         self, ctx: GateContext, settings: GateSettings, pip_audit: str, pins: set[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, tuple[list[str], list[str], str]]]:
-        """{(name, version): {vuln id: (aliases, fix versions, description)}}"""
+        """{(name, version): {vuln id: (aliases, fix versions, description)}}
+
+        pip-audit refuses a requirements file that names a package twice, so a package the
+        change moves to another version (base and head pins) is audited in a second run."""
+        found: dict[tuple[str, str], dict[str, tuple[list[str], list[str], str]]] = {}
+        for batch in _distinct_names(pins):
+            found.update(self._audit_once(ctx, settings, pip_audit, batch))
+        return found
+
+    def _audit_once(
+        self, ctx: GateContext, settings: GateSettings, pip_audit: str, pins: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, tuple[list[str], list[str], str]]]:
         workdir = Path(tempfile.mkdtemp(prefix="karma-audit-"))
         try:
             frozen = workdir / "frozen.txt"
@@ -288,7 +311,12 @@ class AuditGate:
                 command += ["--osv-url", ctx.config.gates.audit.osv_url]
             try:
                 proc = subprocess.run(
-                    command, capture_output=True, text=True, timeout=settings.timeout_s, check=False
+                    command,
+                    cwd=workdir,
+                    capture_output=True,
+                    text=True,
+                    timeout=settings.timeout_s,
+                    check=False,
                 )
             except subprocess.TimeoutExpired:
                 raise GateUnavailable(
@@ -312,3 +340,15 @@ class AuditGate:
                     str(vuln.get("description", "")),
                 )
         return found
+
+
+def _distinct_names(pins: set[tuple[str, str]]) -> list[set[tuple[str, str]]]:
+    """`pins` in as few batches as possible, none naming a package twice."""
+    batches: list[set[tuple[str, str]]] = []
+    for name, version in sorted(pins):
+        batch = next((b for b in batches if all(n != name for n, _ in b)), None)
+        if batch is None:
+            batch = set()
+            batches.append(batch)
+        batch.add((name, version))
+    return batches

@@ -6,8 +6,10 @@ output (lower is better), or its wall time when it prints none; the medians are
 compared, and head slower than base by more than `threshold_pct` fails.
 
 Where a sandbox is given (always inside `karma build`: the head is model-written code),
-both run in one sandbox: the head tree is its workspace and the base is copied into its
-scratch. Only `karma gate` without `--sandbox`, on a user's own tree, runs on the host.
+base and head each run in their own sandbox, with the same image and limits, on a
+throwaway copy of their tree: the head's code can change neither the tree later gates
+read nor the base it is compared with. Only `karma gate` without `--sandbox`, on a
+user's own tree, runs on the host.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from karma.gates.change import base_worktree
+from karma.gates.files import throwaway
 from karma.gates.interface import Finding, GateContext, GateResult, GateSettings, GateUnavailable
 
-# The sandbox's /tmp is its own private tmpfs (SandboxSpec.tmpfs_mb).
-SANDBOX_BASE = "/tmp/karma-bench-base"  # noqa: S108
+if TYPE_CHECKING:
+    from karma.sandbox.interface import Sandbox
+
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
@@ -83,25 +88,28 @@ Once = Callable[[str, str, float], float]
 
 @contextmanager
 def _runner(ctx: GateContext, base_tree: Path) -> Iterator[Once]:
-    """Runs the command on "base" or "head": in one sandbox when there is one."""
+    """Runs the command on "base" or "head": each in its own sandbox when there is one."""
     if ctx.start_sandbox is None or ctx.sandbox_image is None:
         trees = {"base": base_tree, "head": ctx.repo}
         yield lambda command, which, deadline: _on_host(command, trees[which], deadline)
         return
     from karma.sandbox import spec_from_config
 
-    spec = spec_from_config(ctx.config, image=ctx.sandbox_image, workspace=ctx.repo,
-                            run_id=ctx.run_id, task_id="gate-bench")  # fmt: skip
-    box = ctx.start_sandbox(spec)
-    try:
-        box.copy_in(base_tree, SANDBOX_BASE)
-        dirs = {"base": SANDBOX_BASE, "head": spec.workdir}
+    start, image = ctx.start_sandbox, ctx.sandbox_image
+    with ExitStack() as stack:
+        boxes: dict[str, Sandbox] = {}
+        for which, tree in (("base", base_tree), ("head", ctx.repo)):
+            copy = stack.enter_context(throwaway(tree))
+            spec = spec_from_config(ctx.config, image=image, workspace=copy,
+                                    run_id=ctx.run_id, task_id=f"gate-bench-{which}")  # fmt: skip
+            boxes[which] = start(spec)
+            stack.callback(boxes[which].close)
 
         def once(command: str, which: str, deadline: float) -> float:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise GateUnavailable("the benchmark did not finish within the gate's timeout")
-            result = box.exec(command, timeout_s=left, workdir=dirs[which])
+            result = boxes[which].exec(command, timeout_s=left)
             if result.timed_out:
                 raise GateUnavailable("the benchmark did not finish within the gate's timeout")
             if not result.ok:
@@ -112,8 +120,6 @@ def _runner(ctx: GateContext, base_tree: Path) -> Iterator[Once]:
             return score(result.output, result.duration_s)
 
         yield once
-    finally:
-        box.close()
 
 
 def _on_host(command: str, tree: Path, deadline: float) -> float:

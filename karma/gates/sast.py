@@ -5,7 +5,9 @@ on the changed files and, in the same run, on their base versions exported to a
 temporary folder. A head finding whose (rule, path, matched code) also occurs at base
 is pre-existing: reported, never blocking. This is what `--baseline-commit` does, but
 it also covers uncommitted changes, which `--baseline-commit` ignores (it diffs
-commits only), and one semgrep process scans both sides.
+commits only), and one semgrep process scans both sides. Only regular files reached
+without a symlink are scanned (semgrep skips symlinks it finds in a walk, but follows or
+rejects one named on its command line).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from karma.gates.change import changed_paths, export_base
+from karma.gates.files import is_regular, read_beneath
 from karma.gates.interface import (
     Finding,
     GateContext,
@@ -58,11 +61,15 @@ def rule_id(check_id: str) -> str:
 
 def _code(root: Path, result: dict[str, Any]) -> str:
     path = Path(result["path"])
-    path = path if path.is_absolute() else root / path
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
+    if path.is_absolute():  # a base file, exported by us
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+    else:
+        data = read_beneath(root, path.as_posix())
+        text = data.decode("utf-8", "replace") if data is not None else ""
+    lines = text.splitlines()
     start, end = result["start"]["line"], result["end"]["line"]
     return " ".join(line.strip() for line in lines[start - 1 : end])
 
@@ -76,7 +83,9 @@ class SastGate:
         rules = Path(settings.get("rules") or semgrep_rules_dir(ctx.data))
         if not rules.is_dir():
             raise GateUnavailable(f"semgrep rules folder {rules} does not exist")
-        paths = [p for p in changed_paths(ctx) if p.endswith(".py") and (ctx.repo / p).is_file()]
+        # Regular files reached without a symlink only: semgrep would follow an explicit
+        # symlink target (or abort the whole scan on it), reading a file outside the tree.
+        paths = [p for p in changed_paths(ctx) if p.endswith(".py") and is_regular(ctx.repo, p)]
         if not paths:
             return GateResult(
                 self.name,

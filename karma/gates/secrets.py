@@ -3,7 +3,9 @@
 The gate scans what a change adds (the diff against the base, new untracked files and
 the commit messages since the base) for credentials: Anthropic, OpenAI, GitHub, AWS,
 Slack, private keys and high-entropy values assigned to secret-looking names. A finding
-blocks; its message names the kind and place, never the value.
+blocks; its message names the kind and place, never the value. An untracked file is read
+only when it is a regular file reached without a symlink (`files.read_text_beneath`); a
+committed symlink is its target's path (git's blob), never the target's content.
 
 `redact(text)` replaces every credential the same patterns find (and the values of the
 host's secret variables) with `[REDACTED:<rule>]`; the run store and the event bus apply
@@ -18,6 +20,7 @@ import time
 from collections.abc import Iterator
 
 from karma.gates.change import git
+from karma.gates.files import read_text_beneath
 from karma.gates.interface import (
     Finding,
     GateContext,
@@ -30,6 +33,7 @@ from karma.redaction import (
     ENV_KEYS,
     PATTERNS,
     Pattern,
+    host_secret_in,
     redact,
     shannon_entropy,
 )
@@ -91,9 +95,10 @@ class SecretsGate:
                 ctx.repo, "ls-files", "--others", "--exclude-standard", "-z", timeout=timeout
             )
             for rel in filter(None, untracked.split("\0")):
-                try:
-                    content = (ctx.repo / rel).read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError):
+                # Never through a symlink (`leak -> /root/.ssh/id_rsa`, /proc/self/environ):
+                # a link's target is outside the change, and would be echoed into logs.
+                content = read_text_beneath(ctx.repo, rel)
+                if content is None:
                     continue
                 lines.extend((rel, n, text) for n, text in enumerate(content.splitlines(), 1))
         findings: list[Finding] = []
@@ -104,6 +109,9 @@ class SecretsGate:
                 findings.append(
                     Finding(pattern.rule, "error", path, line, f"{pattern.title} added")
                 )
+            if variable := host_secret_in(text):  # a key of this host, whatever its shape
+                findings.append(Finding(f"secrets.env.{variable}", "error", path, line,
+                                        f"the value of the host's {variable} added"))  # fmt: skip
         log = git(
             ctx.repo,
             "log",
@@ -113,6 +121,10 @@ class SecretsGate:
         )
         for entry in filter(str.strip, log.split("\x1e")):
             sha, _, body = entry.strip().partition("\0")
+            if variable := host_secret_in(body):
+                findings.append(Finding(f"secrets.env.{variable}", "error", "", 0,
+                                        f"the value of the host's {variable} in commit message "
+                                        f"{sha[:12]}"))  # fmt: skip
             for pattern, _, _ in _matches(body, patterns, threshold):
                 findings.append(
                     Finding(

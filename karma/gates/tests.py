@@ -1,27 +1,34 @@
 """The tests gate: the stack's test command with JUnit XML, and test integrity.
 
 The suite runs in a sandbox when the context gives one (`where = "auto"`), else on the
-host (a CI job checking a human's change). A pytest command gets `--junitxml`, parsed
-into counts and one finding per failing test. Integrity: the number of tests must not
-drop below the base's (collected in a `git worktree` of the base, never in the user's
-tree), and the change may not add skip/xfail markers, unless the suite approves it.
+host (a CI job checking a human's change, with an allowlisted environment). A sandbox
+gets a throwaway copy of the tree (`files.throwaway`), never the tree itself, so code
+under test cannot change what later gates or the host's git read. A pytest command gets
+`--junitxml`, parsed into counts and one finding per failing test.
+
+Integrity (the change under check must not be able to talk the gate into passing):
+pytest runs isolated, with the base's configuration (`isolation`); the number of tests
+must not drop below the base's (collected in a checkout of the base); and the change may
+not add skip/xfail markers or outcome-changing hooks (`tamper`), unless the suite
+approves skips (`allow_new_skips`; hooks are never approved).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shlex
-import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from karma.gates.change import base_worktree, diff_text
+from karma.gates.change import base_worktree
+from karma.gates.files import throwaway
 from karma.gates.interface import (
     Finding,
     GateContext,
@@ -30,15 +37,15 @@ from karma.gates.interface import (
     GateUnavailable,
     Status,
 )
-from karma.gates.secrets import added_lines, redact
+from karma.gates.isolation import Invocation, base_config, host_env, parse_pytest
+from karma.gates.secrets import redact
+from karma.gates.tamper import tampering
 
-SKIP_MARKER = re.compile(
-    r"(@pytest\.mark\.(skip|skipif|xfail)\b|\bpytest\.(skip|xfail|importorskip)\(|@unittest\.(skip|skipIf|skipUnless|expectedFailure)\b)"
-)
 COLLECTED = re.compile(r"(\d+) tests? collected|collected (\d+) items?")
 PYTEST_NO_TESTS = 5
 # Inside the sandbox, /tmp is its own private tmpfs (SandboxSpec.tmpfs_mb).
 SANDBOX_JUNIT = "/tmp/junit.xml"  # noqa: S108
+SANDBOX_CONFIG = "/tmp/karma-pytest"  # noqa: S108
 PER_FILE = re.compile(r"^\S+\.py: (\d+)$", re.MULTILINE)
 
 
@@ -117,11 +124,35 @@ class TestsGate:
                 time.monotonic() - started,
                 "no test command: no stack detected and gates.tests.command is empty",
             )
-        pytest = "pytest" in command
+        parsed = parse_pytest(command)
+        pytest = parsed is not None or "pytest" in command
+        config = base_config(ctx) if parsed is not None else None
+        tampered, reverted = tampering(ctx, settings)
+        with tempfile.TemporaryDirectory(prefix="karma-tests-") as scratch:
+            invocation = Invocation(command, parsed, config, Path(scratch), reverted)
+            result = self._check(ctx, settings, invocation, pytest, started)
+        if not tampered:
+            return result
+        return replace(
+            result,
+            status="failed",
+            findings=(*result.findings, *tampered),
+            summary=result.summary
+            + (f"; {len(reverted)} file(s) with outcome hooks ran at their base version"
+               if reverted else ""),
+        )  # fmt: skip
+
+    def _check(
+        self,
+        ctx: GateContext,
+        settings: GateSettings,
+        invocation: Invocation,
+        pytest: bool,
+        started: float,
+    ) -> GateResult:
+        command = invocation.command
         findings: list[Finding] = []
-        head = self._run(
-            ctx, settings, ctx.repo, command + (" --junitxml={junit}" if pytest else "")
-        )
+        head = self._run(ctx, settings, ctx.repo, invocation, "head", junit=pytest)
         if head.timed_out:
             return GateResult(
                 self.name,
@@ -138,7 +169,6 @@ class TestsGate:
         counts = Counts()
         if head.junit is not None and head.junit.is_file():
             counts, findings = parse_junit(head.junit, ctx.repo)
-            shutil.rmtree(head.junit.parent, ignore_errors=True)
         elif head.exit_code != 0:
             tail = redact(head.output.strip().splitlines()[-1] if head.output.strip() else "")
             findings.append(
@@ -148,6 +178,16 @@ class TestsGate:
                     "",
                     0,
                     f"`{command}` exited {head.exit_code}: {tail[:300]}",
+                )
+            )
+        elif invocation.parsed is not None:
+            findings.append(
+                Finding(
+                    "tests.no-report",
+                    "error",
+                    "",
+                    0,
+                    f"`{command}` exited 0 but wrote no JUnit report: the run cannot be trusted",
                 )
             )
         if head.exit_code != 0 and not findings:
@@ -163,7 +203,7 @@ class TestsGate:
             )
         base_count = None
         if pytest:
-            base_count = self._collect_base(ctx, settings, command)
+            base_count = self._collect_base(ctx, settings, invocation)
             if (
                 base_count is not None
                 and counts.tests < base_count
@@ -178,19 +218,19 @@ class TestsGate:
                         f"{counts.tests} tests ran, fewer than the base's {base_count}",
                     )
                 )
-        if not settings.get("allow_new_skips", False):
-            for path, line, text in added_lines(diff_text(ctx, context_lines=0)):
-                if path.endswith(".py") and SKIP_MARKER.search(text):
-                    findings.append(
-                        Finding(
-                            "tests.new-skip-marker",
-                            "error",
-                            path,
-                            line,
-                            f"new skip/xfail marker: {text.strip()[:120]}",
-                        )
-                    )
-        status: Status = "failed" if findings else "passed"
+        if pytest and invocation.parsed is None:
+            findings.append(
+                Finding(
+                    "tests.not-isolated",
+                    "warning",
+                    "",
+                    0,
+                    f"`{command}` is not a plain `python -m pytest`/`pytest` command: the gate "
+                    "cannot isolate it from the tree's configuration and modules",
+                )
+            )
+        blocking = [f for f in findings if f.severity == "error"]
+        status: Status = "failed" if blocking else ("warning" if findings else "passed")
         passed = counts.tests - counts.failures - counts.errors - counts.skipped
         summary = (
             f"{counts.tests} tests: {passed} passed, {counts.failures} failed, "
@@ -211,6 +251,7 @@ class TestsGate:
                 "skipped": counts.skipped,
                 "base_tests": base_count,
                 "where": "sandbox" if self._sandboxed(ctx, settings) else "host",
+                "isolated": invocation.parsed is not None,
             },
         )
 
@@ -222,9 +263,13 @@ class TestsGate:
             where == "auto" and ctx.start_sandbox is not None and ctx.sandbox_image is not None
         )
 
-    def _collect_base(self, ctx: GateContext, settings: GateSettings, command: str) -> int | None:
+    def _collect_base(
+        self, ctx: GateContext, settings: GateSettings, invocation: Invocation
+    ) -> int | None:
         with base_worktree(ctx) as tree:
-            run = self._run(ctx, settings, tree, command + " --collect-only -q")
+            run = self._run(
+                ctx, settings, tree, invocation, "base", junit=False, extra=("--collect-only", "-q")
+            )
         if run.timed_out or run.exit_code not in (0, PYTEST_NO_TESTS):
             return None
         match = COLLECTED.search(run.output)
@@ -236,21 +281,53 @@ class TestsGate:
             return sum(per_file)
         return 0 if run.exit_code == PYTEST_NO_TESTS else None
 
-    def _run(self, ctx: GateContext, settings: GateSettings, tree: Path, command: str) -> Run:
+    def _run(
+        self,
+        ctx: GateContext,
+        settings: GateSettings,
+        tree: Path,
+        invocation: Invocation,
+        which: str,
+        *,
+        junit: bool,
+        extra: tuple[str, ...] = (),
+    ) -> Run:
+        scratch = invocation.scratch / which
+        scratch.mkdir()
         if self._sandboxed(ctx, settings):
-            return self._run_sandbox(ctx, settings, tree, command)
-        scratch = Path(tempfile.mkdtemp(prefix="karma-tests-"))
-        junit = scratch / "junit.xml"
-        env = {
-            k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_TOKEN", "_SECRET"))
-        }
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+            return self._run_sandbox(ctx, settings, tree, invocation, which, junit, extra)
+        if invocation.reverted and which == "head":
+            with throwaway(tree) as copy:
+                invocation.revert(copy)
+                return self._run_host(ctx, settings, copy, invocation, scratch, junit, extra)
+        return self._run_host(ctx, settings, tree, invocation, scratch, junit, extra)
+
+    def _run_host(
+        self,
+        ctx: GateContext,
+        settings: GateSettings,
+        tree: Path,
+        invocation: Invocation,
+        scratch: Path,
+        junit: bool,
+        extra: tuple[str, ...],
+    ) -> Run:
+        report = scratch / "junit.xml"
+        home = scratch / "home"
+        home.mkdir()
+        text = invocation.shell(
+            rootdir=str(tree),
+            config_file=str(invocation.config_file(scratch / "config")),
+            junit=str(report) if junit else None,
+            extra=extra,
+            sandboxed=False,
+        )
         try:
             proc = subprocess.Popen(  # noqa: S602 - the project's own configured test command
-                command.replace("{junit}", shlex.quote(str(junit))),
+                text,
                 shell=True,
                 cwd=tree,
-                env=env,
+                env=host_env(ctx.config, home),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -264,42 +341,56 @@ class TestsGate:
             # The whole process group: a hanging suite often has children.
             os.killpg(proc.pid, signal.SIGKILL)
             output, _ = proc.communicate()
-            shutil.rmtree(scratch, ignore_errors=True)
             return Run(-9, output, True, None)
-        return Run(proc.returncode, output, False, junit if junit.is_file() else None)
+        return Run(proc.returncode, output, False, report if report.is_file() else None)
 
     def _run_sandbox(
-        self, ctx: GateContext, settings: GateSettings, tree: Path, command: str
+        self,
+        ctx: GateContext,
+        settings: GateSettings,
+        tree: Path,
+        invocation: Invocation,
+        which: str,
+        junit: bool,
+        extra: tuple[str, ...],
     ) -> Run:
         from karma.sandbox import spec_from_config
         from karma.sandbox.interface import SandboxError
 
         assert ctx.start_sandbox is not None and ctx.sandbox_image is not None
-        spec = spec_from_config(
-            ctx.config,
-            image=ctx.sandbox_image,
-            workspace=tree,
-            run_id=ctx.run_id,
-            task_id="gate-tests",
-        )
-        box = ctx.start_sandbox(spec)
-        try:
-            result = box.exec(
-                command.replace("{junit}", SANDBOX_JUNIT), timeout_s=settings.timeout_s
+        scratch = invocation.scratch / which
+        report = scratch / "junit.xml"
+        with throwaway(tree) as copy:
+            if which == "head":
+                invocation.revert(copy)
+            spec = spec_from_config(
+                ctx.config,
+                image=ctx.sandbox_image,
+                workspace=copy,
+                run_id=ctx.run_id,
+                task_id="gate-tests",
             )
-            junit = None
-            if "{junit}" in command and not result.timed_out:
-                scratch = Path(tempfile.mkdtemp(prefix="karma-tests-"))
-                try:
-                    box.copy_out(SANDBOX_JUNIT, scratch / "junit.xml")
-                    junit = scratch / "junit.xml"
-                except (OSError, SandboxError):
-                    junit = None
-        finally:
-            box.close()
+            box = ctx.start_sandbox(spec)
+            try:
+                if invocation.parsed is not None:
+                    box.copy_in(invocation.config_file(scratch / "config").parent, SANDBOX_CONFIG)
+                text = invocation.shell(
+                    rootdir=spec.workdir,
+                    config_file=f"{SANDBOX_CONFIG}/{invocation.config_name}",
+                    junit=SANDBOX_JUNIT if junit else None,
+                    extra=extra,
+                    sandboxed=True,
+                )
+                result = box.exec(text, timeout_s=settings.timeout_s)
+                if junit and not result.timed_out:
+                    # No report (or a broken archive): the run is judged by its exit code.
+                    with contextlib.suppress(OSError, SandboxError, tarfile.TarError):
+                        box.copy_out(SANDBOX_JUNIT, report)
+            finally:
+                box.close()
         return Run(
             result.exit_code,
             result.output,
             result.timed_out,
-            junit if junit and junit.is_file() else None,
+            report if report.is_file() else None,
         )

@@ -102,6 +102,17 @@ def test_only_new_vulnerabilities_block(tmp_path: Path, osv: AdvisoryServer) -> 
     assert old == {"requirements.txt:1"}
 
 
+def test_a_package_moved_to_another_version_is_audited_at_both(
+    tmp_path: Path, osv: AdvisoryServer
+) -> None:
+    # pip-audit refuses one requirements file that names a package twice.
+    ctx = _ctx(tmp_path, osv, "requests==2.19.0\n", "requests==2.18.0\n")
+    gate = run_suite(ctx, load_suite().only(("audit",))).result("audit")
+    assert gate is not None and gate.status == "warning", gate.summary
+    assert {f.rule for f in gate.findings} >= {"PYSEC-2018-28"}
+    assert not any(f.new for f in gate.findings)  # the base had the same advisories
+
+
 def test_ignore_list_with_expiry(tmp_path: Path, osv: AdvisoryServer) -> None:
     ctx = _ctx(tmp_path, osv, "", "requests==2.19.0\n")
     future, past = dt.date.today() + dt.timedelta(days=30), dt.date.today() - dt.timedelta(days=1)

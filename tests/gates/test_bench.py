@@ -49,21 +49,30 @@ def test_failing_benchmark_is_an_error(tmp_path: Path) -> None:
 
 SANDBOXED = (
     "import os\n"
-    "assert os.getcwd() in ('/workspace', '/tmp/karma-bench-base'), os.getcwd()\n"
+    "assert os.getcwd() == '/workspace', os.getcwd()\n"
     "COST = {cost}\nprint('score', COST)\n"
+)
+# The head's benchmark tries to win: slow the base down by rewriting the base's copy
+# (where a shared sandbox kept it), and rewrite its own tree (that later gates read).
+CHEATING = SANDBOXED + (
+    "import pathlib\n"
+    "for base in (pathlib.Path('/tmp/karma-bench-base/bench.py'),):\n"
+    "    if base.parent.is_dir():\n"
+    "        base.write_text(\"print('score', 10000)\\n\")\n"
+    "pathlib.Path('MARKER').write_text('head code wrote this')\n"
 )
 
 
 @pytest.mark.docker
-def test_in_a_sandbox_base_and_head_run_in_the_same_container(
+def test_in_a_sandbox_base_and_head_run_apart_on_throwaway_copies(
     tmp_path: Path, docker_engine: str
 ) -> None:
     from karma.sandbox.docker import DockerBackend
 
     repo = make_repo(tmp_path / "r", {"bench.py": SANDBOXED.format(cost=100)})
-    write(repo, {"bench.py": SANDBOXED.format(cost=130)})
+    write(repo, {"bench.py": CHEATING.format(cost=130)})
     backend = DockerBackend()
-    started: list[object] = []
+    started: list[Any] = []
 
     def start(spec: Any) -> Any:
         started.append(spec)
@@ -76,4 +85,7 @@ def test_in_a_sandbox_base_and_head_run_in_the_same_container(
     gate = run_suite(ctx, suite).result("bench")
     assert gate is not None and gate.status == "failed", gate
     assert gate.data["change_pct"] == 30.0
-    assert len(started) == 1  # one sandbox for base and head
+    assert sorted(s.task_id for s in started) == ["gate-bench-base", "gate-bench-head"]
+    assert all(s.workspace != repo and not s.workspace.exists() for s in started)
+    assert not (repo / "MARKER").exists()
+    assert (repo / "bench.py").read_text() == CHEATING.format(cost=130)

@@ -39,7 +39,11 @@ class HostSandbox:
         for prefix, output in self.canned.items():
             if command.startswith(prefix):
                 return ExecResult(command, 0, output, 0.0)
-        local = command.replace("/tmp/", f"{self.tmp}/").replace("python ", f"{sys.executable} ", 1)
+        local = (
+            command.replace("/tmp/", f"{self.tmp}/")
+            .replace(self.spec.workdir, str(self.spec.workspace))
+            .replace("python ", f"{sys.executable} ", 1)
+        )
         try:
             proc = subprocess.run(
                 local,
@@ -55,7 +59,10 @@ class HostSandbox:
         return ExecResult(command, proc.returncode, proc.stdout + proc.stderr, 0.0)
 
     def copy_in(self, src: Path, dest: str) -> None:
-        shutil.copy(src, self.tmp / Path(dest).name)
+        if src.is_dir():
+            shutil.copytree(src, self.tmp / Path(dest).name)
+        else:
+            shutil.copy(src, self.tmp / Path(dest).name)
 
     def copy_out(self, src: str, dest: Path) -> None:
         source = self.tmp / Path(src).name
@@ -90,7 +97,9 @@ def test_tests_gate_runs_the_stack_command_in_the_sandbox(tmp_path: Path) -> Non
     assert "boom" in gate.findings[0].message
     assert len(HostSandbox.started) == 2 and all(box.closed for box in HostSandbox.started)
     assert {box.spec.task_id for box in HostSandbox.started} == {"gate-tests"}
-    assert HostSandbox.started[1].spec.workspace != repo  # the base ran in its own worktree
+    # Each run got a throwaway copy, never the tree under check or the base checkout.
+    assert all(box.spec.workspace.name == "tree" for box in HostSandbox.started)
+    assert all(not box.spec.workspace.exists() for box in HostSandbox.started)
 
 
 def test_audit_reads_the_sandbox_environment(tmp_path: Path, osv: AdvisoryServer) -> None:
@@ -98,7 +107,7 @@ def test_audit_reads_the_sandbox_environment(tmp_path: Path, osv: AdvisoryServer
     write(repo, {"app.py": "import requests\n", "requirements.txt": "requests\nidna\n"})
 
     def start(spec: SandboxSpec) -> HostSandbox:
-        return HostSandbox(spec, {"python -m pip freeze": "requests==2.19.0\nidna==2.7\n"})
+        return HostSandbox(spec, {"python -I -m pip freeze": "requests==2.19.0\nidna==2.7\n"})
 
     config = KarmaConfig.model_validate({"gates": {"audit": {"osv_url": osv.url}}})
     ctx = GateContext(
@@ -111,6 +120,27 @@ def test_audit_reads_the_sandbox_environment(tmp_path: Path, osv: AdvisoryServer
     gate = run_suite(ctx, load_suite().only(("audit",))).result("audit")
     assert gate is not None and gate.status == "failed" and gate.data["source"] == "sandbox"
     assert {"PYSEC-2018-28", "PYSEC-2023-74"} <= {f.rule for f in gate.findings}
+
+
+def test_audit_of_an_empty_sandbox_environment_is_an_error(tmp_path: Path) -> None:
+    """A `pip/` in the tree once made pip freeze print nothing, and audit then skipped."""
+    repo = make_repo(tmp_path / "r", {"requirements.txt": "requests==2.19.0\n"})
+    write(repo, {"pip/__init__.py": "", "pip/__main__.py": "print()\n"})
+
+    def start(spec: SandboxSpec) -> HostSandbox:
+        assert not any(spec.workspace.iterdir())  # pip freeze gets no tree to import from
+        return HostSandbox(spec, {"python -I -m pip freeze": ""})
+
+    ctx = GateContext(
+        repo=repo,
+        base=git(repo, "rev-parse", "HEAD"),
+        config=KarmaConfig(),
+        start_sandbox=start,
+        sandbox_image="karma/python:test",
+    )
+    gate = run_suite(ctx, load_suite().only(("audit",))).result("audit")
+    assert gate is not None and gate.status == "error", gate
+    assert "listed no packages" in gate.summary
 
 
 @pytest.mark.docker

@@ -71,3 +71,22 @@ def test_clean_change_passes(tmp_path: Path) -> None:
     git(repo, "commit", "-qam", "change")
     gate = run_suite(_ctx(repo), load_suite().only(("secrets",))).result("secrets")
     assert gate is not None and gate.status == "passed", gate
+
+
+def test_the_value_of_a_host_secret_is_caught_whatever_its_shape(tmp_path: Path) -> None:
+    from karma.redaction import remember_host_secrets
+
+    # A runner token that matches no pattern (no prefix, low entropy for its length).
+    value = "plain-runner-token-without-any-known-shape-1234"
+    remember_host_secrets({"ACTIONS_RUNTIME_TOKEN": value})
+    repo = make_repo(tmp_path / "r", {"a.py": "x = 1\n"})
+    write(repo, {"notes.txt": f"seen: {value}\n"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", f"notes\n\n{value}")
+    result = run_suite(_ctx(repo), load_suite().only(("secrets",)))
+    gate = result.result("secrets")
+    assert gate is not None and gate.status == "failed"
+    found = {(f.rule, f.path) for f in gate.findings}
+    assert ("secrets.env.ACTIONS_RUNTIME_TOKEN", "notes.txt") in found
+    assert ("secrets.env.ACTIONS_RUNTIME_TOKEN", "") in found
+    assert value not in str(result.as_json())
