@@ -81,7 +81,7 @@ class GateContext:
     """Everything a gate may read; gates never write to `repo`."""
 
     repo: Path
-    """The tree under check (the working tree or the integrated build worktree)."""
+    """The tree under check (the working tree, or an export of the build's head)."""
     base: str
     """The base commit sha."""
     config: KarmaConfig
@@ -100,6 +100,10 @@ class GateContext:
     run_id: str = "gate"
     workdir: Path | None = None
     """Scratch folder for artifacts; the suite makes a temporary one when None."""
+    git_dir: Path | None = None
+    """The main repository's git directory, read before any sandbox ran: every gate's git
+    runs on it, never on a `.git` found in `repo`. None: discovered from `repo` (only
+    for the user's own working tree)."""
 
 
 class Gate(Protocol):

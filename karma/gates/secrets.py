@@ -166,11 +166,11 @@ class SecretsGate:
         diff_args = ["diff", "--no-color", "--no-ext-diff", "-U0", ctx.base]
         if head:
             diff_args.append(head)
-        diff = git(ctx.repo, *diff_args, timeout=timeout)
+        diff = git(ctx, *diff_args, timeout=timeout)
         lines = list(added_lines(diff))
         if not head:
             untracked = git(
-                ctx.repo, "ls-files", "--others", "--exclude-standard", "-z", timeout=timeout
+                ctx, "ls-files", "--others", "--exclude-standard", "-z", timeout=timeout
             )
             for rel in filter(None, untracked.split("\0")):
                 try:
@@ -187,7 +187,7 @@ class SecretsGate:
                     Finding(pattern.rule, "error", path, line, f"{pattern.title} added")
                 )
         log = git(
-            ctx.repo,
+            ctx,
             "log",
             "--format=%H%x00%B%x1e",
             f"{ctx.base}..{head or 'HEAD'}",
