@@ -17,7 +17,7 @@ from karma.config import KarmaConfig
 from karma.errors import WorkspaceError
 from karma.gates.change import base_worktree, changed_paths, diff_text, export_base
 from karma.gates.interface import GateContext
-from karma.hostgit import NestedRepository, new_gitlinks, refuse_nested_git
+from karma.hostgit import HostGit, NestedRepository, new_gitlinks, refuse_nested_git
 from karma.stages import _salvage
 from karma.testing.repos import git
 from karma.workspace import Workspace
@@ -339,3 +339,81 @@ def test_gate_git_uses_the_main_git_dir_when_the_tree_git_was_rewritten(
         assert not (base_tree / ".git").exists()
         assert not (base_tree / "a.py").exists()
     assert not marker.exists()
+
+
+# -- every configuration key that runs a program --------------------------------------------
+
+# Each is set in the user's repository config (the one config file git still reads) to
+# the marker; the host's whole round (worktree, stage, commit, merge, diff, log, blame,
+# export, gate reads) must run none of them.
+PROGRAM_KEYS = [
+    ("core.fsmonitor", "{evil}"),
+    ("core.pager", "{evil}"),
+    ("pager.diff", "{evil}"),
+    ("core.editor", "{evil}"),
+    ("sequence.editor", "{evil}"),
+    ("core.askPass", "{evil}"),
+    ("credential.helper", "!{evil}"),
+    ("core.sshCommand", "{evil}"),
+    ("diff.external", "{evil}"),
+    ("diff.evil.textconv", "{evil}"),
+    ("diff.evil.command", "{evil}"),
+    ("merge.evil.driver", "{evil}"),
+    ("gpg.program", "{evil}"),
+    ("log.showSignature", "true"),
+    ("uploadpack.packObjectsHook", "{evil}"),
+    ("alias.diff", "!{evil}"),
+    ("core.hooksPath", "{hooks}"),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), PROGRAM_KEYS, ids=[k for k, _ in PROGRAM_KEYS])
+def test_no_program_key_runs(git_repo: Path, tmp_path: Path, marker: Path, key: str,
+                             value: str) -> None:  # fmt: skip
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for name in ("pre-commit", "commit-msg", "post-commit", "post-checkout",
+                 "reference-transaction", "post-index-change"):  # fmt: skip
+        (hooks / name).write_text(f"#!/bin/sh\ntouch {marker}\n")
+        (hooks / name).chmod(0o755)
+    (git_repo / ".gitattributes").write_text("* diff=evil merge=evil\n")
+    (git_repo / "shared.txt").write_text("one\n")
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-qm", "attributes")
+    git(git_repo, "config", key, value.format(evil=_evil(marker), hooks=hooks))
+    if key == "gpg.program":
+        git(git_repo, "config", "commit.gpgSign", "true")
+    if key == "log.showSignature":
+        git(git_repo, "config", "gpg.program", _evil(marker))
+    ws = Workspace(git_repo)
+    base = ws.head()
+    ws.create_branch("karma/r1", base)
+    one = ws.add_worktree("r1/a-1", "karma-work/r1/a-1", base)
+    two = ws.add_worktree("r1/b-1", "karma-work/r1/b-1", base)
+    (one.path / "shared.txt").write_text("one\ntwo\n")
+    (two.path / "shared.txt").write_text("zero\none\n")
+    for wt in (one, two):
+        ws.changed_files(wt)
+    c1, c2 = ws.commit(one, "a", {}), ws.commit(two, "b", {})
+    assert c1 and c2
+    assert ws.integrate("karma/r1", c1, "a").commit
+    second = ws.integrate("karma/r1", c2, "b")  # a content merge: a merge driver's moment
+    head = second.commit or c1
+    ws.log_trailers("karma/r1", base)
+    ws.diff(base, head)
+    ctx = GateContext(repo=one.path, base=base, config=KarmaConfig(), head=head,
+                      git_dir=ws.git_dir)  # fmt: skip
+    diff_text(ctx)
+    with base_worktree(ctx):
+        pass
+    # the user's working tree (`karma gate`): in-tree attributes apply there
+    (git_repo / "shared.txt").write_text("one\nlocal\n")
+    working = GateContext(repo=git_repo, base=base, config=KarmaConfig())
+    assert "+local" in diff_text(working) and changed_paths(working) == ["shared.txt"]
+    hg = HostGit(ws.git_dir)
+    hg.completed("ls-remote", "ssh://example.invalid/x")
+    hg.completed("ls-remote", f"file://{git_repo}")
+    hg.completed("blame", "HEAD", "--", "shared.txt")
+    for path in (one.path, two.path):
+        ws.remove_worktree(path)
+    assert not marker.exists(), key
