@@ -69,6 +69,8 @@ def test_a_nested_repository_directory_is_refused_before_git_runs(
     # nothing was staged, nothing lost: the files are all still there
     assert (wt.path / "ok.py").read_text() == "OK = 1\n"
     assert (nested / "config").is_file()
+    ws.remove_worktree(wt.path)  # removing it later runs nothing either
+    assert not wt.path.exists() and not marker.exists()
 
 
 def test_control_plain_git_runs_the_nested_fsmonitor(git_repo: Path, marker: Path) -> None:
@@ -137,6 +139,9 @@ def test_the_root_git_pointer_a_sandbox_rewrote_is_never_read(
     commit = ws.commit(wt, "task", {"Karma-Task": "a"})
     assert commit is not None
     assert "+A = 1" in ws.diff(wt.base, commit)
+    ws.remove_worktree(wt.path)
+    ws.prune()
+    assert not wt.path.exists()
     assert not marker.exists()
 
 
