@@ -15,6 +15,7 @@ a nested repository or a new gitlink is refused before git looks at it.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -80,11 +81,14 @@ class Workspace:
         self.excludes.parent.mkdir(parents=True, exist_ok=True)
         self.excludes.write_text("".join(f"{p}\n" for p in patterns))
 
-    def _wt_git(self, worktree: Worktree, *args: str) -> str:
+    def _tree_git(self, worktree: Worktree) -> HostGit:
         git = HostGit(worktree.git_dir, worktree.path)
         if self.excludes.exists():
             git = git.with_config(("core.excludesFile", str(self.excludes)))
-        return git.run(*args)
+        return git
+
+    def _wt_git(self, worktree: Worktree, *args: str) -> str:
+        return self._tree_git(worktree).run(*args)
 
     # -- refs --------------------------------------------------------------------------
 
@@ -176,16 +180,37 @@ class Workspace:
 
         What is staged here is what `commit` records: files that checks run afterwards
         leave behind are not part of the task's change. A tree with a `.git` below its
-        root is refused before git looks at it, and a change that adds a gitlink is
-        unstaged and refused (`NestedRepository`).
+        root is refused before git looks at it (`NestedRepository`). Staging names each
+        path (`update-index`), never `add -A`: git's own walk would step into a
+        submodule and run its configuration, should one appear after the check (the
+        sandbox is still up); a change that adds a gitlink is unstaged and refused.
         """
         refuse_nested_git(worktree.path)
-        self._wt_git(worktree, "add", "-A")
-        raw = self._wt_git(worktree, "diff", "--cached", "--raw", "--no-renames", "-z",
-                           worktree.base)  # fmt: skip
+        return self._stage(worktree)
+
+    def _stage(self, worktree: Worktree) -> list[str]:
+        git = self._tree_git(worktree)
+        paths: list[bytes] = []
+        for record in git.raw("ls-files", "-z", "-s").split(b"\0"):
+            meta, _, path = record.partition(b"\t")
+            # A submodule is left as it is unless its folder is gone (a deletion).
+            if path and (not meta.startswith(b"160000") or not os.path.lexists(
+                    worktree.path / os.fsdecode(path))):  # fmt: skip
+                paths.append(path)
+        others = [p for p in git.raw("ls-files", "-z", "-o", "--exclude-standard").split(b"\0")
+                  if p]  # fmt: skip
+        nested = [os.fsdecode(p) for p in others if p.endswith(b"/")]
+        if nested:  # git lists a repository it will not enter as `dir/`
+            raise NestedRepository(f"nested git repository in the change: {nested[0]}")
+        paths += others
+        if paths:
+            stdin = b"\0".join(paths) + b"\0"
+            git.raw("update-index", "--add", "--remove", "--replace", "-z", "--stdin",
+                    input=stdin)  # fmt: skip
+        raw = git.run("diff", "--cached", "--raw", "--no-renames", "-z", worktree.base)
         links = new_gitlinks(raw)
         if links:
-            self._wt_git(worktree, "reset", "--quiet", "--", *links)
+            git.run("rm", "--cached", "--quiet", "--", *links)
             raise NestedRepository(
                 "the change adds a submodule (gitlink): " + ", ".join(sorted(links)[:5])
             )

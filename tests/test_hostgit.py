@@ -242,7 +242,7 @@ def test_a_filter_that_breaks_the_protocol_is_a_workspace_error(git_repo: Path) 
     wt = ws.add_worktree("r1/a-1", "karma-work/r1/a-1", ws.head())
     (wt.path / ".gitattributes").write_text("*.bin filter=lfsish\n")
     (wt.path / "blob.bin").write_bytes(b"\0" * 10)
-    with pytest.raises(WorkspaceError, match="git add failed"):
+    with pytest.raises(WorkspaceError, match="git update-index failed"):
         ws.changed_files(wt)
 
 
@@ -422,3 +422,60 @@ def test_no_program_key_runs(git_repo: Path, tmp_path: Path, marker: Path, key: 
     for path in (one.path, two.path):
         ws.remove_worktree(path)
     assert not marker.exists(), key
+
+
+def test_staging_runs_no_nested_config_when_a_repo_appears_after_the_scan(
+    git_repo: Path, marker: Path
+) -> None:
+    """Defence in depth (the sandbox is still up while the host stages): with the scan
+    skipped, staging refuses an untracked nested repo it meets and runs nothing of a
+    populated submodule's config, however often it stages."""
+    ws = Workspace(git_repo)
+    wt = ws.add_worktree("r1/a-1", "karma-work/r1/a-1", ws.head())
+    sub = wt.path / "vendor"
+    sub.mkdir()
+    git(sub, "init", "-q")
+    (sub / "f.txt").write_text("x\n")
+    git(sub, "add", "f.txt")
+    git(sub, "-c", "user.name=u", "-c", "user.email=u@u", "commit", "-qm", "v")
+    git(sub, "config", "core.fsmonitor", _evil(marker))
+    git(sub, "config", "filter.x.clean", _evil(marker))
+    git(sub, "config", "diff.evil.textconv", _evil(marker))
+    (sub / ".git" / "info").mkdir(exist_ok=True)
+    (sub / ".git" / "info" / "attributes").write_text("* filter=x diff=evil\n")
+    (wt.path / "a.py").write_text("A = 1\n")
+    with pytest.raises(NestedRepository, match="vendor/"):
+        ws._stage(wt)  # the scan's second line: git lists the repo as `vendor/`
+    # the same repo already recorded as a gitlink (a submodule of the base)
+    tree = HostGit(wt.git_dir, wt.path)
+    tree.run(
+        "update-index", "--add", "--cacheinfo", f"160000,{git(sub, 'rev-parse', 'HEAD')},vendor"
+    )
+    for text in ("y\n", "z\n", "w\n"):  # same size: git would hash them to compare
+        (sub / "f.txt").write_text(text)
+        (sub / "g.txt").write_text(text)
+        assert "a.py" in ws._stage(wt)
+        assert ws.commit(wt, "task", {}) or True
+        tree.run("diff", "HEAD")
+        tree.run("status", "--porcelain")
+    assert not marker.exists()
+
+
+def test_the_users_home_config_is_not_read(
+    git_repo: Path, tmp_path: Path, marker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / ".config" / "git").mkdir(parents=True)
+    evil = f"[core]\n\tfsmonitor = {_evil(marker)}\n\tattributesFile = {home}/attrs\n"
+    (home / ".gitconfig").write_text(evil + f"[diff]\n\texternal = {_evil(marker)}\n")
+    (home / ".config" / "git" / "config").write_text(evil)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    ws = Workspace(git_repo)
+    wt = ws.add_worktree("r1/a-1", "karma-work/r1/a-1", ws.head())
+    (wt.path / "a.py").write_text("A = 1\n")
+    assert ws.changed_files(wt) == ["a.py"]
+    commit = ws.commit(wt, "task", {})
+    assert commit and "+A = 1" in ws.diff(wt.base, commit)
+    assert not marker.exists()
