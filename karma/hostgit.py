@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -214,7 +214,7 @@ class HostGit:
                 raise NestedRepository(f"{commit[:12]} holds an unsafe path {path!r}")
             entries.append((mode, sha, path))
         blobs = [e for e in entries if e[0] != "160000"]
-        contents = self.blobs([sha for _, sha, _ in blobs], timeout=timeout)
+        contents = self.iter_blobs([sha for _, sha, _ in blobs], timeout=timeout)
         links: list[tuple[Path, bytes]] = []
         for (mode, _sha, path), body in zip(blobs, contents, strict=True):
             target = dest / path
@@ -235,8 +235,12 @@ class HostGit:
 
     def blobs(self, shas: list[str], *, timeout: float = 300.0) -> list[bytes]:
         """Blob contents in order, from one `cat-file --batch` process."""
+        return list(self.iter_blobs(shas, timeout=timeout))
+
+    def iter_blobs(self, shas: list[str], *, timeout: float = 300.0) -> Iterator[bytes]:
+        """Blob contents in order, one at a time (an export never holds the whole tree)."""
         if not shas:
-            return []
+            return
         proc = subprocess.Popen(
             self.argv("cat-file", "--batch"),
             cwd=self.git_dir,
@@ -260,20 +264,20 @@ class HostGit:
         writer.start()
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
-        out: list[bytes] = []
         try:
             for sha in shas:
                 header = proc.stdout.readline().split()
                 if len(header) != 3 or header[1] != b"blob":
                     raise GitFailed(f"git cat-file: no blob {sha[:12]}")
-                out.append(proc.stdout.read(int(header[2])))
+                body = proc.stdout.read(int(header[2]))
                 proc.stdout.read(1)  # the newline after each object
+                yield body
         finally:
             timer.cancel()
+            proc.kill()
             proc.stdout.close()
             proc.wait()
             writer.join()
-        return out
 
 
 def _name(args: Iterable[str]) -> str:

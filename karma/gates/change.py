@@ -10,6 +10,7 @@ checkout is an export of the base commit (no `.git`) in a temporary folder.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,16 +24,23 @@ from karma.hostgit import HostGit, discover
 
 def host_git(where: GateContext | Path) -> HostGit:
     """git for a gate: the context's git directory, with the working tree only when the
-    change is the working tree itself (no head). A bare `Path` is the user's own
-    repository, discovered (never a tree a sandbox wrote)."""
+    change is the working tree itself (no head: the user's own checkout, whose top level
+    is looked up once). A bare `Path` is the user's own repository."""
     try:
         if isinstance(where, Path):
-            git_dir, top = discover(where)
+            git_dir, top = _discovered(where)
             return HostGit(git_dir, top or where)
-        git_dir = where.git_dir if where.git_dir is not None else discover(where.repo)[0]
+        if where.head:  # an export a gate sandbox may have written: never discovered
+            return HostGit(where.git_dir or _discovered(where.repo)[0])
+        git_dir, top = _discovered(where.repo)
     except WorkspaceError as exc:
         raise GateUnavailable(str(exc)) from None
-    return HostGit(git_dir, None if where.head else where.repo)
+    return HostGit(where.git_dir or git_dir, top or where.repo)
+
+
+@functools.lru_cache(maxsize=32)
+def _discovered(repo: Path) -> tuple[Path, Path | None]:
+    return discover(repo)
 
 
 def git(where: GateContext | Path, *args: str, timeout: float = 60.0, check: bool = True) -> str:
