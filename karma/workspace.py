@@ -23,8 +23,14 @@ from pathlib import Path
 
 from karma.errors import WorkspaceError
 from karma.failpoints import failpoint
-from karma.hostgit import GitFailed, HostGit, NestedRepository, discover, new_gitlinks
-from karma.hostgit import refuse_nested_git as refuse_nested_git
+from karma.hostgit import (
+    GitFailed,
+    HostGit,
+    NestedRepository,
+    discover,
+    new_gitlinks,
+    refuse_nested_git,
+)
 
 _IDENTITY = (("user.name", "KARMA"), ("user.email", "karma@localhost"))
 
