@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,19 +197,19 @@ class Workspace:
 
     def _stage(self, worktree: Worktree) -> list[str]:
         git = self._tree_git(worktree)
+        listing = git.raw("ls-files", "-z", "--cached", "--others", "--exclude-standard")
         paths: list[bytes] = []
-        for record in git.raw("ls-files", "-z", "-s").split(b"\0"):
-            meta, _, path = record.partition(b"\t")
-            # A submodule is left as it is unless its folder is gone (a deletion).
-            if path and (not meta.startswith(b"160000") or not os.path.lexists(
-                    worktree.path / os.fsdecode(path))):  # fmt: skip
+        for path in dict.fromkeys(filter(None, listing.split(b"\0"))):
+            if path.endswith(b"/"):  # git lists a repository it will not enter as `dir/`
+                raise NestedRepository(f"nested git repository in the change: {os.fsdecode(path)}")
+            try:
+                mode = os.lstat(worktree.path / os.fsdecode(path)).st_mode
+            except FileNotFoundError:
+                mode = 0  # deleted: staged as a removal
+            # A folder at a listed path is a submodule (left as it is) or a file turned
+            # into a folder (its files are listed; `--replace` drops the file).
+            if not stat.S_ISDIR(mode):
                 paths.append(path)
-        others = [p for p in git.raw("ls-files", "-z", "-o", "--exclude-standard").split(b"\0")
-                  if p]  # fmt: skip
-        nested = [os.fsdecode(p) for p in others if p.endswith(b"/")]
-        if nested:  # git lists a repository it will not enter as `dir/`
-            raise NestedRepository(f"nested git repository in the change: {nested[0]}")
-        paths += others
         if paths:
             stdin = b"\0".join(paths) + b"\0"
             git.raw("update-index", "--add", "--remove", "--replace", "-z", "--stdin",
