@@ -142,18 +142,14 @@ def fail_action(
 
 
 def switch_branch(repo: Path, branch: str) -> str | None:
-    import subprocess
+    from karma.errors import WorkspaceError
+    from karma.hostgit import open_repo
 
-    done = subprocess.run(
-        ["git", "-C", str(repo), "switch", "--quiet", branch],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    if done.returncode == 0:
-        return None
-    return f"cannot check out base-branch {branch}: {done.stderr.strip() or 'git switch failed'}"
+    try:
+        open_repo(repo).run("switch", "--quiet", branch, timeout=120)
+    except WorkspaceError as exc:
+        return f"cannot check out base-branch {branch}: {exc}"
+    return None
 
 
 def run_build_action(

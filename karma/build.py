@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from karma.config import KarmaConfig
+from karma.errors import WorkspaceError
 from karma.events import EventBus, iso, utcnow
 from karma.forecast import BudgetTracker
 from karma.gates.secrets import redact
@@ -86,10 +87,18 @@ class Build:
     def retire_worktree(self, worktree: Worktree, *, keep: bool) -> None:
         """Remove an attempt's worktree; a failed attempt's branch stays for salvage."""
         if keep:
-            self.workspace.changed_files(worktree)
-            work = self.workspace.commit(
-                worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id}
-            )
+            try:
+                self.workspace.changed_files(worktree)
+                work = self.workspace.commit(
+                    worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id}
+                )
+            except WorkspaceError as exc:
+                # Refused (a nested repository) or failed: git leaves the tree alone and
+                # it stays on disk, so nothing the attempt did is lost.
+                self.workspace.create_branch(worktree.branch, worktree.base)
+                self.bus.emit("log", self.run_id, message=self.redact(
+                    f"attempt work kept in {worktree.path}, not committed: {exc}"))  # fmt: skip
+                return
             self.workspace.create_branch(worktree.branch, work or worktree.base)
         self.workspace.remove_worktree(worktree.path)
 

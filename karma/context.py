@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import ast
 import os
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from karma.errors import WorkspaceError
 from karma.home import DataRoots
+from karma.hostgit import open_repo
 from karma.recipes import detect_stack
 
 CHARS_PER_TOKEN = 4
@@ -59,12 +60,13 @@ class RepoContext:
 
 def list_files(repo: Path) -> list[str]:
     """Tracked and untracked-but-not-ignored files; a plain walk outside git."""
-    result = subprocess.run(
-        ["git", "-C", str(repo), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode == 0:
+    try:
+        result = open_repo(repo).completed(
+            "ls-files", "-z", "--cached", "--others", "--exclude-standard"
+        )
+    except WorkspaceError:
+        result = None
+    if result is not None and result.returncode == 0:
         names = {name for name in result.stdout.decode("utf-8", "replace").split("\0") if name}
         return sorted(name for name in names if (repo / name).is_file())
     found: list[str] = []

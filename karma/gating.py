@@ -1,6 +1,8 @@
 """The gates stage of a build: the suite on the integrated branch, and the review loop.
 
-The suite runs on a worktree of the build branch's head. A reviewer asking for changes
+The suite runs on an export of the build branch's head: a plain folder with no `.git`,
+so nothing a gate sandbox writes there can point the host's git anywhere; every gate's
+git runs on the main repository's git directory. A reviewer asking for changes
 with blocking findings turns them into a fix task, run and healed like any other task,
 then the suite runs again; at most `build.review_rounds` rounds, then the build is
 escalated.
@@ -9,6 +11,7 @@ escalated.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -51,9 +54,9 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
     from karma.gates import gate_tree
 
     head = b.tip()
-    tree = b.workspace.add_worktree(
-        f"{b.run_id}/gates-{round_no}", b.work_branch(f"gates-{round_no}"), head
-    )
+    tree = b.workspace.worktrees_dir / b.run_id / f"gates-{round_no}"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
 
     def recorded(result: GateResult, blocking: bool) -> None:
         findings = [f.as_json() for f in result.findings]
@@ -80,8 +83,9 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
     )
     plan = json.dumps(b.routed.contract(), indent=1) + f"\n\nReview round {round_no}"
     try:
+        b.workspace.export(head, tree)
         return gate_tree(
-            tree.path,
+            tree,
             b.base_commit,
             b.config,
             data=b.data,
@@ -94,10 +98,10 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             reviewer=reviewer,
             run_id=b.run_id,
             on_result=recorded,
+            git_dir=b.workspace.git_dir,
         )
     finally:
-        b.workspace.remove_worktree(tree.path)
-        b.workspace.delete_branch(tree.branch)
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:

@@ -16,7 +16,6 @@ action, whose working tree is the change under check.
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from karma.errors import ConfigError
+from karma.errors import ConfigError, WorkspaceError
+from karma.hostgit import HostGit, discover
 
 DataFolder = Literal["recipes", "sandboxes", "quality_gates", "examples"]
 OVERRIDABLE: tuple[DataFolder, ...] = ("recipes", "sandboxes", "quality_gates")
@@ -32,7 +32,6 @@ OVERRIDABLE: tuple[DataFolder, ...] = ("recipes", "sandboxes", "quality_gates")
 
 _PACKAGE = Path(__file__).resolve().parent
 # Host git that reads a repository's objects: no system or global config, no pager.
-_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_PAGER": "cat"}
 
 
 def builtin_dir(name: DataFolder) -> Path:
@@ -96,37 +95,12 @@ def data_path(name: DataFolder, relative: str, *, roots: DataRoots | None = None
 
 
 def _git(repo: Path, *args: str, stdin: bytes | None = None) -> bytes:
-    # TODO(hostgit): switch to the hardened git module once it lands.
+    """A git command on the user's repository, through the hardened host git."""
     try:
-        done = subprocess.run(
-            ["git", "--git-dir", str(_git_dir(repo)), *args],
-            input=stdin,
-            capture_output=True,
-            timeout=120,
-            check=False,
-            env={**os.environ, **_GIT_ENV},
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(f"git {args[0]} failed: {exc}") from None
-    if done.returncode != 0:
-        stderr = done.stderr.decode(errors="replace").strip()[:300]
-        raise ConfigError(f"git {args[0]} failed: {stderr}")
-    return done.stdout
-
-
-def _git_dir(repo: Path) -> Path:
-    """The repository's git directory, asked of git with no config from any tree."""
-    done = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--absolute-git-dir"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **_GIT_ENV},
-    )
-    if done.returncode != 0:
-        raise ConfigError(f"{repo} is not a git repository: {done.stderr.strip()[:200]}")
-    return Path(done.stdout.strip())
+        git_dir, _ = discover(repo)
+        return HostGit(git_dir, None).raw(*args, input=stdin, timeout=120)
+    except WorkspaceError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _safe(rel: str) -> bool:

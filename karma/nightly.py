@@ -13,7 +13,6 @@ and why, the cost against the budget, and how the healing memory is trending.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,8 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from karma.ci import plain
 from karma.config import KarmaConfig
-from karma.errors import BudgetExceeded, KarmaError, UsageError
+from karma.errors import BudgetExceeded, KarmaError, UsageError, WorkspaceError
 from karma.events import EventBus, Subscriber, iso
+from karma.hostgit import open_repo
 from karma.store import Store
 
 BuildFn = Callable[..., Any]
@@ -217,25 +217,20 @@ def night_lock(state_dir: Path) -> Iterator[None]:
 
 def _switch(repo: Path, base: str) -> str | None:
     """Check out `base`; None when done, else why not."""
-    done = subprocess.run(
-        ["git", "-C", str(repo), "switch", "--quiet", base],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    return None if done.returncode == 0 else (done.stderr.strip() or "git switch failed")
+    try:
+        open_repo(repo).run("switch", "--quiet", base, timeout=60)
+    except WorkspaceError as exc:
+        return str(exc)
+    return None
 
 
 def _current_branch(repo: Path) -> str | None:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "symbolic-ref", "--short", "-q", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    return done.stdout.strip() or None
+    try:
+        git = open_repo(repo)
+    except WorkspaceError:
+        return None
+    done = git.completed("symbolic-ref", "--short", "-q", "HEAD", timeout=60)
+    return done.stdout.decode("utf-8", "replace").strip() or None
 
 
 def run_night(

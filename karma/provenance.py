@@ -10,15 +10,16 @@ made inert before it is shown.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from karma.ci import plain
-from karma.errors import UsageError
+from karma.errors import UsageError, WorkspaceError
+from karma.hostgit import HostGit, open_repo
 from karma.store import Row, Store
 from karma.trailers import parse_trailers
 
@@ -75,13 +76,17 @@ class Provenance:
         return self.trailers.get("Karma-Model")
 
 
+@functools.cache
+def _repo(repo: Path) -> HostGit:
+    """The user's repository, discovered once (`karma why` reads only committed history)."""
+    return open_repo(repo)
+
+
 def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, timeout=60
-    )
-    if done.returncode != 0:
-        raise UsageError(f"git {args[0]}: {done.stderr.strip() or 'failed'}")
-    return done.stdout
+    try:
+        return _repo(repo.resolve()).run(*args, timeout=60, strip=False)
+    except WorkspaceError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def parse_target(target: str, repo: Path) -> tuple[str, int | None] | None:
@@ -148,29 +153,12 @@ def why(target: str, *, repo: Path, store: Store | None, rev: str | None = None)
 
 def _rev_with(repo: Path, path: str, store: Store | None) -> str:
     """HEAD if it has the file, else the newest run's build branch that has it."""
-    has = (
-        subprocess.run(
-            ["git", "-C", str(repo), "cat-file", "-e", f"HEAD:{path}"],
-            capture_output=True,
-            check=False,
-            timeout=30,
-        ).returncode
-        == 0
-    )
+    has = _repo(repo.resolve()).ok("cat-file", "-e", f"HEAD:{path}")
     if has or store is None:
         return "HEAD"
     for run in store.runs(limit=20):
         branch = run.get("branch")
-        if (
-            branch
-            and subprocess.run(
-                ["git", "-C", str(repo), "cat-file", "-e", f"{branch}:{path}"],
-                capture_output=True,
-                check=False,
-                timeout=30,
-            ).returncode
-            == 0
-        ):
+        if branch and _repo(repo.resolve()).ok("cat-file", "-e", f"{branch}:{path}"):
             return str(branch)
     return "HEAD"
 

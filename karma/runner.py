@@ -193,6 +193,13 @@ def _failed(build: Build, evidence: Evidence, detail: str) -> AttemptEnd:
     return AttemptEnd("failed", evidence, build.healer.classify(evidence), detail=detail)
 
 
+def _staging_failed(build: Build, exc: WorkspaceError) -> AttemptEnd:
+    """The worktree could not be staged (a nested repository, a git failure): the
+    attempt fails with the reason, which the next attempt's model is told."""
+    detail = f"{exc} (tip: {exc.tip})" if exc.tip else str(exc)
+    return _failed(build, Evidence.from_log(detail, step="build", command="git add"), detail)
+
+
 def _work(
     build: Build,
     task: Task,
@@ -260,7 +267,10 @@ def _work(
     if result.status != "finished":
         evidence = Evidence.from_log(result.detail, step="agent", command=f"agent {result.status}")
         return _failed(build, evidence, f"agent {result.status}: {result.detail}")
-    changed = build.workspace.changed_files(worktree)
+    try:
+        changed = build.workspace.changed_files(worktree)
+    except WorkspaceError as exc:
+        return _staging_failed(build, exc)
     for step, outcome in _checks(build, worktree, sandbox, changed, timeout):
         if not outcome.ok:
             return _failed(
@@ -293,7 +303,10 @@ def _recheck(
                            "no failed test could be quarantined")  # fmt: skip
         build.bus.emit("log", build.run_id, task.id, message="quarantined as flaky, a human "
                        "should look: " + ", ".join(skipped))  # fmt: skip
-        changed = build.workspace.changed_files(worktree)
+        try:
+            changed = build.workspace.changed_files(worktree)
+        except WorkspaceError as exc:
+            return _staging_failed(build, exc)
         for step, outcome in _checks(build, worktree, sandbox, changed, timeout):
             if not outcome.ok:
                 return _failed(build, Evidence.from_exec(outcome, step=step),
@@ -363,9 +376,12 @@ def _integrate(
         "Karma-Model": model_name,
     }
     message = build.redact(commit_message(task.title, summary))
-    commit = build.workspace.commit(worktree, message, trailers) or (
-        worktree.base if carried else None
-    )
+    try:
+        commit = build.workspace.commit(worktree, message, trailers) or (
+            worktree.base if carried else None
+        )
+    except WorkspaceError as exc:
+        return _staging_failed(build, exc)
     if commit is None:
         return AttemptEnd("succeeded", detail="nothing to change")
     failpoint("after_commit")

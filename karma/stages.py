@@ -18,7 +18,7 @@ from filelock import FileLock, Timeout
 from karma.build import Build
 from karma.config import KarmaConfig
 from karma.context import gather_context
-from karma.errors import KarmaError, UsageError
+from karma.errors import KarmaError, UsageError, WorkspaceError
 from karma.events import EventBus
 from karma.forecast import BudgetTracker, check_budget, routed_plan
 from karma.heal import Healer
@@ -230,9 +230,14 @@ def _salvage(workspace: Workspace, run_id: str) -> None:
     """Keep each half-done attempt's work on a salvage branch and remove its worktree."""
     for path in sorted((workspace.worktrees_dir / run_id).glob("*")):
         worktree = workspace.open_worktree(path)
-        if worktree is not None and workspace.changed_files(worktree):
-            work = workspace.commit(worktree, "salvage: interrupted attempt", {"Karma-Run": run_id})
-            workspace.create_branch(f"karma-salvage/{run_id}/{path.name}", work or worktree.base)
+        try:
+            if worktree is not None and workspace.changed_files(worktree):
+                work = workspace.commit(worktree, "salvage: interrupted attempt",
+                                        {"Karma-Run": run_id})  # fmt: skip
+                workspace.create_branch(f"karma-salvage/{run_id}/{path.name}",
+                                        work or worktree.base)  # fmt: skip
+        except WorkspaceError:
+            continue  # refused (a nested repository): the tree stays on disk, untouched
         workspace.remove_worktree(path)
     workspace.prune()
     for branch in workspace.branches(f"karma-work/{run_id}/*"):

@@ -6,27 +6,35 @@ stands when the attempt starts. Integration computes the merge with
 `git merge-tree --write-tree` (no working tree is touched) and moves the build branch
 forward by one commit per task with a compare-and-swap `update-ref`; a conflict is
 reported, never committed. The user's own working tree and branches are never touched,
-nothing is force-pushed, and no history is rewritten. Every git call names its
-`--git-dir`/`--work-tree` explicitly: a worktree's `.git` file is writable by the
-sandbox, so it is never trusted, and hooks are disabled for KARMA's commits.
+nothing is force-pushed, and no history is rewritten. Every git call goes through
+`karma.hostgit` with its `--git-dir`/`--work-tree` named explicitly: a worktree's `.git`
+file is writable by the sandbox, so it is never read after creation, and a worktree with
+a nested repository or a new gitlink is refused before git looks at it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from git import Git
-from git.exc import GitCommandError
-
 from karma.errors import WorkspaceError
 from karma.failpoints import failpoint
+from karma.hostgit import (
+    GitFailed,
+    HostGit,
+    NestedRepository,
+    discover,
+    new_gitlinks,
+    refuse_nested_git,
+)
 from karma.trailers import parse_trailers, with_trailers
 
-_SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*", "-c", "gc.auto=0")
+_IDENTITY = (("user.name", "KARMA"), ("user.email", "karma@localhost"))
 
 
 @dataclass(frozen=True)
@@ -46,22 +54,23 @@ class MergeOutcome:
 
 
 class Workspace:
-    """The user's repository, seen through one git handle per directory."""
+    """The user's repository, its git directory read once, before any sandbox ran."""
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo.resolve()
-        self._git = Git(str(self.repo))
-        try:
-            self.git_dir = Path(self._run("rev-parse", "--absolute-git-dir"))
-        except WorkspaceError:
+        git_dir, top = discover(self.repo)
+        if top is None:
             raise WorkspaceError(
-                f"{self.repo} is not a git repository", tip="run karma inside a git repository"
-            ) from None
-        self.root = Path(self._run("rev-parse", "--show-toplevel"))
+                f"{self.repo} is a bare repository", tip="run karma inside a working tree"
+            )
+        self.git_dir = git_dir
+        self.root = top
+        self.git = HostGit(git_dir)
+        """The repository without a work tree: refs, objects, merges."""
         self.worktrees_dir = self.root / ".karma" / "worktrees"
         self.excludes = self.root / ".karma" / "generated.gitignore"
         common = Path(self._run("rev-parse", "--git-common-dir"))
-        self.git_common_dir = common if common.is_absolute() else self.root / common
+        self.git_common_dir = common if common.is_absolute() else self.git_dir / common
         self._exclude_state_dir()
 
     def _exclude_state_dir(self) -> None:
@@ -72,30 +81,22 @@ class Workspace:
             exclude.parent.mkdir(parents=True, exist_ok=True)
             exclude.write_text("\n".join([*lines, "/.karma/"]) + "\n")
 
-    def _run(self, *args: str, handle: Git | None = None) -> str:
-        try:
-            out: str = (handle or self._git).execute(["git", *_SAFE, *args])
-        except GitCommandError as exc:
-            detail = (exc.stderr or exc.stdout or "").strip().splitlines()
-            raise WorkspaceError(
-                f"git {args[0]} failed: {detail[-1] if detail else exc.status}"
-            ) from None
-        return out
+    def _run(self, *args: str) -> str:
+        return self.git.run(*args)
 
     def ignore_generated(self, patterns: Sequence[str]) -> None:
         """Keep these gitignore patterns out of every task commit (not the user's tree)."""
         self.excludes.parent.mkdir(parents=True, exist_ok=True)
         self.excludes.write_text("".join(f"{p}\n" for p in patterns))
 
+    def _tree_git(self, worktree: Worktree) -> HostGit:
+        git = HostGit(worktree.git_dir, worktree.path)
+        if self.excludes.exists():
+            git = git.with_config(("core.excludesFile", str(self.excludes)))
+        return git
+
     def _wt_git(self, worktree: Worktree, *args: str) -> str:
-        excludes = ("-c", f"core.excludesFile={self.excludes}") if self.excludes.exists() else ()
-        return self._run(
-            *excludes,
-            f"--git-dir={worktree.git_dir}",
-            f"--work-tree={worktree.path}",
-            *args,
-            handle=Git(str(worktree.path)),
-        )
+        return self._tree_git(worktree).run(*args)
 
     # -- refs --------------------------------------------------------------------------
 
@@ -153,6 +154,10 @@ class Workspace:
         git_dir = (path / ".git").read_text().strip().removeprefix("gitdir: ")
         return Worktree(path=path, branch=branch, base=at, git_dir=Path(git_dir))
 
+    def export(self, commit: str, dest: Path) -> None:
+        """`commit`'s tree written into the empty folder `dest`, with no `.git` in it."""
+        self.git.export(commit, dest)
+
     def open_worktree(self, path: Path) -> Worktree | None:
         """A worktree left by a dead process, if git still knows it as one of ours."""
         admin = self.git_common_dir / "worktrees" / path.name
@@ -177,11 +182,42 @@ class Workspace:
         """Stage everything in the worktree and list what differs from its base.
 
         What is staged here is what `commit` records: files that checks run afterwards
-        leave behind are not part of the task's change.
+        leave behind are not part of the task's change. A tree with a `.git` below its
+        root is refused before git looks at it (`NestedRepository`). Staging names each
+        path (`update-index`), never `add -A`: git's own walk would step into a
+        submodule and run its configuration, should one appear after the check (the
+        sandbox is still up); a change that adds a gitlink is unstaged and refused.
         """
-        self._wt_git(worktree, "add", "-A")
-        out = self._wt_git(worktree, "diff", "--cached", "--name-only", "-z", worktree.base)
-        return [p for p in out.split("\0") if p]
+        refuse_nested_git(worktree.path)
+        return self._stage(worktree)
+
+    def _stage(self, worktree: Worktree) -> list[str]:
+        git = self._tree_git(worktree)
+        listing = git.raw("ls-files", "-z", "--cached", "--others", "--exclude-standard")
+        paths: list[bytes] = []
+        for path in dict.fromkeys(filter(None, listing.split(b"\0"))):
+            if path.endswith(b"/"):  # git lists a repository it will not enter as `dir/`
+                raise NestedRepository(f"nested git repository in the change: {os.fsdecode(path)}")
+            try:
+                mode = os.lstat(worktree.path / os.fsdecode(path)).st_mode
+            except FileNotFoundError:
+                mode = 0  # deleted: staged as a removal
+            # A folder at a listed path is a submodule (left as it is) or a file turned
+            # into a folder (its files are listed; `--replace` drops the file).
+            if not stat.S_ISDIR(mode):
+                paths.append(path)
+        if paths:
+            stdin = b"\0".join(paths) + b"\0"
+            git.raw("update-index", "--add", "--remove", "--replace", "-z", "--stdin",
+                    input=stdin)  # fmt: skip
+        raw = git.run("diff", "--cached", "--raw", "--no-renames", "-z", worktree.base)
+        links = new_gitlinks(raw)
+        if links:
+            git.run("rm", "--cached", "--quiet", "--", *links)
+            raise NestedRepository(
+                "the change adds a submodule (gitlink): " + ", ".join(sorted(links)[:5])
+            )
+        return [p for p in raw.split("\0")[1::2] if p]
 
     def diff(self, base: str, head: str) -> str:
         return self._run("diff", base, head)
@@ -189,9 +225,9 @@ class Workspace:
     def commit(self, worktree: Worktree, message: str, trailers: Mapping[str, str]) -> str | None:
         """Commit what `changed_files` staged; None when nothing is staged."""
         body = with_trailers(message, trailers)
-        identity = ("-c", "user.name=KARMA", "-c", "user.email=karma@localhost")
+        git = HostGit(worktree.git_dir, worktree.path, _IDENTITY)
         try:
-            self._wt_git(worktree, *identity, "commit", "--quiet", "--no-verify", "-m", body)
+            git.run("commit", "--quiet", "--no-verify", "-m", body)
         except WorkspaceError:
             if not self._wt_git(worktree, "diff", "--cached", "--name-only"):
                 return None  # nothing staged
@@ -221,17 +257,8 @@ class Workspace:
             listing = self._merge_tree_conflicts(tip, commit)
             return MergeOutcome(None, listing[0], listing[1])
         tree_sha = tree.splitlines()[0]
-        new = self._run(
-            "-c",
-            "user.name=KARMA",
-            "-c",
-            "user.email=karma@localhost",
-            "commit-tree",
-            tree_sha,
-            "-p",
-            tip,
-            "-m",
-            message,
+        new = self.git.with_config(*_IDENTITY).run(
+            "commit-tree", tree_sha, "-p", tip, "-m", message
         )
         self._run("update-ref", f"refs/heads/{build_branch}", new, tip)
         failpoint("during_merge")  # the branch moved; the run record does not know yet
@@ -239,11 +266,9 @@ class Workspace:
 
     def _merge_tree_conflicts(self, tip: str, commit: str) -> tuple[tuple[str, ...], str]:
         try:
-            self._git.execute(
-                ["git", *_SAFE, "merge-tree", "--write-tree", "--name-only", tip, commit]
-            )
-        except GitCommandError as exc:
-            out = str(exc.stdout or "").strip().strip("'").splitlines()
+            self._run("merge-tree", "--write-tree", "--name-only", tip, commit)
+        except GitFailed as exc:
+            out = exc.stdout.strip().splitlines()
             files = []
             messages = []
             lines = iter(out[1:])

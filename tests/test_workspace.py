@@ -80,3 +80,40 @@ def test_state_dir_is_excluded_from_status(git_repo: Path) -> None:
     (git_repo / ".karma").mkdir()
     (git_repo / ".karma" / "karma.db").write_text("x")
     assert git(git_repo, "status", "--porcelain") == ""
+
+
+def test_staging_by_name_records_what_add_all_would(git_repo: Path) -> None:
+    """Deletions, a file turned into a folder, symlinks, modes, ignored files."""
+    (git_repo / "gone.txt").write_text("bye\n")
+    (git_repo / "becomes_dir").write_text("file\n")
+    (git_repo / "tool.sh").write_text("#!/bin/sh\n")
+    (git_repo / ".gitignore").write_text("*.log\n")
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-qm", "files")
+    ws = Workspace(git_repo)
+    wt = ws.add_worktree("r1/a-1", "karma-work/r1/a-1", ws.head())
+    (wt.path / "gone.txt").unlink()
+    (wt.path / "becomes_dir").unlink()
+    (wt.path / "becomes_dir").mkdir()
+    (wt.path / "becomes_dir" / "inner.py").write_text("I = 1\n")
+    (wt.path / "link").symlink_to("tool.sh")
+    (wt.path / "tool.sh").chmod(0o755)
+    (wt.path / "debug.log").write_text("ignored\n")
+    (wt.path / "new dir").mkdir()
+    (wt.path / "new dir" / "spaced name.txt").write_text("s\n")
+    changed = ws.changed_files(wt)
+    assert changed == sorted(
+        [
+            "becomes_dir",
+            "becomes_dir/inner.py",
+            "gone.txt",
+            "link",
+            "new dir/spaced name.txt",
+            "tool.sh",
+        ]
+    )
+    commit = ws.commit(wt, "task", {})
+    assert commit
+    tree = git(git_repo, "ls-tree", "-r", commit)
+    assert "120000 blob" in tree and "100755 blob" in tree and "debug.log" not in tree
+    assert "gone.txt" not in tree and "becomes_dir/inner.py" in tree

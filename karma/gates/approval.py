@@ -39,17 +39,23 @@ def matches(path: str, glob: str) -> bool:
 def changed_modes(ctx: GateContext) -> dict[str, tuple[str, str]]:
     """Each changed path's (base mode, head mode), from `git diff --raw`; an untracked
     file of a working tree gets the mode of what is on disk (a symlink is `120000`)."""
-    args = ["diff", "--raw", "-z", "--no-renames", "--no-abbrev", ctx.base]
+    # The host's git ignores submodules (`diff.ignoreSubmodules=all`), which would hide a
+    # new gitlink. Between two trees, and between a tree and the index, `none` reads only
+    # objects; a submodule's own working tree is never looked into.
+    args = ["diff", "--raw", "-z", "--no-renames", "--no-abbrev"]
     if ctx.head:
-        args.append(ctx.head)
-    fields = git(ctx.repo, *args).split("\0")
+        listings = [[*args, "--ignore-submodules=none", ctx.base, ctx.head]]
+    else:  # what is on disk first; the index adds the gitlinks
+        listings = [[*args, ctx.base], [*args, "--ignore-submodules=none", "--cached", ctx.base]]
     modes: dict[str, tuple[str, str]] = {}
-    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
-        if meta.startswith(":"):
-            old, new = meta[1:].split()[:2]
-            modes[path] = (old, new)
+    for listing in listings:
+        fields = git(ctx, *listing).split("\0")
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            if meta.startswith(":"):
+                old, new = meta[1:].split()[:2]
+                modes.setdefault(path, (old, new))
     if not ctx.head:
-        untracked = git(ctx.repo, "ls-files", "--others", "--exclude-standard", "-z")
+        untracked = git(ctx, "ls-files", "--others", "--exclude-standard", "-z")
         for path in filter(None, untracked.split("\0")):
             try:
                 st = os.lstat(ctx.repo / path)
@@ -69,10 +75,10 @@ def _text_at(ctx: GateContext, path: str, rev: str | None) -> str | None:
             return file.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return None
-    listed = git(ctx.repo, "ls-tree", "--name-only", "-z", rev, "--", path)
+    listed = git(ctx, "ls-tree", "--name-only", "-z", rev, "--", path)
     if not listed.strip("\0"):
         return None
-    return git(ctx.repo, "show", f"{rev}:{path}")
+    return git(ctx, "show", f"{rev}:{path}")
 
 
 def _table(text: str | None, path: str, dotted: str) -> Any:

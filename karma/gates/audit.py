@@ -144,11 +144,11 @@ class AuditGate:
                 located.get((pin.name, pin.version), Pin(pin.name, pin.version, anchor, 0))
                 for pin in self._frozen(ctx, settings)
             ]
-        listed = git(ctx.repo, "ls-tree", "--name-only", ctx.base).splitlines()
+        listed = git(ctx, "ls-tree", "--name-only", ctx.base).splitlines()
         base = [
             pin
             for f in _requirement_files(listed, globs)
-            for pin in parse_pins(git(ctx.repo, "show", f"{ctx.base}:{f}"), f)
+            for pin in parse_pins(git(ctx, "show", f"{ctx.base}:{f}"), f)
         ]
         if not head and source == "sandbox":
             raise GateUnavailable(

@@ -82,7 +82,7 @@ class GateContext:
     """Everything a gate may read; gates never write to `repo`."""
 
     repo: Path
-    """The tree under check (the working tree or the integrated build worktree)."""
+    """The tree under check (the working tree, or an export of the build's head)."""
     base: str
     """The base commit sha."""
     config: KarmaConfig
@@ -103,6 +103,10 @@ class GateContext:
     """Scratch folder for artifacts; the suite makes a temporary one when None."""
     data: DataRoots = field(default_factory=DataRoots.trusted)
     """Where rules and the rubric come from: trusted places only, never `repo`."""
+    git_dir: Path | None = None
+    """The main repository's git directory, read before any sandbox ran: every gate's git
+    runs on it, never on a `.git` found in `repo`. None: discovered from `repo` (only
+    for the user's own working tree)."""
 
 
 class Gate(Protocol):

@@ -139,7 +139,7 @@ def _table(name: str, text: str) -> Mapping[str, Any] | None:
 
 def base_config(ctx: GateContext) -> BaseConfig:
     """The configuration pytest would use at the base commit's root."""
-    listing = git(ctx.repo, "ls-tree", "-z", ctx.base)
+    listing = git(ctx, "ls-tree", "-z", ctx.base)
     blobs = {}
     for entry in filter(None, listing.split("\0")):
         meta, _, path = entry.partition("\t")
@@ -148,7 +148,7 @@ def base_config(ctx: GateContext) -> BaseConfig:
     for name in CONFIG_FILES:
         if name not in blobs:
             continue
-        text = git(ctx.repo, "show", f"{ctx.base}:{name}")
+        text = git(ctx, "show", f"{ctx.base}:{name}")
         table = _table(name, text)
         if table is None:
             continue

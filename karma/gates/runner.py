@@ -7,6 +7,7 @@ suite: nothing is silently passed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 from collections.abc import Callable
@@ -14,10 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from karma.errors import KarmaError
+from karma.errors import KarmaError, WorkspaceError
 from karma.gates.interface import Gate, GateContext, GateResult, GateSettings
 from karma.gates.secrets import redact
 from karma.gates.suite import Suite, load_suite
+from karma.hostgit import discover
 
 if TYPE_CHECKING:
     from karma.config import KarmaConfig
@@ -117,6 +119,10 @@ def run_suite(
     on_result: Callable[[GateResult, bool], None] | None = None,
 ) -> SuiteResult:
     """Run every gate of `suite` on `ctx`; each later gate sees the earlier results."""
+    if ctx.git_dir is None and ctx.head is None:
+        # The user's working tree: its git directory is read once, before any gate ran.
+        with contextlib.suppress(WorkspaceError):
+            ctx = replace(ctx, git_dir=discover(ctx.repo)[0])
     outcomes: list[GateOutcome] = []
     for settings in suite.gates:
         result = run_gate(replace(ctx, previous=tuple(o.result for o in outcomes)), settings)
@@ -142,6 +148,7 @@ def gate_tree(
     reviewer: ModelClient | None = None,
     run_id: str = "gate",
     on_result: Callable[[GateResult, bool], None] | None = None,
+    git_dir: Path | None = None,
 ) -> SuiteResult:
     """The configured suite (`gates.suite` + `gates.overrides`) on `repo` against `base`.
 
@@ -149,6 +156,7 @@ def gate_tree(
     build worktree (head = its commit, with the request, plan, sandbox and reviewer).
     The suite, rules, rubric (`data`) and the stack come from trusted places the caller
     decided before anything ran: never from `repo`, which is the change under check.
+    `git_dir`: the repository's git directory when `repo` is an export without `.git`.
     """
     suite = load_suite(config.gates.suite, roots=data, overrides=config.gates.overrides)
     if only:
@@ -166,5 +174,6 @@ def gate_tree(
         request=request,
         plan=plan,
         run_id=run_id,
+        git_dir=git_dir,
     )
     return run_suite(ctx, suite, on_result=on_result)

@@ -88,11 +88,11 @@ class SecretsGate:
         diff_args = ["diff", "--no-color", "--no-ext-diff", "-U0", ctx.base]
         if head:
             diff_args.append(head)
-        diff = git(ctx.repo, *diff_args, timeout=timeout)
+        diff = git(ctx, *diff_args, timeout=timeout)
         lines = list(added_lines(diff))
         if not head:
             untracked = git(
-                ctx.repo, "ls-files", "--others", "--exclude-standard", "-z", timeout=timeout
+                ctx, "ls-files", "--others", "--exclude-standard", "-z", timeout=timeout
             )
             for rel in filter(None, untracked.split("\0")):
                 # Never through a symlink (`leak -> /root/.ssh/id_rsa`, /proc/self/environ):
@@ -113,7 +113,7 @@ class SecretsGate:
                 findings.append(Finding(f"secrets.env.{variable}", "error", path, line,
                                         f"the value of the host's {variable} added"))  # fmt: skip
         log = git(
-            ctx.repo,
+            ctx,
             "log",
             "--format=%H%x00%B%x1e",
             f"{ctx.base}..{head or 'HEAD'}",

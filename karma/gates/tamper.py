@@ -311,7 +311,7 @@ def tampering(
     if not paths:
         return [], {}
     at_base = set(
-        filter(None, git(ctx.repo, "ls-tree", "-r", "--name-only", "-z", ctx.base).split("\0"))
+        filter(None, git(ctx, "ls-tree", "-r", "--name-only", "-z", ctx.base).split("\0"))
     )
     added: dict[str, list[tuple[int, str]]] = {}
     for path, line, text in added_lines(diff_text(ctx, context_lines=0)):
@@ -322,7 +322,7 @@ def tampering(
         head = read_text_beneath(ctx.repo, path)
         if head is None:
             continue  # not a regular file (a symlink): the approval gate's business
-        base = git(ctx.repo, "show", f"{ctx.base}:{path}") if path in at_base else None
+        base = git(ctx, "show", f"{ctx.base}:{path}") if path in at_base else None
         these = findings(
             path, head, base, added.get(path, []), hooks=hooks, check_skips=check_skips
         )

@@ -115,3 +115,18 @@ def test_a_throwaway_copy_keeps_links_as_links_and_leaves_out_git_and_fifos(
     assert (copy / "a" / "b.py").read_text() == "x = 1\n"
     with pytest.raises(GateUnavailable, match="too large"):
         copy_tree(repo, tmp_path / "small", limit=2)
+
+
+def test_the_diff_for_the_reviewer_does_not_follow_untracked_symlinks(
+    tmp_path: Path, host_secrets: Path
+) -> None:
+    from karma.gates.change import diff_text
+
+    repo = make_repo(tmp_path / "r", {"a.py": "x = 1\n"})
+    plant_links(repo, host_secrets)
+    write(repo, {"new.py": "y = 2\n"})
+    ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=KarmaConfig())
+    text = diff_text(ctx)
+    assert "+y = 2" in text  # a regular untracked file is in the diff
+    assert "PRIVATE KEY" not in text and "eval(input())" not in text
+    assert FAKE_GITHUB_TOKEN not in text
