@@ -107,6 +107,13 @@ class SandboxConfig(_Section):
     """Host variables passed into the sandbox; nothing else of the host's environment is."""
     user: str = "1000:1000"
     """The unprivileged user commands run as."""
+    allow_sdists: bool = False
+    """Build sdist-only dependencies (their setup.py runs in the image's download container,
+    with the network); else such a dependency fails the image build. Trusted config only."""
+    lease_s: float = Field(default=30.0, ge=2)
+    """A sandbox stops by itself when its `karma` process has not renewed it for this long."""
+    max_lifetime_s: float = Field(default=43_200.0, ge=0)
+    """A sandbox stops by itself after this long whatever happens (0: no limit)."""
 
 
 class RouterConfig(_Section):
