@@ -4,11 +4,14 @@ Every container has no network, drops every capability, cannot gain privileges, 
 read-only root with a size-limited tmpfs at /tmp, memory/CPU/pids limits, the labels
 `karma.run_id`/`karma.task_id`, and the task's workspace bind-mounted at `workdir`.
 
-PID 1 is docker's init with `sleep infinity` under it, running as a *different*
-unprivileged uid (`nobody`) from the commands: so a timeout can `kill -9 -1` every
-process of the command user (the whole tree, detached children and fork bombs
-included) without killing the container. How a command runs, and how its result
-learns which limit stopped it, is `karma.sandbox.execution`.
+PID 1 is docker's init with the lease's keeper under it (`karma.sandbox.lease`: the
+container ends, and is auto-removed, when the owning process stops renewing its lease or
+the hard maximum lifetime passes), running as a *different* unprivileged uid (`nobody`)
+from the commands: so a timeout can `kill -9 -1` every process of the command user (the
+whole tree, detached children and fork bombs included) without killing the container.
+Besides the workspace, the only writable places are the /tmp tmpfs (`tmpfs_mb`) and
+/dev/shm (`SHM_MB`), both size-limited and counted in the memory limit. How a command
+runs, and how its result learns which limit stopped it, is `karma.sandbox.execution`.
 
 Files are copied with `tar` streamed through an exec, not the archive API, which can
 write neither to a read-only root nor to a tmpfs.
@@ -58,9 +61,14 @@ from karma.sandbox.interface import (
     SandboxSpec,
     SandboxUnavailable,
 )
+from karma.sandbox.lease import MOUNT as LEASE_MOUNT
+from karma.sandbox.lease import current as current_lease
+from karma.sandbox.lease import keeper_command
 
 LABEL_RUN = "karma.run_id"
 LABEL_TASK = "karma.task_id"
+SHM_MB = 64
+"""Size of /dev/shm (docker's default, made explicit: it is writable scratch too)."""
 OUTPUT_LIMIT = 1_000_000
 """Bytes of a command's output kept (its tail)."""
 START_TIP = (
@@ -157,9 +165,13 @@ class DockerBackend:
         lent = _lend_workspace(workspace, uid, gid)
         keeper = "65533:65533" if uid == 65534 else "65534:65534"
         api = self.client.api
+        lease = current_lease(spec.lease_s)
         with engine_errors(spec.image):
             host_config = api.create_host_config(
-                binds={str(workspace): {"bind": spec.workdir, "mode": "rw"}},
+                binds={
+                    str(workspace): {"bind": spec.workdir, "mode": "rw"},
+                    str(lease.folder): {"bind": LEASE_MOUNT, "mode": "ro"},
+                },
                 network_mode="none",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
@@ -169,11 +181,13 @@ class DockerBackend:
                 memswap_limit=f"{spec.memory_mb}m",  # no swap: the limit is the limit
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids_limit,
+                shm_size=f"{SHM_MB}m",
                 init=True,
+                auto_remove=True,
             )
             created = api.create_container(
                 spec.image,
-                command=["sleep", "infinity"],
+                command=keeper_command(spec.lease_s, spec.max_lifetime_s),
                 user=keeper,
                 working_dir=spec.workdir,
                 environment=dict(spec.env),
