@@ -67,6 +67,8 @@ from karma.sandbox.lease import keeper_command
 
 LABEL_RUN = "karma.run_id"
 LABEL_TASK = "karma.task_id"
+INODES_PER_MB = 256
+"""Files the /tmp tmpfs may hold per MiB of its size (65536 for the default 256 MiB)."""
 SHM_MB = 64
 """Size of /dev/shm (docker's default, made explicit: it is writable scratch too)."""
 OUTPUT_LIMIT = 1_000_000
@@ -107,6 +109,12 @@ def _client(timeout_s: float = 60.0) -> Any:
 
     with engine_errors():
         return docker.from_env(timeout=int(timeout_s))
+
+
+def _scratch_options(size_mb: int) -> str:
+    """The /tmp tmpfs: bounded in bytes and in inodes (empty files cost kernel memory too)."""
+    inodes = max(4096, size_mb * INODES_PER_MB)
+    return f"rw,nosuid,nodev,size={size_mb}m,nr_inodes={inodes},mode=1777"
 
 
 def _ids(user: str) -> tuple[int, int]:
@@ -176,7 +184,7 @@ class DockerBackend:
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 read_only=True,
-                tmpfs={SCRATCH: f"rw,nosuid,nodev,size={spec.tmpfs_mb}m,mode=1777"},
+                tmpfs={SCRATCH: _scratch_options(spec.tmpfs_mb)},
                 mem_limit=f"{spec.memory_mb}m",
                 memswap_limit=f"{spec.memory_mb}m",  # no swap: the limit is the limit
                 nano_cpus=int(spec.cpus * 1e9),

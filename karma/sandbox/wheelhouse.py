@@ -241,6 +241,8 @@ def download(
         tail = _follow(api.logs(container, stream=True, follow=True), log)
         code = int(api.wait(container).get("StatusCode", 1))
         done.set()
+        if not stopped and _size(wheels) > limit:  # finished between two looks
+            stopped.append(f"the wheels passed {limit >> 20} MiB")
     finally:
         api.remove_container(container, force=True)
     if stopped:

@@ -59,7 +59,7 @@ def test_container_is_hardened(box: DockerSandbox, backend: DockerBackend) -> No
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["ReadonlyRootfs"] is True
-    assert "size=32m" in host["Tmpfs"]["/tmp"]
+    assert "size=32m" in host["Tmpfs"]["/tmp"] and "nr_inodes=8192" in host["Tmpfs"]["/tmp"]
     assert host["Memory"] == 256 * 2**20
     assert host["MemorySwap"] == 256 * 2**20
     assert host["NanoCpus"] == 1_000_000_000

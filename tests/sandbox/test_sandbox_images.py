@@ -362,3 +362,25 @@ def test_pip_output_is_made_inert_line_by_line() -> None:
     tail = _follow(iter(chunks), logged.append)
     assert tail == logged and len(logged) == 4
     assert all("::" not in line and "\x1b" not in line for line in logged)
+
+
+@pytest.mark.docker
+def test_a_download_past_the_size_limit_is_stopped(docker_engine: str, tmp_path: Path) -> None:
+    from karma.sandbox.docker import DockerBackend
+    from karma.sandbox.wheelhouse import download
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "requirements.txt").write_text("pytest\nrequests\n")
+    api = DockerBackend().client.api
+    with pytest.raises(ImageBuildError, match="stopped: the wheels passed"):
+        download(
+            api,
+            docker_engine,
+            tmp_path,
+            user="65534:65534",
+            memory_mb=512,
+            allow_sdists=False,
+            environ={},
+            log=lambda line: None,
+            limit=1,
+        )
