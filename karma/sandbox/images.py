@@ -242,7 +242,6 @@ def ensure_image(
             "karma.stack": stack_name,
             "karma.deps_hash": digest,
             "karma.lock_sha256": house.lock_sha256,
-            "karma.dropped": str(len(requirements.dropped)),
         }
         _build(api, context, tag, base_id, labels, say)
     return tag
