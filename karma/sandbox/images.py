@@ -49,6 +49,8 @@ DEPENDENCY_FILE_LIMIT = 1 << 20
 RECIPE_LIMIT = 8 << 20
 """Bytes a recipe folder may hold (a build context is this, the lock and the wheels)."""
 RECIPE_FILES = 256
+DEPS_DIR = "karma-deps"
+"""Where the context holds the wheels, the lock and the records (the recipe's COPY source)."""
 SCHEME = "two-stage/1"
 """Part of every tag: images built another way are never reused."""
 
@@ -137,6 +139,8 @@ def recipe_files(folder: Path) -> tuple[tuple[str, bytes], ...]:
                 relative = str(Path(entry.path).relative_to(folder))
                 if entry.is_symlink():
                     raise ImageBuildError(f"recipe {folder.name}: {relative} is a symlink: refused")
+                if relative == DEPS_DIR:
+                    raise ImageBuildError(f"recipe {folder}: {DEPS_DIR} is a name KARMA writes")
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(Path(entry.path))
                     continue
@@ -228,7 +232,7 @@ def ensure_image(
         for relative, data in inputs.recipe:
             (context / relative).parent.mkdir(parents=True, exist_ok=True)
             (context / relative).write_bytes(data)
-        deps = context / "karma-deps"
+        deps = context / DEPS_DIR
         deps.mkdir()
         (staging / "wheels").rename(deps / "wheels")
         (deps / "requirements.in").write_text(requirements.text())
