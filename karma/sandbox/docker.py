@@ -260,7 +260,11 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
     if root.lstat().st_uid != uid or root.lstat().st_gid != gid:
         os.lchown(root, uid, gid)
     while folders:
-        with os.scandir(folders.pop()) as entries:
+        try:
+            entries = os.scandir(folders.pop())
+        except FileNotFoundError:  # removed meanwhile (a worktree cleaned up at interrupt)
+            continue
+        with entries:
             for entry in entries:
                 with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
                     stat = entry.stat(follow_symlinks=False)
