@@ -128,6 +128,15 @@ class SandboxConfig(_Section):
     Trusted layers only: a key named here would reach the model's code."""
     user: str = "1000:1000"
     """The unprivileged user commands run as. Trusted layers only."""
+    allow_sdists: bool = False
+    """Build sdist-only dependencies (their setup.py runs in the image's download container,
+    with the network); else such a dependency fails the image build. Trusted layers only."""
+    lease_s: float = Field(default=30.0, ge=2)
+    """A sandbox stops by itself when its `karma` process has not renewed it for this long.
+    Trusted layers only."""
+    max_lifetime_s: float = Field(default=43_200.0, ge=0)
+    """A sandbox stops by itself after this long whatever happens (0: no limit). Trusted
+    layers only."""
 
 
 class RouterConfig(_Section):
@@ -272,6 +281,9 @@ TRUSTED_ONLY: tuple[str, ...] = (
     "sandbox.workdir",
     "sandbox.env_allowlist",
     "sandbox.user",
+    "sandbox.allow_sdists",
+    "sandbox.lease_s",
+    "sandbox.max_lifetime_s",
     "store.db",
     "store.retention_days",
     "gates.suite",

@@ -3,7 +3,8 @@
 Checks the configuration, the Docker engine and the base image, git, semgrep and
 pip-audit, and for every provider the configured models use, a key or a base URL (a
 key's value is never shown). Without `online` it makes no network call (the Docker
-socket is local); with it, one cheap request per provider's base URL.
+socket is local); with it, one cheap request per provider's base URL. In a project of a
+known stack, it lists what of its dependency files the image build would drop, and why.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def diagnose(
     checks.append(_tool("pip-audit", "pip install pip-audit (into KARMA's environment)"))
     checks += _providers(config, environ, online)
     checks += _prices(config)
+    checks += _dependencies(repo)
     return Diagnosis(tuple(checks))
 
 
@@ -178,6 +180,26 @@ def _reach(provider: str, base_url: str, key: str | None) -> Check:
         reason = getattr(exc, "reason", exc)
         return Check(name, "fail", f"{url}: unreachable ({reason})",
                      f"check providers.{provider}.base_url and the network")  # fmt: skip
+
+
+def _dependencies(repo: Path) -> list[Check]:
+    """What of the project's dependency files the stack image would not use, and why."""
+    from karma.recipes import detect_stack
+    from karma.sandbox.images import read_inputs
+
+    try:
+        stack = detect_stack(repo)
+        if stack is None:
+            return []
+        dropped = read_inputs(stack.name, repo).requirements().dropped
+    except KarmaError as exc:
+        return [Check("dependencies", "warn", str(exc), exc.tip)]
+    if not dropped:
+        return [Check("dependencies", "ok", "every dependency line is a plain requirement")]
+    shown = "; ".join(d.line() for d in dropped[:5]) + ("; ..." if len(dropped) > 5 else "")
+    return [Check("dependencies", "warn", f"{len(dropped)} line(s) not used by the image build: "
+                  f"{shown}", "indexes and options come from your own pip configuration; "
+                  "list plain requirements (name and version)")]  # fmt: skip
 
 
 def _prices(config: KarmaConfig) -> list[Check]:

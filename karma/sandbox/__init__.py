@@ -72,6 +72,8 @@ def spec_from_config(
         tmpfs_mb=cfg.tmpfs_mb,
         user=sandbox_user(config),
         env=sandbox_env(config, environ),
+        lease_s=cfg.lease_s,
+        max_lifetime_s=cfg.max_lifetime_s,
     )
 
 

@@ -4,11 +4,14 @@ Every container has no network, drops every capability, cannot gain privileges, 
 read-only root with a size-limited tmpfs at /tmp, memory/CPU/pids limits, the labels
 `karma.run_id`/`karma.task_id`, and the task's workspace bind-mounted at `workdir`.
 
-PID 1 is docker's init with `sleep infinity` under it, running as a *different*
-unprivileged uid (`nobody`) from the commands: so a timeout can `kill -9 -1` every
-process of the command user (the whole tree, detached children and fork bombs
-included) without killing the container. How a command runs, and how its result
-learns which limit stopped it, is `karma.sandbox.execution`.
+PID 1 is docker's init with the lease's keeper under it (`karma.sandbox.lease`: the
+container ends, and is auto-removed, when the owning process stops renewing its lease or
+the hard maximum lifetime passes), running as a *different* unprivileged uid (`nobody`)
+from the commands: so a timeout can `kill -9 -1` every process of the command user (the
+whole tree, detached children and fork bombs included) without killing the container.
+Besides the workspace, the only writable places are the /tmp tmpfs (`tmpfs_mb`) and
+/dev/shm (`SHM_MB`), both size-limited and counted in the memory limit. How a command
+runs, and how its result learns which limit stopped it, is `karma.sandbox.execution`.
 
 Files are copied with `tar` streamed through an exec, not the archive API, which can
 write neither to a read-only root nor to a tmpfs.
@@ -58,9 +61,16 @@ from karma.sandbox.interface import (
     SandboxSpec,
     SandboxUnavailable,
 )
+from karma.sandbox.lease import MOUNT as LEASE_MOUNT
+from karma.sandbox.lease import current as current_lease
+from karma.sandbox.lease import keeper_command
 
 LABEL_RUN = "karma.run_id"
 LABEL_TASK = "karma.task_id"
+INODES_PER_MB = 256
+"""Files the /tmp tmpfs may hold per MiB of its size (65536 for the default 256 MiB)."""
+SHM_MB = 64
+"""Size of /dev/shm (docker's default, made explicit: it is writable scratch too)."""
 OUTPUT_LIMIT = 1_000_000
 """Bytes of a command's output kept (its tail)."""
 START_TIP = "run `karma setup` (as root it installs and starts Docker), or start Docker yourself"
@@ -97,6 +107,12 @@ def _client(timeout_s: float = 60.0) -> Any:
 
     with engine_errors():
         return docker.from_env(timeout=int(timeout_s))
+
+
+def _scratch_options(size_mb: int) -> str:
+    """The /tmp tmpfs: bounded in bytes and in inodes (empty files cost kernel memory too)."""
+    inodes = max(4096, size_mb * INODES_PER_MB)
+    return f"rw,nosuid,nodev,size={size_mb}m,nr_inodes={inodes},mode=1777"
 
 
 def _ids(user: str) -> tuple[int, int]:
@@ -155,23 +171,29 @@ class DockerBackend:
         lent = _lend_workspace(workspace, uid, gid)
         keeper = "65533:65533" if uid == 65534 else "65534:65534"
         api = self.client.api
+        lease = current_lease(spec.lease_s)
         with engine_errors(spec.image):
             host_config = api.create_host_config(
-                binds={str(workspace): {"bind": spec.workdir, "mode": "rw"}},
+                binds={
+                    str(workspace): {"bind": spec.workdir, "mode": "rw"},
+                    str(lease.folder): {"bind": LEASE_MOUNT, "mode": "ro"},
+                },
                 network_mode="none",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 read_only=True,
-                tmpfs={SCRATCH: f"rw,nosuid,nodev,size={spec.tmpfs_mb}m,mode=1777"},
+                tmpfs={SCRATCH: _scratch_options(spec.tmpfs_mb)},
                 mem_limit=f"{spec.memory_mb}m",
                 memswap_limit=f"{spec.memory_mb}m",  # no swap: the limit is the limit
                 nano_cpus=int(spec.cpus * 1e9),
                 pids_limit=spec.pids_limit,
+                shm_size=f"{SHM_MB}m",
                 init=True,
+                auto_remove=True,
             )
             created = api.create_container(
                 spec.image,
-                command=["sleep", "infinity"],
+                command=keeper_command(spec.lease_s, spec.max_lifetime_s),
                 user=keeper,
                 working_dir=spec.workdir,
                 environment=dict(spec.env),
@@ -236,7 +258,11 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
     if root.lstat().st_uid != uid or root.lstat().st_gid != gid:
         os.lchown(root, uid, gid)
     while folders:
-        with os.scandir(folders.pop()) as entries:
+        try:
+            entries = os.scandir(folders.pop())
+        except FileNotFoundError:  # removed meanwhile (a worktree cleaned up at interrupt)
+            continue
+        with entries:
             for entry in entries:
                 with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
                     stat = entry.stat(follow_symlinks=False)

@@ -1,30 +1,72 @@
 """Stack images: `sandboxes/<stack>/Dockerfile` built on the base image, cached by content.
 
-The tag is `karma/stack-<stack>:<hash>`, the hash covering the recipe folder (Dockerfile
-and its helper files), the target project's dependency files (the stack's
-`dependency_files` globs) and the base image, by name and by id. An image with that tag
-is reused without building. A build runs on the host's network (`network_mode="host"`)
-because installing dependencies needs the package index; the sandboxes built from the
-image never get a network. The base image is `sandbox.base_image` (`KARMA_BASE_IMAGE`).
+The tag is `karma/stack-<stack>:<hash>`, the hash covering the bytes that are built: the
+recipe folder (Dockerfile and helper files), the target project's dependency files (the
+stack's `dependency_files` globs), the base image by name and id, and the build mode. An
+image with that tag is reused without building anything.
+
+A build has two stages. Stage 1 (`karma.sandbox.wheelhouse`) downloads wheels of the
+project's plain requirements (`karma.sandbox.requirements`: option lines, URLs, VCS and
+paths dropped, and shown in the build log) in a throwaway container with the network.
+Stage 2 is `docker build` with `network_mode="none"`: the recipe installs the wheels from
+the context with `--no-index --require-hashes` against the lock of stage 1. So no code
+from the repository runs with a network, and none of its options reaches pip.
+
+The repository is untrusted: a dependency file or a recipe folder holding a symlink, or
+anything but regular files, is refused; each is read once, with `O_NOFOLLOW`, size-bound,
+and the bytes read are the bytes hashed and built. Every line of the build's output is
+made inert (`karma.ci.inert_lines`) before it reaches `log`, so it cannot inject
+workflow commands or terminal controls into a CI log.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
+import os
+import stat
 import tempfile
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from karma.ci import inert_lines
 from karma.config import KarmaConfig
 from karma.home import DataRoots
 from karma.recipes import load_stacks
+from karma.sandbox import sandbox_user
 from karma.sandbox.docker import DockerBackend, engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
+from karma.sandbox.requirements import Requirements, sanitize
+from karma.sandbox.wheelhouse import download
 
 DEFAULT_DEPENDENCY_FILES = ("pyproject.toml", "requirements*.txt")
+TOOLS = ("pytest",)
+"""Installed in every Python stack image, besides the project's requirements."""
 LOG_TAIL_LINES = 40
+DEPENDENCY_FILE_LIMIT = 1 << 20
+RECIPE_LIMIT = 8 << 20
+"""Bytes a recipe folder may hold (a build context is this, the lock and the wheels)."""
+RECIPE_FILES = 256
+DEPS_DIR = "karma-deps"
+"""Where the context holds the wheels, the lock and the records (the recipe's COPY source)."""
+SCHEME = "two-stage/1"
+"""Part of every tag: images built another way are never reused."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What an image is built from, read once: the bytes hashed are the bytes built."""
+
+    recipe: tuple[tuple[str, bytes], ...]
+    """(path relative to the recipe folder, content)."""
+    deps: tuple[tuple[str, bytes], ...]
+    """(file name at the project's root, content)."""
+
+    def requirements(self) -> Requirements:
+        text = {name: data.decode("utf-8", "replace") for name, data in self.deps}
+        return sanitize(text, extra=TOOLS)
 
 
 def _recipe(stack_name: str, data: DataRoots | None) -> tuple[Path, tuple[str, ...]]:
@@ -38,21 +80,98 @@ def _recipe(stack_name: str, data: DataRoots | None) -> tuple[Path, tuple[str, .
     return folder, globs
 
 
+def _read(path: Path, limit: int, what: str) -> bytes:
+    """A regular file's bytes, never through a symlink, at most `limit` of them."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ImageBuildError(f"{what} {path.name} refused: {exc.strerror} (a symlink?)") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageBuildError(f"{what} {path.name} refused: not a regular file")
+        if info.st_size > limit:
+            raise ImageBuildError(f"{what} {path.name} refused: larger than {limit >> 10} KiB")
+        return handle.read(limit + 1)[:limit]
+
+
 def dependency_files(repo: Path, globs: tuple[str, ...]) -> list[Path]:
-    """The dependency files at the root of `repo`, sorted by name."""
-    found = {path for glob in globs for path in repo.glob(glob) if path.is_file()}
+    """The dependency files at the root of `repo`, sorted by name; symlinks refused."""
+    found: set[Path] = set()
+    for glob in globs:
+        for path in repo.glob(glob):
+            if path.parent != repo:
+                continue
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise ImageBuildError(
+                    f"dependency file {path.name} is a symlink: refused (it could point "
+                    "at any file of this machine)",
+                    tip="commit the file itself instead of a link",
+                )
+            if stat.S_ISREG(mode):
+                found.add(path)
     return sorted(found, key=lambda path: path.name)
 
 
-def _digest(base: str, base_id: str, folder: Path, deps: list[Path]) -> str:
-    digest = hashlib.sha256(f"base {base} {base_id}\n".encode())
-    for label, path in [("recipe", p) for p in sorted(folder.rglob("*")) if p.is_file()] + [
-        ("dep", p) for p in deps
-    ]:
-        name = path.relative_to(folder) if label == "recipe" else path.name
-        digest.update(f"{label} {name} {path.stat().st_size}\n".encode())
-        digest.update(path.read_bytes())
+def _no_links_between(repo: Path, folder: Path) -> None:
+    """A recipe override under the repository is not reached through a symlink."""
+    try:
+        relative = folder.relative_to(repo)
+    except ValueError:
+        return
+    current = repo
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise ImageBuildError(f"recipe path {current} is a symlink: refused")
+
+
+def recipe_files(folder: Path) -> tuple[tuple[str, bytes], ...]:
+    """Every file of a recipe folder with its bytes; a symlink or special file is refused."""
+    if folder.is_symlink():
+        raise ImageBuildError(f"recipe folder {folder} is a symlink: refused")
+    files: list[tuple[str, bytes]] = []
+    total, pending = 0, [folder]
+    while pending:
+        current = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                relative = str(Path(entry.path).relative_to(folder))
+                if entry.is_symlink():
+                    raise ImageBuildError(f"recipe {folder.name}: {relative} is a symlink: refused")
+                if relative == DEPS_DIR:
+                    raise ImageBuildError(f"recipe {folder}: {DEPS_DIR} is a name KARMA writes")
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                    continue
+                data = _read(Path(entry.path), RECIPE_LIMIT, f"recipe {folder.name}:")
+                total += len(data)
+                files.append((relative, data))
+                if total > RECIPE_LIMIT or len(files) > RECIPE_FILES:
+                    raise ImageBuildError(f"recipe {folder} is too large for a build context")
+    return tuple(sorted(files))
+
+
+def _digest(base: str, base_id: str, inputs: Inputs, allow_sdists: bool) -> str:
+    digest = hashlib.sha256(f"{SCHEME} base {base} {base_id} sdists {allow_sdists}\n".encode())
+    for label, items in (("recipe", inputs.recipe), ("dep", inputs.deps)):
+        for name, data in items:
+            digest.update(f"{label} {name} {len(data)}\n".encode())
+            digest.update(data)
     return digest.hexdigest()
+
+
+def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None) -> Inputs:
+    """The recipe and dependency files an image of `stack_name` for `repo` is built from;
+    recipes from `data` (default: trusted places and the user's checkout `repo`)."""
+    folder, globs = _recipe(stack_name, data or DataRoots.of_checkout(repo))
+    _no_links_between(repo, folder)
+    deps = tuple(
+        (path.name, _read(path, DEPENDENCY_FILE_LIMIT, "dependency file"))
+        for path in dependency_files(repo, globs)
+    )
+    return Inputs(recipe_files(folder), deps)
 
 
 def ensure_image(
@@ -63,18 +182,19 @@ def ensure_image(
     backend: DockerBackend | None = None,
     log: Callable[[str], None] | None = None,
     data: DataRoots | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     """The tag of the stack image for `repo`, built first when no cached one exists.
 
     `ImageMissing` when the base image is not on the engine, `SandboxUnavailable` when
     the engine is not reachable, `ImageBuildError` (with the log's tail) when the build
-    fails.
+    fails or an input is refused. `environ` is where the user's pip index settings come
+    from (default: this process's environment).
     """
     backend = backend or DockerBackend()
     api = backend.client.api
     base = config.sandbox.base_image
-    folder, globs = _recipe(stack_name, data)
-    deps = dependency_files(repo, globs)
+    inputs = read_inputs(stack_name, repo, data)
     if not backend.has_image(base):
         raise ImageMissing(
             f"base image {base} is not on this Docker engine",
@@ -83,38 +203,69 @@ def ensure_image(
         )
     with engine_errors(base):
         base_id = str(api.inspect_image(base)["Id"])
-    digest = _digest(base, base_id, folder, deps)
+    allow_sdists = config.sandbox.allow_sdists
+    digest = _digest(base, base_id, inputs, allow_sdists)
     tag = f"karma/stack-{stack_name}:{digest[:16]}"
     if backend.has_image(tag):
         return tag
+    say = log or (lambda line: None)
+    requirements = inputs.requirements()
+    for dropped in requirements.dropped:
+        say(inert_lines(f"karma: {dropped.line()}"))
     with tempfile.TemporaryDirectory(prefix="karma-image-") as scratch:
-        context = Path(scratch)
-        shutil.copytree(folder, context, dirs_exist_ok=True)
-        (context / "deps").mkdir(exist_ok=True)
-        for path in deps:
-            shutil.copy2(path, context / "deps" / path.name)
-        _build(api, context, tag, base, stack_name, digest, log)
+        context = Path(scratch) / "context"
+        staging = Path(scratch) / "download"
+        (staging / "in").mkdir(parents=True)
+        (staging / "in" / "requirements.txt").write_text(requirements.text())
+        say(
+            f"karma: stage 1: downloading {len(requirements.specifiers)} requirements "
+            f"({'wheels and sdists' if allow_sdists else 'wheels only'})"
+        )
+        with engine_errors(base):
+            house = download(
+                api,
+                base_id,
+                staging,
+                user=sandbox_user(config),
+                memory_mb=config.sandbox.memory_mb,
+                allow_sdists=allow_sdists,
+                environ=os.environ if environ is None else environ,
+                log=say,
+            )
+        for relative, content in inputs.recipe:
+            (context / relative).parent.mkdir(parents=True, exist_ok=True)
+            (context / relative).write_bytes(content)
+        deps = context / DEPS_DIR
+        deps.mkdir()
+        (staging / "wheels").rename(deps / "wheels")
+        (deps / "requirements.in").write_text(requirements.text())
+        (deps / "requirements.lock").write_text(house.lock)
+        (deps / "dropped.txt").write_text("".join(f"{d.line()}\n" for d in requirements.dropped))
+        say(
+            f"karma: stage 2: installing {house.files} wheels ({house.bytes >> 10} KiB, lock "
+            f"sha256 {house.lock_sha256[:16]}) with no network"
+        )
+        labels = {
+            "karma.stack": stack_name,
+            "karma.deps_hash": digest,
+            "karma.lock_sha256": house.lock_sha256,
+        }
+        _build(api, context, tag, base_id, labels, say)
     return tag
 
 
 def _build(
-    api: object,
-    context: Path,
-    tag: str,
-    base: str,
-    stack_name: str,
-    digest: str,
-    log: Callable[[str], None] | None,
+    api: Any, context: Path, tag: str, base: str, labels: dict[str, str], log: Callable[[str], None]
 ) -> None:
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     error: str | None = None
     with engine_errors(base):
-        chunks = api.build(  # type: ignore[attr-defined]
+        chunks = api.build(
             path=str(context),
             tag=tag,
             buildargs={"BASE_IMAGE": base},
-            network_mode="host",
-            labels={"karma.stack": stack_name, "karma.deps_hash": digest},
+            network_mode="none",
+            labels=labels,
             rm=True,
             forcerm=True,
             pull=False,
@@ -122,15 +273,15 @@ def _build(
         )
         for chunk in chunks:
             for line in str(chunk.get("stream", "")).splitlines():
+                line = inert_lines(line)
                 tail.append(line)
-                if log is not None:
-                    log(line)
+                log(line)
             if "error" in chunk:
-                error = str(chunk["error"]).strip()
+                error = inert_lines(str(chunk["error"]).strip())
                 tail.append(error)
     if error is not None:
         log_tail = "\n".join(tail)
         raise ImageBuildError(
-            f"building {tag} from {context.name} failed: {error}\n{log_tail}",
+            f"building {tag} failed: {error}\n{log_tail}",
             tip="fix the project's dependency files (the log above shows pip's complaint)",
         )

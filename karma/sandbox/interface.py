@@ -34,6 +34,10 @@ class SandboxSpec:
     user: str = "1000:1000"
     env: Mapping[str, str] = field(default_factory=dict)
     """The whole environment of the sandbox: built from an allowlist, never the host's."""
+    lease_s: float = 30.0
+    """The container stops by itself when its owner has not renewed the lease for this long."""
+    max_lifetime_s: float = 43_200.0
+    """The container stops by itself after this long (0: no limit)."""
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,21 @@ def test_unpriced_model_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 0
     assert checks["prices"]["status"] == "warn"
     assert "anthropic:claude-unknown-9" in checks["prices"]["detail"]
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("env")
+def test_dropped_dependency_lines_are_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "requirements.txt").write_text("six\n--extra-index-url https://evil.example/\n")
+    code, checks = doctor(tmp_path, capsys)
+    assert code == 0
+    found = checks["dependencies"]
+    assert found["status"] == "warn" and "requirements.txt:2: dropped" in found["detail"]
+    (tmp_path / "requirements.txt").unlink()
+    (tmp_path / "requirements.txt").symlink_to("/etc/hostname")
+    code, checks = doctor(tmp_path, capsys)
+    assert (
+        checks["dependencies"]["status"] == "warn" and "symlink" in checks["dependencies"]["detail"]
+    )

@@ -16,6 +16,7 @@ from karma.errors import ExitCode
 from karma.sandbox import get_sandbox, spec_from_config
 from karma.sandbox.docker import LABEL_RUN, LABEL_TASK, DockerBackend, DockerSandbox
 from karma.sandbox.interface import ImageMissing, SandboxSpec, SandboxUnavailable
+from karma.sandbox.lease import MOUNT as LEASE_MOUNT
 
 pytestmark = pytest.mark.docker
 
@@ -58,13 +59,16 @@ def test_container_is_hardened(box: DockerSandbox, backend: DockerBackend) -> No
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["ReadonlyRootfs"] is True
-    assert "size=32m" in host["Tmpfs"]["/tmp"]
+    assert "size=32m" in host["Tmpfs"]["/tmp"] and "nr_inodes=8192" in host["Tmpfs"]["/tmp"]
     assert host["Memory"] == 256 * 2**20
     assert host["MemorySwap"] == 256 * 2**20
     assert host["NanoCpus"] == 1_000_000_000
     assert host["PidsLimit"] == 128
     assert host["Init"] is True
-    assert host["Binds"] == [f"{box.spec.workspace.resolve()}:/workspace:rw"]
+    assert host["Binds"][0] == f"{box.spec.workspace.resolve()}:/workspace:rw"
+    assert host["Binds"][1].endswith(f":{LEASE_MOUNT}:ro") and len(host["Binds"]) == 2
+    assert host["AutoRemove"] is True
+    assert host["ShmSize"] == 64 * 2**20
     assert info["Config"]["Labels"][LABEL_RUN] == "test-shared"
     assert info["Config"]["Labels"][LABEL_TASK] == "t1"
     assert info["Config"]["User"] not in ("", "0", "root", "0:0")
@@ -383,3 +387,76 @@ def test_files_the_host_writes_meanwhile_stay_writable(box: DockerSandbox) -> No
     )
     assert result.ok, result.output
     assert result.output == "x = 1\ny = 2\n"
+
+
+# -- the lease ----------------------------------------------------------------------------
+
+OWNER = """
+import sys, time
+from pathlib import Path
+from karma.sandbox.docker import DockerBackend
+from karma.sandbox.interface import SandboxSpec
+
+box = DockerBackend().start(SandboxSpec(image=sys.argv[1], workspace=Path(sys.argv[2]),
+                                        run_id="test-lease", task_id="t1", lease_s=3))
+print(box.id, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone_within(backend: DockerBackend, container_id: str, seconds: float) -> float | None:
+    """Seconds until the container was gone (not even listed), or None."""
+    import time
+
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if not backend.client.api.containers(all=True, filters={"id": container_id}):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    return None
+
+
+def test_a_sandbox_whose_owner_was_killed_stops_within_the_lease(
+    docker_engine: str, backend: DockerBackend, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, docker_engine, str(tmp_path)],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert owner.stdout is not None
+        container_id = owner.stdout.readline().strip()
+        assert container_id
+        time.sleep(8)  # past the lease: the owner renews it, so the sandbox stays
+        state = backend.client.api.inspect_container(container_id)["State"]
+        assert state["Running"], state
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    took = _gone_within(backend, container_id, 30)
+    backend._remove(container_id)
+    assert took is not None, "the sandbox outlived its killed owner"
+    assert took < 3 + 1 + 10  # the lease, the keeper's step, slack for a loaded machine
+
+
+def test_a_sandbox_stops_at_its_maximum_lifetime(
+    docker_engine: str, backend: DockerBackend, tmp_path: Path
+) -> None:
+    sandbox = backend.start(make_spec(docker_engine, tmp_path, "test-lifetime", max_lifetime_s=3))
+    try:
+        assert _gone_within(backend, sandbox.id, 30) is not None
+    finally:
+        sandbox.close()
+
+
+def test_the_sandbox_cannot_renew_or_end_its_lease(box: DockerSandbox) -> None:
+    result = box.exec(
+        f"touch {LEASE_MOUNT}/beat 2>&1 || echo NO-RENEW; kill -9 1 2>&1 || echo NO-KILL;"
+        "sleep 1; echo alive",
+        timeout_s=20,
+    )
+    assert "NO-RENEW" in result.output and "NO-KILL" in result.output
+    assert result.output.rstrip().endswith("alive")
