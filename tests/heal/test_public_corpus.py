@@ -1,4 +1,4 @@
-"""The public corpus: real CI logs copied from public repositories, with provenance and a clean split."""
+"""The public corpus: real CI logs from public repositories, with provenance and a clean split."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ import html
 import json
 import re
 import subprocess
+import urllib.parse
 import sys
 from pathlib import Path
 
@@ -156,7 +157,8 @@ def thesis_entries(mirror: Path) -> list[dict[str, str]]:
                 "label": label,
                 "log": excerpt(log, start, start + len(marked)),
                 "tool": tool_of(marked, language),
-                "source": f"https://github.com/{THESIS}/blob/{commit}/tool/samples/{path}",
+                "source": f"https://github.com/{THESIS}/blob/{commit}/"
+                + urllib.parse.quote(f"tool/samples/{path}"),
                 "reason": reason,
                 "group": repo.lower(),
             })  # fmt: skip
@@ -186,16 +188,18 @@ def cidiff_entries(mirror: Path) -> list[dict[str, str]]:
             continue
         log = "\n".join(lines)
         start = sum(len(line) + 1 for line in lines[: first - 1])
-        case = folder.rsplit("/", 1)[1]
+        parent, case = folder.split("/")[-2:]
+        # data/breakages/<project>_<run>; elsewhere one folder holds one workflow's runs.
+        group = re.sub(r"_\d+$", "", case) if parent == "breakages" else parent
         label, reason = label_of(marked)
         entries.append({
-            "id": f"cidiff/{case}",
+            "id": "cidiff/" + re.sub(r"\W+", "-", folder.removeprefix("data/")).strip("-"),
             "label": label,
             "log": excerpt(log, start, start + len(marked)),
             "tool": tool_of(marked, ""),
-            "source": f"https://github.com/{CIDIFF}/blob/{commit}/{name}",
+            "source": f"https://github.com/{CIDIFF}/blob/{commit}/{urllib.parse.quote(name)}",
             "reason": reason,
-            "group": re.sub(r"_\d+$", "", case).lower(),
+            "group": group.lower(),
         })  # fmt: skip
     return entries
 
