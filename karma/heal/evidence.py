@@ -24,7 +24,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]+")
 # CI runners prefix each line: GitHub Actions with an ISO timestamp (`gh run view --log`
 # also with the job and step names, tab-separated). Removed so line-anchored patterns hold.
 _RUNNER_PREFIX = re.compile(
-    r"^(?:[^\t\n]{0,200}\t[^\t\n]{0,200}\t)?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?(?:##\[error\])?",
+    r"^(?:[^\t\n]{0,200}\t[^\t\n]{0,200}\t)?"
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?(?:##\[error\])?",
     re.MULTILINE,
 )
 
