@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
+from operator import add
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,9 +118,7 @@ class ClassModel:
     def __init__(self, data: dict[str, Any]) -> None:
         self.classes: list[str] = list(data["classes"])
         self.bias: list[float] = [float(b) for b in data["bias"]]
-        self.weights: dict[int, list[float]] = {
-            int(k): [float(x) for x in v] for k, v in data["weights"].items()
-        }
+        self.weights: dict[int, list[float]] = {int(k): v for k, v in data["weights"].items()}
         self.temperature = float(data.get("temperature", 1.0))
         self.threshold = float(data.get("threshold", 0.5))
         self.meta: dict[str, Any] = dict(data.get("meta", {}))
@@ -130,11 +129,11 @@ class ClassModel:
 
     def scores(self, buckets: Iterable[int]) -> list[float]:
         total = list(self.bias)
+        get = self.weights.get
         for bucket in set(buckets):
-            row = self.weights.get(bucket)
+            row = get(bucket)
             if row is not None:
-                for i, w in enumerate(row):
-                    total[i] += w
+                total = list(map(add, total, row))  # one C-level pass per feature
         return total
 
     def probabilities(self, buckets: Iterable[int]) -> list[float]:
