@@ -10,7 +10,9 @@ from karma.recipes import FailureClass
 
 PUBLIC = Path(__file__).resolve().parents[1] / "golden" / "failures" / "public"
 FIELDS = {"id", "label", "log", "tool", "source", "reason", "group"}
-SOURCE = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+/blob/[0-9a-f]{40}/\S+$")
+SOURCE = re.compile(
+    r"^https://github\.com/[\w.-]+/[\w.-]+/(?:blob/[0-9a-f]{40}/\S+|(?:issues|pull)/\d+)$"
+)
 
 
 def rows(split: str) -> list[dict[str, str]]:
