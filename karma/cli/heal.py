@@ -108,8 +108,9 @@ def _explain(healer: Any, evidence: Any, data: dict[str, Any]) -> None:
     if decided == "pattern":
         how = f"pattern {data['pattern']} (sure: >= its threshold; the learned model not asked)"
     elif decided == "model":
-        how = (f"learned model (patterns unsure or silent); class recipe {data['pattern']}, "
-               f"threshold {table.model.threshold:.2f}")  # fmt: skip
+        recipe = table.by_id.get(data["pattern"], table.fallback).id
+        how = (f"learned model (patterns unsure or silent), p={data['confidence']:.2f} >= "
+               f"threshold {table.model.threshold:.2f}; hint and remedies from {recipe}")  # fmt: skip
     else:
         how = (f"unknown: the learned model's best guess is below its threshold "
                f"{table.model.threshold:.2f}")  # fmt: skip
