@@ -110,7 +110,7 @@ def _explain(healer: Any, evidence: Any, data: dict[str, Any]) -> None:
     elif decided == "model":
         recipe = table.by_id.get(data["pattern"], table.fallback).id
         how = (f"learned model (patterns unsure or silent), p={data['confidence']:.2f} >= "
-               f"threshold {table.model.threshold:.2f}; hint and remedies from {recipe}")  # fmt: skip
+               f"threshold {table.model.threshold:.2f}; remedies of {recipe}")  # fmt: skip
     else:
         how = (f"unknown: the learned model's best guess is below its threshold "
                f"{table.model.threshold:.2f}")  # fmt: skip
