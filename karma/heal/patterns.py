@@ -235,11 +235,7 @@ class PatternTable:
         patterns: list[FailurePattern],
         model: ClassModel | Literal["builtin"] | None = "builtin",
     ) -> None:
-        if model == "builtin":
-            from karma.heal.model import builtin_model
-
-            model = builtin_model()
-        self.model = model
+        self._model = model
         self._compiled = [_Compiled(p) for p in patterns]
         fallbacks = [c for c in self._compiled if c.is_fallback]
         if not fallbacks:
@@ -258,6 +254,15 @@ class PatternTable:
         )
 
     @property
+    def model(self) -> ClassModel | None:
+        """The learned layer; the built-in one is loaded on first use (~50 ms), not at start."""
+        if self._model == "builtin":
+            from karma.heal.model import builtin_model
+
+            self._model = builtin_model()
+        return self._model
+
+    @property
     def patterns(self) -> list[FailurePattern]:
         return [c.pattern for c in self._compiled]
 
@@ -266,9 +271,8 @@ class PatternTable:
         from karma.heal.flaky import flakiness
 
         result = self.classify_patterns(evidence)
-        if self.model is not None and not (
-            result.confidence >= PATTERN_SURE and result.pattern_id != self.fallback.id
-        ):
+        sure = result.confidence >= PATTERN_SURE and result.pattern_id != self.fallback.id
+        if not sure and self.model is not None:
             result = self._ask_model(evidence, result)
         if result.failure_class not in ("test_failure", "flaky_test", "timeout"):
             return result  # flakiness qualifies test failures only; no work for the others
@@ -278,12 +282,13 @@ class PatternTable:
     def _ask_model(self, evidence: Evidence, result: Classification) -> Classification:
         from karma.heal.model import model_lines
 
-        assert self.model is not None
+        model = self.model
+        assert model is not None
         lines = model_lines(evidence)
-        guess = self.model.predict(evidence, lines, result)
+        guess = model.predict(evidence, lines, result)
         chosen = self.by_id.get(f"{MODEL_PREFIX}{guess.failure_class}")
         shown = result.key_lines or tuple(lines)
-        if guess.probability < self.model.threshold or chosen is None:
+        if guess.probability < model.threshold or chosen is None:
             fallback = self.fallback
             return Classification(
                 fallback.klass, fallback.id, round(1 - guess.probability, 4),
