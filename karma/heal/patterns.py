@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from karma.heal.evidence import Evidence
@@ -271,13 +272,19 @@ class PatternTable:
         from karma.heal.flaky import flakiness
 
         result = self.classify_patterns(evidence)
-        sure = result.confidence >= PATTERN_SURE and result.pattern_id != self.fallback.id
+        matched = result.pattern_id != self.fallback.id
+        # What this repository learned from outcomes (recipes/learned/) is never overruled.
+        sure = matched and (result.confidence >= PATTERN_SURE or self._learned(result.pattern_id))
         if not sure and self.model is not None:
             result = self._ask_model(evidence, result)
         if result.failure_class not in ("test_failure", "flaky_test", "timeout"):
             return result  # flakiness qualifies test failures only; no work for the others
         score = flakiness(evidence)
         return replace(result, flakiness=score) if score else result
+
+    def _learned(self, pattern_id: str) -> bool:
+        source = self.by_id[pattern_id].source if pattern_id in self.by_id else None
+        return source is not None and "learned" in Path(source).parts
 
     def _ask_model(self, evidence: Evidence, result: Classification) -> Classification:
         from karma.heal.model import model_lines
