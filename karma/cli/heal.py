@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import deque
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,10 +27,15 @@ READ_LIMIT = 4 * 1024 * 1024  # bytes of a log's tail read; the evidence keeps l
 
 def _read_tail(source: str) -> bytes:
     if source == "-":
-        data = b""
+        # A window of chunks, not one growing bytes: a 1 GB stream costs one pass, O(n).
+        chunks: deque[bytes] = deque()
+        held = 0
         while chunk := sys.stdin.buffer.read(1 << 20):
-            data = (data + chunk)[-READ_LIMIT:]
-        return data
+            chunks.append(chunk)
+            held += len(chunk)
+            while held - len(chunks[0]) >= READ_LIMIT:
+                held -= len(chunks.popleft())
+        return b"".join(chunks)[-READ_LIMIT:]
     path = Path(source)
     try:
         with path.open("rb") as handle:
@@ -54,6 +60,9 @@ def classify(
     step: Annotated[str, typer.Option(help="install|build|test|lint|typecheck|agent")] = "build",
     exit_code: Annotated[int, typer.Option("--exit-code", help="The command's exit code.")] = 1,
     tool: Annotated[str | None, typer.Option(help="The tool that wrote the log.")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show who decided, the runner-up and the key lines.")
+    ] = False,
 ) -> ExitCode:
     """Classify a failure log the way a failed attempt is classified."""
     from karma.heal import Evidence, Healer
@@ -79,6 +88,8 @@ def classify(
     runner = data["runner_up"]
     out.print(f"[bold]{data['class']}[/bold]  pattern {data['pattern']}  "
               f"confidence {data['confidence']:.2f}  signature {data['signature']}")  # fmt: skip
+    if explain:
+        _explain(healer, evidence, data)
     if runner:
         out.print(f"runner-up: {runner['class']} ({runner['pattern']}, {runner['confidence']:.2f})")
     for line in data["key_lines"]:
@@ -87,6 +98,29 @@ def classify(
         "remediations: " + ", ".join(f"{r['name']} ({r['tier']})" for r in data["remediations"])
     )
     return ExitCode.OK
+
+
+def _explain(healer: Any, evidence: Any, data: dict[str, Any]) -> None:
+    """Who decided and why: the sure pattern and its line, or the model and its threshold."""
+    from karma.heal.flaky import signals
+
+    decided = data["decided_by"]
+    table = healer.table
+    if decided == "pattern":
+        how = f"pattern {data['pattern']} (sure: >= its threshold; the learned model not asked)"
+    elif decided == "model":
+        recipe = table.by_id.get(data["pattern"], table.fallback).id
+        how = (f"learned model (patterns unsure or silent), p={data['confidence']:.2f} >= "
+               f"threshold {table.model.threshold:.2f}; remedies of {recipe}")  # fmt: skip
+    else:
+        how = (f"unknown: the learned model's best guess is below its threshold "
+               f"{table.model.threshold:.2f}")  # fmt: skip
+    out.print(f"decided by: {how}", markup=False, highlight=False)
+    out.print(f"evidence: step {evidence.step}, tool {evidence.tool or '-'}, {evidence.state}",
+              markup=False, highlight=False)  # fmt: skip
+    if data["flakiness"]:
+        out.print(f"flakiness: {data['flakiness']:.2f} ({', '.join(signals(evidence))}); "
+                  "the rerun remedy decides", markup=False, highlight=False)  # fmt: skip
 
 
 def _store(*, create: bool = False) -> Any:

@@ -21,6 +21,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)
 # Control characters other than tab and newline; carriage returns become newlines
 # below so progress bars collapse into lines rather than vanish.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]+")
+# CI runners prefix each line: GitHub Actions with an ISO timestamp (`gh run view --log`
+# also with the job and step names, tab-separated). Removed so line-anchored patterns hold.
+_RUNNER_PREFIX = re.compile(
+    r"^(?:[^\t\n]{0,200}\t[^\t\n]{0,200}\t)?"
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?(?:##\[error\])?",
+    re.MULTILINE,
+)
 
 
 def clean_output(text: str | bytes, *, limit: int = DEFAULT_TAIL) -> str:
@@ -32,6 +39,7 @@ def clean_output(text: str | bytes, *, limit: int = DEFAULT_TAIL) -> str:
     text = text[-(limit * 2) :]
     text = _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
+    text = _RUNNER_PREFIX.sub("", text)
     return text[-limit:]
 
 

@@ -34,6 +34,10 @@ from karma.store import Store
 MAX_FILES = 200
 
 
+FLAKY_RERUN = 0.5
+"""Flakiness at which the rerun remedy is tried first (see karma.heal.flaky)."""
+
+
 class Healer:
     def __init__(
         self,
@@ -132,6 +136,10 @@ class Healer:
                 continue
             usable.append(spec)
         automatic = [s for s in usable if tier_of(s.name) != "critical"]
+        if classification.flakiness >= FLAKY_RERUN:
+            # The log suggests a flaky test: a rerun is the experiment that tells (its
+            # verdict is recorded as the outcome the learner uses), so it goes first.
+            automatic.sort(key=lambda s: s.name != "rerun_failed_tests")
         critical = [s for s in usable if tier_of(s.name) == "critical"]
         if automatic:
             choice = self._cascade(automatic, classification.confidence)

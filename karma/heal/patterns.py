@@ -4,7 +4,14 @@ Every pattern whose hard conditions hold (exit code, sandbox limit, `all`, `excl
 and whose output regexes hit scores its recipe confidence, plus small bonuses for a
 matching tool or step and for more than one regex hitting. The best pattern wins; the
 best pattern of another class is the runner-up, and the closer it scores the lower the
-winner's confidence. Nothing matches: the `unknown` fallback.
+winner's confidence.
+
+Patterns decide when they are sure (`PATTERN_SURE`). Otherwise - nothing matched, or the
+best match is unsure - the learned model (`karma.heal.model`) scores every class from the
+key lines and the non-text evidence, and decides if its probability reaches the model's
+threshold; below it the answer is `unknown`: a decision, not a fallback. A model decision
+carries the first pattern of its class (its hint and remediations) and says so in
+`decided_by`.
 
 Speed (>= 500 logs/s of 20 KB): regexes are *line* regexes, each with a literal it
 cannot match without (from its parse tree); a log is searched for each literal once,
@@ -16,18 +23,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from karma.heal.evidence import Evidence
 from karma.heal.signature import MAX_KEY_LINES, key_lines, signature
 from karma.recipes import FailureClass, FailurePattern
 
+if TYPE_CHECKING:
+    from karma.heal.model import ClassModel
+
 TOOL_BONUS = 0.06
 STEP_BONUS = 0.03
 EXTRA_HIT_BONUS = 0.03
 MAX_CONFIDENCE = 0.99
+PATTERN_SURE = 0.7
+"""A pattern at least this confident decides alone; below, the model is asked."""
+MODEL_PREFIX = "model:"
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,10 @@ class Classification:
     runner_up: RunnerUp | None
     signature: str
     key_lines: tuple[str, ...]
+    decided_by: Literal["pattern", "model", "threshold"] = "pattern"
+    """Who decided: a sure pattern, the model, or the model's threshold (-> unknown)."""
+    flakiness: float = 0.0
+    """0..1: how much the output suggests a flaky test (see karma.heal.flaky)."""
 
     def to_json(self) -> dict[str, Any]:
         runner = self.runner_up
@@ -57,6 +75,8 @@ class Classification:
                 "confidence": round(runner.confidence, 3)},
             "signature": self.signature,
             "key_lines": list(self.key_lines),
+            "decided_by": self.decided_by,
+            "flakiness": round(self.flakiness, 3),
         }  # fmt: skip
 
 
@@ -211,7 +231,12 @@ _Scored = tuple[float, int, _Compiled, list[tuple[int, int]]]
 class PatternTable:
     """The failure patterns in recipe order, compiled; `classify` is the hot path."""
 
-    def __init__(self, patterns: list[FailurePattern]) -> None:
+    def __init__(
+        self,
+        patterns: list[FailurePattern],
+        model: ClassModel | Literal["builtin"] | None = "builtin",
+    ) -> None:
+        self._model = model
         self._compiled = [_Compiled(p) for p in patterns]
         fallbacks = [c for c in self._compiled if c.is_fallback]
         if not fallbacks:
@@ -219,6 +244,9 @@ class PatternTable:
         self.fallback = fallbacks[0].pattern
         self._matchers = [c for c in self._compiled if not c.is_fallback]
         self.by_id = {c.pattern.id: c.pattern for c in self._compiled}
+        for compiled in reversed(self._matchers):  # the first pattern of each class is its recipe
+            self.by_id[f"{MODEL_PREFIX}{compiled.pattern.klass}"] = compiled.pattern
+        self.by_id[f"{MODEL_PREFIX}unknown"] = self.fallback
         self._literals = frozenset(
             literal
             for c in self._matchers
@@ -227,11 +255,68 @@ class PatternTable:
         )
 
     @property
+    def model(self) -> ClassModel | None:
+        """The learned layer; the built-in one is loaded on first use (~50 ms), not at start."""
+        if self._model == "builtin":
+            from karma.heal.model import builtin_model
+
+            self._model = builtin_model()
+        return self._model
+
+    @property
     def patterns(self) -> list[FailurePattern]:
         return [c.pattern for c in self._compiled]
 
     def classify(self, evidence: Evidence) -> Classification:
-        """The class of a failure; the end of the log is read first, the whole tail if needed.
+        """The class of a failure: a sure pattern, else the model, else `unknown`."""
+        from karma.heal.flaky import flakiness
+
+        result = self.classify_patterns(evidence)
+        matched = result.pattern_id != self.fallback.id
+        # What this repository learned from outcomes (recipes/learned/) is never overruled.
+        sure = matched and (result.confidence >= PATTERN_SURE or self._learned(result.pattern_id))
+        if not sure and self.model is not None:
+            result = self._ask_model(evidence, result)
+        if result.failure_class not in ("test_failure", "flaky_test", "timeout"):
+            return result  # flakiness qualifies test failures only; no work for the others
+        score = flakiness(evidence)
+        return replace(result, flakiness=score) if score else result
+
+    def _learned(self, pattern_id: str) -> bool:
+        source = self.by_id[pattern_id].source if pattern_id in self.by_id else None
+        return source is not None and "learned" in Path(source).parts
+
+    def _ask_model(self, evidence: Evidence, result: Classification) -> Classification:
+        from karma.heal.model import model_lines
+
+        model = self.model
+        assert model is not None
+        lines = model_lines(evidence)
+        guess = model.predict(evidence, lines, result)
+        chosen = self.by_id.get(f"{MODEL_PREFIX}{guess.failure_class}")
+        shown = result.key_lines or tuple(lines)
+        if guess.probability < model.threshold or chosen is None:
+            fallback = self.fallback
+            return Classification(
+                fallback.klass, fallback.id, round(1 - guess.probability, 4),
+                RunnerUp(guess.failure_class, f"{MODEL_PREFIX}{guess.failure_class}",  # type: ignore[arg-type]
+                         round(guess.probability, 4)),
+                signature(fallback.klass, fallback.id, lines), shown, "threshold",
+            )  # fmt: skip
+        runner = None
+        if guess.runner_up is not None:
+            runner = RunnerUp(guess.runner_up, f"{MODEL_PREFIX}{guess.runner_up}",  # type: ignore[arg-type]
+                              round(guess.runner_up_probability, 4))  # fmt: skip
+        # `model:<class>` in the record: the healing memory and reflection can tell a
+        # learned guess from a pattern's match; `by_id` maps it to the class's recipe.
+        model_id = f"{MODEL_PREFIX}{chosen.klass}"
+        return Classification(
+            chosen.klass, model_id, round(guess.probability, 4), runner,
+            signature(chosen.klass, model_id, lines), shown, "model",
+        )  # fmt: skip
+
+    def classify_patterns(self, evidence: Evidence) -> Classification:
+        """The patterns' answer alone; the end of the log is read first, the whole tail if needed.
 
         Tools print their verdict last, so a confident match in the last `WINDOW`
         characters stands; otherwise (no match, or an unsure one) the whole output tail

@@ -68,7 +68,10 @@ def clusters(store: Store, *, min_count: int = 2) -> list[Cluster]:
     """Unknown failures grouped by similar wording; only groups seen `min_count` times."""
     found: list[Cluster] = []
     for row in store.failures():
-        if row["failure_class"] != "unknown":
+        # No pattern knew it: unknown, or only the learned model's guess (`model:<class>`).
+        if row["failure_class"] != "unknown" and not str(row["pattern_id"] or "").startswith(
+            "model:"
+        ):
             continue
         words = set(_WORDS.findall(normalise(row["example"]).lower()))
         for cluster in found:

@@ -150,3 +150,22 @@ def test_recall_gives_prevention_hints(make_healer: Make) -> None:
     assert any("Annotate" in h for h in healer.recall(["src/app.py"], None))
     assert healer.recall(["other.py"], "feature")
     assert healer.recall(["other.py"], "docs") == []
+
+
+def test_a_flaky_looking_test_failure_is_rerun_first(make_healer: Make) -> None:
+    # Classified as the test failure it shows; the flakiness signals (a port in use, a
+    # timing error) put the rerun first, and its verdict is what gets recorded.
+    text = PYTEST_FAIL.replace(
+        "E       assert -1 == 5",
+        "E       OSError: [Errno 98] Address already in use\nE       TimeoutException: "
+        "timed out waiting for the server",
+    )
+    healer = make_healer(chooser="ordered")
+    cls = healer.classify(evidence(text, step="test", tool="pytest"))
+    assert cls.flakiness >= 0.5
+    decision = healer.decide("t1", cls, [])
+    assert isinstance(decision, Remedy) and decision.name == "rerun_failed_tests"
+    plain = healer.classify(evidence(PYTEST_FAIL, step="test", tool="pytest"))
+    assert plain.flakiness == 0
+    first = healer.decide("t1", plain, [])
+    assert isinstance(first, Remedy) and first.name == "retry_with_hint"

@@ -1,0 +1,183 @@
+"""The layered classifier: sure patterns, the learned model, `unknown` by threshold, flakiness.
+
+And bad input through the real CLI: empty, binary, 1 GB streamed, invalid UTF-8, ANSI and
+carriage-return progress bars, hostile lines - a class (or unknown) and exit 0, bounded
+in time; never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from karma.cli import main
+from karma.heal import Evidence, PatternTable
+from karma.heal.flaky import flakiness, signals
+from karma.heal.model import ClassModel, builtin_model, evidence_features
+from karma.recipes import load_failure_patterns
+
+PUBLIC = Path(__file__).resolve().parents[1] / "golden" / "failures" / "public"
+
+
+@pytest.fixture(scope="module")
+def layered() -> PatternTable:
+    return PatternTable(load_failure_patterns())
+
+
+def test_the_builtin_model_loads_fast_and_knows_every_class() -> None:
+    from karma.heal.model import MODEL_FILE
+    from karma.home import builtin_dir
+
+    start = time.perf_counter()
+    model = ClassModel.load(builtin_dir("recipes") / MODEL_FILE)
+    assert time.perf_counter() - start < 1.0  # bench/ measures the 100 ms target unloaded
+    assert builtin_model() is not None
+    assert {"test_failure", "unknown", "out_of_memory", "timeout"} <= set(model.classes)
+    assert 0 < model.threshold < 1 and model.temperature > 0
+
+
+def test_a_sure_pattern_decides_and_names_its_line(layered: PatternTable) -> None:
+    text = "collecting...\nFAILED tests/test_app.py::test_add - assert 1 == 2\n= 1 failed in 0.1s ="
+    result = layered.classify(Evidence.from_log(text, step="test", tool="pytest"))
+    assert result.failure_class == "test_failure" and result.decided_by == "pattern"
+    assert any("FAILED tests/test_app.py" in line for line in result.key_lines)
+
+
+def test_the_model_decides_where_patterns_are_silent(layered: PatternTable) -> None:
+    # A real log of the public test split that no pattern matches (chosen by the test,
+    # not used for tuning): the model answers, with a runner-up and a probability.
+    rows = [json.loads(line) for line in (PUBLIC / "test.jsonl").open()]
+    bare = PatternTable(load_failure_patterns(), model=None)
+    silent = [
+        r for r in rows if bare.classify(Evidence.from_log(r["log"])).failure_class == "unknown"
+    ]
+    assert silent
+    decided = [layered.classify(Evidence.from_log(r["log"])) for r in silent]
+    assert {d.decided_by for d in decided} <= {"model", "threshold"}
+    for d in decided:
+        assert 0 < d.confidence <= 1 and d.runner_up is not None
+        if d.decided_by == "threshold":  # the model may also *predict* unknown, confidently
+            assert d.failure_class == "unknown"
+
+
+def test_unknown_is_a_threshold_decision(layered: PatternTable) -> None:
+    assert layered.model is not None
+    strict = ClassModel({"classes": layered.model.classes, "bias": layered.model.bias,
+                         "weights": {}, "threshold": 0.999})  # fmt: skip
+    table = PatternTable(load_failure_patterns(), model=strict)
+    result = table.classify(Evidence.from_log("something odd happened\nexit status 3"))
+    assert result.failure_class == "unknown" and result.decided_by == "threshold"
+    assert result.runner_up is not None and result.runner_up.pattern_id.startswith("model:")
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "limit", "expected"),
+    [(137, "memory", "out_of_memory"), (124, None, "timeout"), (127, None, "missing_tool"),
+     (0, "timeout", "timeout")],
+)  # fmt: skip
+def test_exit_code_signal_and_limit_are_evidence(
+    layered: PatternTable, exit_code: int, limit: str | None, expected: str
+) -> None:
+    evidence = Evidence.from_log("", exit_code=exit_code, limit=limit)  # type: ignore[arg-type]
+    assert layered.classify(evidence).failure_class == expected
+    names = evidence_features(evidence)
+    assert f"exit:{exit_code}" in names and f"limit:{limit or 'none'}" in names
+    if exit_code > 128:
+        assert f"signal:{exit_code - 128}" in names
+
+
+def test_flaky_is_a_test_failure_with_a_score(layered: PatternTable) -> None:
+    text = ("tests/test_net.py::test_server RERUN\n"
+            "E   OSError: [Errno 98] Address already in use\n"
+            "FAILED tests/test_net.py::test_server - OSError\n"
+            "= 1 failed, 1 rerun in 2s =")  # fmt: skip
+    evidence = Evidence.from_log(text, step="test", tool="pytest")
+    assert set(signals(evidence)) >= {"rerun", "resource"}
+    result = layered.classify(evidence)
+    assert result.failure_class in ("test_failure", "flaky_test")
+    assert result.flakiness == flakiness(evidence) > 0.7
+    plain = layered.classify(Evidence.from_log("FAILED t.py::test_a - assert 1 == 2\n= 1 failed =",
+                                               step="test", tool="pytest"))  # fmt: skip
+    assert plain.failure_class == "test_failure" and plain.flakiness == 0
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    return code, capsys.readouterr().out
+
+
+def test_explain_names_the_decider_and_the_runner_up(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "ci.log"
+    log.write_text("> Task :app:test\n\ncom.example.AppTest > adds FAILED\n"
+                   "    java.lang.AssertionError: expected:<3> but was:<4>\n\n"
+                   "There were failing tests. See the report at: file:///r/index.html\n"
+                   "BUILD FAILED in 3s\n")  # fmt: skip
+    code, out = run(capsys, "-C", str(tmp_path), "classify", str(log), "--explain")
+    assert code == 0
+    assert out.startswith("test_failure") and "decided by: pattern ci.gradle.tests" in out
+    assert "There were failing tests" in out and "confidence" in out
+    odd = tmp_path / "odd.log"
+    odd.write_text("step 3 of 9\nthe frobnicator declined the request\nexit status 3\n")
+    code, out = run(capsys, "-C", str(tmp_path), "classify", str(odd), "--explain")
+    assert code == 0 and "decided by: " in out and ("learned model" in out or "threshold" in out)
+    assert "runner-up:" in out
+
+
+BAD_INPUTS = {
+    "empty": b"",
+    "binary": bytes(range(256)) * 4000,
+    "invalid_utf8": b"\xff\xfe\xc3\x28 error: \xa0\xa1 Traceback\n" * 1000,
+    "ansi_progress": b"".join(b"\x1b[32m[%3d%%]\x1b[0m \x1b[2K\rFetching\r" % i for i in range(99))
+    + b"\nnpm ERR! code ENOSPC\nnpm ERR! nospc ENOSPC: no space left on device, write\n",
+    "one_huge_line": b"error " * 2_000_000,
+    "many_keyword_lines": b"error: failed FAIL Killed timeout\n" * 200_000,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_gets_a_class_and_exit_0(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    log = tmp_path / f"{name}.log"
+    log.write_bytes(BAD_INPUTS[name])
+    start = time.perf_counter()
+    code, out = run(capsys, "-C", str(tmp_path), "classify", str(log), "--json")
+    assert time.perf_counter() - start < 10  # bounded: the tail is bounded, the regexes line-bound
+    data = json.loads(out)
+    assert code == 0 and data["class"]
+    if name == "ansi_progress":
+        assert data["class"] == "disk_full"
+
+
+def test_a_directory_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["-C", str(tmp_path), "classify", str(tmp_path)]) == 2
+
+
+CLI = "import sys; from karma.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_one_gigabyte_streamed_on_stdin_is_bounded(tmp_path: Path) -> None:
+    """The real CLI in a subprocess reading 1 GB from a pipe: constant memory, one class."""
+    script = (
+        "import sys\nblock = (b'building module ' * 4096 + b'\\n') * 16\n"
+        "for _ in range((1 << 30) // len(block)):\n    sys.stdout.buffer.write(block)\n"
+        "sys.stdout.buffer.write(b'ld: cannot find -lfoo\\n'\n"
+        "                        b'collect2: error: ld returned 1 exit status\\n')\n"
+    )  # fmt: skip
+    producer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", CLI, "-C", str(tmp_path), "classify", "-", "--json"],
+        stdin=producer.stdout, capture_output=True, timeout=300, check=False,
+    )  # fmt: skip
+    producer.wait()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["class"] == "compile_error"
+    assert time.perf_counter() - start < 300
