@@ -80,13 +80,16 @@ class Build:
     def work_branch(self, name: str) -> str:
         return f"karma-work/{self.run_id}/{name}"
 
-    def retire_worktree(self, worktree: Worktree, *, keep: bool) -> None:
-        """Remove an attempt's worktree; a failed attempt's branch stays for salvage."""
+    def retire_worktree(self, worktree: Worktree, *, keep: bool, stage: bool = True) -> None:
+        """Remove an attempt's worktree; a failed attempt's branch stays for salvage, with
+        its work staged unless `stage` is off (a worktree past its size limit)."""
         if keep:
-            self.workspace.changed_files(worktree)
-            work = self.workspace.commit(
-                worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id}
-            )
+            work = None
+            if stage:
+                self.workspace.changed_files(worktree)
+                work = self.workspace.commit(
+                    worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id}
+                )
             self.workspace.create_branch(worktree.branch, work or worktree.base)
         self.workspace.remove_worktree(worktree.path)
 

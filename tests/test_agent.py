@@ -18,7 +18,7 @@ class CannedRunner:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def __call__(self, command: str) -> ExecResult:
+    def __call__(self, command: str, time_left: float = 0.0) -> ExecResult:
         self.commands.append(command)
         return ExecResult(command, 0, "1 passed", 0.2)
 
