@@ -423,3 +423,55 @@ def test_write_over_a_crlf_file_keeps_crlf_unless_content_has_it(root: Path) -> 
     assert path.read_bytes() == b"\xef\xbb\xbfmixed\r\nlf\n"
     tools.call("write_file", {"path": "new.txt", "content": "a\nb\n"})
     assert (root / "new.txt").read_bytes() == b"a\nb\n"
+
+
+# -- the same attacks from a real sandbox: a process `run` left behind ------------------------
+
+
+@pytest.mark.docker
+def test_background_process_in_a_real_sandbox_can_not_lead_the_tools_out(
+    docker_engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from karma.config import KarmaConfig
+    from karma.sandbox import get_sandbox
+    from karma.sandbox.interface import SandboxSpec
+
+    monkeypatch.setenv("KARMA_HOST_MARKER", SECRET)  # what /proc/self/environ would show
+    root, host = tmp_path / "wt", tmp_path / "host"
+    (root / "d").mkdir(parents=True)
+    host.mkdir()
+    (host / "secret.txt").write_text(f"{SECRET}\n")
+    backend = get_sandbox(KarmaConfig())
+    sandbox = backend.start(SandboxSpec(docker_engine, root, "tools-test", "race"))
+    try:
+        tools = Toolbox(
+            root,
+            lambda cmd, left: sandbox.exec(cmd, timeout_s=min(60.0, left)),
+            output_chars=4000,
+        )
+        swap = ("while :; do rm -rf d; ln -s / d; rm -f d; mkdir -p d/p; : > d/p/f; done")
+        started = tools.call("run", {"command": f"nohup sh -c '{swap}' >/dev/null 2>&1 &"})
+        assert not started.is_error, started.content
+        host_file = str(host / "secret.txt").lstrip("/")
+        calls: list[tuple[str, dict[str, str]]] = [
+            ("read_file", {"path": f"d/{host_file}"}),
+            ("read_file", {"path": "d/proc/self/environ"}),
+            ("write_file", {"path": f"d/{str(host).lstrip('/')}/pwned", "content": "x"}),
+            ("edit_file", {"path": f"d/{host_file}", "old": SECRET, "new": "gone"}),
+            ("list_files", {"path": f"d/{str(host).lstrip('/')}"}),
+            ("search_code", {"pattern": "TOPSECRET|KARMA_HOST_MARKER", "path": "d"}),
+            ("write_file", {"path": "d/p/f", "content": "inside\n"}),
+        ]
+        symlinked = 0
+        for index in range(ITERATIONS):
+            name, args = calls[index % len(calls)]
+            result = tools.call(name, args)
+            assert SECRET not in result.content and "KARMA_HOST_MARKER" not in result.content
+            symlinked += "symlink" in result.content
+        assert symlinked > 0  # the swap was really racing the tools
+        alive = tools.call("run", {"command": "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"})
+        assert "while :" in alive.content, alive.content  # it ran the whole time
+    finally:
+        sandbox.close()
+    assert sorted(p.name for p in host.iterdir()) == ["secret.txt"]
+    assert (host / "secret.txt").read_text() == f"{SECRET}\n"
