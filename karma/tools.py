@@ -129,8 +129,6 @@ class Toolbox:
         self.written: set[str] = set()
         self.excess: str | None = None
         """Set when the worktree grew past its limit: the attempt fails with this reason."""
-        self._unmeasured = 0
-        """Bytes written by the tools since the worktree was last measured."""
 
     # -- confinement ------------------------------------------------------------------
 
@@ -272,16 +270,13 @@ class Toolbox:
         confine.write_bytes(root, parts, data, owner=self._owner())
         self.written.add("/".join(parts))
         failpoint("after_file_write")
-        self._unmeasured += len(data)
-        if self._footprint is not None and self._unmeasured * 8 > self._footprint.limit:
-            self._measure()  # writes are small: measured only once they could add up
+        self._measure()
 
     def _measure(self) -> None:
-        """Measure the worktree (after `run`, or enough writes); past its limit, the
-        attempt fails with `excess` as the reason."""
-        self._unmeasured = 0
+        """Check the worktree's growth (after `run` and writes; next to free, see
+        `Footprint.quick_excess`); past its limit, the attempt fails with `excess`."""
         if self._footprint is not None and self.excess is None:
-            self.excess = self._footprint.excess()
+            self.excess = self._footprint.quick_excess()
 
     def _tool_write_file(self, path: str, content: str) -> ToolOutput:
         parts = self._parts(path)

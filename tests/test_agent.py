@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -172,11 +173,10 @@ def test_wall_time_holds_across_many_runs_in_one_reply(tmp_path: Path) -> None:
 def test_worktree_past_its_limit_ends_the_attempt(tmp_path: Path) -> None:
     class Fill:
         def __call__(self, command: str, time_left: float) -> ExecResult:
-            with (tmp_path / "dump.bin").open("wb") as handle:
-                handle.truncate(100 * 1024**3)  # sparse: nothing on disk, 100 GB for git
+            (tmp_path / "dump.bin").write_bytes(os.urandom(24 * 1024 * 1024))
             return ExecResult(command, 0, "", 0.1)
 
-    box = Toolbox(tmp_path, Fill(), output_chars=1000, footprint=Footprint(tmp_path, 10))
+    box = Toolbox(tmp_path, Fill(), output_chars=1000, footprint=Footprint(tmp_path, 4))
     replies = [{"tool_calls": [{"name": "run", "arguments": {"command": "make dump"}},
                                {"name": "write_file", "arguments": {"path": "x.py",
                                                                     "content": "x"}}]},

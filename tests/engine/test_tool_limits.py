@@ -17,7 +17,11 @@ from karma.testing.repos import git
 pytestmark = pytest.mark.docker
 
 
-def test_attempt_that_fills_its_worktree_fails_unstaged(karma_build: Any, demo_repo: Path) -> None:
+def test_attempt_that_fills_its_worktree_fails_unstaged(
+    karma_build: Any, demo_repo: Path, karma_config: Path
+) -> None:
+    with karma_config.open("a") as config:
+        config.write("\n[agent]\nmax_worktree_mb = 5\n")
     script = demo_script()
     good = conversation(script, "csv_export")
     bad = copy.deepcopy(good)
