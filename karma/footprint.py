@@ -59,7 +59,10 @@ class Footprint:
 
     def excess(self) -> str | None:
         """Why the worktree is too large now, or None: the exact measure."""
-        used = disk_usage(self.root, stop_above=self.base + self.limit) - self.base
+        try:
+            used = disk_usage(self.root, stop_above=self.base + self.limit) - self.base
+        except FileNotFoundError:  # the worktree is gone: nothing of it can be staged
+            return None
         if used <= self.limit:
             self._fs_base = _fs_used(self.root) - max(used, 0)
             return None
