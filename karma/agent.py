@@ -2,7 +2,10 @@
 
 The loop is deliberately small. It catches control flow in one place: a provider error,
 a limit, or a repeated action becomes the attempt's `AgentResult`; the caller decides
-what happens next. Each step is recorded as it happens (in a `finally`), so the run
+what happens next. Limits hold within a reply too: at most `max_tool_calls_per_reply`
+calls of one reply run (the rest get an error result), the wall-time deadline is checked
+before every call and bounds each `run`, and a worktree grown past its limit ends the
+attempt. Each step is recorded as it happens (in a `finally`), so the run
 record is complete even when the process dies mid-attempt.
 """
 
@@ -25,7 +28,7 @@ from karma.models.interface import (
     Usage,
     UserMessage,
 )
-from karma.tools import TOOLS, Toolbox
+from karma.tools import TOOLS, Toolbox, ToolOutput
 
 AgentStatus = Literal["finished", "stuck", "limit", "provider_error", "interrupted", "no_tool"]
 
@@ -141,8 +144,18 @@ def run_agent(
                 return result
             continue
         results: list[ToolResult] = []
-        for call in reply.tool_calls:
-            output = toolbox.call(call.name, call.arguments)
+        ended: str | None = None
+        for index, call in enumerate(reply.tool_calls):
+            left = started + limits.max_wall_s - time.monotonic()
+            if ended is not None or left <= 0:
+                ended = ended or f"wall-time limit ({limits.max_wall_s:.0f} s) reached"
+                output = ToolOutput(f"not run: {ended}", is_error=True)
+            elif index >= limits.max_tool_calls_per_reply:
+                output = ToolOutput(f"not run: at most {limits.max_tool_calls_per_reply} tool "
+                                    "calls of one reply are run; make the rest in your next "
+                                    "reply", is_error=True)  # fmt: skip
+            else:
+                output = toolbox.call(call.name, call.arguments, time_left=left)
             arguments = dict(call.arguments)
             try:
                 on_step(result.steps, call.name, arguments, output.content, output.is_error)
@@ -151,10 +164,17 @@ def run_agent(
             if output.finished is not None:
                 result.status, result.summary = "finished", output.finished
                 return result
-            if _repeated(seen, (call.name, json.dumps(arguments, sort_keys=True), output.content)):
+            if toolbox.excess is not None:
+                ended = ended or toolbox.excess
+            if ended is None and _repeated(
+                seen, (call.name, json.dumps(arguments, sort_keys=True), output.content)
+            ):
                 result.status = "stuck"
                 result.detail = f"the same {call.name} call gave the same result 3 times"
                 return result
+        if ended is not None:  # every call of the reply is recorded, then the attempt ends
+            result.status, result.detail = "limit", ended
+            return result
         messages.append(UserMessage(tool_results=tuple(results)))
 
 

@@ -84,14 +84,17 @@ class Build:
     def work_branch(self, name: str) -> str:
         return f"karma-work/{self.run_id}/{name}"
 
-    def retire_worktree(self, worktree: Worktree, *, keep: bool) -> None:
-        """Remove an attempt's worktree; a failed attempt's branch stays for salvage."""
+    def retire_worktree(self, worktree: Worktree, *, keep: bool, stage: bool = True) -> None:
+        """Remove an attempt's worktree; a failed attempt's branch stays for salvage, with
+        its work staged unless `stage` is off (a worktree past its size limit)."""
         if keep:
+            work = None
             try:
-                self.workspace.changed_files(worktree)
-                work = self.workspace.commit(
-                    worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id}
-                )
+                if stage:
+                    self.workspace.changed_files(worktree)
+                    work = self.workspace.commit(
+                        worktree, "salvage: unfinished attempt", {"Karma-Run": self.run_id}
+                    )
             except WorkspaceError as exc:
                 # Refused (a nested repository) or failed: git leaves the tree alone and
                 # it stays on disk, so nothing the attempt did is lost.

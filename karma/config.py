@@ -160,6 +160,11 @@ class AgentConfig(_Section):
     max_tokens: int = Field(default=400_000, ge=1000)
     max_cost_usd: float = Field(default=5.0, gt=0)
     max_wall_s: float = Field(default=1800.0, gt=0)
+    """Wall time of one attempt, every `run` included: each gets at most the time left."""
+    max_tool_calls_per_reply: int = Field(default=16, ge=1)
+    """Tool calls run from one model reply; the rest get an error result the model sees."""
+    max_worktree_mb: float = Field(default=200.0, gt=0)
+    """How much an attempt may grow its worktree (files left by `run` included)."""
     output_chars: int = Field(default=8_000, ge=500)
     """Tool output sent back to the model is tail-truncated to this many characters."""
     reply_max_tokens: int = Field(default=8_192, ge=256)

@@ -19,6 +19,7 @@ from karma.agent import Brief, run_agent
 from karma.errors import WorkspaceError
 from karma.events import EventKind, iso, utcnow
 from karma.failpoints import failpoint
+from karma.footprint import Footprint
 from karma.heal import AttemptRecord, Escalation, Evidence
 from karma.heal.evidence import Step
 from karma.heal.remediation import (
@@ -149,14 +150,17 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
     end = AttemptEnd("interrupted", detail="the run was interrupted")
     sandbox: Sandbox | None = None
     worktree: Worktree | None = None
+    footprint: Footprint | None = None
     try:
         with build.merge_lock:  # cut from the build branch as it stands now
             start_at = treatment.recheck.branch if treatment.recheck else build.tip()
             worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
+        footprint = Footprint(worktree.path, build.config.agent.max_worktree_mb)
         sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor)
         build.store.update_attempt(attempt_id, container_id=sandbox.id)
         build.store.upsert_task(build.run_id, task.id, image=sandbox.image, container_id=sandbox.id)
-        end = _work(build, task, number, model_name, treatment, worktree, sandbox, attempt_id)
+        end = _work(build, task, number, model_name, treatment, worktree, sandbox, attempt_id,
+                    footprint)  # fmt: skip
     except SandboxUnavailable as exc:
         build.interrupt()
         end = AttemptEnd("infra", detail=f"infrastructure failure: {exc}")
@@ -170,7 +174,9 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
         if sandbox is not None:
             build.release_sandbox(sandbox)
         if worktree is not None:
-            build.retire_worktree(worktree, keep=end.status != "succeeded")
+            keep = end.status != "succeeded"  # an oversized worktree is never staged
+            staged = keep and footprint is not None and footprint.excess() is None
+            build.retire_worktree(worktree, keep=keep, stage=staged)
         c = end.classification
         build.store.update_attempt(
             attempt_id,
@@ -209,11 +215,12 @@ def _work(
     worktree: Worktree,
     sandbox: Sandbox,
     attempt_id: int,
+    footprint: Footprint,
 ) -> AttemptEnd:
     timeout = build.config.sandbox.exec_timeout_s * treatment.timeout_factor
     if treatment.recheck is not None:
         return _recheck(build, task, number, model_name, worktree, sandbox, treatment.recheck,
-                        timeout)  # fmt: skip
+                        timeout, footprint)  # fmt: skip
     remedy = treatment.remedy
     if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
         fix = (regenerate_lockfile if remedy.regenerate_lockfile else reinstall_dependencies)(
@@ -227,8 +234,9 @@ def _work(
             )
     toolbox = Toolbox(
         worktree.path,
-        lambda cmd: sandbox.exec(cmd, timeout_s=timeout),
+        lambda cmd, left: sandbox.exec(cmd, timeout_s=min(timeout, left)),
         build.config.agent.output_chars,
+        footprint=footprint,
     )
     model = RecordingModel(
         build.model_for(model_name, task.id, number), build.store, build.run_id, task.id, number
@@ -267,6 +275,8 @@ def _work(
     if result.status != "finished":
         evidence = Evidence.from_log(result.detail, step="agent", command=f"agent {result.status}")
         return _failed(build, evidence, f"agent {result.status}: {result.detail}")
+    if oversized := _oversized(build, footprint):
+        return oversized
     try:
         changed = build.workspace.changed_files(worktree)
     except WorkspaceError as exc:
@@ -278,7 +288,7 @@ def _work(
                 Evidence.from_exec(outcome, step=step),
                 f"{step} check failed (exit {outcome.exit_code}): {outcome.command}",
             )
-    return _integrate(build, task, number, model_name, worktree, result.summary)
+    return _integrate(build, task, number, model_name, worktree, result.summary, footprint)
 
 
 def _recheck(
@@ -290,6 +300,7 @@ def _recheck(
     sandbox: Sandbox,
     recheck: Recheck,
     timeout: float,
+    footprint: Footprint,
 ) -> AttemptEnd:
     """The failed attempt's change again, without the model: its failed tests rerun
     (passing on a rerun marks them flaky), or quarantined and the checks run again."""
@@ -299,8 +310,10 @@ def _recheck(
                 (plan.test_ids if plan else ())]  # fmt: skip
         skipped = [q.test_id for q in done if q.applied]
         if not skipped:
+            why = "; ".join(f"{q.test_id}: {q.reason}" for q in done if q.reason)
             return _failed(build, Evidence.from_log(recheck.output, step="test"),
-                           "no failed test could be quarantined")  # fmt: skip
+                           "no failed test could be quarantined" + (f" ({why})" if why
+                                                                    else ""))  # fmt: skip
         build.bus.emit("log", build.run_id, task.id, message="quarantined as flaky, a human "
                        "should look: " + ", ".join(skipped))  # fmt: skip
         try:
@@ -318,6 +331,7 @@ def _recheck(
             model_name,
             worktree,
             "quarantined flaky test(s): " + ", ".join(skipped),
+            footprint,
             carried=True,
         )
     rerun = rerun_failed_tests(sandbox, recheck.output, reruns=build.config.heal.reruns,
@@ -326,11 +340,20 @@ def _recheck(
         tests = ", ".join(rerun.plan.test_ids if rerun.plan else ())
         return _integrate(build, task, number, model_name, worktree,
                           f"passed on rerun {rerun.passed_on}: flaky test(s) {tests}",
-                          carried=True)  # fmt: skip
+                          footprint, carried=True)  # fmt: skip
     if not rerun.runs:
         return _failed(build, Evidence.from_log(recheck.output, step="test"),
                        "no failed tests to rerun were found")  # fmt: skip
     return _failed(build, Evidence.from_exec(rerun.runs[-1], step="test"), "failed again on rerun")
+
+
+def _oversized(build: Build, footprint: Footprint) -> AttemptEnd | None:
+    """A failed attempt when the worktree grew past its limit: checked before host git
+    reads it (status, staging)."""
+    excess = footprint.excess()
+    if excess is None:
+        return None
+    return _failed(build, Evidence.from_log(excess, step="agent", command="worktree size"), excess)
 
 
 def _checks(
@@ -364,11 +387,14 @@ def _integrate(
     model_name: str,
     worktree: Worktree,
     summary: str,
+    footprint: Footprint,
     *,
     carried: bool = False,
 ) -> AttemptEnd:
     """Commit and merge the attempt's change; `carried`: the change was committed by an
     earlier attempt whose branch this worktree continues."""
+    if oversized := _oversized(build, footprint):  # the checks ran code too
+        return oversized
     trailers = {
         "Karma-Run": build.run_id,
         "Karma-Task": task.id,

@@ -2,29 +2,45 @@
 
 Tool names and inputs are a public contract: `read_file {path}`, `list_files {path}`,
 `search_code {pattern, path?}`, `write_file {path, content}`, `edit_file {path, old,
-new}`, `run {command}`, `finish {summary}`. Model output is untrusted input: each path
-is resolved inside the worktree (no absolute paths, no `..`, nothing under `.git`, no
-symlink that leads out) or refused with an error the model sees; nothing is written
-then. Output returned to the model is bounded and marked as data.
+new}`, `run {command}`, `finish {summary}`. Model output is untrusted input, and so is
+the worktree: a process that `run` left behind may change it while a tool works. Every
+path is opened beneath the worktree by `karma.confine` (no absolute paths, no `..`,
+nothing under `.git`, no symlink at any component, ever: a race can make a call fail,
+never lead out) or refused with an error the model sees; nothing is written then. Walks
+never follow symlinks. Reads are bounded before they start (size checked first), output
+returned to the model is bounded and marked as data, edits keep a file's encoding, line
+endings and final newline, and the worktree may grow only so much (`Footprint`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from karma import confine, textstyle
 from karma.failpoints import failpoint
+from karma.footprint import Footprint
 from karma.models.interface import ToolSpec
 from karma.sandbox.interface import ExecResult
 
 MAX_READ_CHARS = 60_000
+MAX_READ_BYTES = 4 * MAX_READ_CHARS
+"""Bytes read for `read_file`: enough for MAX_READ_CHARS of UTF-8, whatever the file's size."""
 MAX_WRITE_BYTES = 1_000_000
 MAX_LIST = 500
 MAX_MATCHES = 100
+MAX_SEARCH_FILE = 2_000_000
+"""Bigger files are skipped by `search_code` (their size is checked before any read)."""
+MAX_SEARCH_BYTES = 32_000_000
+"""Bytes one `search_code` call reads in all, then it stops and says so."""
+WALK_SKIP = frozenset({".git", "__pycache__"})
+RunCommand = Callable[[str, float], ExecResult]
+"""Runs a command in the sandbox with at most that many seconds (the time the attempt has left)."""
 
 
 def _spec(name: str, description: str, **props: str) -> ToolSpec:
@@ -98,138 +114,216 @@ class ToolOutput:
 class Toolbox:
     """The tools bound to one worktree and one sandbox command runner."""
 
-    def __init__(self, root: Path, run: Callable[[str], ExecResult], output_chars: int) -> None:
+    def __init__(
+        self,
+        root: Path,
+        run: RunCommand,
+        output_chars: int,
+        *,
+        footprint: Footprint | None = None,
+    ) -> None:
         self.root = root.resolve()
         self._run = run
         self._budget = output_chars
+        self._footprint = footprint
         self.written: set[str] = set()
+        self.excess: str | None = None
+        """Set when the worktree grew past its limit: the attempt fails with this reason."""
 
     # -- confinement ------------------------------------------------------------------
 
-    def resolve(self, raw: object, *, must_exist: bool = False) -> Path:
-        if not isinstance(raw, str) or not raw.strip():
-            raise ToolRefused("path must be a non-empty string")
-        posix = PurePosixPath(raw.replace("\\", "/"))
-        if posix.is_absolute() or raw.startswith("~"):
-            raise ToolRefused(f"{raw}: absolute paths are not allowed; use a repository path")
-        if ".." in posix.parts:
-            raise ToolRefused(f"{raw}: '..' is not allowed")
-        if ".git" in posix.parts:
-            raise ToolRefused(f"{raw}: the .git directory is off limits")
-        target = self.root.joinpath(*posix.parts) if posix.parts != (".",) else self.root
-        probe = target
-        while not probe.exists() and not probe.is_symlink() and probe != self.root:
-            probe = probe.parent
-        real = probe.resolve()
-        if real != self.root and self.root not in real.parents:
-            raise ToolRefused(f"{raw}: leads outside the repository")
-        if must_exist and not target.exists():
-            raise ToolRefused(f"{raw}: no such file")
-        return target
+    def _parts(self, raw: object) -> tuple[str, ...]:
+        try:
+            return confine.relative_parts(raw)
+        except confine.PathRefused as exc:
+            raise ToolRefused(str(exc)) from None
 
-    def _relative(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+    def _owner(self) -> confine.Owner:
+        """The worktree's owner, for what the tools create, when the host runs as root:
+        files stay editable by the sandbox user."""
+        if os.geteuid() != 0:
+            return None
+        owner = self.root.stat()
+        return None if owner.st_uid == 0 else (owner.st_uid, owner.st_gid)
 
     # -- dispatch -------------------------------------------------------------------------
 
-    def call(self, name: str, args: Mapping[str, Any]) -> ToolOutput:
+    def call(
+        self, name: str, args: Mapping[str, Any], *, time_left: float = math.inf
+    ) -> ToolOutput:
+        """One tool call; `time_left`: seconds the attempt has left, the most a `run` gets."""
+        spec = next((tool for tool in TOOLS if tool.name == name), None)
         handler = getattr(self, f"_tool_{name}", None)
-        if handler is None or name not in {tool.name for tool in TOOLS}:
+        if spec is None or handler is None:
             return ToolOutput(f"unknown tool {name!r}", is_error=True)
+        unknown = sorted(set(args) - set(spec.input_schema["properties"]))
+        if unknown:
+            return ToolOutput(f"bad arguments for {name}: unknown {', '.join(unknown)}", True)
         try:
-            result: ToolOutput = handler(**args)
+            result: ToolOutput = (
+                self._tool_run(**args, time_left=time_left) if name == "run" else handler(**args)
+            )
         except TypeError as exc:
             return ToolOutput(f"bad arguments for {name}: {exc}", is_error=True)
         except ToolRefused as exc:
             return ToolOutput(str(exc), is_error=True)
-        except (OSError, UnicodeDecodeError, re.error) as exc:
+        except (confine.PathRefused, FileNotFoundError) as exc:
+            return ToolOutput(str(exc.args[-1] if exc.args else exc), is_error=True)
+        except (OSError, UnicodeError, re.error) as exc:
             return ToolOutput(f"{name} failed: {exc}", is_error=True)
         return result
 
     def _tool_read_file(self, path: str) -> ToolOutput:
-        target = self.resolve(path, must_exist=True)
-        if not target.is_file():
-            raise ToolRefused(f"{path}: not a file")
-        data = target.read_bytes()
-        if b"\0" in data[:8000]:
+        parts = self._parts(path)
+        with confine.opened(self.root) as root:
+            found = confine.read_bytes(root, parts, MAX_READ_BYTES)
+        if b"\0" in found.data[:8000]:
             raise ToolRefused(f"{path}: binary file")
-        text = data.decode("utf-8", errors="replace")
-        if len(text) > MAX_READ_CHARS:
-            text = text[:MAX_READ_CHARS] + f"\n[... truncated: file is {len(text)} characters]"
+        text = found.data.decode("utf-8-sig", errors="replace")
+        if len(text) > MAX_READ_CHARS or found.size > len(found.data):
+            text = text[:MAX_READ_CHARS] + f"\n[... truncated: file is {found.size} bytes]"
         return ToolOutput(text)
 
-    def _walk(self, base: Path) -> list[Path]:
-        found: list[Path] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if d not in {".git", "__pycache__"})
-            found.extend(Path(dirpath) / f for f in sorted(filenames) if f != ".git")
-            if len(found) > MAX_LIST:
-                break
-        return found
+    def _entries(self, path: str) -> Iterator[confine.Entry]:
+        """What is below `path` (or `path` itself, when it is a file), never through a symlink."""
+        parts = self._parts(path)
+        prefix = "/".join(parts)
+        with confine.opened(self.root) as root:
+            kind = confine.kind_at(root, parts)
+            if kind is None:
+                raise ToolRefused(f"{path}: no such file or directory")
+            if kind == "symlink":
+                raise ToolRefused(f"{path}: is a symlink (symlinks are never followed)")
+            if kind != "dir":
+                parent = confine.open_dir(root, parts[:-1])
+                try:
+                    with os.scandir(parent) as scan:
+                        for item in scan:
+                            if item.name == parts[-1]:
+                                yield confine.Entry(prefix, kind, parent, item)
+                finally:
+                    os.close(parent)
+                return
+            base = confine.open_dir(root, parts)
+        try:
+            yield from confine.walk(base, skip=WALK_SKIP, prefix=f"{prefix}/" if prefix else "")
+        finally:
+            os.close(base)
 
     def _tool_list_files(self, path: str = ".") -> ToolOutput:
-        base = self.resolve(path, must_exist=True)
-        files = [self._relative(p) for p in self._walk(base)]
+        shown: list[str] = []
+        for entry in self._entries(path):
+            if entry.kind == "symlink":
+                shown.append(f"{entry.path} [symlink: not followed]")
+            elif entry.kind == "file":
+                shown.append(entry.path)
+            if len(shown) > MAX_LIST:
+                break
         note = (
             f"\n[... more than {MAX_LIST} files; list a subdirectory]"
-            if len(files) > MAX_LIST
+            if len(shown) > MAX_LIST
             else ""
         )
-        return ToolOutput("\n".join(files[:MAX_LIST]) + note)
+        return ToolOutput("\n".join(shown[:MAX_LIST]) + note)
 
     def _tool_search_code(self, pattern: str, path: str = ".") -> ToolOutput:
         regex = re.compile(pattern)
-        base = self.resolve(path, must_exist=True)
         hits: list[str] = []
-        for file in [base] if base.is_file() else self._walk(base):
-            if file.stat().st_size > 2_000_000:
+        budget = MAX_SEARCH_BYTES
+        for entry in self._entries(path):
+            if entry.kind != "file":
+                continue  # a symlink's target is never read
+            try:
+                fd = confine.open_file_at(entry.dir_fd, entry.entry.name, entry.path)
+            except (OSError, confine.PathRefused):
+                continue  # swapped or removed since it was listed
+            try:
+                found = confine.read_fd(fd, entry.path, min(MAX_SEARCH_FILE, budget) + 1)
+            except confine.PathRefused:
                 continue
-            text = file.read_bytes().decode("utf-8", errors="replace")
+            finally:
+                os.close(fd)
+            if found.size > MAX_SEARCH_FILE:
+                continue
+            if found.size > budget:
+                hits.append(f"[... search stopped after {MAX_SEARCH_BYTES} bytes; "
+                            "search a subdirectory]")  # fmt: skip
+                break
+            budget -= len(found.data)
+            text = found.data.decode("utf-8", errors="replace")
             for number, line in enumerate(text.splitlines(), start=1):
                 if regex.search(line):
-                    hits.append(f"{self._relative(file)}:{number}: {line[:300]}")
+                    hits.append(f"{entry.path}:{number}: {line[:300]}")
                     if len(hits) >= MAX_MATCHES:
                         return ToolOutput("\n".join(hits) + "\n[... more matches]")
         return ToolOutput("\n".join(hits) or "no matches")
 
-    def _write(self, target: Path, content: str) -> None:
-        data = content.encode("utf-8")
+    def _existing(self, root: int, parts: tuple[str, ...], limit: int) -> confine.Contents | None:
+        try:
+            return confine.read_bytes(root, parts, limit)
+        except FileNotFoundError:
+            return None
+
+    def _write(self, root: int, parts: tuple[str, ...], data: bytes) -> None:
         if len(data) > MAX_WRITE_BYTES:
             raise ToolRefused(f"content is {len(data)} bytes; the limit is {MAX_WRITE_BYTES}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self.resolve(self._relative(target))  # re-check: no symlink appeared on the way
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        owner = self.root.stat()
-        if os.geteuid() == 0 and owner.st_uid != 0:  # keep files editable by the sandbox user
-            os.chown(target, owner.st_uid, owner.st_gid)
-        self.written.add(self._relative(target))
+        confine.write_bytes(root, parts, data, owner=self._owner())
+        self.written.add("/".join(parts))
         failpoint("after_file_write")
+        self._measure()
+
+    def _measure(self) -> None:
+        """Check the worktree's growth (after `run` and writes; next to free, see
+        `Footprint.quick_excess`); past its limit, the attempt fails with `excess`."""
+        if self._footprint is not None and self.excess is None:
+            self.excess = self._footprint.quick_excess()
 
     def _tool_write_file(self, path: str, content: str) -> ToolOutput:
-        target = self.resolve(path)
-        if target.is_dir():
+        parts = self._parts(path)
+        if not parts:
             raise ToolRefused(f"{path}: is a directory")
-        self._write(target, content)
-        return ToolOutput(f"wrote {path} ({len(content)} characters)")
+        with confine.opened(self.root) as root:
+            before = self._existing(root, parts, 64 * 1024)
+            style = textstyle.style_of(before.data) if before is not None else None
+            self._write(root, parts, textstyle.written(content, style))
+        return self._reply(f"wrote {path} ({len(content)} characters)")
 
     def _tool_edit_file(self, path: str, old: str, new: str) -> ToolOutput:
-        target = self.resolve(path, must_exist=True)
-        text = target.read_text(encoding="utf-8")
-        count = text.count(old) if old else 0
-        if count != 1:
-            where = "does not occur" if count == 0 else f"occurs {count} times"
-            raise ToolRefused(
-                f"{path}: `old` {where}; it must match exactly once. Nothing written."
-            )
-        self._write(target, text.replace(old, new, 1))
-        return ToolOutput(f"edited {path}")
+        parts = self._parts(path)
+        with confine.opened(self.root) as root:
+            found = self._existing(root, parts, MAX_WRITE_BYTES + 1)
+            if found is None:
+                raise ToolRefused(f"{path}: no such file")
+            if found.size > MAX_WRITE_BYTES:
+                raise ToolRefused(f"{path}: is {found.size} bytes; files over "
+                                  f"{MAX_WRITE_BYTES} bytes are not edited")  # fmt: skip
+            text, style = textstyle.decode(found.data)
+            result, count = textstyle.edited(text, style, old, new)
+            if count != 1:
+                where = "does not occur" if count == 0 else f"occurs {count} times"
+                note = " (the file is not UTF-8: it is matched as latin-1)" if style.latin1 else ""
+                raise ToolRefused(
+                    f"{path}: `old` {where}; it must match exactly once{note}. Nothing written."
+                )
+            try:
+                data = textstyle.encode(result, style)
+            except UnicodeEncodeError:
+                raise ToolRefused(f"{path}: the file is not UTF-8 and `new` has characters "
+                                  "it can not hold; nothing written") from None  # fmt: skip
+            self._write(root, parts, data)
+        return self._reply(f"edited {path}")
 
-    def _tool_run(self, command: str) -> ToolOutput:
+    def _reply(self, text: str) -> ToolOutput:
+        if self.excess is None:
+            return ToolOutput(text)
+        return ToolOutput(f"{text}\n[this attempt fails: {self.excess}]", is_error=True)
+
+    def _tool_run(self, command: str, *, time_left: float = math.inf) -> ToolOutput:
         if not isinstance(command, str) or not command.strip():
             raise ToolRefused("command must be a non-empty string")
-        result = self._run(command)
+        if time_left <= 0:
+            raise ToolRefused("not run: the attempt's wall-time limit is reached")
+        result = self._run(command, time_left)
         output = result.output
         notes = []
         if result.limit:
@@ -237,8 +331,11 @@ class Toolbox:
         if result.truncated or len(output) > self._budget:
             output = output[-self._budget :]
             notes.append(f"[output truncated: only the last {self._budget} characters are shown]")
+        self._measure()
+        if self.excess is not None:
+            notes.append(f"[this attempt fails: {self.excess}]")
         body = "\n".join([f"exit code {result.exit_code}", *notes, output])
-        return ToolOutput(body, is_error=not result.ok)
+        return ToolOutput(body, is_error=not result.ok or self.excess is not None)
 
     def _tool_finish(self, summary: str) -> ToolOutput:
         return ToolOutput("finished", finished=str(summary))

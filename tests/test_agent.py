@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from karma.agent import Brief, first_message, run_agent
 from karma.config import AgentConfig
+from karma.footprint import Footprint
 from karma.models.script import parse_script
 from karma.models.scripted import ScriptedModel
 from karma.sandbox.interface import ExecResult
@@ -18,7 +21,7 @@ class CannedRunner:
     def __init__(self) -> None:
         self.commands: list[str] = []
 
-    def __call__(self, command: str) -> ExecResult:
+    def __call__(self, command: str, time_left: float = 0.0) -> ExecResult:
         self.commands.append(command)
         return ExecResult(command, 0, "1 passed", 0.2)
 
@@ -103,6 +106,93 @@ def test_stop_event_interrupts(tmp_path: Path) -> None:
     box = Toolbox(tmp_path, CannedRunner(), output_chars=1000)
     result = run_agent(BRIEF, model([call("finish", summary="x")]), box, AgentConfig(), stop=stop)
     assert result.status == "interrupted" and result.steps == 0
+
+
+class SlowRunner:
+    """A sandbox whose commands take `seconds` each (or the time they are given, if less)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.limits: list[float] = []
+
+    def __call__(self, command: str, time_left: float) -> ExecResult:
+        self.limits.append(time_left)
+        time.sleep(min(self.seconds, time_left))
+        return ExecResult(command, 0, "ok", min(self.seconds, time_left))
+
+
+def many(name: str, count: int, **arguments: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"name": name, "arguments": {k: v.format(i=i) for k, v in
+                                                        arguments.items()}}
+                           for i in range(count)]}  # fmt: skip
+
+
+def test_tool_calls_per_reply_are_capped_and_the_rest_answered(tmp_path: Path) -> None:
+    box = Toolbox(tmp_path, CannedRunner(), output_chars=1000)
+    replies = [many("write_file", 20, path="f{i}.py", content="x = {i}\n"),
+               call("finish", summary="done")]  # fmt: skip
+    steps: list[tuple[str, str, bool]] = []
+    result = run_agent(
+        BRIEF,
+        model(replies),
+        box,
+        AgentConfig(max_tool_calls_per_reply=16),
+        stop=threading.Event(),
+        on_step=lambda n, tool, args, out, err: steps.append((tool, out, err)),
+    )
+    assert result.status == "finished"
+    assert sorted(p.name for p in tmp_path.glob("f*.py")) == sorted(f"f{i}.py" for i in range(16))
+    refused = [out for tool, out, err in steps if err]
+    assert len(refused) == 4 and all("at most 16 tool calls" in out for out in refused)
+    assert len(steps) == 21  # every call of the reply is recorded, the refused ones too
+
+
+def test_wall_time_holds_across_many_runs_in_one_reply(tmp_path: Path) -> None:
+    runner = SlowRunner(0.4)
+    box = Toolbox(tmp_path, runner, output_chars=1000)
+    replies = [many("run", 12, command="sleep 10 # {i}"), call("finish", summary="done")]
+    steps: list[tuple[str, str, bool]] = []
+    started = time.monotonic()
+    result = run_agent(
+        BRIEF,
+        model(replies),
+        box,
+        AgentConfig(max_wall_s=1.0),
+        stop=threading.Event(),
+        on_step=lambda n, tool, args, out, err: steps.append((tool, out, err)),
+    )
+    spent = time.monotonic() - started
+    assert result.status == "limit" and "wall-time limit" in result.detail
+    assert spent < 1.6  # not 12 x 0.4 s
+    assert 1 <= len(runner.limits) <= 3
+    assert all(limit <= 1.0 for limit in runner.limits)  # each run got at most the time left
+    assert runner.limits == sorted(runner.limits, reverse=True)
+    assert len(steps) == 12 and sum("not run" in out for _, out, _ in steps) >= 9
+
+
+def test_worktree_past_its_limit_ends_the_attempt(tmp_path: Path) -> None:
+    class Fill:
+        def __call__(self, command: str, time_left: float) -> ExecResult:
+            (tmp_path / "dump.bin").write_bytes(os.urandom(24 * 1024 * 1024))
+            return ExecResult(command, 0, "", 0.1)
+
+    box = Toolbox(tmp_path, Fill(), output_chars=1000, footprint=Footprint(tmp_path, 4))
+    replies = [{"tool_calls": [{"name": "run", "arguments": {"command": "make dump"}},
+                               {"name": "write_file", "arguments": {"path": "x.py",
+                                                                    "content": "x"}}]},
+               call("finish", summary="done")]  # fmt: skip
+    steps: list[tuple[str, str, bool]] = []
+    result = run_agent(
+        BRIEF,
+        model(replies),
+        box,
+        AgentConfig(),
+        stop=threading.Event(),
+        on_step=lambda n, tool, args, out, err: steps.append((tool, out, err)),
+    )
+    assert result.status == "limit" and "agent.max_worktree_mb" in result.detail
+    assert steps[0][2] and "this attempt fails" in steps[0][1]
+    assert steps[1][1].startswith("not run:") and not (tmp_path / "x.py").exists()
 
 
 GOLDEN = Path(__file__).parent / "golden" / "prompts" / "agent_first_request.txt"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, assert_never
 
+from karma import confine, textstyle
 from karma.config import HealConfig, TierPolicy
 from karma.recipes import FailurePattern, RemediationName
 from karma.sandbox.interface import ExecResult, Sandbox
@@ -240,24 +241,51 @@ class QuarantineOutcome:
     file: Path | None
     applied: bool
     annotation: str
+    reason: str = ""
+    """Why it was not applied, when it was not."""
+
+
+MAX_QUARANTINE_BYTES = 2_000_000
 
 
 def quarantine_test(workspace: Path, test_id: str, run_id: str) -> QuarantineOutcome:
-    """Skip one pytest test with a marker naming the run that quarantined it."""
+    """Skip one pytest test with a marker naming the run that quarantined it.
+
+    The test id comes from test output, which the code under test wrote: its path is
+    opened beneath the worktree by `karma.confine` (no `..`, no absolute path, nothing in
+    `.git`, no symlink at any component) or the quarantine is refused with a reason."""
     annotation = f"quarantined as flaky by karma run {run_id}"
     path_part, _, name_part = test_id.partition("::")
     name = name_part.rsplit("::", 1)[-1].split("[", 1)[0]
-    file = workspace / path_part
-    if not name or not file.is_file():
-        return QuarantineOutcome(test_id, None, False, annotation)
-    text = file.read_text(encoding="utf-8")
-    definition = re.compile(rf"^([ \t]*)(?:async\s+)?def {re.escape(name)}\(", re.MULTILINE)
-    hit = definition.search(text)
-    if hit is None or annotation in text:
-        return QuarantineOutcome(test_id, file, False, annotation)
-    marker = f'{hit.group(1)}@pytest.mark.skip(reason="{annotation}")\n'
-    text = text[: hit.start()] + marker + text[hit.start() :]
-    if not re.search(r"^import pytest$", text, re.MULTILINE):
-        text = "import pytest\n" + text
-    file.write_text(text, encoding="utf-8")
+
+    def refused(reason: str, file: Path | None = None) -> QuarantineOutcome:
+        return QuarantineOutcome(test_id, file, False, annotation, reason)
+
+    if not re.fullmatch(r"\w+", name):
+        return refused("no test function named")
+    try:
+        parts = confine.relative_parts(path_part)
+        if not parts:
+            return refused("no test file named")
+        file = workspace.joinpath(*parts)
+        with confine.opened(workspace) as root:
+            found = confine.read_bytes(root, parts, MAX_QUARANTINE_BYTES + 1)
+            if found.size > MAX_QUARANTINE_BYTES:
+                return refused(f"{path_part}: too large to edit", file)
+            text, style = textstyle.decode(found.data)
+            definition = re.compile(rf"^([ \t]*)(?:async\s+)?def {name}\(", re.MULTILINE)
+            hit = definition.search(text)
+            if hit is None or annotation in text:
+                why = "already quarantined" if hit else f"no test {name} in {path_part}"
+                return refused(why, file)
+            newline = "\r\n" if style.crlf else "\n"
+            marker = f'{hit.group(1)}@pytest.mark.skip(reason="{annotation}"){newline}'
+            text = text[: hit.start()] + marker + text[hit.start() :]
+            if not re.search(r"^import pytest\r?$", text, re.MULTILINE):
+                text = "import pytest" + newline + text
+            confine.write_bytes(root, parts, textstyle.encode(text, style))
+    except confine.PathRefused as exc:
+        return refused(str(exc))
+    except (OSError, UnicodeError) as exc:  # missing, unreadable: the remedy fails, recorded
+        return refused(f"{path_part}: {exc.args[-1] if exc.args else exc}")
     return QuarantineOutcome(test_id, file, True, annotation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,71 @@ def test_quarantine_skips_the_test_naming_the_run(tmp_path: Path) -> None:
     )
     assert not quarantine_test(tmp_path, "tests/test_net.py::test_flaky", "run-42").applied
     assert not quarantine_test(tmp_path, "tests/missing.py::test_x", "run-42").applied
+
+
+FLAKY = "import pytest\n\n\ndef test_t():\n    assert True\n"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A worktree at tmp/a/b/wt, and host test files beside and above it."""
+    (tmp_path / "a" / "b" / "wt" / "tests").mkdir(parents=True)
+    (tmp_path / "x.py").write_text(FLAKY)
+    (tmp_path / "a" / "b" / "x.py").write_text(FLAKY)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "test_id",
+    [
+        "../../x.py::test_t",
+        "../x.py::test_t",
+        "tests/../../x.py::test_t",
+        "{tmp}/x.py::test_t",
+        ".git/x.py::test_t",
+        "tests/link.py::test_t",
+        "tests/linkdir/x.py::test_t",
+        "tests/../../../x.py::test_t",
+        "::test_t",
+        "tests/x.py::test_t(",
+    ],
+)
+def test_quarantine_never_edits_a_file_outside_the_worktree(outside: Path, test_id: str) -> None:
+    worktree = outside / "a" / "b" / "wt"
+    os.symlink(outside / "x.py", worktree / "tests" / "link.py")
+    os.symlink(outside / "a" / "b", worktree / "tests" / "linkdir")
+    outcome = quarantine_test(worktree, test_id.format(tmp=outside), "run-1")
+    assert not outcome.applied and outcome.reason
+    assert (outside / "x.py").read_text() == FLAKY
+    assert (outside / "a" / "b" / "x.py").read_text() == FLAKY
+
+
+def test_quarantine_from_test_output_naming_a_path_outside(outside: Path) -> None:
+    worktree = outside / "a" / "b" / "wt"
+    output = "FAILED ../../x.py::test_t - assert False\nFAILED /etc/x.py::test_t\n1 failed\n"
+    plan = rerun_plan(output)
+    assert plan is not None and plan.test_ids == ("../../x.py::test_t", "/etc/x.py::test_t")
+    done = [quarantine_test(worktree, test, "run-1") for test in plan.test_ids]
+    assert not any(q.applied for q in done) and all(q.reason for q in done)
+    assert (outside / "a" / "b" / "x.py").read_text() == FLAKY
+
+
+def test_quarantine_refusal_names_the_reason(outside: Path) -> None:
+    worktree = outside / "a" / "b" / "wt"
+    os.symlink(outside / "x.py", worktree / "tests" / "link.py")
+    assert "'..' is not allowed" in quarantine_test(worktree, "../../x.py::test_t", "r").reason
+    assert "symlink" in quarantine_test(worktree, "tests/link.py::test_t", "r").reason
+    assert "no such file" in quarantine_test(worktree, "tests/none.py::test_t", "r").reason
+
+
+def test_quarantine_keeps_crlf(tmp_path: Path) -> None:
+    test_file = tmp_path / "test_win.py"
+    test_file.write_bytes(b"def test_flaky():\r\n    assert True\r\n")
+    assert quarantine_test(tmp_path, "test_win.py::test_flaky", "run-7").applied
+    data = test_file.read_bytes()
+    assert data.startswith(b"import pytest\r\n@pytest.mark.skip(") and b"\n" not in data.replace(
+        b"\r\n", b""
+    )
 
 
 @pytest.mark.docker
