@@ -31,6 +31,17 @@ def _docker_problem() -> str | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The developer's own `~/.config/karma/config.toml` (which `karma setup` may write)
+    is a trusted layer: tests must not read it, so each session gets an empty one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+        patch.delenv("KARMA_CONFIG", raising=False)
+        patch.delenv("KARMA_TRUST_REPO_CONFIG", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> str:
     """The base image name, once the engine and the image are known to be there."""
