@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from karma.confine import open_beneath, opened, relative_parts
 from karma.gates.interface import GateUnavailable
 
 READ_LIMIT = 5_000_000
@@ -30,24 +31,14 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _open_beneath(root: Path, rel: str) -> int | None:
-    """A descriptor of the regular file `rel` below `root`, reached without a symlink."""
-    parts = [p for p in rel.split("/") if p]
-    if not parts or any(p in (".", "..") for p in parts):
-        return None
+    """A descriptor of the regular file `rel` below `root`, reached without a symlink
+    (the agent's tools' confinement, `karma.confine`)."""
     try:
-        fd = os.open(root, _DIR)
-    except OSError:
+        parts = relative_parts(rel)
+        with opened(root) as root_fd:
+            leaf = open_beneath(root_fd, parts, _FILE)
+    except OSError:  # refused (a link, `..`, `.git`) or missing
         return None
-    try:
-        for part in parts[:-1]:
-            parent = fd
-            fd = os.open(part, _DIR, dir_fd=parent)
-            os.close(parent)
-        leaf = os.open(parts[-1], _FILE, dir_fd=fd)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     if not stat.S_ISREG(os.fstat(leaf).st_mode):
         os.close(leaf)
         return None
