@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from karma.ci import inert_lines, log_safe
 from karma.cli.app import TrustRepoConfig, app, err_console, out, state
 from karma.errors import ExitCode, UsageError
 
@@ -75,7 +74,7 @@ def _run(
     resume: str | None,
     gates: bool,
 ) -> ExitCode:
-    from karma.ci import finish_ci
+    from karma.ci import finish_ci, inert_lines
     from karma.engine import build
 
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
@@ -171,6 +170,7 @@ def resume_command(
 
 def _stopped_run() -> str:
     """The repository's one interrupted or killed run; with several, they are listed."""
+    from karma.ci import inert_lines
     from karma.store import Store
     from karma.workspace import Workspace
 
@@ -221,6 +221,7 @@ def replay_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> ExitCode:
     """Re-run a recorded build from its recorded replies (no model calls); report divergence."""
+    from karma.ci import log_safe
     from karma.replay import replay
     from karma.workspace import Workspace
 
