@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from karma.build import Build
 from karma.forecast import routed_plan
-from karma.gates.interface import Finding, GateResult
+from karma.gates.interface import Finding, GateResult, GateSettings
 from karma.gates.runner import SuiteResult
 from karma.models.recorded import RecordingModel
 from karma.plan import Task, TaskId
@@ -72,6 +72,17 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             status=result.status,
             blocking=blocking,
             findings=len(findings),
+            summary=result.summary,
+            duration_s=round(result.duration_s, 3),
+            round=round_no,
+        )
+
+    def started(settings: GateSettings) -> None:
+        b.bus.emit(
+            "gate_started",
+            b.run_id,
+            name=settings.name,
+            blocking=settings.blocking,
             round=round_no,
         )
 
@@ -94,6 +105,7 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             reviewer=reviewer,
             run_id=b.run_id,
             on_result=recorded,
+            on_start=started,
         )
     finally:
         b.workspace.remove_worktree(tree.path)
