@@ -74,6 +74,7 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             findings=len(findings),
             summary=result.summary,
             duration_s=round(result.duration_s, 3),
+            **_counts(result),
             round=round_no,
         )
 
@@ -110,6 +111,17 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
     finally:
         b.workspace.remove_worktree(tree.path)
         b.workspace.delete_branch(tree.branch)
+
+
+def _counts(result: GateResult) -> dict[str, Any]:
+    """The tests gate's counts, for the live view and the report."""
+    data = result.data
+    if "tests" not in data or not isinstance(data.get("tests"), int):
+        return {}
+    keys = ("tests", "failures", "errors", "skipped", "base_tests")
+    counts = {k: data.get(k) for k in keys}
+    counts["passed"] = data["tests"] - sum(int(data.get(k) or 0) for k in keys[1:4])
+    return {"counts": counts}
 
 
 def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:

@@ -292,4 +292,5 @@ def write_report(b: Build) -> str | None:
         from karma.report import write_run_report
     except ImportError:
         return None
-    return str(write_run_report(b.store, b.run_id, b.workspace.root / ".karma" / "reports"))
+    reports = b.workspace.root / ".karma" / "reports"
+    return str(write_run_report(b.store, b.run_id, reports, repo=b.workspace.root))

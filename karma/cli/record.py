@@ -65,7 +65,9 @@ def report_command(
             _print(render(load_run(store, run_id), fmt), raw=fmt == "json")
             return ExitCode.OK
         if output is None:
-            path = write_run_report(store, run_id, state.repo / ".karma" / "reports")
+            path = write_run_report(
+                store, run_id, state.repo / ".karma" / "reports", repo=state.repo
+            )
         else:
             output.write_text(render(load_run(store, run_id), fmt), encoding="utf-8")
             path = output
