@@ -38,6 +38,9 @@ def join(parts: Iterable[str]) -> Safe:
 
 COLOURS = {
     "succeeded": "#2da44e",
+    "passed": "#2da44e",
+    "warning": "#d4a72c",
+    "error": "#cf222e",
     "merged": "#2da44e",
     "escalated": "#8250df",
     "failed": "#cf222e",
@@ -302,7 +305,7 @@ def _gates(record: RunRecord) -> Safe:
                 f=join(findings),
             )
         )
-    return h("<table>$rows</table>", rows=join(rows))
+    return h("<table>$rows</table>$tests", rows=join(rows), tests=_tests_counts(record))
 
 
 def _diff_lines(diff: str) -> Safe:
