@@ -56,7 +56,8 @@ def test_report_shows_each_tasks_change_and_the_tests_counts(
         ["git", *a], cwd=repo, check=True, capture_output=True, text=True
     ).stdout.strip()
     git("switch", "-q", "-c", "evil", finished_run.commits["t3"])
-    evil = "<script>alert('diff')</script>\n<img src=x onerror=alert(2)>\n"
+    key = "sk-ant-api03-" + "Q7x" * 20  # a key a model wrote into a file: redacted in the diff
+    evil = f"<script>alert('diff')</script>\n<img src=x onerror=alert(2)> {key}\n"
     (repo / "page.html").write_text(evil)
     git("add", "page.html")
     git("-c", "user.name=K", "-c", "user.email=k@l", "commit", "-qm", "t4 page")
@@ -73,6 +74,7 @@ def test_report_shows_each_tasks_change_and_the_tests_counts(
     assert '<td class="num add">+2</td>' in text  # page.html: two lines added
     assert "&lt;script&gt;alert('diff')&lt;/script&gt;" in text
     assert "<script>alert('diff')" not in text and '<img src="x"' not in text
+    assert key not in text and "Q7xQ7xQ7x" not in text
     assert "12 tests: 11 passed" in text  # the tests gate's one-line result
     assert "<td>12</td><td>11</td><td>0</td><td>0</td><td>1</td><td>10</td>" in text
     assert "(forecast $" in text
