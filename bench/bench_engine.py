@@ -11,8 +11,15 @@
    one): wall time of the whole `karma build` process with --jobs 4 against --jobs 1,
    start-up, planning (importing an SDK alone takes about a second) and the report
    included. Target: ≥ 3×.
+3. Phases (issue 12): the same width-4 build at `--phases-latency` s per reply (1.5 by
+   default), the quality gates on, with --jobs 4 and --jobs 1: the whole build's wall time
+   split into start (process start to `run_started`), plan (to the first `task_started`),
+   tasks (to the last task event), gates (to the last `gate_finished`) and finish (to the
+   process's end), from the run's own event times; and the whole build's speedup.
+   Target: ≥ 3×; fixed cost (everything but the model's time and the slowest gate) ≤ 3 s.
 
     python bench/bench_engine.py [--builds 5] [--latency 3,5] [--skip-docker]
+    python bench/bench_engine.py --phases-only [--phases-latency 1.5]
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,17 +209,108 @@ def speedup(latency: float) -> None:
     )
 
 
+PHASES = ("start", "plan", "tasks", "gates", "finish")
+TASK_END = ("task_succeeded", "task_failed", "task_escalated", "task_merged")
+
+
+def _phases(db: Path, began: datetime, ended: datetime) -> dict[str, float]:
+    """The build's wall time by phase, from its recorded events (see the docstring)."""
+    store = Store(db)
+    try:
+        run_id = store.runs(1)[0]["id"]
+        events = store.events(run_id)
+        gates = store.query("SELECT * FROM gate_results WHERE run_id = ?", (run_id,))
+    finally:
+        store.close()
+    at = lambda row: datetime.fromisoformat(row["ts"].replace("Z", "+00:00"))  # noqa: E731
+    first = lambda kind: next(at(e) for e in events if e["kind"] == kind)  # noqa: E731
+    last = lambda kinds: max(at(e) for e in events if e["kind"] in kinds)  # noqa: E731
+    marks = [
+        began,
+        first("run_started"),
+        first("task_started"),
+        last(TASK_END),
+        last(("gate_finished",)),
+        ended,
+    ]
+    split = {p: (b - a).total_seconds() for p, a, b in zip(PHASES, marks, marks[1:], strict=False)}
+    split["slowest gate"] = max((float(g["duration_s"]) for g in gates), default=0.0)
+    return split
+
+
+def phases(latency: float) -> None:
+    """The width-4 build, gates on, --jobs 4 then --jobs 1: phase breakdown and speedup."""
+    image = os.environ.setdefault("KARMA_BASE_IMAGE", "karma/base:bookworm")
+    rows: dict[int, dict[str, float]] = {}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ModelServer(parse_script(width_four_script(latency))) as server,
+    ):
+        env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": server.anthropic_base_url,
+            "ANTHROPIC_API_KEY": "bench-key",
+            "KARMA_BASE_IMAGE": image,
+        }
+        config = Path(tmp) / "karma.toml"
+        config.write_text(
+            "[models]\n"
+            + "".join(
+                f'{tier} = "anthropic:bench-{tier}"\n' for tier in ("small", "medium", "large")
+            )
+            + 'reviewer = "anthropic:bench-review"\n'
+            + "[gates.overrides.review]\nenabled = false\n"
+        )
+        for jobs in (0, 4, 1):  # 0: a warm-up (the stack image is built once), not shown
+            repo = init_repo(Path(tmp) / f"phases-{jobs}", source=example_project())
+            began = datetime.now(UTC)
+            started = time.perf_counter()
+            done = subprocess.run(
+                ["karma", "-C", str(repo), "--config", str(config), "build",
+                 "--jobs", str(jobs or 4), "Four parts"],
+                env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            wall = time.perf_counter() - started
+            assert done.returncode == 0, done.stderr[-2000:]
+            split = _phases(repo / ".karma" / "karma.db", began, datetime.now(UTC))
+            if jobs:
+                rows[jobs] = {"total": wall, **split}
+    model_s = 2 * latency  # two replies per task, on the critical path
+    print(f"width-4 build with gates, {latency:.1f} s per model reply (seconds):")
+    print(f"{'':10}" + "".join(f"{p:>8}" for p in (*PHASES, "total")) + f"{'fixed':>8}")
+    for jobs, row in rows.items():
+        fixed = row["total"] - model_s * (1 if jobs >= 4 else 4) - row["slowest gate"]
+        row["fixed"] = fixed
+        print(
+            f"--jobs {jobs:<3}"
+            + "".join(f"{row[p]:>8.1f}" for p in (*PHASES, "total"))
+            + f"{fixed:>8.1f}"
+        )
+    ratio = rows[1]["total"] / rows[4]["total"]
+    print(
+        f"speedup {ratio:.2f}x (target >= 3x: {'PASS' if ratio >= 3 else 'MISS'}); fixed cost "
+        f"with --jobs 4 {rows[4]['fixed']:.1f} s beyond the model and the slowest gate "
+        f"(target <= 3 s: {'PASS' if rows[4]['fixed'] <= 3 else 'MISS'})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--builds", type=int, default=5)
     parser.add_argument("--latency", default="3,5", help="seconds per model reply, comma-separated")
     parser.add_argument("--skip-docker", action="store_true")
+    parser.add_argument("--phases-only", action="store_true")
+    parser.add_argument("--phases-latency", type=float, default=1.5)
     args = parser.parse_args()
+    if args.phases_only:
+        phases(args.phases_latency)
+        return
     overhead(args.builds, jobs=1)
     overhead(args.builds, jobs=4)  # with 4 tasks at once on this machine's 2 cores
     if not args.skip_docker:
         for latency in args.latency.split(","):
             speedup(float(latency))
+        phases(args.phases_latency)
 
 
 if __name__ == "__main__":

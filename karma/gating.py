@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from karma.build import Build
 from karma.forecast import routed_plan
-from karma.gates.interface import Finding, GateResult
+from karma.gates.interface import Finding, GateResult, GateSettings
 from karma.gates.runner import SuiteResult
 from karma.models.recorded import RecordingModel
 from karma.plan import Task, TaskId
@@ -75,6 +75,18 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             status=result.status,
             blocking=blocking,
             findings=len(findings),
+            summary=result.summary,
+            duration_s=round(result.duration_s, 3),
+            **_counts(result),
+            round=round_no,
+        )
+
+    def started(settings: GateSettings) -> None:
+        b.bus.emit(
+            "gate_started",
+            b.run_id,
+            name=settings.name,
+            blocking=settings.blocking,
             round=round_no,
         )
 
@@ -99,9 +111,21 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             run_id=b.run_id,
             on_result=recorded,
             git_dir=b.workspace.git_dir,
+            on_start=started,
         )
     finally:
         shutil.rmtree(tree, ignore_errors=True)
+
+
+def _counts(result: GateResult) -> dict[str, Any]:
+    """The tests gate's counts, for the live view and the report."""
+    data = result.data
+    if "tests" not in data or not isinstance(data.get("tests"), int):
+        return {}
+    keys = ("tests", "failures", "errors", "skipped", "base_tests")
+    counts = {k: data.get(k) for k in keys}
+    counts["passed"] = data["tests"] - sum(int(data.get(k) or 0) for k in keys[1:4])
+    return {"counts": counts}
 
 
 def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:

@@ -98,15 +98,32 @@ def load_run(store: Store, run_id: str) -> RunRecord:
         except json.JSONDecodeError:
             plan = {}
     rid = run["id"]
+    events = store.events(rid)
+    # A gate's one-line result and counts travel in its `gate_finished` event, in the same
+    # order as its rows (both are written as it finishes).
+    finished: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        if event["kind"] == "gate_finished":
+            data = json.loads(event["data_json"] or "{}")
+            finished.setdefault(str(data.get("name")), []).append(data)
     gates = []
     for row in store.gate_results(rid):
         try:
             findings = json.loads(row["findings_json"] or "[]")
         except json.JSONDecodeError:
             findings = []
-        gates.append({**row, "findings": findings if isinstance(findings, list) else []})
+        seen = finished.get(row["name"]) or [{}]
+        event_data = seen.pop(0) if len(seen) > 1 else seen[0]
+        gates.append(
+            {
+                **row,
+                "findings": findings if isinstance(findings, list) else [],
+                "summary": str(event_data.get("summary") or ""),
+                "counts": event_data.get("counts") or {},
+            }
+        )
     escalations = []
-    for event in store.events(rid):
+    for event in events:
         if event["kind"] == "task_escalated":
             data = json.loads(event["data_json"] or "{}")
             escalations.append(
@@ -458,20 +475,81 @@ def summary_markdown(result: Mapping[str, Any], store: Store | None = None) -> s
 # -- writing -----------------------------------------------------------------------------------
 
 
-def render(record: RunRecord, fmt: Format) -> str:
+def render(
+    record: RunRecord, fmt: Format, *, changes: Mapping[str, TaskChange] | None = None
+) -> str:
     if fmt == "json":
         return json.dumps(to_json(record), indent=2, ensure_ascii=False)
     if fmt == "md":
         return to_markdown(record)
     from karma.report_html import to_html
 
-    return to_html(record)
+    return to_html(record, changes or {})
 
 
-def write_run_report(store: Store, run_id: str, out_dir: Path, fmt: Format = "html") -> Path:
-    """Write `<out_dir>/<run-id>.<fmt>` and return its path (the engine's report)."""
+def write_run_report(
+    store: Store, run_id: str, out_dir: Path, fmt: Format = "html", *, repo: Path | None = None
+) -> Path:
+    """Write `<out_dir>/<run-id>.<fmt>` and return its path (the engine's report); with
+    `repo`, the HTML shows each task's change (files, lines, the diff) from its commit."""
     record = load_run(store, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{record.run_id}.{fmt}"
-    path.write_text(render(record, fmt), encoding="utf-8")
+    changes = task_changes(repo, record) if repo is not None and fmt == "html" else {}
+    path.write_text(render(record, fmt, changes=changes), encoding="utf-8")
     return path
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """What one task's commit changed: per file, lines added and removed; the diff."""
+
+    files: tuple[tuple[str, int, int], ...]
+    diff: str
+    truncated: bool = False
+
+
+DIFF_LIMIT = 200_000
+"""Characters of one task's diff kept in the report (the whole diff is on the branch)."""
+
+
+def task_changes(repo: Path, record: RunRecord) -> dict[str, TaskChange]:
+    """Each task's change, from its recorded commit against that commit's parent. Git runs
+    with no external diff, no textconv and no hooks: the report never runs repo config."""
+    changes: dict[str, TaskChange] = {}
+    for task in record.tasks:
+        sha = str(task.get("commit_sha") or "")
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            continue
+        numstat = _git(repo, "diff", "--numstat", "--no-renames", "-z", f"{sha}^", sha)
+        diff = _git(repo, "diff", "--no-renames", f"{sha}^", sha)
+        if numstat is None or diff is None:
+            continue
+        files = []
+        for entry in filter(None, numstat.split("\0")):
+            added, removed, path = [*entry.split("\t", 2), "", ""][:3]
+            files.append((path, _count(added), _count(removed)))
+        changes[str(task["id"])] = TaskChange(
+            tuple(files), diff[:DIFF_LIMIT], truncated=len(diff) > DIFF_LIMIT
+        )
+    return changes
+
+
+def _count(field: str) -> int:
+    """A numstat count; git writes "-" for a binary file."""
+    return int(field) if field.isdigit() else 0
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    import subprocess
+
+    safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-C", str(repo)]
+    options = ["--no-ext-diff", "--no-textconv", "--no-color"]
+    command = ["git", *safe, args[0], *options, *args[1:]]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.decode("utf-8", "replace")

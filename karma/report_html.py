@@ -14,7 +14,7 @@ from string import Template
 from typing import Any
 
 from karma.ci import plain
-from karma.report import RunRecord, max_parallel, timeline
+from karma.report import RunRecord, TaskChange, max_parallel, timeline
 
 
 class Safe(str):
@@ -38,6 +38,9 @@ def join(parts: Iterable[str]) -> Safe:
 
 COLOURS = {
     "succeeded": "#2da44e",
+    "passed": "#2da44e",
+    "warning": "#d4a72c",
+    "error": "#cf222e",
     "merged": "#2da44e",
     "escalated": "#8250df",
     "failed": "#cf222e",
@@ -194,6 +197,9 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;white-space:pre-wrap;max-heigh
 .ntitle{font:12px sans-serif;fill:#57606a}.grid{stroke:#eaeef2}.tick{font:11px sans-serif;
 fill:#57606a;text-anchor:middle}.lane{font:12px monospace;fill:#1f2328}.barlabel{font:10px
 sans-serif;fill:#fff}.muted{color:#57606a}.totals td{font-weight:600}
+.add{color:#1a7f37}.del{color:#cf222e}.hunk{color:#8250df}.meta{color:#57606a;font-weight:600}
+pre.diff{white-space:pre;font:12px/1.4 ui-monospace,Menlo,monospace;max-height:600px}
+details{margin:6px 0 14px}summary{cursor:pointer;color:#0969da}td.num{text-align:right}
 """
 
 
@@ -271,7 +277,10 @@ def _gates(record: RunRecord) -> Safe:
     if not record.gates:
         return Safe("<p>No gate ran.</p>")
     rows = [
-        Safe("<tr><th>gate</th><th>status</th><th>blocking</th><th>time</th><th>findings</th></tr>")
+        Safe(
+            "<tr><th>gate</th><th>status</th><th>blocking</th><th>time</th><th>result</th>"
+            "<th>findings</th></tr>"
+        )
     ]
     for g in record.gates:
         findings = [
@@ -286,15 +295,81 @@ def _gates(record: RunRecord) -> Safe:
         ]
         rows.append(
             h(
-                "<tr><td>$n</td><td>$st</td><td>$b</td><td>$d s</td><td><ul>$f</ul></td></tr>",
+                "<tr><td>$n</td><td>$st</td><td>$b</td><td>$d s</td><td>$sum</td>"
+                "<td><ul>$f</ul></td></tr>",
                 n=g["name"],
+                sum=plain(g.get("summary") or "", 400),
                 st=badge(g["status"]),
                 b="yes" if g["blocking"] else "no",
                 d=f"{float(g['duration_s'] or 0):.1f}",
                 f=join(findings),
             )
         )
-    return h("<table>$rows</table>", rows=join(rows))
+    return h("<table>$rows</table>$tests", rows=join(rows), tests=_tests_counts(record))
+
+
+def _diff_lines(diff: str) -> Safe:
+    """A diff as escaped lines, each coloured by its kind (no script, classes only)."""
+    kinds = (("+++", "meta"), ("---", "meta"), ("diff ", "meta"), ("@@", "hunk"),
+             ("+", "add"), ("-", "del"))  # fmt: skip
+    lines = []
+    for line in plain(diff).split("\n"):
+        kind = next((k for prefix, k in kinds if line.startswith(prefix)), "")
+        lines.append(h('<span class="$k">$l</span>', k=kind, l=line) if kind else esc(line))
+    return Safe("\n".join(lines))
+
+
+def _changes(record: RunRecord, changes: Mapping[str, TaskChange]) -> Safe:
+    """Per task: the files with lines added and removed, and the diff itself, collapsed."""
+    if not changes:
+        return Safe('<p class="muted">No change recorded (or the repository was not at hand).</p>')
+    parts: list[Safe] = []
+    for t in record.tasks:
+        change = changes.get(str(t["id"]))
+        if change is None:
+            continue
+        added = sum(a for _, a, _ in change.files)
+        removed = sum(r for _, _, r in change.files)
+        row = (
+            '<tr><td><code>$p</code></td><td class="num add">+$a</td>'
+            '<td class="num del">-$r</td></tr>'
+        )
+        rows = join(h(row, p=path, a=a, r=r) for path, a, r in change.files)
+        note = " (truncated: the whole diff is on the branch)" if change.truncated else ""
+        parts.append(
+            h(
+                '<h3>$id <span class="muted">$title</span></h3><p>$n file(s), '
+                '<span class="add">+$a</span> <span class="del">-$r</span></p>'
+                "<table><tr><th>file</th><th>added</th><th>removed</th></tr>$rows</table>"
+                '<details><summary>diff$note</summary><pre class="diff">$diff</pre></details>',
+                id=t["id"],
+                title=t["title"],
+                n=len(change.files),
+                a=added,
+                r=removed,
+                rows=rows,
+                note=note,
+                diff=_diff_lines(change.diff),
+            )
+        )
+    return join(parts)
+
+
+def _tests_counts(record: RunRecord) -> Safe:
+    """The tests gate's counts, when it ran."""
+    tests = next((g for g in reversed(record.gates) if g["name"] == "tests"), None)
+    counts = tests.get("counts") if tests else None
+    if not counts:
+        return Safe("")
+    cells = join(
+        h("<td>$v</td>", v="-" if counts.get(k) is None else counts.get(k))
+        for k in ("tests", "passed", "failures", "errors", "skipped", "base_tests")
+    )
+    return h(
+        "<h3>Tests</h3><table><tr><th>collected</th><th>passed</th><th>failed</th>"
+        "<th>errors</th><th>skipped</th><th>base collected</th></tr><tr>$c</tr></table>",
+        c=cells,
+    )
 
 
 def _escalations(record: RunRecord) -> Safe:
@@ -319,13 +394,14 @@ PAGE = """<!DOCTYPE html>
 <title>KARMA run $run_id</title><style>$css</style></head><body>
 <h1>KARMA run $run_id $status</h1>
 <p class="muted">branch <code>$branch</code> · base <code>$base</code> · head <code>$head</code> ·
-started $created · finished $finished · cost $$$cost · $calls model calls</p>
+started $created · finished $finished · cost $$$cost$forecast · $calls model calls</p>
 $reason
 <h2>Request</h2><div class="request">$request</div>
 <h2>Plan</h2><div id="dag">$dag</div>
 <h2>Timeline</h2><p class="muted">Attempts on one clock; overlapping bars ran in parallel
 (at most $parallel at once).</p><div id="timeline">$gantt</div>
 <h2>Tasks</h2>$tasks
+<h2>Changes</h2>$changes
 <h2>Attempts</h2>$attempts
 <h2>Gates</h2>$gates
 <h2>Escalations</h2>$escalations
@@ -333,8 +409,10 @@ $reason
 """
 
 
-def to_html(record: RunRecord) -> str:
+def to_html(record: RunRecord, changes: Mapping[str, TaskChange] | None = None) -> str:
     r = record.run
+    forecast = record.plan.get("estimated_cost_usd")
+    against = f" (forecast ${float(forecast):.4f})" if isinstance(forecast, (int, float)) else ""
     bars = timeline(record)
     reason = h("<p><b>Reason:</b> $r</p>", r=r["reason"]) if r["reason"] else Safe("")
     return h(
@@ -348,6 +426,7 @@ def to_html(record: RunRecord) -> str:
         created=r["created_at"],
         finished=r["finished_at"] or "-",
         cost=f"{record.totals()['cost_usd']:.4f}",
+        forecast=against,
         calls=len(record.calls),
         reason=reason,
         request=plain(r["request"], 20000),
@@ -355,6 +434,7 @@ def to_html(record: RunRecord) -> str:
         parallel=max_parallel(bars),
         gantt=gantt_svg(bars),
         tasks=_tasks_table(record),
+        changes=_changes(record, changes or {}),
         attempts=_attempts_table(record),
         gates=_gates(record),
         escalations=_escalations(record),

@@ -5,13 +5,14 @@ longest remaining critical path first. A task's failure becomes its result; its
 dependents are skipped with a reason and independent branches go on. A `can_start`
 gate (the budget) may refuse new work. Ctrl-C cancels what waits and drains what runs:
 `stop` is set so running attempts end at their next step, and the run ends interrupted.
-Tests pass `SynchronousExecutor` and get a deterministic order.
+Tests pass `SynchronousExecutor` and get a deterministic order. `run_each` runs a flat
+list of independent calls the same way (the gates of one wave).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -20,6 +21,7 @@ import networkx as nx
 
 Status = Literal["succeeded", "failed", "escalated", "skipped", "not_started", "interrupted"]
 T = TypeVar("T", bound=Hashable)
+Item = TypeVar("Item")
 R = TypeVar("R")
 
 
@@ -138,3 +140,41 @@ def run_dag(
             ),
         )
     return results
+
+
+def run_each(
+    items: Sequence[Item],
+    work: Callable[[Item], R],
+    *,
+    jobs: int,
+    executor: Executor | None = None,
+    on_start: Callable[[Item], None] = lambda _item: None,
+    on_done: Callable[[Item, R], None] = lambda _item, _result: None,
+) -> list[R]:
+    """`work` on every item, up to `jobs` at once; the results in the items' order.
+
+    `on_start` and `on_done` run in the caller's thread (a store or a view needs no lock):
+    `on_start` in the items' order as each is submitted, `on_done` as each finishes, in
+    the items' order with one job or the synchronous executor. An exception of `work`
+    propagates once the calls already running have finished.
+    """
+    owned = executor is None
+    pool: Executor = executor or ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="each")
+    results: dict[int, R] = {}
+    running: dict[Future[R], int] = {}
+    pending = list(enumerate(items))
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, jobs):
+                index, item = pending.pop(0)
+                on_start(item)
+                running[pool.submit(work, item)] = index
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=running.__getitem__):
+                index = running.pop(future)
+                results[index] = future.result()
+                on_done(items[index], results[index])
+    finally:
+        if owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return [results[index] for index in range(len(items))]

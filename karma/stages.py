@@ -173,6 +173,17 @@ def start(
         tasks=list(plan.order),
         critical_path=list(routed.critical_path),
         cost_usd=routed.estimated_cost_usd,
+        plan=[  # what the terminal shows before work starts
+            {
+                "id": task.id,
+                "title": task.title,
+                "deps": list(task.deps),
+                "tier": routed.routing[task.id].tier,
+                "model": routed.routing[task.id].model,
+                "cost_usd": round(routed.costs[task.id], 6),
+            }
+            for task in (plan.by_id[tid] for tid in plan.order)
+        ],
     )
     try:
         check_budget(routed, config.budget.max_cost_usd)
@@ -286,4 +297,5 @@ def write_report(b: Build) -> str | None:
         from karma.report import write_run_report
     except ImportError:
         return None
-    return str(write_run_report(b.store, b.run_id, b.workspace.root / ".karma" / "reports"))
+    reports = b.workspace.root / ".karma" / "reports"
+    return str(write_run_report(b.store, b.run_id, reports, repo=b.workspace.root))

@@ -9,29 +9,12 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import TYPE_CHECKING, Any
 
-import typer
-from rich.text import Text
-
-from karma.ci import inert_lines
-from karma.cli import (
-    advisories,  # noqa: F401
-    build,  # noqa: F401
-    doctor,  # noqa: F401
-    gate,  # noqa: F401
-    heal,  # noqa: F401
-    plan,  # noqa: F401
-    record,  # noqa: F401
-    runs,  # noqa: F401
-    setup,  # noqa: F401
-)
-from karma.cli.app import app, err_console, state
 from karma.errors import ExitCode, KarmaError
 
-try:  # typer >= 0.20 carries its own copy of click
-    from typer._click.exceptions import ClickException
-except ImportError:  # pragma: no cover - older typer on the real click
-    from click import ClickException  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from typer._click import Command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +26,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> ExitCode | int:
+    if args == ["--version"]:  # the one answer that needs no command: no typer, no rich
+        from karma import __version__
+
+        sys.stdout.write(f"karma {__version__}\n")
+        return ExitCode.OK
+    import typer
+
+    try:  # typer >= 0.20 carries its own copy of click
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import ClickException  # type: ignore[assignment]
+
+    from karma.cli.app import app, err_console, state
+
+    _register()
     try:
-        result = app(args=args, prog_name="karma", standalone_mode=False)
+        command = typer.main.get_command(app)
+        _plain_flags(command)
+        result = command.main(args=args, prog_name="karma", standalone_mode=False)
     except KarmaError as exc:
+        from rich.text import Text
+
+        from karma.ci import inert_lines
+
         if state.traceback:
             traceback.print_exc()
         # An error may quote model or tool text: redacted and inert, like any other output.
@@ -64,6 +68,55 @@ def _run(args: list[str]) -> ExitCode | int:
     if isinstance(result, int):
         return result
     return ExitCode.OK
+
+
+def _register() -> None:
+    """Import the command modules: each registers its commands on the app. Their top level
+    imports only typer and `karma.cli.app`; what a command needs loads when it runs."""
+    from karma.cli import (  # noqa: F401
+        advisories,
+        build,
+        doctor,
+        gate,
+        heal,
+        plan,
+        record,
+        runs,
+        setup,
+    )
+
+
+def _plain_flags(command: Command) -> None:
+    """Plain help, at once: a flag takes no value, so its help shows none (typer prints
+    `<bool>` beside every flag, `--help` included), and help is click's plain text, not
+    rich panels (rendering those imports rich's markdown stack: about 4x `--help`'s time)."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    try:
+        from typer._click import Context
+    except ImportError:  # pragma: no cover - older typer on the real click
+        from click import Context  # type: ignore[assignment]
+
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    help_option = command.get_help_option(Context(command, help_option_names=["--help"]))
+    if help_option is not None:
+        help_option.metavar = ""
+    subcommands: dict[str, Command] = getattr(command, "commands", {})
+    for sub in subcommands.values():
+        _plain_flags(sub)
+
+
+def __getattr__(name: str) -> Any:
+    """`karma.cli.app` with every command registered, loaded on first use."""
+    if name == "app":
+        from karma.cli.app import app
+
+        _register()
+        globals()["app"] = app  # over the submodule the import just bound to this name
+        return app
+    raise AttributeError(name)
 
 
 __all__ = ["app", "main"]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from karma import __version__
-from karma.config import KarmaConfig, RepoText, load_config
+
+if TYPE_CHECKING:  # the config loads pydantic: only when a command asks for it
+    from karma.config import KarmaConfig, RepoText
 
 app = typer.Typer(
     name="karma",
@@ -51,6 +53,8 @@ class State:
     def config_from(self, repo_text: tuple[str, RepoText] | None, **flags: Any) -> KarmaConfig:
         """The merged config, the repository's own files read by `repo_text` (a gate reads
         them from the base commit: the working tree is the change under check)."""
+        from karma.config import load_config
+
         if self.db is not None:
             flags.setdefault("store.db", self.db)
         if self.trust_repo_config:

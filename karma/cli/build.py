@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from karma.ci import inert_lines, log_safe
 from karma.cli.app import TrustRepoConfig, app, err_console, out, state
 from karma.errors import ExitCode, UsageError
 
@@ -75,7 +74,7 @@ def _run(
     resume: str | None,
     gates: bool,
 ) -> ExitCode:
-    from karma.ci import finish_ci
+    from karma.ci import finish_ci, inert_lines
     from karma.engine import build
 
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
@@ -87,9 +86,12 @@ def _run(
         if ci_log is not None:
             ci_log.close()
             finish_ci({**result.to_json(), "reason": result.reason}, os.environ, store=store)
+        forecast = _forecast(store, result.run_id)
     if json_out:
         out.print(json.dumps(result.to_json(), indent=2), markup=False, highlight=False)
     else:
+        from karma.ui import summary_lines
+
         out.print(
             f"{result.status}: branch {result.branch} (run {result.run_id}, "
             f"${result.cost_usd:.4f})",
@@ -98,7 +100,19 @@ def _run(
         )
         if result.reason:  # may quote failing output or model text: made inert
             err_console.print(inert_lines(result.reason), markup=False, highlight=False)
+        resumable = result.status in ("interrupted", "infrastructure")
+        summary = summary_lines(result.to_json(), forecast_usd=forecast, resumable=resumable)
+        err_console.print("\n".join(summary), markup=False, highlight=False, soft_wrap=True)
     return result.exit_code
+
+
+def _forecast(store: Store, run_id: str) -> float | None:
+    """The plan's forecast cost, as recorded with the run (None before a plan)."""
+    row = store.run(run_id)
+    if row is None or not row["plan_json"]:
+        return None
+    value = json.loads(row["plan_json"]).get("estimated_cost_usd")
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 @app.command("build")
@@ -171,6 +185,7 @@ def resume_command(
 
 def _stopped_run() -> str:
     """The repository's one interrupted or killed run; with several, they are listed."""
+    from karma.ci import inert_lines
     from karma.store import Store
     from karma.workspace import Workspace
 
@@ -221,6 +236,7 @@ def replay_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> ExitCode:
     """Re-run a recorded build from its recorded replies (no model calls); report divergence."""
+    from karma.ci import log_safe
     from karma.replay import replay
     from karma.workspace import Workspace
 

@@ -6,10 +6,8 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from karma.cli.app import app, out, state
-from karma.doctor import diagnose
 from karma.errors import ExitCode
 
 _MARK = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
@@ -23,6 +21,10 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> ExitCode:
     """Check Docker, the base image, tools, model keys and the configuration."""
+    from rich.table import Table
+
+    from karma.doctor import diagnose
+
     diagnosis = diagnose(state.repo, config_file=state.config_file, online=online)
     if as_json:
         out.print_json(json.dumps(diagnosis.to_json()))

@@ -17,25 +17,24 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from karma.action import publish_gates
-from karma.ci import is_ci, log_safe, mask_lines
 from karma.cli.app import TrustRepoConfig, app, err_console, out, state
-from karma.config import KarmaConfig, env_layer
-from karma.errors import ConfigError, ExitCode, UsageError
-from karma.gates import GateResult, gate_tree, redact
-from karma.gates.change import resolve
-from karma.gates.interface import GateUnavailable
-from karma.gates.render import render
-from karma.home import DataRoots, base_root_names, base_roots, commit_text
-from karma.recipes import Stack, detect_stack
+from karma.errors import ExitCode, UsageError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the gates, the config and the recipes load at the command, not at start
+    from karma.config import KarmaConfig
+    from karma.gates import GateResult
+    from karma.home import DataRoots
+    from karma.recipes import Stack
     from karma.sandbox.interface import Sandbox, SandboxSpec
 
 
 def _config(base: str) -> KarmaConfig:
     """The config, with the repository's own files (karma.toml, [tool.karma]) as they are
     at the base: a change never configures the gates that judge it."""
+    from karma.config import KarmaConfig, env_layer
+    from karma.errors import ConfigError
+    from karma.home import commit_text
+
     repo = state.repo
     try:
         return state.config_from((base[:12], lambda rel: commit_text(repo, base, rel)))
@@ -91,6 +90,15 @@ def gate(
     trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Run the quality gates on the working tree; exit 0 when every blocking gate passes."""
+    from karma.action import publish_gates
+    from karma.ci import is_ci, log_safe, mask_lines
+    from karma.gates import gate_tree, redact
+    from karma.gates.change import resolve
+    from karma.gates.interface import GateUnavailable
+    from karma.gates.render import render
+    from karma.home import base_root_names, base_roots
+    from karma.recipes import detect_stack
+
     state.trust(trust_repo_config)
     if fmt not in ("text", "json", "sarif", "markdown"):
         raise UsageError(f"unknown format {fmt!r}", tip="use text, json, sarif or markdown")

@@ -11,21 +11,18 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
-from rich.text import Text
-from rich.tree import Tree
 
-from karma.ci import inert_lines
 from karma.cli.app import TrustRepoConfig, app, err_console, out, state
-from karma.config import KarmaConfig
-from karma.context import gather_context
 from karma.errors import ExitCode, UsageError
-from karma.forecast import check_budget, routed_plan, usd
-from karma.plan import Plan, RoutedPlan, to_dot, to_mermaid
-from karma.planner import make_plan, plan_from_file
+
+if TYPE_CHECKING:  # the plan, the planner and the config load at the command, not at start
+    from rich.tree import Tree
+
+    from karma.config import KarmaConfig
+    from karma.plan import Plan, RoutedPlan
 
 
 class Format(StrEnum):
@@ -50,7 +47,13 @@ def _history(config: KarmaConfig) -> list[dict[str, Any]]:
 
 
 def _make_plan(request: str, config: KarmaConfig) -> Plan:
+    from rich.text import Text
+
+    from karma.ci import inert_lines
+    from karma.context import gather_context
+    from karma.forecast import usd
     from karma.models import get_model
+    from karma.planner import make_plan
 
     if not request.strip():
         raise UsageError("the request is empty", tip='karma plan "what to build"')
@@ -70,6 +73,8 @@ def _make_plan(request: str, config: KarmaConfig) -> Plan:
 
 
 def _save(plan: Plan, path: Path) -> None:
+    import yaml
+
     data = plan.editable()
     if path.suffix.lower() in (".yaml", ".yml"):
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
@@ -83,6 +88,9 @@ def _save(plan: Plan, path: Path) -> None:
 
 
 def _tree(routed: RoutedPlan, calibrated: bool) -> Tree:
+    from rich.text import Text
+    from rich.tree import Tree
+
     critical = set(routed.critical_path)
     root = Tree(Text.assemble(("Plan: ", "bold"), routed.plan.request))
     for number, generation in enumerate(routed.plan.generations, start=1):
@@ -105,6 +113,8 @@ def _tree(routed: RoutedPlan, calibrated: bool) -> Tree:
 
 
 def _print_text(routed: RoutedPlan, calibrated: bool) -> None:
+    from rich.text import Text
+
     plan = routed.plan
     out.print(_tree(routed, calibrated), soft_wrap=False)
     estimated = sum(task.estimated_tokens for task in plan.tasks)
@@ -141,6 +151,10 @@ def plan_command(
     trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Plan a request: the task DAG, routing, forecast cost and critical path."""
+    from karma.forecast import check_budget, routed_plan
+    from karma.plan import to_dot, to_mermaid
+    from karma.planner import plan_from_file
+
     state.trust(trust_repo_config)
     config = state.config(**{"budget.max_cost_usd": max_cost})
     if plan_file is not None:

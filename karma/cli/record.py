@@ -11,22 +11,23 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from karma.cli.app import app, err_console, out, state
-from karma.config import load_config
 from karma.errors import ExitCode, KarmaError, UsageError
-from karma.store import Store
+
+if TYPE_CHECKING:
+    from karma.store import Store
 
 ci_app = typer.Typer(help="KARMA inside GitHub Actions (used by action.yml).", no_args_is_help=True)
 app.add_typer(ci_app, name="ci")
 
 
 def _store() -> Store:
+    from karma.store import Store
+
     config = state.config()
     path = config.db_path(state.repo)
     if not path.exists():
@@ -64,7 +65,9 @@ def report_command(
             _print(render(load_run(store, run_id), fmt), raw=fmt == "json")
             return ExitCode.OK
         if output is None:
-            path = write_run_report(store, run_id, state.repo / ".karma" / "reports")
+            path = write_run_report(
+                store, run_id, state.repo / ".karma" / "reports", repo=state.repo
+            )
         else:
             output.write_text(render(load_run(store, run_id), fmt), encoding="utf-8")
             path = output
@@ -95,6 +98,9 @@ def show_command(
     _print("request: " + plain(r["request"], 400).replace("\n", " "))
     if r["reason"]:
         _print("reason: " + plain(r["reason"], 400))
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table()
     for column in ("task", "status", "model", "attempts", "tokens in/out", "cost"):
         table.add_column(column)
@@ -129,6 +135,7 @@ def why_command(
 ) -> ExitCode:
     """Why did KARMA write this? From a line to its task, model, prompt, plan and request."""
     from karma.provenance import render_text, why
+    from karma.store import Store
 
     path = state.config().db_path(state.repo)
     store = Store(path) if path.exists() else None
@@ -166,6 +173,7 @@ def nightly_command(
     from karma.digest import write_digest
     from karma.events import iso
     from karma.nightly import deadline_from, night_lock, run_night
+    from karma.store import Store
     from karma.ui import TerminalView
 
     if budget_usd <= 0:
@@ -206,6 +214,7 @@ def ci_action_command() -> ExitCode:
     """The action's step: validate its inputs (KARMA_INPUT_*), then build or gate."""
     from karma import action as ci
     from karma.ci import mask_lines
+    from karma.config import load_config
 
     environ = dict(os.environ)
     for line in mask_lines(environ):  # before anything else is printed

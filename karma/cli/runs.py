@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from karma.cli.app import app, out, state
 from karma.cli.record import _print, _store
@@ -34,6 +32,9 @@ def runs_command(
     """List the recorded runs."""
     if ctx.invoked_subcommand is not None:
         return ExitCode.OK
+    from rich.table import Table
+    from rich.text import Text
+
     from karma.ci import log_safe, plain
 
     store = _store()

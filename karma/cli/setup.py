@@ -11,7 +11,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
 from karma.cli.app import app, err_console, out, state
 from karma.errors import ExitCode, KarmaError
@@ -22,6 +21,8 @@ def setup(
     as_json: Annotated[bool, typer.Option("--json", help="Print the steps as JSON.")] = False,
 ) -> ExitCode:
     """Make sure of a Docker engine and the base image: as root, install and start them."""
+    from rich.text import Text
+
     from karma.machine import Readiness, get_ready
 
     config = state.config()

@@ -1,4 +1,14 @@
-"""Runs a suite: each gate in order, each bounded, one broken gate never hiding the others.
+"""Runs a suite: its gates in waves, each bounded, one broken gate never hiding the others.
+
+The gates that do not depend on each other run at once (up to one per core, through
+`karma.scheduler.run_each`); what a gate needs before it is data here, not a rule in
+the gate: a gate that may lend the tree to a sandbox (`tests`, `audit`, `bench` when a
+sandbox is given) runs alone, since the tree is chowned to the sandbox user meanwhile and
+git on the host refuses it; `bench` measures time, so it runs alone too; `approval` and
+`review` read the other gates' results (`ctx.previous`), so they run last, one after the
+other, in the suite's order. `on_start` fires as a gate starts and `on_result` as it finishes,
+both in the caller's thread (finish order may differ from the suite's when gates run
+at once); the `SuiteResult` keeps the suite's order.
 
 A gate that cannot run (`GateError`, or any `KarmaError` from the sandbox or the model
 seam) becomes an `error` result with the reason; an error of a blocking gate fails the
@@ -9,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +32,7 @@ from karma.gates.interface import Gate, GateContext, GateResult, GateSettings
 from karma.gates.secrets import redact
 from karma.gates.suite import Suite, load_suite
 from karma.hostgit import discover
+from karma.scheduler import run_each
 
 if TYPE_CHECKING:
     from karma.config import KarmaConfig
@@ -37,6 +50,23 @@ GATES: dict[str, str] = {
     "approval": "karma.gates.approval:ApprovalGate",
     "review": "karma.gates.review:ReviewGate",
 }
+
+
+ALONE = frozenset({"bench"})
+"""Gates that measure time: nothing else runs beside them."""
+LENDS_TREE = frozenset({"tests", "audit", "bench"})
+"""Gates that may run a sandbox on the tree (lent to its user): alone, given a sandbox."""
+LAST = frozenset({"approval", "review"})
+"""Gates that read the others' results: they run after every other gate, in order."""
+
+
+def waves(suite: Suite, *, sandboxed: bool) -> list[tuple[GateSettings, ...]]:
+    """The suite's gates in the order they can run: each wave after the one before."""
+    solo = ALONE | (LENDS_TREE if sandboxed else frozenset())
+    free = tuple(s for s in suite.gates if s.name not in solo | LAST)
+    alone = [(s,) for s in suite.gates if s.name in solo - LAST]
+    last = [(s,) for s in suite.gates if s.name in LAST]
+    return [wave for wave in (free, *alone, *last) if wave]
 
 
 def gate_named(name: str) -> Gate:
@@ -117,19 +147,34 @@ def run_suite(
     suite: Suite,
     *,
     on_result: Callable[[GateResult, bool], None] | None = None,
+    on_start: Callable[[GateSettings], None] | None = None,
+    jobs: int | None = None,
 ) -> SuiteResult:
-    """Run every gate of `suite` on `ctx`; each later gate sees the earlier results."""
+    """Run every gate of `suite` on `ctx`, wave by wave (`waves`); a gate of a later wave
+    sees the results of the earlier ones. `jobs` bounds the gates run at once (default:
+    the machine's cores; 1 runs them one by one in the suite's order)."""
     if ctx.git_dir is None and ctx.head is None:
         # The user's working tree: its git directory is read once, before any gate ran.
         with contextlib.suppress(WorkspaceError):
             ctx = replace(ctx, git_dir=discover(ctx.repo)[0])
-    outcomes: list[GateOutcome] = []
-    for settings in suite.gates:
-        result = run_gate(replace(ctx, previous=tuple(o.result for o in outcomes)), settings)
-        outcomes.append(GateOutcome(result, settings.blocking))
+    limit = jobs if jobs is not None else os.cpu_count() or 1
+    done: dict[str, GateResult] = {}
+
+    def finished(settings: GateSettings, result: GateResult) -> None:
         if on_result is not None:
             on_result(result, settings.blocking)
-    return SuiteResult(ctx.base, ctx.head, tuple(outcomes))
+
+    for wave in waves(suite, sandboxed=ctx.start_sandbox is not None):
+        results = run_each(
+            wave,
+            partial(run_gate, replace(ctx, previous=tuple(done.values()))),
+            jobs=min(limit, len(wave)),
+            on_start=on_start or (lambda _settings: None),
+            on_done=finished,
+        )
+        done.update((s.name, r) for s, r in zip(wave, results, strict=True))
+    outcomes = tuple(GateOutcome(done[s.name], s.blocking) for s in suite.gates)
+    return SuiteResult(ctx.base, ctx.head, outcomes)
 
 
 def gate_tree(
@@ -149,6 +194,7 @@ def gate_tree(
     run_id: str = "gate",
     on_result: Callable[[GateResult, bool], None] | None = None,
     git_dir: Path | None = None,
+    on_start: Callable[[GateSettings], None] | None = None,
 ) -> SuiteResult:
     """The configured suite (`gates.suite` + `gates.overrides`) on `repo` against `base`.
 
@@ -176,4 +222,4 @@ def gate_tree(
         run_id=run_id,
         git_dir=git_dir,
     )
-    return run_suite(ctx, suite, on_result=on_result)
+    return run_suite(ctx, suite, on_result=on_result, on_start=on_start)

@@ -317,7 +317,9 @@ class TestsGate:
         home.mkdir()
         text = invocation.shell(
             rootdir=str(tree),
-            config_file=str(invocation.config_file(scratch / "config")),
+            config_file=(
+                str(invocation.config_file(scratch / "config")) if invocation.parsed else ""
+            ),
             junit=str(report) if junit else None,
             extra=extra,
             sandboxed=False,

@@ -12,6 +12,8 @@ from karma.config import KarmaConfig
 from karma.gates import gate_tree
 from karma.gates.change import base_worktree, changed_paths, diff_text
 from karma.gates.interface import GateContext
+from karma.home import DataRoots
+from karma.recipes import detect_stack
 from karma.workspace import Workspace
 from tests.gates.conftest import git, make_repo, write
 
@@ -60,6 +62,8 @@ def test_a_gate_sandbox_rewriting_git_cannot_reach_the_host(tmp_path: Path) -> N
         tree,
         base,
         config,
+        data=DataRoots.trusted(),
+        stack=detect_stack(repo),
         head=head,
         only=("tests",),
         start_sandbox=backend.start,

@@ -125,7 +125,9 @@ def test_audit_reads_the_sandbox_environment(tmp_path: Path, osv: AdvisoryServer
 def test_audit_of_an_empty_sandbox_environment_is_an_error(tmp_path: Path) -> None:
     """A `pip/` in the tree once made pip freeze print nothing, and audit then skipped."""
     repo = make_repo(tmp_path / "r", {"requirements.txt": "requests==2.19.0\n"})
-    write(repo, {"pip/__init__.py": "", "pip/__main__.py": "print()\n"})
+    # A dependency change, so that the diff-aware audit has something to audit.
+    write(repo, {"pip/__init__.py": "", "pip/__main__.py": "print()\n",
+                 "requirements.txt": "requests==2.19.0\nidna==2.7\n"})  # fmt: skip
 
     def start(spec: SandboxSpec) -> HostSandbox:
         assert not any(spec.workspace.iterdir())  # pip freeze gets no tree to import from

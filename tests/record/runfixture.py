@@ -329,6 +329,20 @@ def make_run(repo: Path, store: Store, run_id: str = RUN) -> FinishedRun:
                 "report_json": {"task": "t4"},
             },
         ),
+        (
+            "gate_finished",
+            None,
+            92,
+            {
+                "name": "tests",
+                "status": "passed",
+                "summary": "12 tests: 11 passed, 0 failed, 0 errors, 1 skipped",
+                "counts": {
+                    **{"tests": 12, "passed": 11, "failures": 0},
+                    **{"errors": 0, "skipped": 1, "base_tests": 10},
+                },
+            },
+        ),
         ("run_finished", None, 95, {"status": "escalated"}),
     ]:
         store.record_event(Event(kind, run_id, task, data, at(second)))  # type: ignore[arg-type]
