@@ -20,6 +20,7 @@ from karma.cli import (
     doctor,  # noqa: F401
     gate,  # noqa: F401
     heal,  # noqa: F401
+    humans,  # noqa: F401
     plan,  # noqa: F401
     record,  # noqa: F401
     runs,  # noqa: F401

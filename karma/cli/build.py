@@ -77,6 +77,7 @@ def _run(
 ) -> ExitCode:
     from karma.ci import finish_ci
     from karma.engine import build
+    from karma.notify import notify_run_end
 
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
     with _session(config, ci=ci) as (store, bus, ci_log):
@@ -84,6 +85,7 @@ def _run(
             _prune_expired(store, config)
         result = build(spec, repo=state.repo, config=config, store=store, bus=bus,
                        plan_file=plan_file, resume=resume, gates=gates)  # fmt: skip
+        notify_run_end(config.notify, store, bus, result.run_id)
         if ci_log is not None:
             ci_log.close()
             finish_ci({**result.to_json(), "reason": result.reason}, os.environ, store=store)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -81,10 +81,12 @@ def show_command(
     """Summarise one run in the terminal: request, tasks, attempts, gates, escalations."""
     from karma.ci import log_safe, plain
     from karma.report import load_run
+    from karma.waiting import summary
 
     store = _store()
     try:
         record = load_run(store, run_id)
+        pending = [summary(row) for row in store.pending(record.run_id)]
     finally:
         store.close()
     r, totals = record.run, record.totals()
@@ -118,7 +120,25 @@ def show_command(
         _print(f"gate {g['name']}: {g['status']} ({len(g['findings'])} finding(s))")
     for e in record.escalations:
         _print(f"escalated {e['task_id']}: {log_safe(e['reason'], 300)}")
+    for item in pending:
+        _print(_pending_line(item))
     return ExitCode.OK
+
+
+def _pending_line(item: dict[str, Any]) -> str:
+    """One `pending` record for `karma show`: what waits since when, or who decided it."""
+    from karma.ci import log_safe
+
+    if item["kind"] == "approval":
+        what = f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (
+            f"(gates {', '.join(map(str, item['gates']))}, commit {str(item['commit'])[:12]})"
+        )  # fmt: skip
+    else:
+        what = f"an answer for {item['task']} ({log_safe(item['reason'], 200)})"
+    if "decision" not in item:
+        return f"waiting since {item['since']} for {what}"
+    note = f": {log_safe(item['note'], 300)}" if item["note"] else ""
+    return f"{item['decision']} by {log_safe(item['by'], 80)} at {item['at']}: {what}{note}"
 
 
 @app.command("why")
