@@ -68,8 +68,9 @@ def _text(p: Payload) -> str:
 
 def render(p: Payload, fmt: str) -> tuple[bytes, str]:
     """The request body and its content type for `notify.format`."""
-    if fmt == "slack":
-        return json.dumps({"text": _text(p)}).encode(), "application/json"
+    if fmt == "slack":  # Slack's own escapes: no <!channel> or link smuggled in by a reason
+        text = _text(p).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return json.dumps({"text": text}).encode(), "application/json"
     if fmt == "plain":
         return redact(_text(p)).encode(), "text/plain; charset=utf-8"
     return json.dumps(p, sort_keys=True).encode(), "application/json"

@@ -128,9 +128,12 @@ def record_waiting(b: Build, status: str, gate_rows: list[dict[str, Any]]) -> li
         }
         b.store.add_pending(b.run_id, "approval", detail)
     elif status == "escalated":
-        for task in b.store.tasks(b.run_id):
-            if task["status"] == "escalated":
-                b.store.add_pending(b.run_id, "escalation", _escalation(b, task), task["id"])
+        tasks = [t for t in b.store.tasks(b.run_id) if t["status"] == "escalated"]
+        for task in tasks:
+            b.store.add_pending(b.run_id, "escalation", _escalation(b, task), task["id"])
+        if not tasks:  # the review still asks for changes after its rounds
+            reason = "the review still asks for changes after build.review_rounds rounds"
+            b.store.add_pending(b.run_id, "escalation", {"reason": reason, "attempts": []})
     waiting = b.store.pending(b.run_id, open_only=True)
     for row in waiting:
         b.bus.emit("human_needed", b.run_id, row["task_id"], pending=summary(row))
@@ -157,14 +160,31 @@ def summary(row: Row) -> dict[str, Any]:
     if row["task_id"]:
         item["task"] = row["task_id"]
     if row["kind"] == "approval":
-        item.update(paths=detail["paths"], gates=detail["gates"], commit=detail["commit"],
-                    diff_stat=detail["diff_stat"])  # fmt: skip
+        for key, empty in (("paths", []), ("gates", []), ("commit", ""), ("diff_stat", "")):
+            item[key] = detail.get(key, empty)
     else:
-        item.update(reason=detail["reason"], attempts=len(detail["attempts"]))
+        item.update(reason=detail.get("reason", ""), attempts=len(detail.get("attempts", [])))
     if row["decision"]:
         item.update(decision=row["decision"], by=row["decided_by"], at=row["decided_at"],
                     note=row["note"] or "")  # fmt: skip
     return item
+
+
+def describe(item: dict[str, Any]) -> str:
+    """One pending record in a line (`karma show`, the report): what waits since when,
+    or who decided what, when and why (untrusted parts flattened inert)."""
+    from karma.ci import log_safe
+
+    if item["kind"] == "approval":
+        what = f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (
+            f"(gates {', '.join(map(str, item['gates']))}, commit {str(item['commit'])[:12]})"
+        )  # fmt: skip
+    else:
+        what = f"an answer for {item.get('task', 'the run')} ({log_safe(item['reason'], 200)})"
+    if "decision" not in item:
+        return f"waiting since {item['since']} for {what}"
+    note = f": {log_safe(item['note'], 300)}" if item["note"] else ""
+    return f"{item['decision']} by {log_safe(item['by'], 80)} at {item['at']}: {what}{note}"
 
 
 def commands(run_id: str, waiting: list[Row]) -> list[str]:

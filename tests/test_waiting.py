@@ -117,6 +117,11 @@ def test_the_notifier_retries_a_5xx_and_gives_up_on_a_4xx(hooks: list[_Hook]) ->
     got = send(NotifyConfig(webhook_url=hooks[1].url, retries=3), p, sleep=waits.append)
     assert got is not None and not got.ok and got.tries == 1 and "404" in got.detail
 
+    loud = payload({**RUN, "reason": "<!channel> <https://evil|click>"}, [], [])
+    hooks.append(_Hook([]))
+    send(NotifyConfig(webhook_url=hooks[-1].url, format="slack"), loud)
+    assert "<!channel>" not in json.loads(hooks[-1].seen[0][1])["text"]
+
     for fmt, kind in (("slack", "application/json"), ("plain", "text/plain")):
         hooks.append(_Hook([]))
         send(NotifyConfig(webhook_url=hooks[-1].url, format=fmt), p)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -81,7 +81,7 @@ def show_command(
     """Summarise one run in the terminal: request, tasks, attempts, gates, escalations."""
     from karma.ci import log_safe, plain
     from karma.report import load_run
-    from karma.waiting import summary
+    from karma.waiting import describe, summary
 
     store = _store()
     try:
@@ -121,24 +121,8 @@ def show_command(
     for e in record.escalations:
         _print(f"escalated {e['task_id']}: {log_safe(e['reason'], 300)}")
     for item in pending:
-        _print(_pending_line(item))
+        _print(describe(item))
     return ExitCode.OK
-
-
-def _pending_line(item: dict[str, Any]) -> str:
-    """One `pending` record for `karma show`: what waits since when, or who decided it."""
-    from karma.ci import log_safe
-
-    if item["kind"] == "approval":
-        what = f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (
-            f"(gates {', '.join(map(str, item['gates']))}, commit {str(item['commit'])[:12]})"
-        )  # fmt: skip
-    else:
-        what = f"an answer for {item['task']} ({log_safe(item['reason'], 200)})"
-    if "decision" not in item:
-        return f"waiting since {item['since']} for {what}"
-    note = f": {log_safe(item['note'], 300)}" if item["note"] else ""
-    return f"{item['decision']} by {log_safe(item['by'], 80)} at {item['at']}: {what}{note}"
 
 
 @app.command("why")

@@ -179,6 +179,8 @@ def test_approve_continues_the_run_and_covers_only_its_own_paths(
     assert store.gate_results(a["run_id"])[-1]["ts"] > decided["decided_at"]
     code, out, _ = cli("show", a["run_id"])
     assert "approved by Dev" in out and "reviewed the workflow" in out
+    report = Path(result["report"]).read_text()
+    assert "Humans in the loop" in report and "approved by Dev" in report
     assert receiver.payloads()[-1]["status"] == "succeeded"
 
     # A second approval, an approval of a finished run, a wrong id: one line, exit 2.
@@ -231,6 +233,8 @@ def test_reject_ends_the_run_and_untrusted_notes_are_inert(
         assert "rejected by" in out and "\x1b" not in out and NOTE_KEY not in out
         for line in out.splitlines():
             assert not line.lstrip().startswith(("::", "##["))
+        code, out, _ = cli("report", run["run_id"], "--format", "md")
+        assert "rejected by" in out and "\x1b" not in out and NOTE_KEY not in out
         # A rejected run waits for nothing: approving it is refused.
         code, _, err = cli("approve", run["run_id"])
         assert code == 2 and "nothing waits" in err
