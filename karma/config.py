@@ -163,6 +163,17 @@ class BuildConfig(_Section):
     review_rounds: int = Field(default=2, ge=0, le=5)
 
 
+class ApprovalConfig(_Section):
+    """How long a run waits for a human (`karma.waiting`)."""
+
+    timeout_h: float = Field(default=0, ge=0)
+    """Hours a run may wait for an approval or an answer; 0 waits for ever. Checked when
+    `karma build` starts."""
+    on_timeout: Literal["keep_waiting", "reject"] = "keep_waiting"
+    """What a run waiting past `timeout_h` becomes: still waiting, or rejected (`failed`,
+    `rejected by karma: ...`)."""
+
+
 class NotifyConfig(_Section):
     """Who is told when a run ends (`karma.notify`): a webhook, sent once per run end."""
 
@@ -264,6 +275,7 @@ class KarmaConfig(_Section):
     gates: GatesConfig = GatesConfig()
     heal: HealConfig = HealConfig()
     notify: NotifyConfig = NotifyConfig()
+    approval: ApprovalConfig = ApprovalConfig()
 
     def db_path(self, repo: Path) -> Path:
         return self.store.db if self.store.db is not None else repo / ".karma" / "karma.db"

@@ -388,6 +388,14 @@ class Store:
             (run_id,),
         )
 
+    def waiting_runs(self, repo: Path) -> list[Row]:
+        """Runs of `repo` that wait for a human, oldest first."""
+        return self.query(
+            "SELECT * FROM runs WHERE repo = ? AND status IN ('needs_approval', 'escalated')"
+            " ORDER BY created_at",
+            (str(repo),),
+        )
+
     def decide_pending(self, pending_id: int, decision: str, by: str, note: str) -> bool:
         """Decide an open record; False if it was decided already (by another process)."""
         with self.transaction() as db:

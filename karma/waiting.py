@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from karma.config import ApprovalConfig
 from karma.errors import UsageError
+from karma.events import iso, utcnow
 
 if TYPE_CHECKING:
     from karma.build import Build
@@ -196,6 +200,25 @@ def commands(run_id: str, waiting: list[Row]) -> list[str]:
         else:
             lines.append(f'karma answer {run_id} --task {row["task_id"]} "hint"')
     return lines
+
+
+def expire_waiting(store: Store, config: ApprovalConfig, repo: Path) -> list[str]:
+    """`approval.on_timeout = "reject"`: runs that waited past `approval.timeout_h` are
+    rejected by `karma`; the ids rejected."""
+    if not config.timeout_h or config.on_timeout == "keep_waiting":
+        return []
+    cutoff = iso(utcnow() - timedelta(hours=config.timeout_h))
+    expired: list[str] = []
+    for run in store.waiting_runs(repo):
+        rows = store.pending(run["id"], open_only=True)
+        if not rows or any(r["since"] >= cutoff for r in rows):
+            continue
+        note = f"no decision within approval.timeout_h = {config.timeout_h:g} h"
+        if all(store.decide_pending(r["id"], "rejected", "karma", note) for r in rows):
+            store.update_run(run["id"], status="failed", reason=f"rejected by karma: {note}",
+                             finished_at=iso(utcnow()))  # fmt: skip
+            expired.append(run["id"])
+    return expired
 
 
 def resolve_run(store: Store, run_id: str) -> str:

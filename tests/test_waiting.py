@@ -139,3 +139,33 @@ def test_the_notifier_follows_no_redirect_and_only_http(hooks: list[_Hook]) -> N
     got = send(NotifyConfig(webhook_url="file:///etc/passwd"), p)
     assert got is not None and not got.ok and "http(s)" in got.detail
     assert send(NotifyConfig(), p) is None
+
+
+def test_a_run_waiting_past_the_timeout_is_rejected_only_when_configured(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from karma.config import ApprovalConfig
+    from karma.events import iso, utcnow
+    from karma.store import Store
+    from karma.waiting import expire_waiting
+
+    store = Store(tmp_path / "k.db")
+    for run_id, hours in (("old", 3.0), ("new", 0.5)):
+        store.create_run(run_id, "x", tmp_path, status="needs_approval")
+        pid = store.add_pending(run_id, "approval", {"commit": "c", "paths": [], "gates": []})
+        since = iso(utcnow() - timedelta(hours=hours))
+        store.query("UPDATE pending SET since = ? WHERE id = ?", (since, pid))
+    store.create_run("done", "x", tmp_path, status="succeeded")
+    assert expire_waiting(store, ApprovalConfig(timeout_h=2), tmp_path) == []  # keep_waiting
+    assert expire_waiting(store, ApprovalConfig(), tmp_path) == []
+    rejecting = ApprovalConfig(timeout_h=2, on_timeout="reject")
+    assert expire_waiting(store, rejecting, tmp_path / "other") == []  # another repository
+    assert expire_waiting(store, rejecting, tmp_path) == ["old"]
+    old, new = store.run("old"), store.run("new")
+    assert old is not None and old["status"] == "failed" and "timeout_h" in old["reason"]
+    assert new is not None and new["status"] == "needs_approval"
+    [decided] = store.pending("old")
+    assert (decided["decision"], decided["decided_by"]) == ("rejected", "karma")
+    assert expire_waiting(store, rejecting, tmp_path) == []
