@@ -28,6 +28,7 @@ from karma.recipes import Stack
 from karma.sandbox import spec_from_config
 from karma.sandbox.interface import Sandbox, SandboxBackend
 from karma.store import Store
+from karma.waiting import HumanInput
 from karma.workspace import Workspace, Worktree
 
 
@@ -51,6 +52,8 @@ class Build:
     context_text: str = ""
     data: DataRoots = field(default_factory=DataRoots.trusted)
     """The trusted data roots of the build, decided at its start (the user's checkout)."""
+    human: HumanInput = field(default_factory=HumanInput)
+    """The approvals and answers of humans a resumed run acts on (karma.waiting)."""
     draft_fixes: bool = True
     """Escalation reports carry a fix drafted by the `large` model."""
     stop: threading.Event = field(default_factory=threading.Event)

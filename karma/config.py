@@ -177,6 +177,33 @@ class BuildConfig(_Section):
     review_rounds: int = Field(default=2, ge=0, le=5)
 
 
+class ApprovalConfig(_Section):
+    """How long a run waits for a human (`karma.waiting`)."""
+
+    timeout_h: float = Field(default=0, ge=0)
+    """Hours a run may wait for an approval or an answer; 0 waits for ever. Checked when
+    `karma build` starts."""
+    on_timeout: Literal["keep_waiting", "reject"] = "keep_waiting"
+    """What a run waiting past `timeout_h` becomes: still waiting, or rejected (`failed`,
+    `rejected by karma: ...`)."""
+
+
+class NotifyConfig(_Section):
+    """Who is told when a run ends (`karma.notify`): a webhook, sent once per run end."""
+
+    webhook_url: str | None = None
+    """An http(s) URL that gets a POST per run end (run, status, what waits, the commands
+    to approve or answer); None: nobody is told. Trusted layers only: a repository must not
+    send its runs' records elsewhere."""
+    format: Literal["json", "slack", "plain"] = "json"
+    """The body: KARMA's JSON payload, a Slack-compatible `{"text": ...}`, or plain text."""
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+    """Per try."""
+    retries: int = Field(default=2, ge=0, le=5)
+    """Tries after the first one fails (a 5xx, 429, a timeout, a refused connection),
+    with a backoff of 0.5 s, 1 s, 2 s..."""
+
+
 class StoreConfig(_Section):
     db: Path | None = None
     """The run store; default `<repo>/.karma/karma.db` (`KARMA_DB`, `--db`). Trusted layers
@@ -261,6 +288,8 @@ class KarmaConfig(_Section):
     store: StoreConfig = StoreConfig()
     gates: GatesConfig = GatesConfig()
     heal: HealConfig = HealConfig()
+    notify: NotifyConfig = NotifyConfig()
+    approval: ApprovalConfig = ApprovalConfig()
 
     def db_path(self, repo: Path) -> Path:
         return self.store.db if self.store.db is not None else repo / ".karma" / "karma.db"
@@ -296,6 +325,7 @@ TRUSTED_ONLY: tuple[str, ...] = (
     "gates.audit.osv_url",
     "heal.*.approval",
     "heal.critical",
+    "notify.webhook_url",
 )
 LOWER_ONLY: frozenset[str] = frozenset(
     {"sandbox.memory_mb", "sandbox.cpus", "sandbox.pids_limit", "sandbox.tmpfs_mb"}

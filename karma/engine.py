@@ -27,6 +27,7 @@ from karma.runner import run_task
 from karma.sandbox.interface import SandboxBackend
 from karma.scheduler import Outcome, run_dag
 from karma.store import Store
+from karma.waiting import human_input, record_waiting, summary
 from karma.workspace import Workspace
 
 BuildStatus = Literal[
@@ -110,6 +111,7 @@ def build(
     with stages.build_lock(workspace.root / ".karma", bus):
         if resume:
             b = stages.resume(env, resume)
+            b.human = human_input(store, resume)
         else:
             if not request.strip():
                 raise UsageError("the request is empty", tip='karma build "what to build"')
@@ -196,7 +198,9 @@ def _finish(
     b.store.update_run(
         b.run_id, status=status, head_commit=head, reason=reason, finished_at=iso(utcnow())
     )
-    b.bus.emit("run_finished", b.run_id, status=status, reason=reason, branch=b.branch)
+    waiting = [summary(row) for row in record_waiting(b, status, gate_rows)]
+    b.bus.emit("run_finished", b.run_id, status=status, reason=reason, branch=b.branch,
+               pending=waiting)  # fmt: skip
     report = stages.write_report(b)
     if report:
         b.store.update_run(b.run_id, report_path=report)

@@ -40,6 +40,9 @@ EventKind = Literal[
     "budget_stopped",
     "run_interrupted",
     "run_finished",
+    "human_needed",
+    "human_decided",
+    "notified",
     "log",
 ]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +20,7 @@ from typing import Any, Literal
 from karma.ci import plain
 from karma.errors import UsageError
 from karma.store import Row, Store
+from karma.waiting import describe, summary
 
 Format = Literal["html", "md", "json"]
 FORMATS: tuple[Format, ...] = ("html", "md", "json")
@@ -34,6 +35,8 @@ class RunRecord:
     calls: list[Row]
     gates: list[Row]
     escalations: list[Row]
+    human: list[Row] = field(default_factory=list)
+    """What the run waits for and what humans decided (`karma.waiting.summary` rows)."""
 
     @property
     def run_id(self) -> str:
@@ -143,6 +146,7 @@ def load_run(store: Store, run_id: str) -> RunRecord:
         calls=store.model_calls(rid),
         gates=gates,
         escalations=escalations,
+        human=[summary(row) for row in store.pending(rid)],
     )
 
 
@@ -427,6 +431,9 @@ def to_markdown(record: RunRecord) -> str:
     lines += ["## Gates", "", *_gate_lines(record.gates), ""]
     if record.escalations:
         lines += ["## Escalations", "", *_escalation_lines(record.escalations, 8000)]
+    if record.human:
+        lines += ["", "## Humans in the loop", ""]
+        lines += [f"- {md_inline(describe(item), 600)}" for item in record.human]
     return "\n".join(lines).rstrip() + "\n"
 
 

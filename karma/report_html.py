@@ -386,6 +386,15 @@ def _escalations(record: RunRecord) -> Safe:
     )
 
 
+def _human(record: RunRecord) -> Safe:
+    """What the run waits for, and who approved, rejected or answered what, and when."""
+    from karma.waiting import describe
+
+    if not record.human:
+        return Safe("<p>Nothing waits; no decision was asked for.</p>")
+    return h("<ul>$items</ul>", items=join(h("<li>$i</li>", i=describe(x)) for x in record.human))
+
+
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy"
@@ -405,6 +414,7 @@ $reason
 <h2>Attempts</h2>$attempts
 <h2>Gates</h2>$gates
 <h2>Escalations</h2>$escalations
+<h2>Humans in the loop</h2>$human
 </body></html>
 """
 
@@ -438,4 +448,5 @@ def to_html(record: RunRecord, changes: Mapping[str, TaskChange] | None = None) 
         attempts=_attempts_table(record),
         gates=_gates(record),
         escalations=_escalations(record),
+        human=_human(record),
     )

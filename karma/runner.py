@@ -37,6 +37,7 @@ from karma.scheduler import Outcome
 from karma.tools import Toolbox
 from karma.trailers import commit_message, with_trailers
 from karma.treatment import AttemptEnd, Recheck, Treatment
+from karma.waiting import learn_human_hint
 
 if TYPE_CHECKING:
     from karma.build import Build
@@ -48,6 +49,8 @@ def run_task(build: Build, task_id: str) -> Outcome:
     task = build.plan.by_id[TaskId(task_id)]
     routing = build.routing[TaskId(task_id)]
     treatment = Treatment(routing.tier, hints=tuple(build.healer.recall(task.files, task.kind)))
+    if human := build.human.hints.get(task_id):  # an answered escalation: a human remedy
+        treatment = Treatment(routing.tier, hints=(*treatment.hints, f"A human says: {human}"))
     build.bus.emit("task_started", build.run_id, task_id, tier=routing.tier, model=routing.model)
     build.store.upsert_task(build.run_id, task_id, status="running", started_at=iso(utcnow()))
     records: list[AttemptRecord] = []
@@ -56,6 +59,8 @@ def run_task(build: Build, task_id: str) -> Outcome:
         started = time.monotonic()
         end = _attempt(build, task, number, treatment)
         previous = records[-1] if records else None
+        if human and previous is None and end.status not in {"infra", "interrupted"}:
+            learn_human_hint(build, task_id, number, human, end.status == "succeeded")
         if previous is not None and previous.remediation is not None:
             build.healer.record_outcome(
                 previous.classification,

@@ -109,10 +109,19 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX gate_results_by_run ON gate_results (run_id);
     CREATE INDEX runs_by_age ON runs (created_at);
     """,
+    # 3: what a run waits for (an approval, an answer to an escalation) and the decisions
+    """
+    CREATE TABLE pending (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, task_id TEXT,
+        kind TEXT NOT NULL, detail_json TEXT NOT NULL, since TEXT NOT NULL,
+        decision TEXT, decided_by TEXT, decided_at TEXT, note TEXT
+    );
+    CREATE INDEX pending_by_run ON pending (run_id, id);
+    """,
 )
 
 RUN_TABLES: Sequence[str] = (
-    "steps", "events", "model_calls", "gate_results", "attempts", "tasks", "runs"
+    "pending", "steps", "events", "model_calls", "gate_results", "attempts", "tasks", "runs"
 )  # fmt: skip
 """What a run owns, dependents first. The healing memory (`failures`,
 `remediation_outcomes`) and the nightly `specs` outlive the runs they came from."""
@@ -361,6 +370,42 @@ class Store:
     def gate_results(self, run_id: str) -> list[Row]:
         return self.query("SELECT * FROM gate_results WHERE run_id = ? ORDER BY id", (run_id,))
 
+    # -- what a run waits for ----------------------------------------------------------------
+
+    def add_pending(self, run_id: str, kind: str, detail: Mapping[str, Any],
+                    task_id: str | None = None) -> int:  # fmt: skip
+        return self._insert(
+            "pending",
+            {"run_id": run_id, "task_id": task_id, "kind": kind,
+             "detail_json": _json(dict(detail)), "since": iso(utcnow())},
+        )  # fmt: skip
+
+    def pending(self, run_id: str, *, open_only: bool = False) -> list[Row]:
+        """What the run waits for (`open_only`: not decided yet), oldest first."""
+        cond = " AND decision IS NULL" if open_only else ""
+        return self.query(
+            f"SELECT * FROM pending WHERE run_id = ?{cond} ORDER BY id",  # noqa: S608
+            (run_id,),
+        )
+
+    def waiting_runs(self, repo: Path) -> list[Row]:
+        """Runs of `repo` that wait for a human, oldest first."""
+        return self.query(
+            "SELECT * FROM runs WHERE repo = ? AND status IN ('needs_approval', 'escalated')"
+            " ORDER BY created_at",
+            (str(repo),),
+        )
+
+    def decide_pending(self, pending_id: int, decision: str, by: str, note: str) -> bool:
+        """Decide an open record; False if it was decided already (by another process)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE pending SET decision = ?, decided_by = ?, decided_at = ?, note = ?"
+                " WHERE id = ? AND decision IS NULL",
+                (decision, by, iso(utcnow()), note, pending_id),
+            )
+            return cur.rowcount == 1
+
     # -- retention -------------------------------------------------------------------------
 
     def runs_before(self, created_before: str, limit: int | None = None) -> list[Row]:
@@ -441,6 +486,10 @@ class Store:
                 **fields,
             },
         )
+
+    def set_failure_hint(self, signature: str, hint: str) -> None:
+        """The prevention hint recalled for this failure from now on (a human's answer)."""
+        self._update("failures", {"signature": signature}, {"hint": hint})
 
     def failures(self) -> list[Row]:
         return self.query("SELECT * FROM failures ORDER BY last_seen DESC")

@@ -222,6 +222,21 @@ class Workspace:
     def diff(self, base: str, head: str) -> str:
         return self._run("diff", base, head)
 
+    def diff_stat(self, base: str, head: str) -> str:
+        """`git diff --stat`: what a human is asked to approve, in a few lines."""
+        return self._run("diff", "--stat=120", base, head)
+
+    def entry(self, commit: str, path: str) -> str:
+        """`path`'s mode and object at `commit` ("" if absent): equal entries, equal change."""
+        return self._run("--literal-pathspecs", "ls-tree", "-z", commit, "--", path)
+
+    def user_name(self) -> str:
+        """The user's `user.name` for this repository ("" if unset): who decided."""
+        try:
+            return self._run("config", "--get", "user.name").strip()
+        except WorkspaceError:
+            return ""
+
     def commit(self, worktree: Worktree, message: str, trailers: Mapping[str, str]) -> str | None:
         """Commit what `changed_files` staged; None when nothing is staged."""
         body = with_trailers(message, trailers)

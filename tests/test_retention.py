@@ -40,6 +40,7 @@ def add_run(
     store.add_gate_result(
         run_id, name="tests", status="passed", blocking=1, duration_s=1.0, findings_json="[]"
     )
+    store.add_pending(run_id, "approval", {"commit": "c", "paths": [], "gates": []})
     store.add_outcome(
         run_id=run_id, task_id="a", pattern_id="p", failure_class="c", remediation="r",
         outcome="resolved",

@@ -79,6 +79,7 @@ def _register() -> None:
         doctor,
         gate,
         heal,
+        humans,
         plan,
         record,
         runs,

@@ -63,6 +63,18 @@ def _prune_expired(store: Store, config: KarmaConfig) -> None:
         )
 
 
+def _expire_waiting(store: Store, config: KarmaConfig) -> None:
+    """`approval.timeout_h` with `on_timeout = "reject"`: runs waiting too long end."""
+    from karma.waiting import expire_waiting
+    from karma.workspace import Workspace
+
+    if not config.approval.timeout_h:
+        return
+    for run_id in expire_waiting(store, config.approval, Workspace(state.repo).root):
+        err_console.print(f"rejected run {run_id}: no decision within approval.timeout_h",
+                          markup=False, highlight=False)  # fmt: skip
+
+
 def _run(
     spec: str,
     *,
@@ -76,13 +88,16 @@ def _run(
 ) -> ExitCode:
     from karma.ci import finish_ci, inert_lines
     from karma.engine import build
+    from karma.notify import notify_run_end
 
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
     with _session(config, ci=ci) as (store, bus, ci_log):
         if resume is None:
             _prune_expired(store, config)
+            _expire_waiting(store, config)
         result = build(spec, repo=state.repo, config=config, store=store, bus=bus,
                        plan_file=plan_file, resume=resume, gates=gates)  # fmt: skip
+        notify_run_end(config.notify, store, bus, result.run_id)
         if ci_log is not None:
             ci_log.close()
             finish_ci({**result.to_json(), "reason": result.reason}, os.environ, store=store)

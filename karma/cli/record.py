@@ -84,10 +84,12 @@ def show_command(
     """Summarise one run in the terminal: request, tasks, attempts, gates, escalations."""
     from karma.ci import log_safe, plain
     from karma.report import load_run
+    from karma.waiting import describe, summary
 
     store = _store()
     try:
         record = load_run(store, run_id)
+        pending = [summary(row) for row in store.pending(record.run_id)]
     finally:
         store.close()
     r, totals = record.run, record.totals()
@@ -124,6 +126,8 @@ def show_command(
         _print(f"gate {g['name']}: {g['status']} ({len(g['findings'])} finding(s))")
     for e in record.escalations:
         _print(f"escalated {e['task_id']}: {log_safe(e['reason'], 300)}")
+    for item in pending:
+        _print(describe(item))
     return ExitCode.OK
 
 

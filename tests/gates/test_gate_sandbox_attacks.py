@@ -124,7 +124,9 @@ def test_a_malformed_report_is_a_finding_not_a_crash(tmp_path: Path, swap: str) 
 
 def test_audit_is_not_answered_by_a_repository_pip(tmp_path: Path, osv: AdvisoryServer) -> None:
     repo = make_repo(tmp_path / "r", {"requirements.txt": "", "test_a.py": PASSING})
-    write(repo, {"pip/__init__.py": "", "pip/__main__.py": "print('')\n"})
+    # A dependency change too, so that the diff-aware audit queries at all.
+    write(repo, {"pip/__init__.py": "", "pip/__main__.py": "print('')\n",
+                 "requirements.txt": "# pinned below\n"})  # fmt: skip
     audit = gates(repo, ("audit",), osv).result("audit")
     assert audit is not None and audit.status in ("passed", "warning"), audit
     assert audit.data["source"] == "sandbox" and audit.data["packages"] >= 1

@@ -1,0 +1,262 @@
+"""Humans in the loop: what a run waits for, what a human decided, and what it covers.
+
+A build that ends `needs_approval` or `escalated` leaves a `pending` record in the store
+(kind `approval`: the commit, the critical paths, the gates asking and the diff stat;
+kind `escalation`: the task, its reason, its attempts and the escalation report) and
+stops resumable. `karma approve`, `karma reject` and `karma answer` decide a record (who,
+when, the note) and the build resumes from the store: the decisions are read back from
+it, never from the command line of the resumed build, so a crash after a decision loses
+nothing.
+
+An approval covers exactly what was pending: each critical path it names with the same
+git mode and object as at the approved commit, and the other gates that asked (a
+partial review) only at that commit. A later change to any other critical path, or to
+an approved one, needs a new approval. Notes and hints are stored redacted (the store
+redacts every value) and printed inert.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from karma.config import ApprovalConfig
+from karma.errors import UsageError
+from karma.events import iso, utcnow
+
+if TYPE_CHECKING:
+    from karma.build import Build
+    from karma.store import Row, Store
+    from karma.workspace import Workspace
+
+PendingKind = Literal["approval", "escalation"]
+Decision = Literal["approved", "rejected", "answered", "superseded"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What a human approved: these critical paths as they are at `commit`."""
+
+    commit: str
+    paths: tuple[str, ...]
+    gates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HumanInput:
+    """The decisions a resumed build acts on, read from its run's `pending` records."""
+
+    approvals: tuple[Approval, ...] = ()
+    hints: dict[str, str] = field(default_factory=dict)
+    """task id -> a human's answer to its escalation: its next attempt's treatment."""
+
+
+def human_input(store: Store, run_id: str) -> HumanInput:
+    approvals: list[Approval] = []
+    hints: dict[str, str] = {}
+    for row in store.pending(run_id):
+        detail = json.loads(row["detail_json"])
+        if row["kind"] == "approval" and row["decision"] == "approved":
+            approvals.append(
+                Approval(detail["commit"], tuple(detail["paths"]), tuple(detail["gates"]))
+            )
+        elif row["kind"] == "escalation" and row["task_id"]:
+            if row["decision"] == "answered":
+                hints[row["task_id"]] = row["note"] or ""
+            elif row["decision"] == "approved":  # `karma approve --task`: the proposed remedy
+                hints[row["task_id"]] = (
+                    f"A human approved the remedy proposed after: {detail['reason']}. "
+                    + (row["note"] or "")
+                ).strip()
+    return HumanInput(tuple(approvals), hints)
+
+
+def approved(workspace: Workspace, approvals: tuple[Approval, ...], head: str,
+             rows: list[dict[str, Any]]) -> bool:  # fmt: skip
+    """Whether every gate asking for approval on `head` is covered by one approval."""
+    asking = [g for g in rows if g.get("needs_approval")]
+    return bool(asking) and any(_covers(workspace, a, head, asking) for a in approvals)
+
+
+def _covers(workspace: Workspace, a: Approval, head: str, asking: list[dict[str, Any]]) -> bool:
+    for gate in asking:
+        if gate["name"] != "approval":
+            if gate["name"] not in a.gates or head != a.commit:
+                return False
+            continue
+        for path in {str(f.get("path") or "") for f in gate.get("findings", [])}:
+            if path not in a.paths:
+                return False
+            if head != a.commit and workspace.entry(head, path) != workspace.entry(a.commit, path):
+                return False
+    return True
+
+
+def learn_human_hint(b: Build, task_id: str, number: int, hint: str, resolved: bool) -> None:
+    """A human's hint is a remedy like the others: its outcome is recorded against the
+    failure it answered, and a hint that resolved it is recalled for that failure."""
+    attempts = b.store.attempts(b.run_id, task_id)
+    failed = [a for a in attempts if a["failure_class"] and a["number"] < number]
+    if not failed:
+        return
+    last = failed[-1]
+    b.store.add_outcome(
+        run_id=b.run_id, task_id=task_id, pattern_id=last["pattern_id"] or "unknown",
+        failure_class=last["failure_class"], signature=last["signature"],
+        remediation="human_hint", outcome="resolved" if resolved else "failed",
+        side_effects=hint[:2000],
+    )  # fmt: skip
+    if resolved and last["signature"]:
+        b.store.set_failure_hint(last["signature"], f"A human's fix for this failure: {hint}")
+
+
+def record_waiting(b: Build, status: str, gate_rows: list[dict[str, Any]]) -> list[Row]:
+    """At a run's end: open records superseded, and what it now waits for recorded."""
+    for row in b.store.pending(b.run_id, open_only=True):
+        b.store.decide_pending(row["id"], "superseded", "karma", f"the run ended {status}")
+    head = b.tip()
+    if status == "needs_approval":
+        asking = [g for g in gate_rows if g.get("needs_approval")]
+        paths = sorted(
+            {str(f.get("path") or "") for g in asking for f in g.get("findings", [])} - {""}
+        )
+        detail = {
+            "commit": head,
+            "paths": paths,
+            "gates": [g["name"] for g in asking],
+            "diff_stat": b.workspace.diff_stat(b.base_commit, head)[-4000:],
+            "findings": [str(f.get("message", "")) for g in asking for f in g["findings"]][:50],
+        }
+        b.store.add_pending(b.run_id, "approval", detail)
+    elif status == "escalated":
+        tasks = [t for t in b.store.tasks(b.run_id) if t["status"] == "escalated"]
+        for task in tasks:
+            b.store.add_pending(b.run_id, "escalation", _escalation(b, task), task["id"])
+        if not tasks:  # the review still asks for changes after its rounds
+            reason = "the review still asks for changes after build.review_rounds rounds"
+            b.store.add_pending(b.run_id, "escalation", {"reason": reason, "attempts": []})
+    waiting = b.store.pending(b.run_id, open_only=True)
+    for row in waiting:
+        b.bus.emit("human_needed", b.run_id, row["task_id"], pending=summary(row))
+    return waiting
+
+
+def _escalation(b: Build, task: Row) -> dict[str, Any]:
+    attempts = [
+        {"attempt": a["number"], "status": a["status"], "class": a["failure_class"],
+         "pattern": a["pattern_id"], "remediation": a["remediation"]}
+        for a in b.store.attempts(b.run_id, task["id"])
+    ]  # fmt: skip
+    report: Any = None
+    for event in b.store.events(b.run_id):
+        if event["kind"] == "task_escalated" and event["task_id"] == task["id"]:
+            report = json.loads(event["data_json"]).get("report_json")
+    return {"reason": task["reason"] or "", "attempts": attempts, "report": report}
+
+
+def summary(row: Row) -> dict[str, Any]:
+    """A pending record as `karma show`, events and notifications carry it."""
+    detail = json.loads(row["detail_json"])
+    item: dict[str, Any] = {"id": row["id"], "kind": row["kind"], "since": row["since"]}
+    if row["task_id"]:
+        item["task"] = row["task_id"]
+    if row["kind"] == "approval":
+        for key, empty in (("paths", []), ("gates", []), ("commit", ""), ("diff_stat", "")):
+            item[key] = detail.get(key, empty)
+    else:
+        item.update(reason=detail.get("reason", ""), attempts=len(detail.get("attempts", [])))
+    if row["decision"]:
+        item.update(decision=row["decision"], by=row["decided_by"], at=row["decided_at"],
+                    note=row["note"] or "")  # fmt: skip
+    return item
+
+
+def describe(item: dict[str, Any]) -> str:
+    """One pending record in a line (`karma show`, the report): what waits since when,
+    or who decided what, when and why (untrusted parts flattened inert)."""
+    from karma.ci import log_safe
+
+    if item["kind"] == "approval":
+        what = f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (
+            f"(gates {', '.join(map(str, item['gates']))}, commit {str(item['commit'])[:12]})"
+        )  # fmt: skip
+    else:
+        what = f"an answer for {item.get('task', 'the run')} ({log_safe(item['reason'], 200)})"
+    if "decision" not in item:
+        return f"waiting since {item['since']} for {what}"
+    note = f": {log_safe(item['note'], 300)}" if item["note"] else ""
+    return f"{item['decision']} by {log_safe(item['by'], 80)} at {item['at']}: {what}{note}"
+
+
+def commands(run_id: str, waiting: list[Row]) -> list[str]:
+    """The commands that answer what the run waits for."""
+    lines: list[str] = []
+    for row in waiting:
+        if row["kind"] == "approval":
+            lines += [f"karma approve {run_id}", f"karma reject {run_id}"]
+        else:
+            lines.append(f'karma answer {run_id} --task {row["task_id"]} "hint"')
+    return lines
+
+
+def expire_waiting(store: Store, config: ApprovalConfig, repo: Path) -> list[str]:
+    """`approval.on_timeout = "reject"`: runs that waited past `approval.timeout_h` are
+    rejected by `karma`; the ids rejected."""
+    if not config.timeout_h or config.on_timeout == "keep_waiting":
+        return []
+    cutoff = iso(utcnow() - timedelta(hours=config.timeout_h))
+    expired: list[str] = []
+    for run in store.waiting_runs(repo):
+        rows = store.pending(run["id"], open_only=True)
+        if not rows or any(r["since"] >= cutoff for r in rows):
+            continue
+        note = f"no decision within approval.timeout_h = {config.timeout_h:g} h"
+        if all(store.decide_pending(r["id"], "rejected", "karma", note) for r in rows):
+            store.update_run(run["id"], status="failed", reason=f"rejected by karma: {note}",
+                             finished_at=iso(utcnow()))  # fmt: skip
+            expired.append(run["id"])
+    return expired
+
+
+def resolve_run(store: Store, run_id: str) -> str:
+    """The full id of a run named by its id or a unique prefix of it."""
+    if store.run(run_id) is not None:
+        return run_id
+    like = run_id.replace("\\", "").replace("%", "").replace("_", "\\_")
+    found = store.query("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\'", (like + "%",))
+    if len(found) != 1 or not run_id:
+        raise UsageError(f"no run {run_id!r} in {store.path}", tip="`karma runs` lists the runs")
+    return str(found[0]["id"])
+
+
+def open_records(store: Store, run_id: str) -> list[Row]:
+    """Everything a waiting run waits for; a UsageError when it waits for nothing."""
+    run = store.run(run_id)
+    rows = store.pending(run_id, open_only=True)
+    if run is None or run["status"] not in ("needs_approval", "escalated") or not rows:
+        status = run["status"] if run else "unknown"
+        raise UsageError(f"run {run_id} is {status}: nothing waits for a decision")
+    return rows
+
+
+def open_record(store: Store, run_id: str, kind: PendingKind, task: str | None) -> Row:
+    """The open record a decision is about; a clear UsageError (exit 2) when there is none."""
+    run = store.run(run_id)
+    if run is None:
+        raise UsageError(f"no run {run_id!r} in {store.path}", tip="`karma runs` lists the runs")
+    wanted = "needs_approval" if kind == "approval" else "escalated"
+    rows = [r for r in store.pending(run_id, open_only=True) if r["kind"] == kind]
+    if kind == "escalation":
+        if task is None:
+            raise UsageError("which task? pass --task", tip=" ".join(commands(run_id, rows)))
+        rows = [r for r in rows if r["task_id"] == task]
+    if run["status"] != wanted or not rows:
+        decided = [r for r in store.pending(run_id) if r["kind"] == kind and r["decision"]]
+        last = ""
+        if decided:
+            last = f" (last: {decided[-1]['decision']} by {decided[-1]['decided_by']})"
+        raise UsageError(f"run {run_id} is {run['status']}: nothing waits for {kind}{last}")
+    return rows[-1]
