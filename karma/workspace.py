@@ -193,7 +193,10 @@ class Workspace:
 
     def _stage(self, worktree: Worktree) -> list[str]:
         git = self._tree_git(worktree)
-        listing = git.raw("ls-files", "-z", "--cached", "--others", "--exclude-standard")
+        # What differs from the index (stat-compared: unchanged files are not read again)
+        # and what is new: a task touches a few files of a tree of thousands.
+        listing = git.raw("ls-files", "-z", "--modified", "--deleted", "--others",
+                          "--exclude-standard")  # fmt: skip
         paths: list[bytes] = []
         for path in dict.fromkeys(filter(None, listing.split(b"\0"))):
             if path.endswith(b"/"):  # git lists a repository it will not enter as `dir/`
