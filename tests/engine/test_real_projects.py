@@ -126,15 +126,98 @@ def setuptools_scm_project(root: Path) -> str:
     return "scmcalc"
 
 
+def flit_project(root: Path) -> str:
+    """The package at the root, flit_core, version in the module, unittest tests."""
+    _write(
+        root,
+        {
+            "pyproject.toml": """\
+                [build-system]
+                requires = ["flit_core>=3.4,<4"]
+                build-backend = "flit_core.buildapi"
+
+                [project]
+                name = "flitcalc"
+                dynamic = ["version", "description"]
+                """,
+            "flitcalc/__init__.py": """\
+                \"\"\"A calculator.\"\"\"
+
+                from flitcalc.ops import add
+
+                __version__ = "1.2.0"
+                __all__ = ["add"]
+                """,
+            "flitcalc/ops.py": "def add(a, b):\n    return a + b\n",
+            "tests/__init__.py": "",
+            "tests/test_calc.py": """\
+                import importlib.metadata
+                import unittest
+
+                import flitcalc
+
+
+                class TestCalc(unittest.TestCase):
+                    def test_add(self):
+                        self.assertEqual(flitcalc.add(1, 2), 3)
+
+                    def test_installed_version_is_the_package_version(self):
+                        self.assertEqual(importlib.metadata.version("flitcalc"), "1.2.0")
+                """,
+        },
+    )
+    return "flitcalc"
+
+
+def poetry_project(root: Path) -> str:
+    """src/ layout on poetry-core, pytest in a PEP 735 `test` dependency group."""
+    _write(
+        root,
+        {
+            "pyproject.toml": """\
+                [build-system]
+                requires = ["poetry-core>=2.0"]
+                build-backend = "poetry.core.masonry.api"
+
+                [project]
+                name = "poecalc"
+                version = "0.3.0"
+                requires-python = ">=3.9"
+
+                [tool.poetry]
+                packages = [{ include = "poecalc", from = "src" }]
+
+                [dependency-groups]
+                test = ["pytest"]
+                """,
+            "src/poecalc/__init__.py": """\
+                from importlib.metadata import version
+
+                from poecalc.ops import add
+
+                __version__ = version("poecalc")
+                __all__ = ["__version__", "add"]
+                """,
+            "src/poecalc/ops.py": "def add(a, b):\n    return a + b\n",
+            "tests/test_calc.py": TESTS_OF_THE_BASE.format(pkg="poecalc"),
+        },
+    )
+    return "poecalc"
+
+
+def _where(pkg: str) -> str:
+    return pkg if pkg == "flitcalc" else f"src/{pkg}"
+
+
 def _task(pkg: str, name: str, op: str, deps: list[str]) -> dict[str, Any]:
     return {
         "id": name,
         "title": f"Add {name}()",
-        "description": f"Add {name}(a, b) to src/{pkg}/{name}.py with tests in tests/.",
+        "description": f"Add {name}(a, b) to {_where(pkg)}/{name}.py with tests in tests/.",
         "deps": deps,
         "estimated_tokens": 3000,
         "kind": "code",
-        "files": [f"src/{pkg}/{name}.py", f"tests/test_{name}.py"],
+        "files": [f"{_where(pkg)}/{name}.py", f"tests/test_{name}.py"],
     }
 
 
@@ -143,7 +226,7 @@ def _conversation(pkg: str, name: str, op: str) -> dict[str, Any]:
     test = f"from {pkg}.{name} import {name}\n\n\ndef test_{name}():\n"
     test += f"    assert {name}(6, 3) == 6 {op} 3\n"
     calls = [
-        {"name": "write_file", "arguments": {"path": f"src/{pkg}/{name}.py", "content": code}},
+        {"name": "write_file", "arguments": {"path": f"{_where(pkg)}/{name}.py", "content": code}},
         {"name": "write_file", "arguments": {"path": f"tests/test_{name}.py", "content": test}},
     ]
     return {
@@ -252,7 +335,9 @@ def _branch_tests_pass(build: Run, repo: Path, result: dict[str, Any]) -> None:
     assert not any(f.endswith("_version.py") or ".egg-info" in f for f in files), files
 
 
-@pytest.mark.parametrize("make", [hatch_vcs_project, setuptools_scm_project])
+@pytest.mark.parametrize(
+    "make", [hatch_vcs_project, setuptools_scm_project, flit_project, poetry_project]
+)
 def test_src_layout_projects_build_in_one_attempt_per_task(
     make: Callable[[Path], str], build: Run, tmp_path: Path
 ) -> None:
