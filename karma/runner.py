@@ -75,7 +75,12 @@ def run_task(build: Build, task_id: str) -> Outcome:
             return Outcome("interrupted", end.detail)
         if end.remedy_failed and previous is not None:
             # Recorded above as the remedy failing; what it treated is still the failure.
-            end = replace(end, classification=previous.classification)
+            treated = previous.classification
+            end = replace(end, classification=treated)
+            build.store.update_attempt_by_number(
+                build.run_id, task_id, number, failure_class=treated.failure_class,
+                pattern_id=treated.pattern_id, signature=treated.signature,
+            )  # fmt: skip
         assert end.evidence is not None and end.classification is not None
         if not end.remedy_failed:
             build.healer.observe(end.evidence, end.classification, files=task.files, kind=task.kind)

@@ -375,3 +375,65 @@ def test_an_import_error_in_a_src_project_is_healed_by_the_remedy_the_table_pick
     assert first["status"] == "failed" and first["class"] == "import_error", first
     table = next(p for p in load_failure_patterns() if p.id == "py.import.module_not_found")
     assert first["remediation"] == table.remediations[0].name  # the ordered chooser's pick
+
+
+def test_a_remedy_that_fails_is_recorded_as_the_remedy_failing(build: Run, tmp_path: Path) -> None:
+    """The same import error twice: after retry_with_hint the table's next remedy is
+    reinstall_dependencies, which cannot find a dependency the image build dropped (a
+    direct URL). It fails as itself: the failure stays the import error it treated (not
+    a network error), another remedy is taken, and the task still gets done."""
+    source = tmp_path / "source"
+    pkg = hatch_vcs_project(source)
+    pyproject = source / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'requires-python = ">=3.9"',
+            'requires-python = ">=3.9"\ndependencies = ["leftpad @ https://example.invalid/l.whl"]',
+        )
+        + "\n[tool.hatch.metadata]\nallow-direct-references = true\n"
+    )
+    repo = init_repo(tmp_path / "repo", source=source, message="calc: initial")
+    steps = script(pkg)
+    for number in (1, 2):
+        broken = _conversation(pkg, "sub", "-")
+        broken["name"] = f"sub-broken-{number}"
+        broken["match"] = {"user": ["Task sub:", f"Attempt {number}\n"]}
+        broken["replies"][0]["tool_calls"][0]["arguments"]["path"] = f"src/{pkg}/subtract.py"
+        steps["conversations"].insert(0, broken)
+    code, result = build(repo, steps)
+    assert code == 0, result
+    task = next(t for t in result["tasks"] if t["id"] == "sub")
+    assert task["status"] == "succeeded" and task["attempts"] == 4, task
+    history = task["history"]
+    assert [h["remediation"] for h in history[:3]] == [
+        "retry_with_hint",
+        "reinstall_dependencies",
+        "retry_with_hint",  # the remedy just tried is not repeated on the same failure
+    ], history
+    assert [h["class"] for h in history[:3]] == ["import_error"] * 3, history
+    third = Store(repo / ".karma" / "karma.db").attempts(result["run_id"], "sub")[2]
+    assert third["summary"].startswith("reinstall_dependencies failed"), third["summary"]
+    assert json.loads(third["evidence_json"])["step"] == "install"
+
+
+def test_a_project_that_does_not_install_fails_the_install_step_not_the_engine(
+    build: Run, tmp_path: Path
+) -> None:
+    """hatchling refuses a direct-URL dependency without `allow-direct-references`: every
+    attempt's install fails, is recorded as the install step, and the task escalates."""
+    source = tmp_path / "source"
+    pkg = hatch_vcs_project(source)
+    pyproject = source / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'requires-python = ">=3.9"',
+            'requires-python = ">=3.9"\ndependencies = ["leftpad @ https://example.invalid/l.whl"]',
+        )
+    )
+    repo = init_repo(tmp_path / "repo", source=source, message="calc: initial")
+    code, result = build(repo, script(pkg))
+    assert code != 0 and result["status"] == "escalated", result
+    rows = Store(repo / ".karma" / "karma.db").attempts(result["run_id"], "sub")
+    assert rows and all(r["status"] == "failed" for r in rows)
+    assert {json.loads(r["evidence_json"])["step"] for r in rows} == {"install"}
+    assert all(r["summary"].startswith("installing the project: failed") for r in rows)
