@@ -28,11 +28,13 @@ from karma.heal.remediation import (
     reinstall_dependencies,
     rerun_failed_tests,
     rerun_plan,
+    unavailable,
 )
 from karma.models.interface import AuthFailed, SpendLimitReached
 from karma.models.recorded import RecordingModel
 from karma.plan import Task, TaskId
 from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
+from karma.sandbox.project import install_project
 from karma.scheduler import Outcome
 from karma.tools import Toolbox
 from karma.trailers import commit_message, with_trailers
@@ -76,8 +78,17 @@ def run_task(build: Build, task_id: str) -> Outcome:
         if end.status in {"infra", "interrupted"}:
             build.finish_task(task_id, "interrupted", reason=end.detail)
             return Outcome("interrupted", end.detail)
+        if end.remedy_failed and previous is not None:
+            # Recorded above as the remedy failing; what it treated is still the failure.
+            treated = previous.classification
+            end = replace(end, classification=treated)
+            build.store.update_attempt_by_number(
+                build.run_id, task_id, number, failure_class=treated.failure_class,
+                pattern_id=treated.pattern_id, signature=treated.signature,
+            )  # fmt: skip
         assert end.evidence is not None and end.classification is not None
-        build.healer.observe(end.evidence, end.classification, files=task.files, kind=task.kind)
+        if not end.remedy_failed:
+            build.healer.observe(end.evidence, end.classification, files=task.files, kind=task.kind)
         build.bus.emit(
             "failure_classified",
             build.run_id,
@@ -87,7 +98,9 @@ def run_task(build: Build, task_id: str) -> Outcome:
             confidence=end.classification.confidence,
             **{"class": end.classification.failure_class},
         )
-        decision = build.healer.decide(task_id, end.classification, records)
+        decision = build.healer.decide(
+            task_id, end.classification, records, unavailable=unavailable(build.stack.name)
+        )
         record = AttemptRecord(
             number,
             end.evidence,
@@ -226,17 +239,25 @@ def _work(
     if treatment.recheck is not None:
         return _recheck(build, task, number, model_name, worktree, sandbox, treatment.recheck,
                         timeout, footprint)  # fmt: skip
+    workdir = build.config.sandbox.workdir
+    installed = install_project(sandbox, workdir=workdir, timeout_s=timeout)
+    if installed.result is not None and not installed.ok:
+        return _failed(
+            build, Evidence.from_exec(installed.result, step="install"), installed.detail
+        )
     remedy = treatment.remedy
     if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
-        fix = (regenerate_lockfile if remedy.regenerate_lockfile else reinstall_dependencies)(
-            sandbox, timeout_s=timeout
-        )
+        if remedy.regenerate_lockfile:
+            fix = regenerate_lockfile(sandbox, timeout_s=timeout)
+        else:
+            fix = reinstall_dependencies(sandbox, workdir=workdir, timeout_s=timeout)
         if fix.result is not None and not fix.ok:
-            return _failed(
+            failed = _failed(
                 build,
                 Evidence.from_exec(fix.result, step="install"),
                 f"{fix.action} failed: {fix.detail}",
             )
+            return replace(failed, remedy_failed=True)
     toolbox = Toolbox(
         worktree.path,
         lambda cmd, left: sandbox.exec(cmd, timeout_s=min(timeout, left)),

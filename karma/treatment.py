@@ -62,3 +62,5 @@ class AttemptEnd:
     commit: str | None = None
     detail: str = ""
     branch: str | None = None
+    remedy_failed: bool = False
+    """The remedy's own step failed (before the agent): the failure it treated stands."""

@@ -176,12 +176,15 @@ def isolated(
     pythonpath: Sequence[str],
     extra: Sequence[str] = (),
     sandboxed: bool,
+    installed: Sequence[str] = (),
 ) -> str:
-    """The shell command that runs `command` isolated from the tree (see the module doc)."""
+    """The shell command that runs `command` isolated from the tree (see the module doc);
+    `installed`: where the sandbox installed the project (`karma.sandbox.project`)."""
     env = dict(command.env)
     from_env = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p]
     root = rootdir.rstrip("/") or "/"
     paths = [p if p.startswith("/") else f"{root}/{p}" for p in (*pythonpath, *from_env)]
+    paths += installed
     argv = [
         _interpreter(command, sandboxed),
         *command.python_flags,
@@ -253,6 +256,7 @@ class Invocation:
         junit: str | None,
         extra: tuple[str, ...],
         sandboxed: bool,
+        installed: tuple[str, ...] = (),
     ) -> str:
         report = (f"--junitxml={junit}",) if junit else ()
         if self.parsed is None or self.config is None:
@@ -264,4 +268,5 @@ class Invocation:
             pythonpath=self.config.pythonpath,
             extra=(*extra, *report),
             sandboxed=sandboxed,
+            installed=installed,
         )

@@ -358,6 +358,7 @@ class TestsGate:
     ) -> Run:
         from karma.sandbox import spec_from_config
         from karma.sandbox.interface import SandboxError
+        from karma.sandbox.project import install_project
 
         assert ctx.start_sandbox is not None and ctx.sandbox_image is not None
         scratch = invocation.scratch / which
@@ -374,6 +375,11 @@ class TestsGate:
             )
             box = ctx.start_sandbox(spec)
             try:
+                installed = install_project(box, workdir=spec.workdir, timeout_s=settings.timeout_s)
+                if installed.result is not None and not installed.ok:
+                    failed = installed.result
+                    output = f"{installed.detail}\n{failed.output}"
+                    return Run(failed.exit_code or 1, output, failed.timed_out, None)
                 if invocation.parsed is not None:
                     box.copy_in(invocation.config_file(scratch / "config").parent, SANDBOX_CONFIG)
                 text = invocation.shell(
@@ -382,6 +388,7 @@ class TestsGate:
                     junit=SANDBOX_JUNIT if junit else None,
                     extra=extra,
                     sandboxed=True,
+                    installed=installed.paths,
                 )
                 result = box.exec(text, timeout_s=settings.timeout_s)
                 if junit and not result.timed_out:

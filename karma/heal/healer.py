@@ -108,9 +108,15 @@ class Healer:
     # -- decision ----------------------------------------------------------------------
 
     def decide(
-        self, task_id: str, classification: Classification, history: Sequence[AttemptRecord]
+        self,
+        task_id: str,
+        classification: Classification,
+        history: Sequence[AttemptRecord],
+        *,
+        unavailable: frozenset[RemediationName] = frozenset(),
     ) -> Decision:
-        """What to do about `classification`; `history` is the task's earlier failed attempts."""
+        """What to do about `classification`; `history` is the task's earlier failed attempts.
+        The remediations in `unavailable` cannot work in this build's sandboxes: not offered."""
         del task_id  # decisions depend on the task's history, passed in; kept for the record
         if len(history) >= self.max_retries:
             return Escalation(
@@ -123,6 +129,8 @@ class Healer:
         guarded = False
         usable: list[RemediationSpec] = []
         for spec in ranked:
+            if spec.name in unavailable:
+                continue
             if (
                 last
                 and last.remediation == spec.name

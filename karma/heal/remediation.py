@@ -19,6 +19,7 @@ from karma import confine, textstyle
 from karma.config import HealConfig, TierPolicy
 from karma.recipes import FailurePattern, RemediationName
 from karma.sandbox.interface import ExecResult, Sandbox
+from karma.sandbox.project import PREFIX, install_project
 
 Tier = Literal["immediate", "standard", "elevated", "critical"]
 TIER_ORDER: tuple[Tier, ...] = ("immediate", "standard", "elevated", "critical")
@@ -219,17 +220,29 @@ def regenerate_lockfile(sandbox: Sandbox, *, timeout_s: float = 600.0) -> Depend
     return DependencyOutcome("regenerate_lockfile", lockfile, commands, result)
 
 
-def reinstall_dependencies(sandbox: Sandbox, *, timeout_s: float = 600.0) -> DependencyOutcome:
-    """Reinstall from the lockfile (or `pip install -e .` for a bare Python project)."""
-    found = _lockfile(sandbox)
-    if found is None:
-        listing = sandbox.exec("ls -1a", timeout_s=30).output.split()
-        if "pyproject.toml" not in listing and "setup.py" not in listing:
-            return DependencyOutcome("reinstall_dependencies", None, (), None)
-        found = ("pyproject.toml", "", "pip install -e .")
-    lockfile, _, install = found
-    result = sandbox.exec(install, timeout_s=timeout_s)
-    return DependencyOutcome("reinstall_dependencies", lockfile, (install,), result)
+def reinstall_dependencies(
+    sandbox: Sandbox, *, workdir: str = "/workspace", timeout_s: float = 600.0
+) -> DependencyOutcome:
+    """Reinstall the project and what it needs from what the image holds (its wheels):
+    the sandbox has no network, so a lockfile's own install command cannot work here."""
+    installed = install_project(sandbox, workdir=workdir, timeout_s=timeout_s, deps=True)
+    if installed.result is None:
+        return DependencyOutcome("reinstall_dependencies", None, (), None)
+    # What ran, as a reader of the record needs it (the script after pip is KARMA's own).
+    commands = (f"python -m pip install --no-index --no-build-isolation --prefix {PREFIX} -e .",)
+    return DependencyOutcome("reinstall_dependencies", "pyproject.toml", commands, installed.result)
+
+
+NEEDS_NETWORK: frozenset[RemediationName] = frozenset({"regenerate_lockfile"})
+"""Re-resolving a lockfile asks a package index; sandboxes have no network."""
+
+
+def unavailable(stack: str) -> frozenset[RemediationName]:
+    """The remediations that cannot work in this stack's sandboxes: never offered there.
+    Only the Python stack's image holds a wheelhouse to reinstall from."""
+    if stack == "python":
+        return NEEDS_NETWORK
+    return NEEDS_NETWORK | {"reinstall_dependencies"}
 
 
 # -- quarantine_flaky_test ---------------------------------------------------------------

@@ -26,6 +26,7 @@ FIXED_ENV: Mapping[str, str] = {
     "PATH": SANDBOX_PATH,
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",
+    "PYTHONPATH": f"{SCRATCH}/karma-site/boot",  # the installed project: sandbox/project.py
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     "PIP_NO_INPUT": "1",
     "LANG": "C.UTF-8",

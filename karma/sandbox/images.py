@@ -51,7 +51,7 @@ RECIPE_LIMIT = 8 << 20
 RECIPE_FILES = 256
 DEPS_DIR = "karma-deps"
 """Where the context holds the wheels, the lock and the records (the recipe's COPY source)."""
-SCHEME = "two-stage/1"
+SCHEME = "two-stage/2"  # 2: backends' editable requirements
 """Part of every tag: images built another way are never reused."""
 
 

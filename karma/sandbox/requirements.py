@@ -151,6 +151,11 @@ def _groups(groups: Mapping[str, Any], dropped: list[Dropped]) -> list[tuple[str
     return found
 
 
+EDITABLE_REQUIRES: Mapping[str, tuple[str, ...]] = {"hatchling.build": ("editables",)}
+"""The backends' `get_requires_for_build_editable` beyond `requires`: the project is
+installed editable without build isolation in a sandbox that has no network."""
+
+
 def _from_pyproject(text: str, dropped: list[Dropped]) -> tuple[list[str], str]:
     """The project's requirements, and its own (canonical) name."""
     try:
@@ -182,6 +187,9 @@ def _from_pyproject(text: str, dropped: list[Dropped]) -> tuple[list[str], str]:
     if isinstance(build, dict) and "requires" in build:
         source = "pyproject.toml [build-system.requires]"
         wanted += [(source, s) for s in _strings(build["requires"], source, dropped)]
+        backend = str(build.get("build-backend", ""))
+        source = f"what {backend} asks for to build an editable install"
+        wanted += [(source, s) for s in EDITABLE_REQUIRES.get(backend, ())]
     found = []
     for source, text_ in wanted:
         spec = _specifier(text_.strip(), source, own, dropped)

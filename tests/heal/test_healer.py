@@ -169,3 +169,15 @@ def test_a_flaky_looking_test_failure_is_rerun_first(make_healer: Make) -> None:
     assert plain.flakiness == 0
     first = healer.decide("t1", plain, [])
     assert isinstance(first, Remedy) and first.name == "retry_with_hint"
+
+
+def test_a_remedy_that_cannot_work_in_the_sandbox_is_not_offered(make_healer: Make) -> None:
+    healer = make_healer(chooser="ordered")
+    text = "E   ModuleNotFoundError: No module named 'calc'\n"
+    first = attempt(healer, text, 1, "retry_with_hint", tool="pytest")
+    offered = healer.decide("t1", first.classification, [first])
+    assert isinstance(offered, Remedy) and offered.name == "reinstall_dependencies"
+    held_back = healer.decide(
+        "t1", first.classification, [first], unavailable=frozenset({"reinstall_dependencies"})
+    )
+    assert isinstance(held_back, Remedy) and held_back.name == "escalate_model"

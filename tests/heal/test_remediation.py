@@ -16,9 +16,11 @@ from karma.heal.remediation import (
     rerun_failed_tests,
     rerun_plan,
     tier_of,
+    unavailable,
 )  # fmt: skip
 from karma.recipes import RemediationName, load_failure_patterns
 from karma.sandbox.interface import ExecResult, SandboxSpec
+from karma.sandbox.project import NOT_A_PROJECT
 from tests.heal.conftest import PYTEST_FAIL, FakeSandbox
 
 
@@ -71,7 +73,15 @@ def test_lockfile_regeneration_that_fails_is_reported() -> None:
 def test_no_lockfile_no_action() -> None:
     sandbox = FakeSandbox({"ls": [ExecResult("ls", 0, "README.md\n", 0.1)]})
     assert regenerate_lockfile(sandbox).lockfile is None
+    # The install script says "nothing to install" (exit 3) where there is no project.
+    sandbox = FakeSandbox({"if ": [ExecResult("if", NOT_A_PROJECT, "", 0.1)]})
     assert reinstall_dependencies(sandbox).lockfile is None
+
+
+def test_remedies_that_cannot_work_in_the_sandbox_are_never_offered() -> None:
+    assert "regenerate_lockfile" in unavailable("python")  # re-resolving needs an index
+    assert "reinstall_dependencies" not in unavailable("python")  # the image's wheels
+    assert "reinstall_dependencies" in unavailable("node")
 
 
 def test_quarantine_skips_the_test_naming_the_run(tmp_path: Path) -> None:
