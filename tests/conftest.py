@@ -31,6 +31,13 @@ def _docker_problem() -> str | None:
     return None
 
 
+def unavailable(message: str) -> None:
+    """Skip on a developer's machine; fail under `CI=true`, where everything is promised."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_user_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The developer's own `~/.config/karma/config.toml` (which `karma setup` may write)
@@ -47,9 +54,7 @@ def docker_engine() -> str:
     """The base image name, once the engine and the image are known to be there."""
     problem = _docker_problem()
     if problem:
-        message = (
-            f"Docker engine or {BASE_IMAGE} unavailable ({problem}); run `karma setup`"
-        )
+        message = f"Docker engine or {BASE_IMAGE} unavailable ({problem}); run `karma setup`"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

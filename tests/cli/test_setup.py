@@ -12,6 +12,7 @@ import pytest
 
 from karma.base_image import apt_sources, local_image, primary_source
 from karma.cli import main
+from tests.conftest import unavailable
 
 
 @pytest.fixture(autouse=True)
@@ -79,10 +80,10 @@ def test_default_image_missing_uses_and_records_the_local_one(
 ) -> None:
     source = primary_source(apt_sources())
     if source is None:
-        pytest.skip("no apt source on this machine")
+        unavailable("no apt source on this machine")
     local = local_image(source.suite)
     if local != docker_engine:
-        pytest.skip(f"this machine's local base image would be {local}, not {docker_engine}")
+        unavailable(f"this machine's local base image would be {local}, not {docker_engine}")
     monkeypatch.delenv("KARMA_BASE_IMAGE", raising=False)
     code, result, _ = setup(tmp_path, capsys)
     assert code == 0 and result["base_image"] == local
