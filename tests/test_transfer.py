@@ -26,6 +26,16 @@ class Plumber:
     def __init__(self, git: HostGit) -> None:
         self.git = git.with_config(*IDENTITY)
 
+    @staticmethod
+    def entries(git: HostGit, commit: str) -> dict[str, tuple[str, str]]:
+        """The top level of `commit`'s tree: name -> (mode, sha)."""
+        found = {}
+        for line in git.run("ls-tree", "--full-tree", commit).splitlines():
+            meta, name = line.split("\t")
+            mode, _kind, sha = meta.split()
+            found[name] = (mode, sha)
+        return found
+
     def blob(self, body: bytes) -> str:
         return self.git.raw("hash-object", "-w", "--stdin", input=body).decode().strip()
 
@@ -71,12 +81,7 @@ def _send(coordinator: HostGit, worker: HostGit, tip: str, tmp: Path, since: str
 
 def _attempt(worker: HostGit, tip: str, files: dict[str, bytes]) -> str:
     plumb = Plumber(worker)
-    base = worker.run("ls-tree", "--full-tree", tip).splitlines()
-    entries = {}
-    for line in base:
-        meta, name = line.split("\t")
-        mode, _kind, sha = meta.split()
-        entries[name] = (mode, sha)
+    entries = Plumber.entries(worker, tip)
     for name, body in files.items():
         entries[name] = ("100644", plumb.blob(body))
     return plumb.commit(plumb.tree(entries), tip)
@@ -179,10 +184,7 @@ def test_paths_outside_the_tree_and_gitlinks_are_refused(
     plumb = Plumber(worker)
     inner = plumb.files({"config": b"[core]\n\tfsmonitor = touch /tmp/pwned\n"})
     sha = inner if mode == "040000" else sent
-    base = dict(
-        (ln.split("\t")[1], (ln.split()[0], ln.split()[2]))
-        for ln in worker.run("ls-tree", sent).splitlines()
-    )
+    base = Plumber.entries(worker, sent)
     base[name] = (mode, sha)
     head = plumb.commit(plumb.tree(base), sent)
     _refused(coordinator, worker, tmp_path, head, sent, match)
@@ -193,10 +195,7 @@ def test_a_symlink_pointing_out_is_refused(
     coordinator: HostGit, worker: HostGit, tmp_path: Path, sent: str, target: bytes
 ) -> None:
     plumb = Plumber(worker)
-    base = dict(
-        (ln.split("\t")[1], (ln.split()[0], ln.split()[2]))
-        for ln in worker.run("ls-tree", sent).splitlines()
-    )
+    base = Plumber.entries(worker, sent)
     base["link"] = ("120000", plumb.blob(target))
     head = plumb.commit(plumb.tree(base), sent)
     _refused(coordinator, worker, tmp_path, head, sent, "points outside")
@@ -206,10 +205,7 @@ def test_a_symlink_inside_the_tree_is_accepted(
     coordinator: HostGit, worker: HostGit, tmp_path: Path, sent: str
 ) -> None:
     plumb = Plumber(worker)
-    base = dict(
-        (ln.split("\t")[1], (ln.split()[0], ln.split()[2]))
-        for ln in worker.run("ls-tree", sent).splitlines()
-    )
+    base = Plumber.entries(worker, sent)
     base["link"] = ("120000", plumb.blob(b"mod1.py"))
     head = plumb.commit(plumb.tree(base), sent)
     back = pack(worker, head, tmp_path / "back.bundle", since=[sent])
@@ -217,35 +213,15 @@ def test_a_symlink_inside_the_tree_is_accepted(
 
 
 def test_sizes_are_capped(coordinator: HostGit, worker: HostGit, tmp_path: Path, sent: str) -> None:
-    head = _attempt(worker, sent, {"big.bin": b"\0" * 200_000})
-    _refused(
-        coordinator,
-        worker,
-        tmp_path,
-        head,
-        sent,
-        "over 100000",
-        limits=TransferLimits(max_blob_bytes=100_000),
-    )
+    big = _attempt(worker, sent, {"big.bin": b"\0" * 200_000})
     many = _attempt(worker, sent, {f"f{i}.py": f"{i}\n".encode() for i in range(30)})
-    _refused(
-        coordinator,
-        worker,
-        tmp_path,
-        many,
-        sent,
-        "30 paths, over 10$",
-        limits=TransferLimits(max_paths=10),
-    )
-    _refused(
-        coordinator,
-        worker,
-        tmp_path,
-        head,
-        sent,
-        "bytes is over",
-        limits=TransferLimits(max_bundle_bytes=100),
-    )
+    cases = [
+        (big, "over 100000", TransferLimits(max_blob_bytes=100_000)),
+        (many, "30 paths, over 10$", TransferLimits(max_paths=10)),
+        (big, "bytes is over", TransferLimits(max_bundle_bytes=100)),
+    ]
+    for head, match, limits in cases:
+        _refused(coordinator, worker, tmp_path, head, sent, match, limits=limits)
 
 
 def test_malformed_bundles_are_refused(coordinator: HostGit, tmp_path: Path, sent: str) -> None:
