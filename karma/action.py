@@ -17,8 +17,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from karma.ci import GitHubLog, escape_data, finish_ci, log_safe
+from karma.ci import GitHubLog, escape_data, finish_ci
 from karma.errors import KarmaError, UsageError
+from karma.text.inert import log_safe
 
 if TYPE_CHECKING:
     from karma.gates.runner import SuiteResult

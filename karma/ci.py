@@ -5,15 +5,13 @@ writing: `github_sink` is an event-bus subscriber printing one line per event (a
 lines grouped in `::group::` when it ends) after `::add-mask::` for every secret;
 `finish_ci` writes the error annotations, `$GITHUB_STEP_SUMMARY` and `$GITHUB_OUTPUT`.
 
-Model text is untrusted: every piece of it goes through `log_safe` before a log line, so
-it cannot start a line, carry ANSI, or smuggle a `::workflow-command::` (the runner reads
-commands only at the start of a line; we also break every `::` and `##[`). The action's
+Model text is untrusted: every piece of it goes through `karma.text.inert.log_safe` before a
+log line, so it cannot start a line, carry ANSI, or smuggle a `::workflow-command::`. The action's
 own step (inputs, build or gate) is `karma.action`.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from karma.events import Event
+from karma.text.inert import log_safe
 
 SUMMARY_LIMIT = 1024 * 1024
 """GitHub refuses a step summary above 1 MiB; we keep a margin under it."""
@@ -36,34 +35,6 @@ SECRET_ENV = (
     "KARMA_INPUT_ANTHROPIC_API_KEY",
     "KARMA_INPUT_OPENAI_API_KEY",
 )
-
-_CONTROL = re.compile(
-    r"\x1b\[[0-9;?]*[ -/]*[@-~]"  # CSI (colours, cursor)
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC (titles, hyperlinks)
-    r"|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
-)
-_COMMAND = re.compile(r"::|##\[")
-
-
-def plain(text: object, limit: int | None = None) -> str:
-    """Model or tool text made printable: credentials redacted, ANSI and controls removed."""
-    from karma.gates.secrets import redact
-
-    clean = _CONTROL.sub("", redact(str(text)).replace("\r\n", "\n").replace("\r", "\n"))
-    if limit is not None and len(clean) > limit:
-        clean = clean[: limit - 1] + "…"
-    return clean
-
-
-def log_safe(text: object, limit: int = 300) -> str:
-    """One inert log fragment: no newline, no `::` or `##[` a runner could take for a command."""
-    flat = plain(text, limit).replace("\n", " ⏎ ").replace("\t", " ")
-    return _COMMAND.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], flat)
-
-
-def inert_lines(text: object, limit: int | None = None) -> str:
-    """Multi-line untrusted text for a terminal or log: each line inert, newlines kept."""
-    return _COMMAND.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], plain(text, limit))
 
 
 def escape_data(text: str) -> str:
@@ -81,7 +52,7 @@ def is_ci(environ: Mapping[str, str]) -> bool:
 
 def mask_lines(environ: Mapping[str, str], extra: Sequence[str] = ()) -> list[str]:
     """`::add-mask::` for each secret value (each line of a multi-line one)."""
-    from karma.redaction import secret_env
+    from karma.text.redact import secret_env
 
     named = [environ.get(name, "") for name in SECRET_ENV]
     values = named + list(secret_env(environ).values()) + list(extra)

@@ -49,7 +49,7 @@ def _groups(night: NightResult) -> Iterable[tuple[str, list[SpecOutcome]]]:
 
 
 def digest_markdown(night: NightResult) -> str:
-    from karma.report import md_code, md_inline
+    from karma.text.markdown import md_code, md_inline
 
     lines = [
         f"# KARMA nightly digest, {iso(night.started_at)[:10]}",

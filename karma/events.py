@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from karma.redaction import redact_value, remember_host_secrets
+from karma.text.redact import redact_value, remember_host_secrets
 
 EventKind = Literal[
     "run_started",

@@ -23,12 +23,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from karma.ci import plain
 from karma.config import KarmaConfig
 from karma.errors import BudgetExceeded, KarmaError, UsageError, WorkspaceError
 from karma.events import EventBus, Subscriber, iso
 from karma.hostgit import open_repo
 from karma.store import Store
+from karma.text.inert import plain
 
 BuildFn = Callable[..., Any]
 """`karma.engine.build`'s shape: (request, *, repo, config, store, bus) -> BuildResult."""

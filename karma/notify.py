@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from karma.config import NotifyConfig
 from karma.events import EventBus
-from karma.redaction import redact, redact_value
 from karma.store import Store
+from karma.text.redact import redact, redact_value
 from karma.waiting import commands, summary
 
 Payload = dict[str, Any]

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from karma.ci import plain
 from karma.errors import UsageError, WorkspaceError
 from karma.hostgit import HostGit, open_repo
 from karma.store import Row, Store
+from karma.text.inert import plain
 from karma.trailers import parse_trailers
 
 

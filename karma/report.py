@@ -17,9 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from karma.ci import plain
 from karma.errors import UsageError
 from karma.store import Row, Store
+from karma.text.inert import plain
+from karma.text.markdown import md_block, md_code, md_inline, mermaid_label
 from karma.waiting import describe, summary
 
 Format = Literal["html", "md", "json"]
@@ -148,40 +149,6 @@ def load_run(store: Store, run_id: str) -> RunRecord:
         escalations=escalations,
         human=[summary(row) for row in store.pending(rid)],
     )
-
-
-# -- inert text ---------------------------------------------------------------------------------
-
-# `+ - .` only matter at the start of a line, where inline text never goes.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|~>])")
-
-
-def md_inline(text: object, limit: int = 300) -> str:
-    """Untrusted text as inert inline Markdown (also safe in a table cell)."""
-    flat = plain(text, limit).replace("\n", " ")
-    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    flat = _MD_SPECIAL.sub(r"\\\1", flat).replace("@", "&#64;").replace(":", "&#58;")
-    return flat
-
-
-def md_block(text: object, limit: int = 4000) -> str:
-    """Untrusted multi-line text as a fenced block no text can close early."""
-    body = plain(text, limit)
-    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}text\n{body}\n{fence}"
-
-
-def md_code(text: object, limit: int = 200) -> str:
-    """Untrusted text as one code span (nothing inside a code span is rendered)."""
-    flat = plain(text, limit).replace("\n", " ")
-    longest = max((len(m) for m in re.findall(r"`+", flat)), default=0)
-    fence = "`" * (longest + 1)
-    return f"{fence} {flat} {fence}"
-
-
-def mermaid_label(text: object) -> str:
-    return re.sub(r"[^A-Za-z0-9 _.,/()\-]", " ", plain(text, 60)).strip() or "task"
 
 
 # -- timeline -----------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from string import Template
 from typing import Any
 
-from karma.ci import plain
 from karma.report import RunRecord, TaskChange, max_parallel, timeline
+from karma.text.inert import plain
 
 
 class Safe(str):

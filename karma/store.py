@@ -25,7 +25,7 @@ from typing import Any
 
 from karma.errors import StoreError
 from karma.events import Event, iso, utcnow
-from karma.redaction import redact, redact_json, remember_host_secrets
+from karma.text.redact import redact, redact_json, remember_host_secrets
 
 Row = dict[str, Any]
 

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from karma import confine, textstyle
+from karma import confine
 from karma.failpoints import failpoint
 from karma.footprint import Footprint
 from karma.models.interface import ToolSpec
 from karma.sandbox.interface import ExecResult
+from karma.text import style as textstyle
 
 MAX_READ_CHARS = 60_000
 MAX_READ_BYTES = 4 * MAX_READ_CHARS

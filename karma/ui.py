@@ -22,8 +22,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from karma.ci import log_safe
 from karma.events import Event
+from karma.text.inert import log_safe
 
 _STATE = {
     "task_ready": "ready",

@@ -177,7 +177,7 @@ def summary(row: Row) -> dict[str, Any]:
 def describe(item: dict[str, Any]) -> str:
     """One pending record in a line (`karma show`, the report): what waits since when,
     or who decided what, when and why (untrusted parts flattened inert)."""
-    from karma.ci import log_safe
+    from karma.text.inert import log_safe
 
     if item["kind"] == "approval":
         what = f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (

@@ -12,12 +12,12 @@ import pytest
 from karma.events import Event, EventBus
 from karma.models.codec import request_hash
 from karma.models.interface import ModelRequest, UserMessage
-from karma.redaction import redact, redact_json, redact_value, remember_host_secrets, secret_env
 from karma.store import Store
+from karma.text.redact import redact, redact_json, redact_value, remember_host_secrets, secret_env
 
 # Values no pattern knows: only the environment says they are secrets.
 PLAIN_KEY = "q7Zr2mXv9LpT4wKd8sNb"
-PLAIN_TOKEN = "runtime.Token/with\"quote\\and-slash"
+PLAIN_TOKEN = 'runtime.Token/with"quote\\and-slash'
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
 
@@ -185,7 +185,7 @@ def test_the_needles_skip_nothing_a_full_scan_finds(text: str) -> None:
     import dataclasses
     import re
 
-    from karma.redaction import PATTERNS, matches
+    from karma.text.redact import PATTERNS, matches
 
     original = (
         r"(?i)\b[\w.\-]*(?:secret|token|passw(?:or)?d|pwd|api_?key|access_?key|"

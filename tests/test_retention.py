@@ -173,7 +173,7 @@ def test_an_age_is_a_number_and_a_unit(tmp_path: Path) -> None:
 def test_export_is_every_row_of_the_run_redacted(
     repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from karma.redaction import remember_host_secrets
+    from karma.text.redact import remember_host_secrets
 
     monkeypatch.setenv("SERVICE_API_KEY", "Rk2Lm9Qp4Zw7Kc3Jd8Vx")
     remember_host_secrets()

@@ -48,7 +48,7 @@ def _run(args: list[str]) -> ExitCode | int:
     except KarmaError as exc:
         from rich.text import Text
 
-        from karma.ci import inert_lines
+        from karma.text.inert import inert_lines
 
         if state.traceback:
             traceback.print_exc()

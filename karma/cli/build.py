@@ -86,9 +86,10 @@ def _run(
     resume: str | None,
     gates: bool,
 ) -> ExitCode:
-    from karma.ci import finish_ci, inert_lines
+    from karma.ci import finish_ci
     from karma.engine import build
     from karma.notify import notify_run_end
+    from karma.text.inert import inert_lines
 
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
     with _session(config, ci=ci) as (store, bus, ci_log):
@@ -200,8 +201,8 @@ def resume_command(
 
 def _stopped_run() -> str:
     """The repository's one interrupted or killed run; with several, they are listed."""
-    from karma.ci import inert_lines
     from karma.store import Store
+    from karma.text.inert import inert_lines
     from karma.workspace import Workspace
 
     db = state.config().db_path(state.repo)
@@ -251,8 +252,8 @@ def replay_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> ExitCode:
     """Re-run a recorded build from its recorded replies (no model calls); report divergence."""
-    from karma.ci import log_safe
     from karma.replay import replay
+    from karma.text.inert import log_safe
     from karma.workspace import Workspace
 
     config = state.config()

@@ -91,13 +91,14 @@ def gate(
 ) -> ExitCode:
     """Run the quality gates on the working tree; exit 0 when every blocking gate passes."""
     from karma.action import publish_gates
-    from karma.ci import is_ci, log_safe, mask_lines
+    from karma.ci import is_ci, mask_lines
     from karma.gates import gate_tree, redact
     from karma.gates.change import resolve
     from karma.gates.interface import GateUnavailable
     from karma.gates.render import render
     from karma.home import base_root_names, base_roots
     from karma.recipes import detect_stack
+    from karma.text.inert import log_safe
 
     state.trust(trust_repo_config)
     if fmt not in ("text", "json", "sarif", "markdown"):

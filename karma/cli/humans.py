@@ -27,8 +27,8 @@ RunId = Annotated[str, typer.Argument(help="The run (a unique prefix is enough).
 def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
             by: str | None) -> str:  # fmt: skip
     """Record the decision on the open record; the run's full id."""
-    from karma.ci import inert_lines
     from karma.cli.build import _session
+    from karma.text.inert import inert_lines
     from karma.waiting import open_record, open_records, resolve_run
     from karma.workspace import Workspace
 

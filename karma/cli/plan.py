@@ -49,11 +49,11 @@ def _history(config: KarmaConfig) -> list[dict[str, Any]]:
 def _make_plan(request: str, config: KarmaConfig) -> Plan:
     from rich.text import Text
 
-    from karma.ci import inert_lines
     from karma.context import gather_context
     from karma.forecast import usd
     from karma.models import get_model
     from karma.planner import make_plan
+    from karma.text.inert import inert_lines
 
     if not request.strip():
         raise UsageError("the request is empty", tip='karma plan "what to build"')

@@ -37,7 +37,7 @@ def _store() -> Store:
 
 def _print(text: str, *, raw: bool = False) -> None:
     """Print a result; text that may hold model output is made inert first (not JSON)."""
-    from karma.ci import inert_lines
+    from karma.text.inert import inert_lines
 
     out.print(
         text if raw else inert_lines(text),
@@ -82,8 +82,8 @@ def show_command(
     run_id: Annotated[str, typer.Argument(help="The run (a unique prefix is enough).")],
 ) -> ExitCode:
     """Summarise one run in the terminal: request, tasks, attempts, gates, escalations."""
-    from karma.ci import log_safe, plain
     from karma.report import load_run
+    from karma.text.inert import log_safe, plain
     from karma.waiting import describe, summary
 
     store = _store()

@@ -35,7 +35,7 @@ def runs_command(
     from rich.table import Table
     from rich.text import Text
 
-    from karma.ci import log_safe, plain
+    from karma.text.inert import log_safe, plain
 
     store = _store()
     try:
@@ -143,8 +143,8 @@ def export_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
 ) -> ExitCode:
     """Every row of one run as JSON, redacted: what to keep of a run instead of karma.db."""
-    from karma.redaction import redact_value
     from karma.report import load_run
+    from karma.text.redact import redact_value
 
     store = _store()
     try:

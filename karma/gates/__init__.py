@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from karma.gates.interface import Finding, GateContext, GateError, GateResult, GateSettings
 from karma.gates.runner import GateOutcome, SuiteResult, gate_tree, run_suite
-from karma.gates.secrets import redact
 from karma.gates.suite import Suite, load_suite
+from karma.text.redact import redact
 
 __all__ = [
     "Finding",

@@ -10,7 +10,7 @@ from typing import Literal
 
 from karma.gates.runner import SuiteResult
 from karma.gates.sarif import to_sarif
-from karma.gates.secrets import redact
+from karma.text.redact import redact
 
 Format = Literal["text", "json", "sarif", "markdown"]
 MARK = {"passed": "✓", "failed": "✗", "error": "!", "warning": "~", "skipped": "-"}

@@ -39,7 +39,6 @@ from karma.gates.interface import (
     GateUnavailable,
     Status,
 )
-from karma.gates.secrets import redact
 from karma.gates.suite import review_rubric
 from karma.models.interface import (
     AssistantMessage,
@@ -50,6 +49,7 @@ from karma.models.interface import (
     ToolSpec,
     UserMessage,
 )
+from karma.text.redact import redact
 
 TOOL_NAME = "submit_review"
 NO_REQUEST = "(no request: a human-written change)"

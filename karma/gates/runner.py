@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from karma.errors import KarmaError, WorkspaceError
 from karma.gates.interface import Gate, GateContext, GateResult, GateSettings
-from karma.gates.secrets import redact
 from karma.gates.suite import Suite, load_suite
 from karma.hostgit import discover
 from karma.scheduler import run_each
+from karma.text.redact import redact
 
 if TYPE_CHECKING:
     from karma.config import KarmaConfig

@@ -12,7 +12,7 @@ from typing import Any
 
 from karma import __version__
 from karma.gates.runner import SuiteResult
-from karma.gates.secrets import redact
+from karma.text.redact import redact
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_GATES = ("sast", "secrets", "audit")

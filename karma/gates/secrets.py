@@ -28,7 +28,7 @@ from karma.gates.interface import (
     GateSettings,
     Status,
 )
-from karma.redaction import (
+from karma.text.redact import (
     ENTROPY_THRESHOLD,
     ENV_KEYS,
     PATTERNS,
@@ -37,10 +37,8 @@ from karma.redaction import (
     redact,
     shannon_entropy,
 )
-from karma.redaction import (
-    make_pattern as _p,
-)
-from karma.redaction import matches as _matches
+from karma.text.redact import make_pattern as _p
+from karma.text.redact import matches as _matches
 
 __all__ = [
     "ENTROPY_THRESHOLD",

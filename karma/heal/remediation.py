@@ -15,11 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, assert_never
 
-from karma import confine, textstyle
+from karma import confine
 from karma.config import HealConfig, TierPolicy
 from karma.recipes import FailurePattern, RemediationName
 from karma.sandbox.interface import ExecResult, Sandbox
 from karma.sandbox.project import PREFIX, install_project
+from karma.text import style as textstyle
 
 Tier = Literal["immediate", "standard", "elevated", "critical"]
 TIER_ORDER: tuple[Tier, ...] = ("immediate", "standard", "elevated", "critical")

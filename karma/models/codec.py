@@ -26,7 +26,7 @@ from karma.models.interface import (
     Usage,
     UserMessage,
 )
-from karma.redaction import redact_value
+from karma.text.redact import redact_value
 
 
 def canonical(value: Any) -> str:

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from karma.ci import inert_lines
 from karma.config import KarmaConfig
 from karma.home import DataRoots
 from karma.recipes import load_stacks
@@ -40,6 +39,7 @@ from karma.sandbox.docker import DockerBackend, engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
 from karma.sandbox.requirements import Requirements, sanitize
 from karma.sandbox.wheelhouse import download
+from karma.text.inert import inert_lines
 
 DEFAULT_DEPENDENCY_FILES = ("pyproject.toml", "requirements*.txt")
 TOOLS = ("pytest",)

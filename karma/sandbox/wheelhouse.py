@@ -38,9 +38,9 @@ from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-from karma.ci import inert_lines
 from karma.sandbox import SCRATCH
 from karma.sandbox.interface import ImageBuildError
+from karma.text.inert import inert_lines
 
 WHEELHOUSE_LIMIT = 8 << 30
 """Bytes the downloaded wheels may take on the host; past it the download is stopped."""

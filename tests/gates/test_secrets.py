@@ -74,7 +74,7 @@ def test_clean_change_passes(tmp_path: Path) -> None:
 
 
 def test_the_value_of_a_host_secret_is_caught_whatever_its_shape(tmp_path: Path) -> None:
-    from karma.redaction import remember_host_secrets
+    from karma.text.redact import remember_host_secrets
 
     # A runner token that matches no pattern (no prefix, low entropy for its length).
     value = "plain-runner-token-without-any-known-shape-1234"

@@ -133,7 +133,7 @@ def test_a_redacted_record_replays_with_the_placeholder(
 ) -> None:
     """The record holds the placeholder where a host secret was; a strict replay still
     matches each request (hashes are of the redacted form) and answers the placeholder."""
-    from karma.redaction import remember_host_secrets
+    from karma.text.redact import remember_host_secrets
 
     key = "Vx8Rt2Lm9Qp4Zw7Kc3Jd"
     monkeypatch.setenv("DEPLOY_API_KEY", key)

@@ -13,16 +13,10 @@ import pytest
 from runfixture import EVIL, FinishedRun, git, run_action_step
 
 from karma.action import read_inputs
-from karma.ci import (
-    SUMMARY_LIMIT,
-    annotation_lines,
-    cap_summary,
-    finish_ci,
-    github_sink,
-    log_safe,
-)
+from karma.ci import SUMMARY_LIMIT, annotation_lines, cap_summary, finish_ci, github_sink
 from karma.errors import UsageError
 from karma.events import Event
+from karma.text.inert import log_safe
 
 KEY = "sk-ant-api03-" + "A1b2C3d4E5f6G7h8I9j0" * 3
 
