@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from string import Template
 from typing import Any
 
-from karma.report import RunRecord, TaskChange, max_parallel, timeline
+from karma.run_record import RunRecord, TaskChange, max_parallel, timeline
 from karma.text.inert import plain
 
 
