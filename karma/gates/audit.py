@@ -21,7 +21,6 @@ import fnmatch
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -41,6 +40,7 @@ from karma.gates.interface import (
     Status,
 )
 from karma.gates.sast import find_tool
+from karma.gates.tool import run_tool
 
 PIN = re.compile(
     r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)(?:\[[^\]]*\])?\s*==\s*([A-Za-z0-9.+!_\-]+)\s*(?:[;#].*)?$"
@@ -309,21 +309,7 @@ class AuditGate:
             ]
             if ctx.config.gates.audit.osv_url:
                 command += ["--osv-url", ctx.config.gates.audit.osv_url]
-            try:
-                proc = subprocess.run(
-                    command,
-                    cwd=workdir,
-                    capture_output=True,
-                    text=True,
-                    timeout=settings.timeout_s,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise GateUnavailable(
-                    f"pip-audit did not finish within {settings.timeout_s:.0f} s"
-                ) from None
-            except OSError as exc:
-                raise GateUnavailable(f"pip-audit could not start: {exc}") from None
+            proc = run_tool("pip-audit", command, cwd=workdir, timeout_s=settings.timeout_s)
             if proc.returncode not in (0, 1) or not out.is_file():
                 tail = " ".join(proc.stderr.strip().splitlines()[-3:])
                 raise GateUnavailable(f"pip-audit failed (exit {proc.returncode}): {tail[:400]}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from karma.gates.interface import (
     Status,
 )
 from karma.gates.suite import semgrep_rules_dir
+from karma.gates.tool import run_tool
 
 SEVERITY: dict[str, Severity] = {"ERROR": "error", "WARNING": "warning", "INFO": "note"}
 
@@ -114,21 +114,7 @@ class SastGate:
                 *paths,
                 *(str(base_dir / p) for p in base_paths),
             ]
-            try:
-                proc = subprocess.run(
-                    command,
-                    cwd=ctx.repo,
-                    capture_output=True,
-                    text=True,
-                    timeout=settings.timeout_s,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                raise GateUnavailable(
-                    f"semgrep did not finish within {settings.timeout_s:.0f} s"
-                ) from None
-            except OSError as exc:
-                raise GateUnavailable(f"semgrep could not start: {exc}") from None
+            proc = run_tool("semgrep", command, cwd=ctx.repo, timeout_s=settings.timeout_s)
             try:
                 report = json.loads(proc.stdout) if proc.returncode in (0, 1) else None
             except json.JSONDecodeError:
