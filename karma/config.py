@@ -23,7 +23,6 @@ import copy
 import fnmatch
 import os
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from karma.errors import ConfigError
+from karma.tomlfile import parse_toml, read_toml
 
 PROVIDERS = ("anthropic", "openai", "scripted")
 Tier = Literal["small", "medium", "large"]
@@ -367,20 +367,6 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return _parse_toml(str(path), path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-
-
-def _parse_toml(name: str, text: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{name}: malformed TOML: {exc}") from None
-
-
 RepoText = Callable[[str], str | None]
 """Reads a repository file by its path (`karma.toml`), None when it has none: the working
 tree, or a base commit's objects for `karma gate`, where the working tree is the change."""
@@ -487,10 +473,10 @@ def _repo_toml(
     """(name, values) of a repository config file, from the working tree or `repo_text`."""
     if repo_text is None:
         path = repo / rel
-        return (str(path), _read_toml(path)) if path.is_file() else None
+        return (str(path), read_toml(path)) if path.is_file() else None
     label, read = repo_text
     text = read(rel)
-    return None if text is None else (f"{label}:{rel}", _parse_toml(f"{label}:{rel}", text))
+    return None if text is None else (f"{label}:{rel}", parse_toml(f"{label}:{rel}", text))
 
 
 def _stderr(line: str) -> None:
@@ -535,7 +521,7 @@ def load_config(
     if environ.get("KARMA_CONFIG") and user is not None and not user.is_file():
         raise ConfigError(f"{user}: no such config file (KARMA_CONFIG)")
     if user is not None and user.is_file():
-        layers.append((str(user), _read_toml(user), _inside(user, repo)))
+        layers.append((str(user), read_toml(user), _inside(user, repo)))
     pyproject = _repo_toml(repo, "pyproject.toml", repo_text)
     if pyproject is not None:
         tool = pyproject[1].get("tool", {})
@@ -544,7 +530,7 @@ def load_config(
     if config_file is not None:
         if not config_file.is_file():
             raise ConfigError(f"{config_file}: no such config file")
-        layers.append((str(config_file), _read_toml(config_file), _inside(config_file, repo)))
+        layers.append((str(config_file), read_toml(config_file), _inside(config_file, repo)))
     elif (karma_toml := _repo_toml(repo, "karma.toml", repo_text)) is not None:
         layers.append((*karma_toml, True))
     layers.append(("environment (KARMA_*)", env_layer(environ), False))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from karma.errors import RecipeError
 from karma.home import DataRoots, builtin_dir
+from karma.tomlfile import read_toml
 
 
 class _Recipe(BaseModel):
@@ -37,13 +37,6 @@ def _validate(model: type[M], data: Any, path: Path) -> M:
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
         raise RecipeError(f"{path}: {key}: {message}") from None
-
-
-def _toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, OSError) as exc:
-        raise RecipeError(f"{path}: {exc}") from None
 
 
 def recipe_path(relative: str, roots: DataRoots | None = None) -> Path:
@@ -73,7 +66,7 @@ class PriceTable(_Recipe):
 @lru_cache(maxsize=4)
 def load_prices(path: Path | None = None) -> PriceTable:
     path = path or recipe_path("prices.toml")
-    return _validate(PriceTable, _toml(path), path)
+    return _validate(PriceTable, read_toml(path, RecipeError), path)
 
 
 # -- stacks -----------------------------------------------------------------------------
@@ -110,7 +103,10 @@ class Stack(_Recipe):
 
 def load_stacks(roots: DataRoots | None = None) -> list[Stack]:
     folder = recipe_path("stacks", roots)
-    return [_validate(Stack, _toml(path), path) for path in sorted(folder.glob("*.toml"))]
+    return [
+        _validate(Stack, read_toml(path, RecipeError), path)
+        for path in sorted(folder.glob("*.toml"))
+    ]
 
 
 def detect_stack(

@@ -10,7 +10,6 @@ the command's trusted `DataRoots` (karma/home.py), never from the tree under che
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from karma.errors import ConfigError
 from karma.gates.interface import GateSettings
 from karma.home import DataRoots, builtin_dir
+from karma.tomlfile import read_toml
 
 COMMON_KEYS = frozenset({"enabled", "blocking", "timeout_s"})
 KNOWN_GATES = ("secrets", "sast", "audit", "tests", "bench", "approval", "review")
@@ -56,17 +56,8 @@ def review_rubric(roots: DataRoots | None = None) -> str:
     return _find(roots, "review/rubric.md").read_text(encoding="utf-8")
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-
-
 def _schema() -> dict[str, frozenset[str]]:
-    data = _read(builtin_dir("quality_gates") / "default.toml")
+    data = read_toml(builtin_dir("quality_gates") / "default.toml")
     return {name: frozenset(table) | COMMON_KEYS for name, table in data["gates"].items()}
 
 
@@ -93,7 +84,7 @@ def load_suite(
     path = _find(roots, f"{name}.toml")
     if not path.is_file():
         raise ConfigError(f"no gate suite {name!r} ({path} does not exist)")
-    data = _read(path)
+    data = read_toml(path)
     schema = _schema()
     tables: dict[str, dict[str, Any]] = {}
     for gate, table in data.get("gates", {}).items():
