@@ -1,189 +1,20 @@
 """The HTML run report: one self-contained file (inline CSS and SVG, no script, no CDN).
 
-Escaping is not left to care: every value is put into markup through `h()` / `Safe`, so a
-string is escaped unless it is markup this module built itself. The DAG is an SVG laid out
-by generation (columns) and the timeline is an SVG Gantt of attempts on a shared clock, so
-the parallelism of the build shows as overlapping bars.
+Every value is put into markup through `h()` / `Safe` (`karma.text.html`). The DAG and the
+Gantt of attempts are inline SVG (`karma.report_svg`), so the parallelism of the build
+shows as overlapping bars.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable, Mapping, Sequence
-from string import Template
-from typing import Any
+from collections.abc import Mapping
 
+from karma.report_svg import COLOURS, colour, dag_svg, gantt_svg
 from karma.run_record import RunRecord, TaskChange, max_parallel, timeline
+from karma.text.html import Safe, esc, h, join
 from karma.text.inert import plain
 
-
-class Safe(str):
-    """Markup built here, already escaped."""
-
-
-def esc(value: object, limit: int | None = None) -> Safe:
-    if isinstance(value, Safe):
-        return value
-    return Safe(html.escape(plain("" if value is None else value, limit), quote=True))
-
-
-def h(template: str, **values: object) -> Safe:
-    """`template` with `$name`s filled, each value escaped unless it is `Safe`."""
-    return Safe(Template(template).substitute({k: esc(v) for k, v in values.items()}))
-
-
-def join(parts: Iterable[str]) -> Safe:
-    return Safe("".join(p if isinstance(p, Safe) else esc(p) for p in parts))
-
-
-COLOURS = {
-    "succeeded": "#2da44e",
-    "passed": "#2da44e",
-    "warning": "#d4a72c",
-    "error": "#cf222e",
-    "merged": "#2da44e",
-    "escalated": "#8250df",
-    "failed": "#cf222e",
-    "conflict": "#d4a72c",
-    "running": "#0969da",
-    "skipped": "#8c959f",
-    "pending": "#8c959f",
-    "interrupted": "#d4a72c",
-    "abandoned": "#8c959f",
-    "infra": "#d4a72c",
-}
-
-
-def colour(status: object) -> str:
-    return COLOURS.get(str(status), "#57606a")
-
-
-# -- the DAG ---------------------------------------------------------------------------------------
-
-
-def dag_svg(record: RunRecord) -> Safe:
-    gens = record.generations()
-    deps = record.deps()
-    status = {t["id"]: t["status"] for t in record.tasks}
-    titles = {t["id"]: t["title"] for t in record.tasks}
-    w, hgt, gx, gy = 190, 46, 70, 22
-    pos: dict[str, tuple[int, int]] = {}
-    for col, gen in enumerate(gens):
-        for row, task_id in enumerate(gen):
-            pos[task_id] = (20 + col * (w + gx), 20 + row * (hgt + gy))
-    width = 40 + max(1, len(gens)) * (w + gx) - gx
-    height = 40 + max((len(g) for g in gens), default=1) * (hgt + gy) - gy
-    parts: list[Safe] = []
-    for task_id, ds in deps.items():
-        for dep in ds:
-            if dep in pos and task_id in pos:
-                (x0, y0), (x1, y1) = pos[dep], pos[task_id]
-                parts.append(
-                    h(
-                        '<path d="M$a $b C$c $b, $c $d, $e $d" class="edge" '
-                        'marker-end="url(#arrow)"/>',
-                        a=x0 + w,
-                        b=y0 + hgt // 2,
-                        c=(x0 + w + x1) // 2,
-                        d=y1 + hgt // 2,
-                        e=x1,
-                    )
-                )
-    for task_id, (x, y) in pos.items():
-        parts.append(
-            h(
-                '<g class="node"><title>$full</title>'
-                '<rect x="$x" y="$y" width="$w" height="$hh" rx="6" '
-                'fill="#fff" stroke="$c" stroke-width="2"/>'
-                '<rect x="$x" y="$y" width="6" height="$hh" '
-                'fill="$c"/><text x="$tx" y="$ty1" class="nid">$id</text>'
-                '<text x="$tx" y="$ty2" class="ntitle">$title</text></g>',
-                full=f"{task_id}: {titles.get(task_id, '')} ({status.get(task_id, 'pending')})",
-                x=x,
-                y=y,
-                w=w,
-                hh=hgt,
-                c=colour(status.get(task_id)),
-                tx=x + 14,
-                ty1=y + 19,
-                ty2=y + 36,
-                id=plain(task_id, 26),
-                title=plain(titles.get(task_id, ""), 28),
-            )
-        )
-    return h(
-        '<svg xmlns="http://www.w3.org/2000/svg" width="$w" height="$h" '
-        'viewBox="0 0 $w $h" role="img" aria-label="task DAG"><defs><marker id="arrow" '
-        'viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-        'orient="auto"><path d="M0 0 L10 5 L0 10 z" fill="#57606a"/></marker></defs>'
-        "$body</svg>",
-        w=width,
-        h=height,
-        body=join(parts),
-    )
-
-
-# -- the timeline ------------------------------------------------------------------------------
-
-
-def gantt_svg(bars: Sequence[Mapping[str, Any]]) -> Safe:
-    if not bars:
-        return Safe("<p>No attempt was recorded.</p>")
-    tasks = list(dict.fromkeys(str(b["task"]) for b in bars))
-    span = max(max(float(b["end_s"]) for b in bars), 1e-3)
-    left, right, row_h, top = 170, 30, 26, 28
-    width = 900
-    scale = (width - left - right) / span
-    parts: list[Safe] = []
-    for i in range(6):
-        x = left + (width - left - right) * i / 5
-        parts.append(
-            h(
-                '<line x1="$x" y1="$a" x2="$x" y2="$b" class="grid"/>'
-                '<text x="$x" y="$t" class="tick">$label</text>',
-                x=round(x, 1),
-                a=top - 6,
-                b=top + len(tasks) * row_h,
-                t=top - 10,
-                label=f"{span * i / 5:.1f}s",
-            )
-        )
-    for row, task_id in enumerate(tasks):
-        y = top + row * row_h
-        parts.append(h('<text x="8" y="$y" class="lane">$t</text>', y=y + 17, t=plain(task_id, 22)))
-    for bar in bars:
-        y = top + tasks.index(str(bar["task"])) * row_h + 4
-        x0 = left + float(bar["start_s"]) * scale
-        bw = max(3.0, (float(bar["end_s"]) - float(bar["start_s"])) * scale)
-        parts.append(
-            h(
-                '<g class="bar"><title>$tip</title>'
-                '<rect x="$x" y="$y" width="$w" height="18" rx="3" '
-                'fill="$c"/><text x="$tx" y="$ty" class="barlabel">#$n</text></g>',
-                tip=(
-                    f"{bar['task']} attempt {bar['attempt']}: {bar['status']} on {bar['model']} "
-                    f"({bar['start_s']:.1f}s to {bar['end_s']:.1f}s)"
-                ),
-                x=round(x0, 1),
-                y=y,
-                w=round(bw, 1),
-                c=colour(bar["status"]),
-                tx=round(x0 + 4, 1),
-                ty=y + 13,
-                n=bar["attempt"],
-            )
-        )
-    height = top + len(tasks) * row_h + 10
-    return h(
-        '<svg xmlns="http://www.w3.org/2000/svg" width="$w" height="$h" viewBox="0 0 $w $h" '
-        'role="img" aria-label="timeline of attempts">$body</svg>',
-        w=width,
-        h=height,
-        body=join(parts),
-    )
-
-
-# -- the page ----------------------------------------------------------------------------------
+__all__ = ["COLOURS", "CSS", "Safe", "badge", "colour", "esc", "h", "join", "to_html"]
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;

@@ -2,6 +2,6 @@
 
 - `redact`: credentials and the host's secrets replaced (`redact`, `redact_value`, `redact_json`).
 - `inert`: model or tool text made printable and command-free (`plain`, `log_safe`, `inert_lines`).
-- `markdown`: untrusted text escaped for Markdown (`md_inline`, `md_block`, `md_code`).
+- `markdown`, `html`: untrusted text escaped for Markdown (`md_inline`, …) and HTML (`h`, `Safe`).
 - `style`: a file's encoding and line endings, kept when the agent edits it.
 """
