@@ -92,20 +92,25 @@ def survey_here(base_image: str) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[Client]:
-    """A client of the scheduler at `address` (`tcp://host:port`), closed on exit."""
+def connect_client(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Client:
+    """A client of the scheduler at `address` (`tcp://host:port`); the caller closes it."""
     try:
         from distributed import Client
     except ImportError as exc:
         raise ClusterUnavailable("the Dask executor needs `distributed`", tip=EXTRA_TIP) from exc
     try:
-        client = Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
+        return Client(address, timeout=timeout_s, set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as exc:
         raise ClusterUnavailable(
             f"no Dask scheduler at {address} answers: {exc}",
             tip="start one (`dask scheduler`) or check [executor] address",
         ) from exc
+
+
+@contextmanager
+def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[Client]:
+    """A client of the scheduler at `address`, closed on exit."""
+    client = connect_client(address, timeout_s=timeout_s)
     try:
         yield client
     finally:
