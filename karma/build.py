@@ -13,10 +13,12 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from karma.config import KarmaConfig
 from karma.errors import WorkspaceError
 from karma.events import EventBus, iso, utcnow
+from karma.executor.remote import seed_bundle
 from karma.forecast import BudgetTracker
 from karma.gates.secrets import redact
 from karma.heal import Healer
@@ -30,6 +32,9 @@ from karma.sandbox.interface import Sandbox, SandboxBackend
 from karma.store import Store
 from karma.waiting import HumanInput
 from karma.workspace import Workspace, Worktree
+
+if TYPE_CHECKING:
+    from karma.executor.remote import RemoteAttempts
 
 
 @dataclass
@@ -56,12 +61,15 @@ class Build:
     """The approvals and answers of humans a resumed run acts on (karma.waiting)."""
     draft_fixes: bool = True
     """Escalation reports carry a fix drafted by the `large` model."""
+    remote: RemoteAttempts | None = None
+    """Where attempts run when not here: the workers of a Dask cluster (`[executor]`)."""
     stop: threading.Event = field(default_factory=threading.Event)
     merge_lock: threading.Lock = field(default_factory=threading.Lock)
     _models: dict[str, ModelClient] = field(default_factory=dict)
     _sandboxes: dict[str, Sandbox] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tip: str | None = None
+    _seed: bytes | None = None
 
     @property
     def plan(self) -> Plan:
@@ -83,6 +91,13 @@ class Build:
 
     def moved(self, commit: str) -> None:
         self._tip = commit
+
+    def seed(self) -> bytes:
+        """The base commit as a bundle for the workers, packed once per build."""
+        with self._lock:
+            if self._seed is None:
+                self._seed = seed_bundle(self.workspace.git, self.base_commit)
+            return self._seed
 
     def work_branch(self, name: str) -> str:
         return f"karma-work/{self.run_id}/{name}"

@@ -10,33 +10,26 @@ healer decides, this module applies) until the task succeeds, or goes to a human
 from __future__ import annotations
 
 import json
-import shlex
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
-from karma.agent import Brief, run_agent
+from karma.agent import Brief
 from karma.errors import WorkspaceError
 from karma.events import EventKind, iso, utcnow
+from karma.executor.cluster import ClusterUnavailable
+from karma.executor.remote import remote_work
+from karma.executor.unit import OnStep, WorkEnd, WorkLimits, do_work, run_checks, staging_failure
 from karma.failpoints import failpoint
 from karma.footprint import Footprint
 from karma.heal import AttemptRecord, Escalation, Evidence
-from karma.heal.evidence import Step
-from karma.heal.remediation import (
-    quarantine_test,
-    regenerate_lockfile,
-    reinstall_dependencies,
-    rerun_failed_tests,
-    rerun_plan,
-    unavailable,
-)
-from karma.models.interface import AuthFailed, SpendLimitReached
+from karma.heal.remediation import quarantine_test, rerun_failed_tests, rerun_plan, unavailable
 from karma.models.recorded import RecordingModel
 from karma.plan import Task, TaskId
-from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
-from karma.sandbox.project import install_project
+from karma.sandbox.interface import Sandbox, SandboxError, SandboxUnavailable
 from karma.scheduler import Outcome
-from karma.tools import Toolbox
 from karma.trailers import commit_message, with_trailers
 from karma.treatment import AttemptEnd, Recheck, Treatment
 from karma.waiting import learn_human_hint
@@ -170,6 +163,15 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
     worktree: Worktree | None = None
     footprint: Footprint | None = None
     try:
+        if build.remote is not None and treatment.recheck is None:
+            work, commit = remote_work(
+                build, task, number, model_name, treatment, attempt_id,
+                brief_of(build, task, number, treatment),
+                attempt_trailers(build.run_id, task.id, number, model_name),
+            )  # fmt: skip
+            merge = partial(_merge, build, task, number, model_name, commit, work.summary)
+            end = _judged(build, task, attempt_id, work, merge)
+            return replace(end, branch=None)
         with build.merge_lock:  # cut from the build branch as it stands now
             start_at = treatment.recheck.branch if treatment.recheck else build.tip()
             worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
@@ -179,7 +181,7 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
         build.store.upsert_task(build.run_id, task.id, image=sandbox.image, container_id=sandbox.id)
         end = _work(build, task, number, model_name, treatment, worktree, sandbox, attempt_id,
                     footprint)  # fmt: skip
-    except SandboxUnavailable as exc:
+    except (SandboxUnavailable, ClusterUnavailable) as exc:
         build.interrupt()
         end = AttemptEnd("infra", detail=f"infrastructure failure: {exc}")
     except SandboxError as exc:
@@ -218,10 +220,8 @@ def _failed(build: Build, evidence: Evidence, detail: str) -> AttemptEnd:
 
 
 def _staging_failed(build: Build, exc: WorkspaceError) -> AttemptEnd:
-    """The worktree could not be staged (a nested repository, a git failure): the
-    attempt fails with the reason, which the next attempt's model is told."""
-    detail = f"{exc} (tip: {exc.tip})" if exc.tip else str(exc)
-    return _failed(build, Evidence.from_log(detail, step="build", command="git add"), detail)
+    detail, evidence = staging_failure(exc)
+    return _failed(build, evidence, detail)
 
 
 def _work(
@@ -239,35 +239,50 @@ def _work(
     if treatment.recheck is not None:
         return _recheck(build, task, number, model_name, worktree, sandbox, treatment.recheck,
                         timeout, footprint)  # fmt: skip
-    workdir = build.config.sandbox.workdir
-    installed = install_project(sandbox, workdir=workdir, timeout_s=timeout)
-    if installed.result is not None and not installed.ok:
-        return _failed(
-            build, Evidence.from_exec(installed.result, step="install"), installed.detail
-        )
-    remedy = treatment.remedy
-    if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
-        if remedy.regenerate_lockfile:
-            fix = regenerate_lockfile(sandbox, timeout_s=timeout)
-        else:
-            fix = reinstall_dependencies(sandbox, workdir=workdir, timeout_s=timeout)
-        if fix.result is not None and not fix.ok:
-            failed = _failed(
-                build,
-                Evidence.from_exec(fix.result, step="install"),
-                f"{fix.action} failed: {fix.detail}",
-            )
-            return replace(failed, remedy_failed=True)
-    toolbox = Toolbox(
-        worktree.path,
-        lambda cmd, left: sandbox.exec(cmd, timeout_s=min(timeout, left)),
-        build.config.agent.output_chars,
-        footprint=footprint,
-    )
     model = RecordingModel(
         build.model_for(model_name, task.id, number), build.store, build.run_id, task.id, number
     )
-    brief = Brief(
+    work = do_work(
+        brief_of(build, task, number, treatment),
+        model,
+        sandbox,
+        worktree.path,
+        stage=lambda: build.workspace.changed_files(worktree),
+        stack=build.stack,
+        config=build.config,
+        limits=WorkLimits(timeout, treatment.remedy),
+        footprint=footprint,
+        stop=build.stop,
+        on_step=step_recorder(build, task.id, number),
+    )
+    finished = partial(_integrate, build, task, number, model_name, worktree, work.summary,
+                       footprint)  # fmt: skip
+    return _judged(build, task, attempt_id, work, finished)
+
+
+def _judged(build: Build, task: Task, attempt_id: int, work: WorkEnd,
+            finished: Callable[[], AttemptEnd]) -> AttemptEnd:  # fmt: skip
+    """The attempt's end from how its work ended, wherever it ran: charged, classified,
+    and, when the work finished, integrated by `finished`."""
+    if work.status == "remedy_failed":
+        assert work.evidence is not None
+        return replace(_failed(build, work.evidence, work.detail), remedy_failed=True)
+    if work.ran_agent:
+        build.charge(task.id, attempt_id, work.usage, work.cost_usd)
+    if work.error is not None:
+        build.interrupt()  # no task can succeed now: stop the build, keep it resumable
+        raise work.error
+    if work.status == "interrupted":
+        return AttemptEnd("interrupted", detail=work.detail or "interrupted")
+    if work.status == "failed":
+        assert work.evidence is not None
+        return _failed(build, work.evidence, work.detail)
+    return finished()
+
+
+def brief_of(build: Build, task: Task, number: int, treatment: Treatment) -> Brief:
+    """What the first message of an attempt tells the model."""
+    return Brief(
         task.id,
         task.title,
         task.description,
@@ -278,10 +293,14 @@ def _work(
         hints=treatment.hints,
     )
 
+
+def step_recorder(build: Build, task_id: str, number: int) -> OnStep:
+    """Each agent step into the run record (redacted) and onto the bus."""
+
     def on_step(step: int, tool: str, args: dict[str, object], output: str, error: bool) -> None:
         build.store.add_step(
             run_id=build.run_id,
-            task_id=task.id,
+            task_id=task_id,
             attempt=number,
             step=step,
             tool=tool,
@@ -289,32 +308,9 @@ def _work(
             output=build.redact(output[-4000:]),
             is_error=int(error),
         )
-        build.bus.emit("tool_called", build.run_id, task.id, tool=tool, error=error)
+        build.bus.emit("tool_called", build.run_id, task_id, tool=tool, error=error)
 
-    result = run_agent(brief, model, toolbox, build.config.agent, stop=build.stop, on_step=on_step)
-    build.charge(task.id, attempt_id, result.usage, result.cost_usd)
-    if isinstance(result.error, AuthFailed | SpendLimitReached):
-        build.interrupt()  # no task can succeed now: stop the build, keep it resumable
-        raise result.error
-    if result.status == "interrupted" or build.stop.is_set():
-        return AttemptEnd("interrupted", detail=result.detail or "interrupted")
-    if result.status != "finished":
-        evidence = Evidence.from_log(result.detail, step="agent", command=f"agent {result.status}")
-        return _failed(build, evidence, f"agent {result.status}: {result.detail}")
-    if oversized := _oversized(build, footprint):
-        return oversized
-    try:
-        changed = build.workspace.changed_files(worktree)
-    except WorkspaceError as exc:
-        return _staging_failed(build, exc)
-    for step, outcome in _checks(build, worktree, sandbox, changed, timeout):
-        if not outcome.ok:
-            return _failed(
-                build,
-                Evidence.from_exec(outcome, step=step),
-                f"{step} check failed (exit {outcome.exit_code}): {outcome.command}",
-            )
-    return _integrate(build, task, number, model_name, worktree, result.summary, footprint)
+    return on_step
 
 
 def _recheck(
@@ -346,7 +342,7 @@ def _recheck(
             changed = build.workspace.changed_files(worktree)
         except WorkspaceError as exc:
             return _staging_failed(build, exc)
-        for step, outcome in _checks(build, worktree, sandbox, changed, timeout):
+        for step, outcome in run_checks(build.stack, worktree.path, sandbox, changed, timeout):
             if not outcome.ok:
                 return _failed(build, Evidence.from_exec(outcome, step=step),
                                f"{step} check failed after quarantine")  # fmt: skip
@@ -382,30 +378,6 @@ def _oversized(build: Build, footprint: Footprint) -> AttemptEnd | None:
     return _failed(build, Evidence.from_log(excess, step="agent", command="worktree size"), excess)
 
 
-def _checks(
-    build: Build, worktree: Worktree, sandbox: Sandbox, changed: list[str], timeout: float
-) -> list[tuple[Step, ExecResult]]:
-    """The stack's checks on what the task changed; stops at the first failure."""
-    stack = build.stack
-    sources = [p for p in changed if stack.is_source(p) and (worktree.path / p).is_file()]
-    tests = [p for p in sources if stack.is_test(p)]
-    done: list[tuple[Step, ExecResult]] = []
-    for check in stack.checks:
-        if check.when == "files" and not sources:
-            continue
-        if "{tests}" in check.command and not tests:
-            command = stack.test_command
-        else:
-            command = check.command.format(
-                files=" ".join(map(shlex.quote, sources)), tests=" ".join(map(shlex.quote, tests))
-            )
-        outcome = sandbox.exec(command, timeout_s=timeout)
-        done.append((check.step, outcome))
-        if not outcome.ok:
-            break
-    return done
-
-
 def _integrate(
     build: Build,
     task: Task,
@@ -421,12 +393,7 @@ def _integrate(
     earlier attempt whose branch this worktree continues."""
     if oversized := _oversized(build, footprint):  # the checks ran code too
         return oversized
-    trailers = {
-        "Karma-Run": build.run_id,
-        "Karma-Task": task.id,
-        "Karma-Attempt": str(number),
-        "Karma-Model": model_name,
-    }
+    trailers = attempt_trailers(build.run_id, task.id, number, model_name)
     message = build.redact(commit_message(task.title, summary))
     try:
         commit = build.workspace.commit(worktree, message, trailers) or (
@@ -434,10 +401,27 @@ def _integrate(
         )
     except WorkspaceError as exc:
         return _staging_failed(build, exc)
+    return _merge(build, task, number, model_name, commit, summary)
+
+
+def attempt_trailers(run_id: str, task_id: str, number: int, model_name: str) -> dict[str, str]:
+    """The provenance trailers of an attempt's commit."""
+    return {
+        "Karma-Run": run_id,
+        "Karma-Task": task_id,
+        "Karma-Attempt": str(number),
+        "Karma-Model": model_name,
+    }
+
+
+def _merge(build: Build, task: Task, number: int, model_name: str, commit: str | None,
+           summary: str) -> AttemptEnd:  # fmt: skip
+    """Merge the attempt's commit into the build branch (one commit per task)."""
     if commit is None:
         return AttemptEnd("succeeded", detail="nothing to change")
     failpoint("after_commit")
-    body = with_trailers(message, trailers)
+    message = build.redact(commit_message(task.title, summary))
+    body = with_trailers(message, attempt_trailers(build.run_id, task.id, number, model_name))
     with build.merge_lock:
         try:
             merged = build.workspace.integrate(build.branch, commit, body, tip=build.tip())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -58,11 +59,12 @@ class BundleHeader:
 
 def pack(git: HostGit, head: str, dest: Path, *, since: Sequence[str] = ()) -> Path:
     """Write a bundle of `head` holding only what a receiver of `since` lacks."""
-    git.run("update-ref", "--no-deref", TRANSFER_REF, head)
+    ref = f"{TRANSFER_REF}-{secrets.token_hex(6)}"  # one per call: attempts pack at once
+    git.run("update-ref", "--no-deref", ref, head)
     try:
-        git.run("bundle", "create", "-q", str(dest), TRANSFER_REF, *(f"^{s}" for s in since))
+        git.run("bundle", "create", "-q", str(dest), ref, *(f"^{s}" for s in since))
     finally:
-        git.completed("update-ref", "-d", TRANSFER_REF)
+        git.completed("update-ref", "-d", ref)
     return dest
 
 

@@ -1,10 +1,12 @@
 """Every model exchange into the run store, and replies back out of it.
 
-`RecordingModel` writes one `model_calls` row per call, in a `finally`, so a failed call
-is on the record too (its error instead of a reply). `ReplayModel` answers from such a
-record: the reply recorded at the same position (task, attempt, seq) when the request is
-the same, else the reply of an identical request elsewhere in the run; a request the
-record has never seen is a `ReplayDiverged` naming the first place it differs.
+`CallRecorder` hands one `model_calls` row per call to a writer, in a `finally`, so a
+failed call is on the record too (its error instead of a reply); `RecordingModel` writes
+them into the run store, a Dask worker sends them back with its attempt. `ReplayModel`
+answers from such a record: the reply recorded at the same position (task, attempt,
+seq) when the request is the same, else the reply of an identical request elsewhere in
+the run; a request the record has never seen is a `ReplayDiverged` naming the first
+place it differs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from karma.models import interface
@@ -32,29 +34,23 @@ class ReplayDiverged(ProviderError):
     """The request is not one the recorded run made at this point."""
 
 
-class RecordingModel:
-    """Wraps a `ModelClient`; each call becomes one `model_calls` row of (run, task, attempt)."""
+class CallRecorder:
+    """Wraps a `ModelClient`; each call becomes one `model_calls` row handed to `write`,
+    numbered from `first_seq` (a worker's attempt sends its rows to the coordinator)."""
 
     def __init__(
         self,
         inner: ModelClient,
-        store: Store,
-        run_id: str | None,
-        task_id: str | None = None,
-        attempt: int | None = None,
+        write: Callable[..., object],
+        where: tuple[str | None, str | None, int | None],
+        first_seq: int = 0,
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self._store = store
-        self._where = (run_id, task_id, attempt)
+        self._write = write
+        self._where = where
         self._lock = threading.Lock()
-        rows = store.query(
-            "SELECT MAX(seq) AS top FROM model_calls WHERE run_id IS ? AND task_id IS ?"
-            " AND attempt IS ?",
-            self._where,
-        )
-        top = rows[0]["top"] if rows else None
-        self._next = 0 if top is None else int(top) + 1
+        self._next = first_seq
 
     def complete(self, request: ModelRequest) -> ModelReply:
         with self._lock:
@@ -73,7 +69,7 @@ class RecordingModel:
         finally:
             run_id, task_id, attempt = self._where
             usage = reply.usage if reply is not None else interface.Usage()
-            self._store.add_model_call(
+            self._write(
                 run_id=run_id,
                 task_id=task_id,
                 attempt=attempt,
@@ -91,6 +87,32 @@ class RecordingModel:
                 latency_ms=(time.perf_counter() - start) * 1000,
                 error=None if error is None else f"{type(error).__name__}: {error}",
             )
+
+
+class RecordingModel(CallRecorder):
+    """Each call becomes one `model_calls` row of (run, task, attempt) in the run store."""
+
+    def __init__(
+        self,
+        inner: ModelClient,
+        store: Store,
+        run_id: str | None,
+        task_id: str | None = None,
+        attempt: int | None = None,
+    ) -> None:
+        super().__init__(inner, store.add_model_call, (run_id, task_id, attempt),
+                         next_seq(store, run_id, task_id, attempt))  # fmt: skip
+
+
+def next_seq(store: Store, run_id: str | None, task_id: str | None, attempt: int | None) -> int:
+    """The `seq` of the next model call of (run, task, attempt)."""
+    rows = store.query(
+        "SELECT MAX(seq) AS top FROM model_calls WHERE run_id IS ? AND task_id IS ?"
+        " AND attempt IS ?",
+        (run_id, task_id, attempt),
+    )
+    top = rows[0]["top"] if rows else None
+    return 0 if top is None else int(top) + 1
 
 
 class ReplayModel:

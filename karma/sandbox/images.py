@@ -183,8 +183,12 @@ def ensure_image(
     log: Callable[[str], None] | None = None,
     data: DataRoots | None = None,
     environ: Mapping[str, str] | None = None,
+    inputs: Inputs | None = None,
 ) -> str:
     """The tag of the stack image for `repo`, built first when no cached one exists.
+
+    `inputs` (read from `repo` by default) are given when the coordinator read them and a
+    worker builds on its own engine: the worker never reads a repository for them.
 
     `ImageMissing` when the base image is not on the engine, `SandboxUnavailable` when
     the engine is not reachable, `ImageBuildError` (with the log's tail) when the build
@@ -194,7 +198,7 @@ def ensure_image(
     backend = backend or DockerBackend()
     api = backend.client.api
     base = config.sandbox.base_image
-    inputs = read_inputs(stack_name, repo, data)
+    inputs = inputs or read_inputs(stack_name, repo, data)
     if not backend.has_image(base):
         raise ImageMissing(
             f"base image {base} is not on this Docker engine",

@@ -1,0 +1,1 @@
+"""Where attempts run: in this process's thread pool, or on the workers of a Dask cluster."""

@@ -1,0 +1,112 @@
+"""The coordinator's side of a remote attempt: send the job, record the report, verify.
+
+`remote_work` makes the attempt's job (its brief, routed model, treatment, limits and
+the build branch's tip, with a bundle of what the workers lack since the base commit),
+hands it to the build's `RemoteAttempts` (the Dask executor), writes the worker's record
+of the attempt into the run store, and takes the returned commit into the user's
+repository only after `karma.transfer.accept_attempt` has verified it: one commit whose
+parent is the tip that was sent, paths inside the tree, no gitlink, size limits. A
+worker lost mid-attempt is recorded as an infrastructure failure of that attempt; Dask
+has already run it again on another worker.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from karma.agent import Brief
+from karma.executor.unit import WorkEnd, WorkLimits
+from karma.executor.worker import AttemptJob, AttemptReport
+from karma.hostgit import HostGit
+from karma.models.recorded import next_seq
+from karma.sandbox.images import read_inputs
+from karma.transfer import accept_attempt, pack
+
+if TYPE_CHECKING:
+    from karma.build import Build
+    from karma.plan import Task
+    from karma.treatment import Treatment
+
+
+class RemoteAttempts(Protocol):
+    """Where a build's attempts run when not in this process (`karma.executor.dask`)."""
+
+    def run(self, job: AttemptJob, seed: bytes) -> AttemptReport: ...
+
+    def lost(self, job: AttemptJob) -> list[tuple[str, str]]:
+        """(worker, docker_host) of each worker that started `job` and was lost."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def remote_work(build: Build, task: Task, number: int, model_name: str, treatment: Treatment,
+                attempt_id: int, brief: Brief,
+                trailers: dict[str, str]) -> tuple[WorkEnd, str | None]:  # fmt: skip
+    """Run one attempt on the cluster; how its work ended and its verified commit."""
+    assert build.remote is not None
+    with build.merge_lock:
+        tip = build.tip()
+    git = build.workspace.git
+    job = AttemptJob(
+        run_id=build.run_id, task_id=task.id, number=number, title=task.title,
+        brief=brief, model=model_name,
+        config=build.config, stack=build.stack,
+        image_inputs=read_inputs(build.stack.name, build.workspace.root, build.data),
+        base=build.base_commit, tip=tip,
+        delta=None if tip == build.base_commit else _packed(git, tip, since=[build.base_commit]),
+        limits=WorkLimits(build.config.sandbox.exec_timeout_s * treatment.timeout_factor,
+                          treatment.remedy),
+        memory_factor=treatment.memory_factor,
+        trailers=tuple(trailers.items()),
+        first_seq=next_seq(build.store, build.run_id, task.id, number),
+    )  # fmt: skip
+    report = build.remote.run(job, build.seed())
+    for worker, engine in build.remote.lost(job):
+        build.bus.emit("attempt_failed", build.run_id, task.id, attempt=number, status="infra",
+                       reason=f"infrastructure failure: worker {worker} ({engine}) was lost "
+                       f"mid-attempt; Dask ran the attempt again on {report.worker}")  # fmt: skip
+    _record(build, task.id, number, attempt_id, report)
+    if report.commit is None or report.bundle is None:
+        return report.work, None
+    with tempfile.TemporaryDirectory(prefix="karma-back-") as scratch:
+        path = Path(scratch) / "attempt.bundle"
+        path.write_bytes(report.bundle)
+        commit = accept_attempt(git, path, parent=tip)
+    return report.work, commit
+
+
+def _record(build: Build, task_id: str, number: int, attempt_id: int,
+            report: AttemptReport) -> None:  # fmt: skip
+    """The worker's record of the attempt into the run store (redacted once more here)."""
+    for call in report.calls:
+        build.store.add_model_call(**call)
+    for step in report.steps:
+        build.store.add_step(
+            run_id=build.run_id,
+            task_id=task_id,
+            attempt=number,
+            step=step.step,
+            tool=step.tool,
+            arguments_json=build.redacted_json(step.arguments),
+            output=build.redact(step.output),
+            is_error=int(step.is_error),
+        )
+    placed = {"worker": report.worker, "docker_host": report.docker_host}
+    build.store.update_attempt(attempt_id, container_id=report.container_id, **placed)
+    build.store.upsert_task(build.run_id, task_id, image=report.image,
+                            container_id=report.container_id, **placed)  # fmt: skip
+    build.bus.emit("log", build.run_id, task_id, message=build.redact(
+        f"attempt {number} ran on worker {report.worker} ({report.docker_host})"))  # fmt: skip
+
+
+def seed_bundle(git: HostGit, base: str) -> bytes:
+    """The base commit as a bundle, scattered once to every worker."""
+    return _packed(git, base, since=[])
+
+
+def _packed(git: HostGit, head: str, *, since: list[str]) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="karma-out-") as scratch:
+        return pack(git, head, Path(scratch) / "out.bundle", since=since).read_bytes()

@@ -1,0 +1,154 @@
+"""One attempt's work, wherever it runs: install, remedy, agent, checks — in one sandbox.
+
+`do_work` is the unit that the local executor runs in a worktree of the user's repository
+and a Dask worker runs in a worktree of its own cache: it takes only what it is handed
+(the brief, a model, a sandbox on the worktree, the stack, the limits, how to stage the
+change) and returns how the work ended (`WorkEnd`). It never classifies a failure, never
+commits and never merges: those stay with the coordinator, which holds the learned
+pattern table and the build branch.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from karma.agent import Brief, run_agent
+from karma.config import KarmaConfig
+from karma.errors import WorkspaceError
+from karma.footprint import Footprint
+from karma.heal import Evidence, Remedy
+from karma.heal.evidence import Step
+from karma.heal.remediation import regenerate_lockfile, reinstall_dependencies
+from karma.models.interface import AuthFailed, ModelClient, ProviderError, SpendLimitReached, Usage
+from karma.recipes import Stack
+from karma.sandbox.interface import ExecResult, Sandbox
+from karma.sandbox.project import install_project
+from karma.tools import Toolbox
+
+WorkStatus = Literal["finished", "failed", "remedy_failed", "interrupted"]
+OnStep = Callable[[int, str, dict[str, object], str, bool], None]
+
+
+@dataclass(frozen=True)
+class WorkEnd:
+    """How an attempt's work ended, before the coordinator judges and integrates it."""
+
+    status: WorkStatus
+    detail: str = ""
+    summary: str = ""
+    """The model's own summary of a finished change."""
+    evidence: Evidence | None = None
+    """What failed (status `failed` or `remedy_failed`)."""
+    changed: tuple[str, ...] = ()
+    """The paths the change touches, as staged (status `finished`)."""
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    error: ProviderError | None = None
+    """A provider error that stops the whole build (a bad key, a spend limit)."""
+    ran_agent: bool = False
+    """The model was asked (its usage is to be charged), even if for nothing."""
+
+
+@dataclass(frozen=True)
+class WorkLimits:
+    """What the treatment makes of the configured limits for this attempt."""
+
+    timeout_s: float
+    remedy: Remedy | None = None
+
+
+def do_work(
+    brief: Brief,
+    model: ModelClient,
+    sandbox: Sandbox,
+    worktree: Path,
+    *,
+    stage: Callable[[], list[str]],
+    stack: Stack,
+    config: KarmaConfig,
+    limits: WorkLimits,
+    footprint: Footprint,
+    stop: threading.Event,
+    on_step: OnStep,
+) -> WorkEnd:
+    """Install the project, apply the remedy, run the agent, stage and check its change."""
+    timeout = limits.timeout_s
+    workdir = config.sandbox.workdir
+    installed = install_project(sandbox, workdir=workdir, timeout_s=timeout)
+    if installed.result is not None and not installed.ok:
+        evidence = Evidence.from_exec(installed.result, step="install")
+        return WorkEnd("failed", installed.detail, evidence=evidence)
+    remedy = limits.remedy
+    if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
+        if remedy.regenerate_lockfile:
+            fix = regenerate_lockfile(sandbox, timeout_s=timeout)
+        else:
+            fix = reinstall_dependencies(sandbox, workdir=workdir, timeout_s=timeout)
+        if fix.result is not None and not fix.ok:
+            evidence = Evidence.from_exec(fix.result, step="install")
+            return WorkEnd("remedy_failed", f"{fix.action} failed: {fix.detail}", evidence=evidence)
+    toolbox = Toolbox(
+        worktree,
+        lambda cmd, left: sandbox.exec(cmd, timeout_s=min(timeout, left)),
+        config.agent.output_chars,
+        footprint=footprint,
+    )
+    result = run_agent(brief, model, toolbox, config.agent, stop=stop, on_step=on_step)
+    spent = WorkEnd("finished", usage=result.usage, cost_usd=result.cost_usd, ran_agent=True)
+    if isinstance(result.error, AuthFailed | SpendLimitReached):  # no task can succeed now
+        return replace(spent, status="interrupted", detail=result.detail, error=result.error)
+    if result.status == "interrupted" or stop.is_set():
+        return replace(spent, status="interrupted", detail=result.detail or "interrupted")
+    if result.status != "finished":
+        evidence = Evidence.from_log(result.detail, step="agent", command=f"agent {result.status}")
+        return replace(spent, status="failed", detail=f"agent {result.status}: {result.detail}",
+                       evidence=evidence)  # fmt: skip
+    if excess := footprint.excess():
+        evidence = Evidence.from_log(excess, step="agent", command="worktree size")
+        return replace(spent, status="failed", detail=excess, evidence=evidence)
+    try:
+        changed = stage()
+    except WorkspaceError as exc:
+        detail, evidence = staging_failure(exc)
+        return replace(spent, status="failed", detail=detail, evidence=evidence)
+    for step, outcome in run_checks(stack, worktree, sandbox, changed, timeout):
+        if not outcome.ok:
+            detail = f"{step} check failed (exit {outcome.exit_code}): {outcome.command}"
+            evidence = Evidence.from_exec(outcome, step=step)
+            return replace(spent, status="failed", detail=detail, evidence=evidence)
+    return replace(spent, summary=result.summary, changed=tuple(changed))
+
+
+def staging_failure(exc: WorkspaceError) -> tuple[str, Evidence]:
+    """The worktree could not be staged (a nested repository, a git failure): the reason,
+    which the next attempt's model is told, and its evidence."""
+    detail = f"{exc} (tip: {exc.tip})" if exc.tip else str(exc)
+    return detail, Evidence.from_log(detail, step="build", command="git add")
+
+
+def run_checks(
+    stack: Stack, worktree: Path, sandbox: Sandbox, changed: list[str], timeout: float
+) -> list[tuple[Step, ExecResult]]:
+    """The stack's checks on what the task changed; stops at the first failure."""
+    sources = [p for p in changed if stack.is_source(p) and (worktree / p).is_file()]
+    tests = [p for p in sources if stack.is_test(p)]
+    done: list[tuple[Step, ExecResult]] = []
+    for check in stack.checks:
+        if check.when == "files" and not sources:
+            continue
+        if "{tests}" in check.command and not tests:
+            command = stack.test_command
+        else:
+            command = check.command.format(
+                files=" ".join(map(shlex.quote, sources)), tests=" ".join(map(shlex.quote, tests))
+            )
+        outcome = sandbox.exec(command, timeout_s=timeout)
+        done.append((check.step, outcome))
+        if not outcome.ok:
+            break
+    return done

@@ -1,0 +1,219 @@
+"""The worker's side of a remote attempt: a job in, a verified-on-return commit out.
+
+A Dask worker runs `run_attempt(job, seed)`. It keeps one git repository per build in its
+cache (`KARMA_WORKER_CACHE`, default `~/.cache/karma/worker/<worker>/<run>`), seeded once
+with the build's base commit (a bundle scattered to every worker) and brought to the
+build branch's tip with the small bundle each job carries. The attempt runs in a
+worktree of that repository, in a sandbox of the worker's own Docker engine (the
+`DOCKER_HOST` of its environment), on a model made from the worker's own environment
+(its keys never travel). The stack image is built on the worker's engine when missing,
+from the recipe and dependency files the coordinator read from the base commit.
+
+What comes back: how the work ended (`WorkEnd`), the commit as a bundle of exactly one
+commit on the tip it was sent, and the attempt's record (steps and model calls,
+redacted here). The coordinator verifies the bundle before integrating anything.
+Failures of the engine or the image are raised as KARMA's own errors; Dask carries them
+back and the coordinator treats them as it treats them locally.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from karma.agent import Brief
+from karma.config import KarmaConfig
+from karma.executor.cluster import docker_host
+from karma.executor.unit import WorkEnd, WorkLimits, do_work
+from karma.footprint import Footprint
+from karma.gates.secrets import redact
+from karma.hostgit import HostGit
+from karma.models import get_model
+from karma.models.recorded import CallRecorder
+from karma.recipes import Stack
+from karma.sandbox import spec_from_config
+from karma.sandbox.images import Inputs, ensure_image
+from karma.trailers import commit_message
+from karma.transfer import pack, receive
+from karma.workspace import Workspace
+
+CACHE_ENV = "KARMA_WORKER_CACHE"
+_repos = threading.Lock()  # one build's repository is seeded and fetched into at a time
+_images = threading.Lock()  # one stack image is built at a time on this worker
+
+
+@dataclass(frozen=True)
+class AttemptJob:
+    """Everything one attempt needs, and nothing of the coordinator's environment."""
+
+    run_id: str
+    task_id: str
+    number: int
+    title: str
+    brief: Brief
+    model: str
+    config: KarmaConfig
+    """The build's trusted configuration (keys are never in it)."""
+    stack: Stack
+    image_inputs: Inputs
+    base: str
+    """The build's base commit, which the scattered seed bundle holds."""
+    tip: str
+    """The build branch's head the attempt starts from."""
+    delta: bytes | None
+    """A bundle of `tip` since `base` (None when the branch has not moved)."""
+    limits: WorkLimits
+    memory_factor: float
+    trailers: tuple[tuple[str, str], ...]
+    first_seq: int
+    """The `seq` of the attempt's first model call in the run record."""
+
+    @property
+    def key(self) -> str:
+        return f"karma-attempt-{self.run_id}-{self.task_id}-{self.number}"
+
+
+@dataclass(frozen=True)
+class StepRow:
+    step: int
+    tool: str
+    arguments: dict[str, object]
+    output: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """What a worker sends back; all of it already redacted by the worker."""
+
+    work: WorkEnd
+    commit: str | None
+    bundle: bytes | None
+    steps: tuple[StepRow, ...]
+    calls: tuple[dict[str, Any], ...]
+    worker: str
+    docker_host: str
+    image: str
+    container_id: str
+
+
+def topic(run_id: str) -> str:
+    """The Dask event topic where a build's workers say what they do as they do it."""
+    return f"karma-{run_id}"
+
+
+def run_attempt(job: AttemptJob, seed: bytes) -> AttemptReport:
+    """Runs on a Dask worker: the attempt of `job`, from the tip it names."""
+    worker = _worker_name()
+    engine = docker_host(os.environ)
+    started = {"kind": "attempt_started", "key": job.key, "task_id": job.task_id,
+               "attempt": job.number, "worker": worker, "docker_host": engine}  # fmt: skip
+    _publish(job.run_id, started)
+    from karma.sandbox.docker import DockerBackend
+
+    workspace = _repository(job, seed, worker)
+    workspace.ignore_generated(job.stack.generated)
+    name = f"{job.task_id}-{job.number}"
+    worktree = workspace.add_worktree(name, f"karma-work/{job.run_id}/{name}", job.tip)
+    steps: list[StepRow] = []
+    calls: list[dict[str, Any]] = []
+    backend = DockerBackend()
+    try:
+        image = _image(backend, job)
+        spec = spec_from_config(job.config, image=image, workspace=worktree.path,
+                                run_id=job.run_id, task_id=job.task_id)  # fmt: skip
+        if job.memory_factor != 1.0:
+            spec = replace(spec, memory_mb=int(spec.memory_mb * job.memory_factor))
+        sandbox = backend.start(spec)
+        try:
+            model = CallRecorder(get_model(job.model, job.config), lambda **row: calls.append(row),
+                                 (job.run_id, job.task_id, job.number), job.first_seq)  # fmt: skip
+
+            def on_step(step: int, tool: str, args: dict[str, object], output: str,
+                        error: bool) -> None:  # fmt: skip
+                steps.append(StepRow(step, tool, args, redact(output[-4000:]), error))
+                _publish(job.run_id, {"kind": "tool_called", "task_id": job.task_id,
+                                      "tool": tool, "error": error})  # fmt: skip
+
+            work = do_work(
+                job.brief, model, sandbox, worktree.path,
+                stage=lambda: workspace.changed_files(worktree), stack=job.stack,
+                config=job.config, limits=job.limits,
+                footprint=Footprint(worktree.path, job.config.agent.max_worktree_mb),
+                stop=threading.Event(), on_step=on_step,
+            )  # fmt: skip
+        finally:
+            sandbox.close()
+        commit, bundle = _commit(job, workspace, worktree, work) if work.status == "finished" \
+            else (None, None)  # fmt: skip
+    finally:
+        workspace.remove_worktree(worktree.path)
+    return AttemptReport(work, commit, bundle, tuple(steps),
+                         tuple(_redacted(call) for call in calls), worker, engine, image,
+                         sandbox.id)  # fmt: skip
+
+
+def _commit(job: AttemptJob, workspace: Workspace, worktree: Any,
+            work: WorkEnd) -> tuple[str | None, bytes | None]:  # fmt: skip
+    """The staged change as one commit on the tip, packed for the trip back."""
+    message = redact(commit_message(job.title, work.summary))
+    commit = workspace.commit(worktree, message, dict(job.trailers))
+    if commit is None:
+        return None, None
+    with tempfile.TemporaryDirectory(prefix="karma-out-") as scratch:
+        path = pack(workspace.git, commit, Path(scratch) / "attempt.bundle", since=[job.tip])
+        return commit, path.read_bytes()
+
+
+def _repository(job: AttemptJob, seed: bytes, worker: str) -> Workspace:
+    """This worker's repository of the build, holding the job's tip."""
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "karma" / "worker")
+    repo = root / worker / job.run_id / "repo"
+    with _repos:
+        if not (repo / ".git").is_dir():
+            repo.mkdir(parents=True, exist_ok=True)
+            HostGit(repo / ".git", repo).run("init", "-q")
+        git = HostGit(repo / ".git")
+        for needed, bundle in ((job.base, seed), (job.tip, job.delta)):
+            if bundle is not None and not git.ok("cat-file", "-e", f"{needed}^{{commit}}"):
+                with tempfile.TemporaryDirectory(prefix="karma-in-") as scratch:
+                    path = Path(scratch) / "in.bundle"
+                    path.write_bytes(bundle)
+                    receive(git, path)
+        return Workspace(repo)
+
+
+def _image(backend: Any, job: AttemptJob) -> str:
+    """The stack image on this worker's engine, built here from the job's inputs if missing."""
+    with _images:
+        return ensure_image(job.stack.name, Path("/nonexistent"), job.config, backend=backend,
+                            inputs=job.image_inputs)  # fmt: skip
+
+
+def _redacted(call: dict[str, Any]) -> dict[str, Any]:
+    return {k: redact(v) if isinstance(v, str) else v for k, v in call.items()}
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        name = str(get_worker().name)
+    except (ImportError, ValueError):
+        name = f"pid-{os.getpid()}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def _publish(run_id: str, message: dict[str, Any]) -> None:
+    """Tell the coordinator now (Dask's structured events); outside a worker, nobody."""
+    try:
+        from distributed import get_worker
+
+        get_worker().log_event(topic(run_id), message)
+    except (ImportError, ValueError):
+        return
