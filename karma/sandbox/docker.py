@@ -255,7 +255,11 @@ class _Lent:
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
     """lchown `root` and everything under it that is not uid:gid already."""
     folders = [root]
-    if root.lstat().st_uid != uid or root.lstat().st_gid != gid:
+    try:
+        top = root.lstat()
+    except FileNotFoundError:  # the worktree is gone already (removed at interrupt)
+        return
+    if (top.st_uid, top.st_gid) != (uid, gid):
         os.lchown(root, uid, gid)
     while folders:
         try:
