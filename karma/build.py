@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from karma.config import KarmaConfig
 from karma.errors import WorkspaceError
 from karma.events import EventBus, iso, utcnow
-from karma.executor.remote import seed_bundle
 from karma.forecast import BudgetTracker
 from karma.gates.secrets import redact
 from karma.heal import Healer
@@ -69,7 +68,6 @@ class Build:
     _sandboxes: dict[str, Sandbox] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tip: str | None = None
-    _seed: bytes | None = None
 
     @property
     def plan(self) -> Plan:
@@ -91,13 +89,6 @@ class Build:
 
     def moved(self, commit: str) -> None:
         self._tip = commit
-
-    def seed(self) -> bytes:
-        """The base commit as a bundle for the workers, packed once per build."""
-        with self._lock:
-            if self._seed is None:
-                self._seed = seed_bundle(self.workspace.git, self.base_commit)
-            return self._seed
 
     def work_branch(self, name: str) -> str:
         return f"karma-work/{self.run_id}/{name}"

@@ -2,8 +2,9 @@
 
 The coordinator (`karma build`) keeps the plan, the run store, the integration and the
 gates; each attempt is one Dask task running `karma.executor.worker.run_attempt`. The
-base commit goes to every worker once (`scatter(broadcast=True)`); each job carries only
-the build branch's commits since then. Workers say what they do on the build's event
+build's share (config, stack, image inputs, the base commit as a bundle) goes to every
+worker once (`scatter(broadcast=True)`); each job carries only the build branch's
+commits since then. Workers say what they do on the build's event
 topic as they do it (`log_event` / `subscribe_topic`): a tool call reaches the live view
 while the attempt runs, and an attempt that starts twice tells of a worker lost under it
 (Dask runs a task again on another worker when its worker dies).
@@ -22,7 +23,7 @@ from typing import Any
 
 from karma.errors import KarmaError
 from karma.executor.cluster import ClusterUnavailable, connect_client
-from karma.executor.worker import AttemptJob, AttemptReport, run_attempt, topic
+from karma.executor.worker import AttemptJob, AttemptReport, BuildShare, run_attempt, topic
 from karma.sandbox.interface import SandboxUnavailable
 
 
@@ -41,7 +42,7 @@ class DaskAttempts:
         self._on_event = on_event
         self._starts: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._lock = threading.Lock()
-        self._seed: Any = None
+        self._share: Any = None  # the scattered `BuildShare`, on every worker
         self.client.subscribe_topic(topic(run_id), self._heard)  # type: ignore[no-untyped-call]
 
     def _heard(self, event: tuple[float, dict[str, Any]]) -> None:
@@ -53,15 +54,15 @@ class DaskAttempts:
                 )
         self._on_event(message)
 
-    def run(self, job: AttemptJob, seed: bytes) -> AttemptReport:
+    def run(self, job: AttemptJob, share: Callable[[], BuildShare]) -> AttemptReport:
         """Run `job` on some worker and wait for its report."""
         from distributed import CancelledError
         from distributed.scheduler import KilledWorker
 
         with self._lock:
-            if self._seed is None:
-                self._seed = self.client.scatter(seed, broadcast=True, hash=False)  # type: ignore[no-untyped-call]
-        future = self.client.submit(run_attempt, job, self._seed, key=job.key, pure=False)
+            if self._share is None:
+                self._share = self.client.scatter(share(), broadcast=True, hash=False)  # type: ignore[no-untyped-call]
+        future = self.client.submit(run_attempt, job, self._share, key=job.key, pure=False)
         try:
             report: AttemptReport = future.result()
             return report

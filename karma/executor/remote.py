@@ -13,12 +13,14 @@ has already run it again on another worker.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from karma.agent import Brief
 from karma.executor.unit import WorkEnd, WorkLimits
-from karma.executor.worker import AttemptJob, AttemptReport
+from karma.executor.worker import AttemptJob, AttemptReport, BuildShare
 from karma.hostgit import HostGit
 from karma.models.recorded import next_seq
 from karma.sandbox.images import read_inputs
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
 class RemoteAttempts(Protocol):
     """Where a build's attempts run when not in this process (`karma.executor.dask`)."""
 
-    def run(self, job: AttemptJob, seed: bytes) -> AttemptReport: ...
+    def run(self, job: AttemptJob, share: Callable[[], BuildShare]) -> AttemptReport:
+        """Run `job` on some worker; `share` is called once per build, on first use."""
+        ...
 
     def lost(self, job: AttemptJob) -> list[tuple[str, str]]:
         """(worker, docker_host) of each worker that started `job` and was lost."""
@@ -53,9 +57,7 @@ def remote_work(build: Build, task: Task, number: int, model_name: str, treatmen
     job = AttemptJob(
         run_id=build.run_id, task_id=task.id, number=number, title=task.title,
         brief=brief, model=model_name,
-        config=build.config, stack=build.stack,
-        image_inputs=read_inputs(build.stack.name, build.workspace.root, build.data),
-        base=build.base_commit, tip=tip,
+        tip=tip,
         delta=None if tip == build.base_commit else _packed(git, tip, since=[build.base_commit]),
         limits=WorkLimits(build.config.sandbox.exec_timeout_s * treatment.timeout_factor,
                           treatment.remedy),
@@ -63,7 +65,7 @@ def remote_work(build: Build, task: Task, number: int, model_name: str, treatmen
         trailers=tuple(trailers.items()),
         first_seq=next_seq(build.store, build.run_id, task.id, number),
     )  # fmt: skip
-    report = build.remote.run(job, build.seed())
+    report = build.remote.run(job, partial(build_share, build))
     for worker, engine in build.remote.lost(job):
         build.bus.emit("attempt_failed", build.run_id, task.id, attempt=number, status="infra",
                        reason=f"infrastructure failure: worker {worker} ({engine}) was lost "
@@ -102,9 +104,16 @@ def _record(build: Build, task_id: str, number: int, attempt_id: int,
         f"attempt {number} ran on worker {report.worker} ({report.docker_host})"))  # fmt: skip
 
 
-def seed_bundle(git: HostGit, base: str) -> bytes:
-    """The base commit as a bundle, scattered once to every worker."""
-    return _packed(git, base, since=[])
+def build_share(build: Build) -> BuildShare:
+    """What every worker gets once: the trusted config, the stack and its image inputs
+    (read from the user's checkout), and the base commit as a bundle."""
+    return BuildShare(
+        config=build.config,
+        stack=build.stack,
+        image_inputs=read_inputs(build.stack.name, build.workspace.root, build.data),
+        base=build.base_commit,
+        seed=_packed(build.workspace.git, build.base_commit, since=[]),
+    )
 
 
 def _packed(git: HostGit, head: str, *, since: list[str]) -> bytes:

@@ -37,7 +37,7 @@ from karma.models import get_model
 from karma.models.recorded import CallRecorder
 from karma.recipes import Stack
 from karma.sandbox import spec_from_config
-from karma.sandbox.images import Inputs, ensure_image
+from karma.sandbox.images import Inputs, image_for
 from karma.trailers import commit_message
 from karma.transfer import pack, receive
 from karma.workspace import Workspace
@@ -48,8 +48,24 @@ _images = threading.Lock()  # one stack image is built at a time on this worker
 
 
 @dataclass(frozen=True)
+class BuildShare:
+    """What every attempt of a build shares: sent to each worker once, not with each job."""
+
+    config: KarmaConfig
+    """The build's trusted configuration (keys are never in it)."""
+    stack: Stack
+    image_inputs: Inputs
+    """The recipe and dependency files the coordinator read for the stack image."""
+    base: str
+    """The build's base commit."""
+    seed: bytes
+    """A bundle of `base`."""
+
+
+@dataclass(frozen=True)
 class AttemptJob:
-    """Everything one attempt needs, and nothing of the coordinator's environment."""
+    """Everything one attempt needs beyond its build's share, and nothing of the
+    coordinator's environment."""
 
     run_id: str
     task_id: str
@@ -57,12 +73,6 @@ class AttemptJob:
     title: str
     brief: Brief
     model: str
-    config: KarmaConfig
-    """The build's trusted configuration (keys are never in it)."""
-    stack: Stack
-    image_inputs: Inputs
-    base: str
-    """The build's base commit, which the scattered seed bundle holds."""
     tip: str
     """The build branch's head the attempt starts from."""
     delta: bytes | None
@@ -107,7 +117,7 @@ def topic(run_id: str) -> str:
     return f"karma-{run_id}"
 
 
-def run_attempt(job: AttemptJob, seed: bytes) -> AttemptReport:
+def run_attempt(job: AttemptJob, share: BuildShare) -> AttemptReport:
     """Runs on a Dask worker: the attempt of `job`, from the tip it names."""
     worker = _worker_name()
     engine = docker_host(os.environ)
@@ -116,23 +126,24 @@ def run_attempt(job: AttemptJob, seed: bytes) -> AttemptReport:
     _publish(job.run_id, started)
     from karma.sandbox.docker import DockerBackend
 
-    workspace = _repository(job, seed, worker)
-    workspace.ignore_generated(job.stack.generated)
+    workspace = _repository(job, share, worker)
+    workspace.ignore_generated(share.stack.generated)
     name = f"{job.task_id}-{job.number}"
     worktree = workspace.add_worktree(name, f"karma-work/{job.run_id}/{name}", job.tip)
     steps: list[StepRow] = []
     calls: list[dict[str, Any]] = []
     backend = DockerBackend()
     try:
-        image = _image(backend, job)
-        spec = spec_from_config(job.config, image=image, workspace=worktree.path,
+        image = _image(backend, share)
+        spec = spec_from_config(share.config, image=image, workspace=worktree.path,
                                 run_id=job.run_id, task_id=job.task_id)  # fmt: skip
         if job.memory_factor != 1.0:
             spec = replace(spec, memory_mb=int(spec.memory_mb * job.memory_factor))
         sandbox = backend.start(spec)
         try:
-            model = CallRecorder(get_model(job.model, job.config), lambda **row: calls.append(row),
-                                 (job.run_id, job.task_id, job.number), job.first_seq)  # fmt: skip
+            where = (job.run_id, job.task_id, job.number)
+            model = CallRecorder(get_model(job.model, share.config),
+                                 lambda **row: calls.append(row), where, job.first_seq)  # fmt: skip
 
             def on_step(step: int, tool: str, args: dict[str, object], output: str,
                         error: bool) -> None:  # fmt: skip
@@ -142,9 +153,9 @@ def run_attempt(job: AttemptJob, seed: bytes) -> AttemptReport:
 
             work = do_work(
                 job.brief, model, sandbox, worktree.path,
-                stage=lambda: workspace.changed_files(worktree), stack=job.stack,
-                config=job.config, limits=job.limits,
-                footprint=Footprint(worktree.path, job.config.agent.max_worktree_mb),
+                stage=lambda: workspace.changed_files(worktree), stack=share.stack,
+                config=share.config, limits=job.limits,
+                footprint=Footprint(worktree.path, share.config.agent.max_worktree_mb),
                 stop=threading.Event(), on_step=on_step,
             )  # fmt: skip
         finally:
@@ -170,7 +181,7 @@ def _commit(job: AttemptJob, workspace: Workspace, worktree: Any,
         return commit, path.read_bytes()
 
 
-def _repository(job: AttemptJob, seed: bytes, worker: str) -> Workspace:
+def _repository(job: AttemptJob, share: BuildShare, worker: str) -> Workspace:
     """This worker's repository of the build, holding the job's tip."""
     root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "karma" / "worker")
     repo = root / worker / job.run_id / "repo"
@@ -179,7 +190,7 @@ def _repository(job: AttemptJob, seed: bytes, worker: str) -> Workspace:
             repo.mkdir(parents=True, exist_ok=True)
             HostGit(repo / ".git", repo).run("init", "-q")
         git = HostGit(repo / ".git")
-        for needed, bundle in ((job.base, seed), (job.tip, job.delta)):
+        for needed, bundle in ((share.base, share.seed), (job.tip, job.delta)):
             if bundle is not None and not git.ok("cat-file", "-e", f"{needed}^{{commit}}"):
                 with tempfile.TemporaryDirectory(prefix="karma-in-") as scratch:
                     path = Path(scratch) / "in.bundle"
@@ -188,11 +199,10 @@ def _repository(job: AttemptJob, seed: bytes, worker: str) -> Workspace:
         return Workspace(repo)
 
 
-def _image(backend: Any, job: AttemptJob) -> str:
-    """The stack image on this worker's engine, built here from the job's inputs if missing."""
+def _image(backend: Any, share: BuildShare) -> str:
+    """The stack image on this worker's engine, built here from the build's inputs if missing."""
     with _images:
-        return ensure_image(job.stack.name, Path("/nonexistent"), job.config, backend=backend,
-                            inputs=job.image_inputs)  # fmt: skip
+        return image_for(share.stack.name, share.image_inputs, share.config, backend=backend)
 
 
 def _redacted(call: dict[str, Any]) -> dict[str, Any]:

@@ -183,22 +183,32 @@ def ensure_image(
     log: Callable[[str], None] | None = None,
     data: DataRoots | None = None,
     environ: Mapping[str, str] | None = None,
-    inputs: Inputs | None = None,
 ) -> str:
     """The tag of the stack image for `repo`, built first when no cached one exists.
-
-    `inputs` (read from `repo` by default) are given when the coordinator read them and a
-    worker builds on its own engine: the worker never reads a repository for them.
 
     `ImageMissing` when the base image is not on the engine, `SandboxUnavailable` when
     the engine is not reachable, `ImageBuildError` (with the log's tail) when the build
     fails or an input is refused. `environ` is where the user's pip index settings come
     from (default: this process's environment).
     """
+    inputs = read_inputs(stack_name, repo, data)
+    return image_for(stack_name, inputs, config, backend=backend, log=log, environ=environ)
+
+
+def image_for(
+    stack_name: str,
+    inputs: Inputs,
+    config: KarmaConfig,
+    *,
+    backend: DockerBackend | None = None,
+    log: Callable[[str], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The tag of the stack image built from `inputs`, built first when none is cached
+    (a worker builds on its own engine from the inputs the coordinator read)."""
     backend = backend or DockerBackend()
     api = backend.client.api
     base = config.sandbox.base_image
-    inputs = inputs or read_inputs(stack_name, repo, data)
     if not backend.has_image(base):
         raise ImageMissing(
             f"base image {base} is not on this Docker engine",
