@@ -22,12 +22,20 @@ from __future__ import annotations
 import copy
 import fnmatch
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from karma.errors import ConfigError
 from karma.tomlfile import parse_toml, read_toml
@@ -273,6 +281,32 @@ class HealConfig(_Section):
         return value
 
 
+class ExecutorConfig(_Section):
+    """Where a build's attempts run (`karma.executor`): here, or on a Dask cluster."""
+
+    kind: Literal["local", "dask"] = "local"
+    """`local`: threads of `karma build`; `dask`: tasks of the scheduler at `address`,
+    each worker with its own Docker engine and model keys (`--executor`). Trusted layers
+    only: a repository must not send its attempts to a cluster of its choosing."""
+    address: str | None = None
+    """The Dask scheduler, `tcp://HOST:PORT` or `tls://HOST:PORT` (`--executor
+    dask://HOST:PORT`). Trusted layers only."""
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("address")
+    @classmethod
+    def _scheduler(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(tcp|tls)://[^\s/:]+(:\d{1,5})?", value):
+            raise ValueError(f"not a scheduler address (tcp://HOST:PORT): {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _addressed(self) -> ExecutorConfig:
+        if self.kind == "dask" and self.address is None:
+            raise ValueError('executor.kind = "dask" needs executor.address (tcp://HOST:PORT)')
+        return self
+
+
 class KarmaConfig(_Section):
     trust_repo_config: bool = False
     """Take the `TRUSTED_ONLY` keys from the repository's own layers too
@@ -290,6 +324,7 @@ class KarmaConfig(_Section):
     heal: HealConfig = HealConfig()
     notify: NotifyConfig = NotifyConfig()
     approval: ApprovalConfig = ApprovalConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
     def db_path(self, repo: Path) -> Path:
         return self.store.db if self.store.db is not None else repo / ".karma" / "karma.db"
@@ -326,6 +361,8 @@ TRUSTED_ONLY: tuple[str, ...] = (
     "heal.*.approval",
     "heal.critical",
     "notify.webhook_url",
+    "executor.kind",
+    "executor.address",
 )
 LOWER_ONLY: frozenset[str] = frozenset(
     {"sandbox.memory_mb", "sandbox.cpus", "sandbox.pids_limit", "sandbox.tmpfs_mb"}

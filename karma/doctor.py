@@ -2,8 +2,10 @@
 
 Checks the configuration, the Docker engine and the base image, git, semgrep and
 pip-audit, and for every provider the configured models use, a key or a base URL (a
-key's value is never shown). Without `online` it makes no network call (the Docker
-socket is local); with it, one cheap request per provider's base URL. In a project of a
+key's value is never shown). With `[executor] kind = "dask"`, the scheduler and each of
+its workers: its own engine and base image, and its keys (names only). Without `online`
+it makes no network call but to a configured scheduler (the Docker socket is local);
+with it, one cheap request per provider's base URL. In a project of a
 known stack, it lists what of its dependency files the image build would drop, and why.
 """
 
@@ -78,6 +80,8 @@ def diagnose(
     checks.append(_tool("semgrep", "pip install semgrep (into KARMA's environment)"))
     checks.append(_tool("pip-audit", "pip install pip-audit (into KARMA's environment)"))
     checks += _providers(config, environ, online)
+    if config.executor.kind == "dask":
+        checks += _cluster(config)
     checks += _prices(config)
     checks += _dependencies(repo)
     return Diagnosis(tuple(checks))
@@ -107,6 +111,38 @@ def _docker(config: KarmaConfig) -> list[Check]:
         "have (`karma setup` pulls it, or builds karma/base:<suite> where no registry answers)"
     )
     return [engine, Check("base image", "fail", f"{base} is not on this engine", fix)]
+
+
+def _cluster(config: KarmaConfig) -> list[Check]:
+    """The Dask scheduler and each worker as it sees itself: its engine, the base image,
+    the model keys it holds for the providers in use (names only)."""
+    from karma.executor.cluster import connect, survey
+
+    address, base = str(config.executor.address), config.sandbox.base_image
+    try:
+        with connect(address, timeout_s=config.executor.connect_timeout_s) as client:
+            reports = survey(client, base)
+    except KarmaError as exc:
+        return [Check("cluster", "fail", str(exc), exc.tip)]
+    checks = [Check("cluster", "ok", f"scheduler {address}: {len(reports)} worker(s)")]
+    for report in reports:
+        missing = [
+            KEY_VARS[p] for p in sorted(config.providers_in_use() & set(KEY_VARS))
+            if getattr(config.providers, p).base_url is None
+            and not {KEY_VARS[p], BASE_URL_VARS[p]} & set(report.keys)
+        ]  # fmt: skip
+        name = f"worker {report.address}"
+        where = f"{report.host}, engine {report.engine or '?'} at {report.docker_host}"
+        if not report.ready:
+            checks.append(Check(name, "fail", f"{where}: {report.problem}",
+                                "run `karma setup` on that worker's machine"))  # fmt: skip
+        elif missing:
+            checks.append(Check(name, "fail", f"{where}: {', '.join(missing)} not set",
+                                "set the key in the worker's own environment"))  # fmt: skip
+        else:
+            keys = ", ".join(report.keys) or "no key needed"
+            checks.append(Check(name, "ok", f"{where}, {base} present, keys: {keys}"))
+    return checks
 
 
 def _which(name: str) -> str | None:

@@ -116,7 +116,11 @@ def build(
             if not request.strip():
                 raise UsageError("the request is empty", tip='karma build "what to build"')
             b = stages.start(env, new_run_id(), request, plan_file=plan_file, base=base)
-        outcomes = _schedule(b)
+        try:
+            outcomes = _schedule(b)
+        finally:
+            if b.remote is not None:
+                b.remote.close()
         gate_rows: list[dict[str, Any]] = []
         verdict: BuildStatus = "succeeded"
         if gates and _all_ok(outcomes):

@@ -102,10 +102,15 @@ def dag_svg(record: RunRecord) -> Safe:
 # -- the timeline ------------------------------------------------------------------------------
 
 
+def _lane(bar: Mapping[str, Any]) -> tuple[str, str]:
+    return str(bar.get("worker") or ""), str(bar["task"])
+
+
 def gantt_svg(bars: Sequence[Mapping[str, Any]]) -> Safe:
     if not bars:
         return Safe("<p>No attempt was recorded.</p>")
-    tasks = list(dict.fromkeys(str(b["task"]) for b in bars))
+    # One lane per task; on a cluster, per worker and task, grouped by worker.
+    lanes = sorted(dict.fromkeys(_lane(b) for b in bars), key=lambda lane: lane[0])
     span = max(max(float(b["end_s"]) for b in bars), 1e-3)
     left, right, row_h, top = 170, 30, 26, 28
     width = 900
@@ -119,16 +124,17 @@ def gantt_svg(bars: Sequence[Mapping[str, Any]]) -> Safe:
                 '<text x="$x" y="$t" class="tick">$label</text>',
                 x=round(x, 1),
                 a=top - 6,
-                b=top + len(tasks) * row_h,
+                b=top + len(lanes) * row_h,
                 t=top - 10,
                 label=f"{span * i / 5:.1f}s",
             )
         )
-    for row, task_id in enumerate(tasks):
+    for row, (worker, task_id) in enumerate(lanes):
         y = top + row * row_h
-        parts.append(h('<text x="8" y="$y" class="lane">$t</text>', y=y + 17, t=plain(task_id, 22)))
+        label = f"{worker} · {task_id}" if worker else task_id
+        parts.append(h('<text x="8" y="$y" class="lane">$t</text>', y=y + 17, t=plain(label, 22)))
     for bar in bars:
-        y = top + tasks.index(str(bar["task"])) * row_h + 4
+        y = top + lanes.index(_lane(bar)) * row_h + 4
         x0 = left + float(bar["start_s"]) * scale
         bw = max(3.0, (float(bar["end_s"]) - float(bar["start_s"])) * scale)
         parts.append(
@@ -138,7 +144,8 @@ def gantt_svg(bars: Sequence[Mapping[str, Any]]) -> Safe:
                 'fill="$c"/><text x="$tx" y="$ty" class="barlabel">#$n</text></g>',
                 tip=(
                     f"{bar['task']} attempt {bar['attempt']}: {bar['status']} on {bar['model']} "
-                    f"({bar['start_s']:.1f}s to {bar['end_s']:.1f}s)"
+                    + (f"on worker {bar['worker']} " if bar.get("worker") else "")
+                    + f"({bar['start_s']:.1f}s to {bar['end_s']:.1f}s)"
                 ),
                 x=round(x0, 1),
                 y=y,
@@ -149,7 +156,7 @@ def gantt_svg(bars: Sequence[Mapping[str, Any]]) -> Safe:
                 n=bar["attempt"],
             )
         )
-    height = top + len(tasks) * row_h + 10
+    height = top + len(lanes) * row_h + 10
     return h(
         '<svg xmlns="http://www.w3.org/2000/svg" width="$w" height="$h" viewBox="0 0 $w $h" '
         'role="img" aria-label="timeline of attempts">$body</svg>',

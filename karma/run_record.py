@@ -158,7 +158,8 @@ def parse_ts(value: str | None) -> datetime | None:
 
 
 def timeline(record: RunRecord) -> list[dict[str, Any]]:
-    """Bars of the Gantt: one per attempt (seconds from the run's start)."""
+    """Bars of the Gantt: one per attempt (seconds from the run's start), with the Dask
+    worker that ran it (None for an attempt run by `karma build` itself)."""
     bars: list[dict[str, Any]] = []
     starts = [parse_ts(a["started_at"]) for a in record.attempts]
     start = parse_ts(record.run["created_at"])
@@ -178,6 +179,7 @@ def timeline(record: RunRecord) -> list[dict[str, Any]]:
                 "attempt": attempt["number"],
                 "status": attempt["status"],
                 "model": attempt["model"],
+                "worker": attempt.get("worker"),
                 "start_s": round((a0 - start).total_seconds(), 3),
                 "end_s": round((end - start).total_seconds(), 3),
             }

@@ -20,6 +20,7 @@ from karma.config import KarmaConfig
 from karma.context import gather_context
 from karma.errors import KarmaError, UsageError, WorkspaceError
 from karma.events import EventBus
+from karma.executor.remote import open_executor
 from karma.forecast import BudgetTracker, check_budget, routed_plan
 from karma.heal import Healer
 from karma.home import DataRoots
@@ -133,6 +134,7 @@ def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: st
         context_text=context_text, data=data,
     )  # fmt: skip
     b.warm_up()
+    b.remote = open_executor(config.executor, run_id, env.bus)
     return b
 
 
@@ -268,6 +270,7 @@ def task_rows(b: Build) -> list[dict[str, Any]]:
                 "class": a["failure_class"],
                 "pattern": a["pattern_id"],
                 "remediation": a["remediation"],
+                "worker": a["worker"],
             }
         )
     rows = []
@@ -285,6 +288,8 @@ def task_rows(b: Build) -> list[dict[str, Any]]:
                 "started_at": t["started_at"],
                 "finished_at": t["finished_at"],
                 "sandbox": {"image": t["image"], "container_id": t["container_id"]},
+                "worker": t["worker"],
+                "docker_host": t["docker_host"],
                 "commit": t["commit_sha"],
                 "history": attempts.get(t["id"], []),
             }

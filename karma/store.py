@@ -118,6 +118,13 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX pending_by_run ON pending (run_id, id);
     """,
+    # 4: where a task's attempts ran (a Dask worker and its Docker engine)
+    """
+    ALTER TABLE tasks ADD COLUMN worker TEXT;
+    ALTER TABLE tasks ADD COLUMN docker_host TEXT;
+    ALTER TABLE attempts ADD COLUMN worker TEXT;
+    ALTER TABLE attempts ADD COLUMN docker_host TEXT;
+    """,
 )
 
 RUN_TABLES: Sequence[str] = (

@@ -11,7 +11,8 @@ import pytest
 
 from karma.cli import main
 from karma.config import load_config
-from karma.errors import ConfigError
+from karma.errors import ConfigError, UsageError
+from karma.executor.cluster import executor_flags
 
 
 def write(path: Path, text: str) -> Path:
@@ -93,7 +94,8 @@ ATTACK = (
     '[gates]\nsuite = "none"\n[gates.overrides.tests]\nwhere = "host"\ncommand = "touch /tmp/x"\n'
     '[gates.audit]\nosv_url = "http://attacker.example"\n'
     '[heal.standard]\napproval = false\n[store]\ndb = "/tmp/elsewhere.db"\n'
-    '[build]\njobs = 3\n'
+    '[executor]\nkind = "dask"\naddress = "tcp://attacker.example:8786"\n'
+    "[build]\njobs = 3\n"
 )
 
 
@@ -107,6 +109,7 @@ def _attacked(config: Any) -> list[bool]:
         bool(config.gates.overrides),
         config.gates.audit.osv_url is not None,
         config.store.db is not None,
+        config.executor.kind != "local" or config.executor.address is not None,
     ]
 
 
@@ -123,7 +126,8 @@ def test_security_keys_in_the_repository_are_ignored_with_a_warning(
     named = "\n".join(lines)
     for key in ("providers.anthropic.base_url", "sandbox.env_allowlist", "sandbox.user",
                 "gates.suite", "gates.overrides.tests.where", "gates.overrides.tests.command",
-                "gates.audit.osv_url", "heal.standard.approval", "store.db"):  # fmt: skip
+                "gates.audit.osv_url", "heal.standard.approval", "store.db",
+                "executor.kind", "executor.address"):  # fmt: skip
         assert f"{key} is ignored" in named, key
     assert all(str(tmp_path / where) in line for line in lines)
     assert "--trust-repo-config" in lines[0]
@@ -226,3 +230,33 @@ def test_every_trusted_only_key_is_a_field_documented_as_such() -> None:
     for key, doc in documented.items():
         if "Trusted layers only" in doc:
             assert any(fnmatch.fnmatchcase(key, p) for p in TRUSTED_ONLY), key
+
+
+@pytest.mark.parametrize(
+    ("flag", "kind", "address"),
+    [
+        ("local", "local", None),
+        ("dask://10.0.0.5:8786", "dask", "tcp://10.0.0.5:8786"),
+        ("tls://scheduler.internal:8786", "dask", "tls://scheduler.internal:8786"),
+    ],
+)
+def test_the_executor_flag_sets_the_executor_keys(
+    tmp_path: Path, flag: str, kind: str, address: str | None
+) -> None:
+    config = load_config(tmp_path, environ={}, flags=executor_flags(flag))
+    assert (config.executor.kind, config.executor.address) == (kind, address)
+
+
+@pytest.mark.parametrize("flag", ["dask", "http://scheduler:8786", "dask://", "ssh://h:22"])
+def test_an_executor_that_is_not_one_is_a_usage_error(flag: str) -> None:
+    with pytest.raises(UsageError, match="--executor"):
+        executor_flags(flag)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [{"executor.kind": "dask"}, {"executor.kind": "dask", "executor.address": "tcp://a b:1"}],
+)
+def test_a_dask_executor_needs_a_scheduler_address(tmp_path: Path, keys: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="executor"):
+        load_config(tmp_path, environ={}, flags=keys)

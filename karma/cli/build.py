@@ -85,13 +85,16 @@ def _run(
     plan_file: Path | None,
     resume: str | None,
     gates: bool,
+    executor: str | None = None,
 ) -> ExitCode:
     from karma.ci import finish_ci
     from karma.engine import build
+    from karma.executor.cluster import executor_flags
     from karma.notify import notify_run_end
     from karma.text.inert import inert_lines
 
-    config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost})
+    flags = executor_flags(executor) if executor else {}
+    config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost, **flags})
     with _session(config, ci=ci) as (store, bus, ci_log):
         if resume is None:
             _prune_expired(store, config)
@@ -153,6 +156,15 @@ def build_command(
     ci: Annotated[
         bool, typer.Option("--ci", help="CI mode (automatic when GITHUB_ACTIONS=true).")
     ] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help="Where attempts run: local, or dask://HOST:PORT "
+            "(executor.kind, executor.address).",
+            show_default=False,
+        ),
+    ] = None,
     trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Plan, build, heal and gate a feature request on a new branch."""
@@ -173,6 +185,7 @@ def build_command(
         plan_file=plan_file,
         resume=resume,
         gates=not no_gates,
+        executor=executor,
     )
 
 
@@ -183,6 +196,15 @@ def resume_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j")] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help="Where attempts run: local, or dask://HOST:PORT "
+            "(executor.kind, executor.address).",
+            show_default=False,
+        ),
+    ] = None,
     trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Continue a build that was interrupted or killed (without RUN_ID: this repo's one)."""
@@ -196,6 +218,7 @@ def resume_command(
         plan_file=None,
         resume=run_id or _stopped_run(),
         gates=True,
+        executor=executor,
     )
 
 

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from karma.errors import EnvironmentProblem
-from karma.models import KEY_VARS
+from karma.errors import EnvironmentProblem, UsageError
+from karma.models import BASE_URL_VARS, KEY_VARS
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -42,7 +42,7 @@ class WorkerReport:
     docker_host: str
     engine: str  # the engine's version, or "" when it does not answer
     problem: str  # why the engine or the image is not usable; "" when both are
-    keys: tuple[str, ...]  # names of the model key variables that are set
+    keys: tuple[str, ...]  # names of the model key (and base URL) variables that are set
 
     @property
     def ready(self) -> bool:
@@ -58,6 +58,18 @@ class WorkerReport:
             "problem": self.problem,
             "keys": list(self.keys),
         }
+
+
+def executor_flags(value: str) -> dict[str, str]:
+    """`--executor`: `local`, or `dask://HOST:PORT` (also `tcp://` or `tls://`), as the
+    config keys it sets."""
+    if value == "local":
+        return {"executor.kind": "local"}
+    scheme, sep, rest = value.partition("://")
+    if sep and scheme in ("dask", "tcp", "tls") and rest:
+        address = f"{'tcp' if scheme == 'dask' else scheme}://{rest}"
+        return {"executor.kind": "dask", "executor.address": address}
+    raise UsageError(f"--executor {value!r}: not `local` or `dask://HOST:PORT`")
 
 
 def docker_host(environ: Mapping[str, str]) -> str:
@@ -83,12 +95,13 @@ def survey_here(base_image: str) -> dict[str, Any]:
         problem = f"the engine has no image {base_image} (run `karma setup` on the worker)"
     except DockerException as exc:
         problem = f"no Docker engine answers at {docker_host(os.environ)}: {exc}"
+    variables = (*KEY_VARS.values(), *BASE_URL_VARS.values())
     return {
         "host": socket.gethostname(),
         "docker_host": docker_host(os.environ),
         "engine": engine,
         "problem": problem,
-        "keys": sorted(name for name in KEY_VARS.values() if os.environ.get(name)),
+        "keys": sorted(name for name in variables if os.environ.get(name)),
     }
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from karma.errors import KarmaError
-from karma.executor.cluster import ClusterUnavailable, connect_client
+from karma.executor.cluster import CONNECT_TIMEOUT_S, ClusterUnavailable, connect_client
 from karma.executor.worker import AttemptJob, AttemptReport, BuildShare, run_attempt, topic
 from karma.sandbox.interface import SandboxUnavailable
 
@@ -35,10 +35,11 @@ class DaskAttempts:
     """A build's attempts as tasks of the Dask scheduler at `address`."""
 
     def __init__(
-        self, address: str, run_id: str, on_event: Callable[[dict[str, Any]], None]
-    ) -> None:
+        self, address: str, run_id: str, on_event: Callable[[dict[str, Any]], None],
+        *, timeout_s: float = CONNECT_TIMEOUT_S,
+    ) -> None:  # fmt: skip
         self.address = address
-        self.client = connect_client(address)
+        self.client = connect_client(address, timeout_s=timeout_s)
         self._on_event = on_event
         self._starts: dict[str, list[tuple[str, str]]] = defaultdict(list)
         self._lock = threading.Lock()

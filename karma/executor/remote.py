@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from karma.agent import Brief
 from karma.executor.unit import WorkEnd, WorkLimits
@@ -28,6 +28,8 @@ from karma.transfer import accept_attempt, pack
 
 if TYPE_CHECKING:
     from karma.build import Build
+    from karma.config import ExecutorConfig
+    from karma.events import EventBus
     from karma.plan import Task
     from karma.treatment import Treatment
 
@@ -44,6 +46,36 @@ class RemoteAttempts(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def open_executor(config: ExecutorConfig, run_id: str, bus: EventBus) -> RemoteAttempts | None:
+    """Where the build's attempts run: None for here (`local`), else the connected
+    cluster, whose workers' news reaches `bus` as it happens. The caller closes it."""
+    if config.kind == "local":
+        return None
+    from karma.executor.dask import DaskAttempts
+
+    assert config.address is not None  # the config says so
+    return DaskAttempts(config.address, run_id, relay(bus, run_id),
+                        timeout_s=config.connect_timeout_s)  # fmt: skip
+
+
+def relay(bus: EventBus, run_id: str) -> Callable[[dict[str, Any]], None]:
+    """A worker's message as the event the local runner emits for the same thing; any
+    other message is not relayed (a worker speaks only of its own attempt)."""
+
+    def heard(message: dict[str, Any]) -> None:
+        task = str(message.get("task_id") or "")[:200] or None
+        kind = message.get("kind")
+        if kind == "tool_called":
+            bus.emit("tool_called", run_id, task, tool=str(message.get("tool"))[:64],
+                     error=bool(message.get("error")))  # fmt: skip
+        elif kind == "attempt_started":
+            bus.emit("log", run_id, task, message=(
+                f"attempt {message.get('attempt')} started on worker {message.get('worker')} "
+                f"({message.get('docker_host')})"))  # fmt: skip
+
+    return heard
 
 
 def remote_work(build: Build, task: Task, number: int, model_name: str, treatment: Treatment,
