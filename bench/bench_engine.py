@@ -113,7 +113,8 @@ def overhead(builds: int, jobs: int) -> None:
         print(f"target <= 50 ms median: {'PASS' if median <= 50 else 'MISS'}")
 
 
-def width_four_script(latency: float) -> dict[str, Any]:
+def width_four_script(latency: float, width: int = 4) -> dict[str, Any]:
+    """A plan of `width` independent one-file tasks, each two replies of `latency` s."""
     tasks = [
         {
             "id": f"part{i}",
@@ -124,7 +125,7 @@ def width_four_script(latency: float) -> dict[str, Any]:
             "kind": "code",
             "files": [f"inventory/part{i}.py"],
         }
-        for i in range(4)
+        for i in range(width)
     ]
     conversations: list[dict[str, Any]] = [
         {
@@ -132,7 +133,7 @@ def width_four_script(latency: float) -> dict[str, Any]:
             "replies": [{"tool_calls": [{"name": "submit_plan", "arguments": {"tasks": tasks}}]}],
         }
     ]
-    for i in range(4):
+    for i in range(width):
         conversations.append(
             {
                 "match": {"user": [f"Task part{i}:"]},

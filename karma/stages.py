@@ -135,6 +135,8 @@ def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: st
     )  # fmt: skip
     b.warm_up()
     b.remote = open_executor(config.executor, run_id, env.bus)
+    if b.remote is not None:
+        b.remote.warm_up(tuple(sorted({r.model for r in routed.routing.values()})), config)
     return b
 
 

@@ -12,7 +12,7 @@ def test_a_workers_messages_become_the_events_the_local_runner_emits() -> None:
     bus.subscribe(heard.append)
     tell = relay(bus, "run-1")
     tell({"kind": "attempt_started", "key": "k", "task_id": "t1", "attempt": 1,
-          "worker": "w0", "docker_host": "unix:///e.sock"})  # fmt: skip
+          "worker_name": "w0", "docker_host": "unix:///e.sock"})  # fmt: skip
     tell({"kind": "tool_called", "task_id": "t1", "tool": "run", "error": 0})
     tell({"kind": "run_finished", "task_id": "t1", "status": "succeeded"})  # not a worker's
     tell({"kind": "gate_finished", "name": "tests", "status": "passed"})

@@ -21,9 +21,17 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from karma.config import KarmaConfig
 from karma.errors import KarmaError
 from karma.executor.cluster import CONNECT_TIMEOUT_S, ClusterUnavailable, connect_client
-from karma.executor.worker import AttemptJob, AttemptReport, BuildShare, run_attempt, topic
+from karma.executor.worker import (
+    AttemptJob,
+    AttemptReport,
+    BuildShare,
+    run_attempt,
+    topic,
+    warm_here,
+)
 from karma.sandbox.interface import SandboxUnavailable
 
 
@@ -51,9 +59,19 @@ class DaskAttempts:
         if message.get("kind") == "attempt_started":
             with self._lock:
                 self._starts[str(message["key"])].append(
-                    (str(message["worker"]), str(message["docker_host"]))
+                    (str(message["worker_name"]), str(message["docker_host"]))
                 )
         self._on_event(message)
+
+    def warm_up(self, models: tuple[str, ...], config: KarmaConfig) -> None:
+        """Each worker makes the build's model clients and meets its engine now."""
+        try:
+            self.client.run(warm_here, models, config)
+        except KarmaError:
+            raise
+        except (OSError, TimeoutError) as exc:
+            message = f"the workers of {self.address} did not answer: {exc}"
+            raise ClusterUnavailable(message) from exc
 
     def run(self, job: AttemptJob, share: Callable[[], BuildShare]) -> AttemptReport:
         """Run `job` on some worker and wait for its report."""

@@ -28,7 +28,7 @@ from karma.transfer import accept_attempt, pack
 
 if TYPE_CHECKING:
     from karma.build import Build
-    from karma.config import ExecutorConfig
+    from karma.config import ExecutorConfig, KarmaConfig
     from karma.events import EventBus
     from karma.plan import Task
     from karma.treatment import Treatment
@@ -39,6 +39,10 @@ class RemoteAttempts(Protocol):
 
     def run(self, job: AttemptJob, share: Callable[[], BuildShare]) -> AttemptReport:
         """Run `job` on some worker; `share` is called once per build, on first use."""
+        ...
+
+    def warm_up(self, models: tuple[str, ...], config: KarmaConfig) -> None:
+        """Every worker makes `models`' clients from its own environment, before any task."""
         ...
 
     def lost(self, job: AttemptJob) -> list[tuple[str, str]]:
@@ -72,7 +76,7 @@ def relay(bus: EventBus, run_id: str) -> Callable[[dict[str, Any]], None]:
                      error=bool(message.get("error")))  # fmt: skip
         elif kind == "attempt_started":
             bus.emit("log", run_id, task, message=(
-                f"attempt {message.get('attempt')} started on worker {message.get('worker')} "
+                f"attempt {message.get('attempt')} started on worker {message.get('worker_name')} "
                 f"({message.get('docker_host')})"))  # fmt: skip
 
     return heard

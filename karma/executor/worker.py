@@ -117,12 +117,35 @@ def topic(run_id: str) -> str:
     return f"karma-{run_id}"
 
 
+def dask_setup(worker: Any) -> None:
+    """`dask worker --preload karma.executor.worker`: a worker loads what attempts use
+    (the model SDKs, docker-py) as it starts, not during a build's first attempt."""
+    import anthropic  # noqa: F401
+    import openai  # noqa: F401
+
+    import karma.sandbox.docker  # noqa: F401
+
+
+def warm_here(models: tuple[str, ...], config: KarmaConfig) -> str:
+    """Runs on every worker as a build connects: the routed models' clients made from the
+    worker's own environment (a worker without a key fails the build before any task
+    starts) and the Docker backend loaded and its engine asked, so that no attempt pays
+    for either. Returns the worker's name."""
+    for name in models:
+        get_model(name, config)
+    from karma.sandbox.docker import DockerBackend
+
+    DockerBackend().ping()
+    return _worker_name()
+
+
 def run_attempt(job: AttemptJob, share: BuildShare) -> AttemptReport:
     """Runs on a Dask worker: the attempt of `job`, from the tip it names."""
     worker = _worker_name()
     engine = docker_host(os.environ)
+    # `worker_name`: Dask sets `worker` of an event to the worker's address
     started = {"kind": "attempt_started", "key": job.key, "task_id": job.task_id,
-               "attempt": job.number, "worker": worker, "docker_host": engine}  # fmt: skip
+               "attempt": job.number, "worker_name": worker, "docker_host": engine}  # fmt: skip
     _publish(job.run_id, started)
     from karma.sandbox.docker import DockerBackend
 

@@ -81,7 +81,14 @@ def dask_cluster(engines: tuple[str, str]) -> Iterator[str]:
     except ImportError:
         unavailable("the Dask tests need `distributed` (pip install -e '.[dev,dask]')")
     workers = {
-        f"w{n}": {"cls": Nanny, "options": {"nthreads": 2, "env": {"DOCKER_HOST": host}}}
+        f"w{n}": {
+            "cls": Nanny,
+            "options": {
+                "nthreads": 2,
+                "env": {"DOCKER_HOST": host},
+                "preload": ["karma.executor.worker"],
+            },
+        }
         for n, host in enumerate(engines)
     }
     scheduler = {"cls": Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
