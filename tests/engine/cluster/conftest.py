@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from karma.models import BASE_URL_VARS, KEY_VARS
 from tests.conftest import unavailable
 
 ENGINE_WAIT_S = 60.0
 FIRST_ENGINE = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+NO_KEYS = {name: "" for name in (*KEY_VARS.values(), *BASE_URL_VARS.values())}
+"""The workers hold no model key, whatever the environment of the tests."""
 
 
 def _ping(host: str) -> bool:
@@ -85,7 +88,7 @@ def dask_cluster(engines: tuple[str, str]) -> Iterator[str]:
             "cls": Nanny,
             "options": {
                 "nthreads": 2,
-                "env": {"DOCKER_HOST": host},
+                "env": {"DOCKER_HOST": host, **NO_KEYS},
                 "preload": ["karma.executor.worker"],
             },
         }

@@ -104,6 +104,23 @@ def _kill_first_busy(client: Any, pids: dict[str, int], killed: list[str]) -> No
         time.sleep(0.05)
 
 
+def test_a_worker_without_the_models_key_fails_the_build_before_any_task(
+    karma_build: Any, demo_repo: Path, dask_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for tier in ("small", "medium", "large"):
+        monkeypatch.setenv(f"KARMA_MODELS__{tier.upper()}", f"anthropic:claude-{tier}")
+    monkeypatch.setenv("KARMA_MODELS__PLANNER", "scripted:planner")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-coordinator-only-0000000000")
+    code, result = karma_build(None, "--no-gates", "--executor", _dask(dask_cluster))
+    assert code == 3, result
+    store = Store(demo_repo / ".karma" / "karma.db")
+    try:
+        (run,) = store.query("SELECT id FROM runs")
+        assert not store.attempts(run["id"]), "no attempt started"
+    finally:
+        store.close()
+
+
 def test_a_scheduler_lost_mid_build_stops_it_resumable_and_resume_finishes_locally(
     karma_build: Any, demo_repo: Path, engines: tuple[str, str], tmp_path: Path
 ) -> None:
