@@ -171,9 +171,10 @@ def _status(
 ) -> tuple[BuildStatus, str]:
     statuses = {o.status for o in outcomes.values()}
     failing = [f"{t}: {o.reason}" for t, o in outcomes.items() if o.status != "succeeded"]
+    if "infrastructure" in statuses:
+        return "infrastructure", "; ".join(failing)
     if "interrupted" in statuses:
-        infra = any("infrastructure" in o.reason for o in outcomes.values())
-        return ("infrastructure" if infra else "interrupted"), "; ".join(failing)
+        return "interrupted", "; ".join(failing)
     if "not_started" in statuses:
         return "budget_exceeded", "; ".join(failing)
     if "escalated" in statuses:

@@ -70,7 +70,8 @@ def run_task(build: Build, task_id: str) -> Outcome:
             return Outcome("succeeded")
         if end.status in {"infra", "interrupted"}:
             build.finish_task(task_id, "interrupted", reason=end.detail)
-            return Outcome("interrupted", end.detail)
+            return Outcome("infrastructure" if end.status == "infra" else "interrupted",
+                           end.detail)  # fmt: skip
         if end.remedy_failed and previous is not None:
             # Recorded above as the remedy failing; what it treated is still the failure.
             treated = previous.classification
@@ -181,8 +182,7 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
         build.store.upsert_task(build.run_id, task.id, image=sandbox.image, container_id=sandbox.id)
         end = _work(build, task, number, model_name, treatment, worktree, sandbox, attempt_id,
                     footprint)  # fmt: skip
-    except (SandboxUnavailable, ClusterUnavailable) as exc:
-        build.interrupt()
+    except (SandboxUnavailable, ClusterUnavailable) as exc:  # the scheduler stops the run
         end = AttemptEnd("infra", detail=f"infrastructure failure: {exc}")
     except SandboxError as exc:
         if build.stop.is_set():

@@ -2,7 +2,11 @@
 
 Ready tasks (every dependency succeeded) start up to `jobs` at a time, the one with the
 longest remaining critical path first. A task's failure becomes its result; its
-dependents are skipped with a reason and independent branches go on. A `can_start`
+dependents are skipped with a reason and independent branches go on. So does an error a
+task raises: KARMA's own error is that task's `failed` outcome, an environment problem
+(Docker or the cluster lost, a key missing) is `infrastructure` and stops the run as
+Ctrl-C does; anything else (a bug) stops and drains the run too, and is raised once what runs
+has ended. A `can_start`
 gate (the budget) may refuse new work. Ctrl-C cancels what waits and drains what runs:
 `stop` is set so running attempts end at their next step, and the run ends interrupted.
 Tests pass `SynchronousExecutor` and get a deterministic order. `run_each` runs a flat
@@ -19,7 +23,11 @@ from typing import Any, Literal, TypeVar
 
 import networkx as nx
 
-Status = Literal["succeeded", "failed", "escalated", "skipped", "not_started", "interrupted"]
+from karma.errors import EnvironmentProblem, KarmaError
+
+Status = Literal[
+    "succeeded", "failed", "escalated", "skipped", "not_started", "interrupted", "infrastructure"
+]
 T = TypeVar("T", bound=Hashable)
 Item = TypeVar("Item")
 R = TypeVar("R")
@@ -79,6 +87,7 @@ def run_dag(
     owned = executor is None
     pool: Executor = executor or ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task")
     running: dict[Future[Outcome], T] = {}
+    crashed: list[BaseException] = []
 
     def settle(task: T, outcome: Outcome) -> None:
         results[task] = outcome
@@ -118,13 +127,17 @@ def run_dag(
                 continue
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
-                settle(running.pop(future), future.result())
+                outcome = _outcome(future, crashed)
+                if (outcome.status == "infrastructure" or crashed) and not stop.is_set():
+                    stop.set()
+                    on_interrupt()
+                settle(running.pop(future), outcome)
     except KeyboardInterrupt:
         stop.set()
         on_interrupt()
         for future, task in running.items():
             try:
-                results[task] = future.result()
+                results[task] = _outcome(future, crashed)
             except KeyboardInterrupt:
                 results[task] = Outcome("interrupted", "interrupted")
         running.clear()
@@ -139,7 +152,22 @@ def run_dag(
                 "the run stopped before it started",
             ),
         )
+    if crashed:
+        raise crashed[0]
     return results
+
+
+def _outcome(future: Future[Outcome], crashed: list[BaseException]) -> Outcome:
+    """A finished task's outcome, its error made one (`crashed` keeps what is a bug)."""
+    try:
+        return future.result()
+    except EnvironmentProblem as exc:
+        return Outcome("infrastructure", f"infrastructure failure: {exc}")
+    except KarmaError as exc:
+        return Outcome("failed", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a bug: raised once the run has drained
+        crashed.append(exc)
+        return Outcome("interrupted", f"stopped by an error: {type(exc).__name__}: {exc}")
 
 
 def run_each(

@@ -6,7 +6,9 @@ import threading
 import time
 
 import networkx as nx
+import pytest
 
+from karma.errors import EnvironmentProblem, WorkspaceError
 from karma.scheduler import Outcome, SynchronousExecutor, remaining_path, run_dag
 
 
@@ -112,3 +114,56 @@ def test_stop_means_no_new_work() -> None:
 def test_remaining_path_weights() -> None:
     graph = dag(("a", "b"), ("a", "c"))
     assert remaining_path(graph, {"a": 1, "b": 5, "c": 2}) == {"a": 6, "b": 5, "c": 2}
+
+
+def test_karmas_own_error_in_a_task_is_its_failure_and_others_go_on() -> None:
+    def run(task: str) -> Outcome:
+        if task == "a":
+            raise WorkspaceError("refusing a nested repository at sub/")
+        return Outcome("succeeded")
+
+    results = run_dag(dag(("a", "b"), nodes=("x",)), run, jobs=2, weight={},
+                      executor=SynchronousExecutor())  # fmt: skip
+    assert results["a"] == Outcome("failed", "WorkspaceError: refusing a nested repository at sub/")
+    assert results["b"].status == "skipped"
+    assert results["x"].status == "succeeded"
+
+
+def test_an_environment_problem_is_infrastructure_and_stops_and_drains_the_run() -> None:
+    stop = threading.Event()
+    interrupted: list[bool] = []
+    started: list[str] = []
+
+    def run(task: str) -> Outcome:
+        started.append(task)
+        if task == "lost":
+            raise EnvironmentProblem("the Docker engine went away")
+        if task == "slow":
+            assert stop.wait(5), "the run was not stopped"
+            return Outcome("interrupted", "stopped at its next step")
+        return Outcome("succeeded")
+
+    graph = dag(nodes=("lost", "slow", "later"))
+    results = run_dag(graph, run, jobs=2, weight={"lost": 3, "slow": 2, "later": 1}, stop=stop,
+                      on_interrupt=lambda: interrupted.append(True))  # fmt: skip
+    lost = Outcome("infrastructure", "infrastructure failure: the Docker engine went away")
+    assert results["lost"] == lost
+    assert results["slow"].status == "interrupted"  # drained, not abandoned
+    assert results["later"].status == "interrupted" and "later" not in started
+    assert interrupted == [True]
+
+
+def test_a_bug_in_a_task_is_raised_once_the_running_tasks_have_ended() -> None:
+    stop = threading.Event()
+    ended: list[str] = []
+
+    def run(task: str) -> Outcome:
+        if task == "bug":
+            raise ZeroDivisionError("division by zero")
+        stop.wait(5)
+        ended.append(task)
+        return Outcome("interrupted")
+
+    with pytest.raises(ZeroDivisionError):
+        run_dag(dag(nodes=("bug", "other")), run, jobs=2, weight={"bug": 2}, stop=stop)
+    assert ended == ["other"] and stop.is_set()
