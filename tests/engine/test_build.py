@@ -208,6 +208,7 @@ def test_real_sdk_build_stops_on_a_rejected_key(
     assert "sk-ant-test" not in captured.err + captured.out
     store = Store(demo_repo / ".karma" / "karma.db")
     run = store.runs()[0]
-    assert run["status"] == "running"  # resumable
+    assert run["status"] == "infrastructure"  # stopped resumable, the other tasks drained
+    assert run["id"] in {r["id"] for r in store.stopped_runs(demo_repo)}
     calls_401 = [c for c in store.model_calls(run["id"]) if c["error"]]
     assert calls_401 and "AuthFailed" in calls_401[0]["error"]
