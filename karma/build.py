@@ -163,21 +163,12 @@ class Build:
     # -- the record ---------------------------------------------------------------------------
 
     def next_attempt_number(self, task_id: str) -> int:
-        rows = self.store.query(
-            "SELECT MAX(number) AS n FROM attempts WHERE run_id = ? AND task_id = ?",
-            (self.run_id, task_id),
-        )
-        return int(rows[0]["n"] or 0) + 1
+        return self.store.last_attempt(self.run_id, task_id) + 1
 
     def plan_notes(self, task: Task) -> str:
         lines = []
         for dep in task.deps:
-            done = self.store.query(
-                "SELECT summary FROM attempts WHERE run_id = ? AND task_id = ? AND status = "
-                "'succeeded' ORDER BY id DESC LIMIT 1",
-                (self.run_id, dep),
-            )
-            summary = done[0]["summary"] if done else ""
+            summary = self.store.done_summary(self.run_id, dep) or ""
             lines.append(f"- {dep} ({self.plan.by_id[dep].title}), done: {summary}".rstrip(": "))
         others = [t for t in self.plan.tasks if t.id != task.id and t.id not in task.deps]
         lines += [f"- {t.id} ({t.title}): another task's job" for t in others]
@@ -188,13 +179,8 @@ class Build:
         self.store.update_attempt(
             attempt_id, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost
         )
-        with self.store.transaction() as db:
-            db.execute(
-                "UPDATE tasks SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, "
-                "cost_usd = cost_usd + ? WHERE run_id = ? AND id = ?",
-                (tokens_in, tokens_out, cost, self.run_id, task_id),
-            )
-            db.execute("UPDATE runs SET cost_usd = cost_usd + ? WHERE id = ?", (cost, self.run_id))
+        self.store.charge(self.run_id, task_id, tokens_in=tokens_in, tokens_out=tokens_out,
+                          cost_usd=cost)  # fmt: skip
         self.budget.spend(cost)
         self.bus.emit(
             "model_called",

@@ -199,10 +199,7 @@ def _from_record(prov: Provenance, store: Store) -> Provenance:
             "remediation": o["remediation"],
             "outcome": o["outcome"],
         }
-        for o in store.query(
-            "SELECT * FROM remediation_outcomes WHERE run_id = ? AND task_id = ? ORDER BY id",
-            (run_id, task_id),
-        )
+        for o in store.outcomes_of(run_id, task_id)
     ]
     if not remediations:
         remediations = [

@@ -78,16 +78,12 @@ class RunRecord:
 def load_run(store: Store, run_id: str) -> RunRecord:
     run = store.run(run_id)
     if run is None:
-        prefix = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        matches = store.query(
-            "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC",
-            (f"{prefix}%",),
-        )
+        matches = store.run_ids_starting(run_id)
         if len(matches) != 1:
             raise UsageError(
                 f"no run {run_id!r} in {store.path}", tip="`karma runs` lists the runs"
             )
-        run = store.run(matches[0]["id"])
+        run = store.run(matches[0])
         assert run is not None
     plan: dict[str, Any] = {}
     if run["plan_json"]:

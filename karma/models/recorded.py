@@ -106,13 +106,7 @@ class RecordingModel(CallRecorder):
 
 def next_seq(store: Store, run_id: str | None, task_id: str | None, attempt: int | None) -> int:
     """The `seq` of the next model call of (run, task, attempt)."""
-    rows = store.query(
-        "SELECT MAX(seq) AS top FROM model_calls WHERE run_id IS ? AND task_id IS ?"
-        " AND attempt IS ?",
-        (run_id, task_id, attempt),
-    )
-    top = rows[0]["top"] if rows else None
-    return 0 if top is None else int(top) + 1
+    return store.next_call_seq(run_id, task_id, attempt)
 
 
 class ReplayModel:
