@@ -8,7 +8,7 @@ head (`[tool.karma]`, `[tool.pytest.*]` of `pyproject.toml`), lines of ignore fi
 fail the gate: it is a `warning` whose findings say which file needs a human and why,
 and the suite reports `needs_approval`, so a build is not marked succeeded. Such a change
 never configures its own gates: those come from trusted places (karma/home.py,
-karma/config.py), whatever the change holds.
+karma/config/layers.py), whatever the change holds.
 """
 
 from __future__ import annotations
