@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import networkx as nx
 
-from karma.plan import PlanIn, PlanLimits, critical_path, find_conflicts, parse_plan
+from karma.plan import PlanIn, PlanLimits, find_conflicts, parse_plan
+from karma.routed import critical_path
 
 T = TypeVar("T")
 TARGET_S = 1.0

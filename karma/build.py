@@ -24,8 +24,9 @@ from karma.heal import Healer
 from karma.home import DataRoots
 from karma.models.interface import ModelClient, Usage
 from karma.models.recorded import ReplayModel
-from karma.plan import Plan, RoutedPlan, Routing, Task, TaskId
+from karma.plan import Plan, Task, TaskId
 from karma.recipes import Stack
+from karma.routed import RoutedPlan, Routing
 from karma.sandbox import spec_from_config
 from karma.sandbox.interface import Sandbox, SandboxBackend
 from karma.store import Store

@@ -24,8 +24,9 @@ from typing import Any
 
 from karma.config import KarmaConfig
 from karma.errors import BudgetExceeded
-from karma.plan import Plan, RoutedPlan, Routing, TaskId, critical_path
+from karma.plan import Plan, TaskId
 from karma.recipes import PriceTable, load_prices
+from karma.routed import RoutedPlan, Routing, critical_path
 from karma.router import Router
 
 INPUT_SHARE = 0.8

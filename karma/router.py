@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from karma.config import TIERS, KarmaConfig, Tier
-from karma.plan import Plan, Routing, Task, TaskId
+from karma.plan import Plan, Task, TaskId
+from karma.routed import Routing
 
 MIN_CALIBRATION_SAMPLES = 3
 CALIBRATION_CLAMP = (0.25, 4.0)

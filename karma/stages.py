@@ -26,9 +26,10 @@ from karma.heal import Healer
 from karma.home import DataRoots
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
-from karma.plan import RoutedPlan, Routing, Task, parse_plan, strip_derived
+from karma.plan import Task, parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
 from karma.recipes import detect_stack, load_failure_patterns
+from karma.routed import RoutedPlan, Routing
 from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import SandboxBackend

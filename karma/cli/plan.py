@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # the plan, the planner and the config load at the command, n
     from rich.tree import Tree
 
     from karma.config import KarmaConfig
-    from karma.plan import Plan, RoutedPlan
+    from karma.plan import Plan
+    from karma.routed import RoutedPlan
 
 
 class Format(StrEnum):
@@ -152,8 +153,8 @@ def plan_command(
 ) -> ExitCode:
     """Plan a request: the task DAG, routing, forecast cost and critical path."""
     from karma.forecast import check_budget, routed_plan
-    from karma.plan import to_dot, to_mermaid
     from karma.planner import plan_from_file
+    from karma.routed import to_dot, to_mermaid
 
     state.trust(trust_repo_config)
     config = state.config(**{"budget.max_cost_usd": max_cost})

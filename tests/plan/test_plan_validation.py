@@ -10,11 +10,11 @@ import pytest
 from karma.plan import (
     PlanInvalid,
     PlanLimits,
-    critical_path,
     parse_plan,
     strip_derived,
     submit_plan_schema,
 )
+from karma.routed import critical_path
 
 
 def task(tid: str, deps: list[str] | None = None, **fields: Any) -> dict[str, Any]:
