@@ -1,83 +1,34 @@
 """The pipeline of `karma build`: plan, schedule, heal, gate, record.
 
 This module composes; the work is done elsewhere — the planner and router make and
-route the plan, the scheduler runs the DAG, the runner takes each task through its
-attempts, the gates judge the integrated branch. A build is resumable: everything it
-has done is in the run record and on the build branch.
+route the plan, the scheduler runs the DAG, `karma.pipeline` takes each task through its
+attempts (`task.py`, `attempt.py`) and judges the integrated branch (`gates.py`). A build
+is resumable: everything it has done is in the run record and on the build branch.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from karma import stages
-from karma.build import Build
 from karma.config import KarmaConfig
-from karma.errors import ExitCode, UsageError
+from karma.errors import UsageError
 from karma.events import EventBus, iso, utcnow
-from karma.gating import run_gates
 from karma.home import DataRoots
 from karma.models.interface import ModelClient
+from karma.pipeline import start as stages
+from karma.pipeline.build import Build
+from karma.pipeline.gates import run_gates
+from karma.pipeline.result import BuildResult, BuildStatus, task_rows, write_report
+from karma.pipeline.task import run_task
 from karma.plan import TaskId
-from karma.runner import run_task
 from karma.sandbox.interface import SandboxBackend
 from karma.scheduler import Outcome, run_dag
 from karma.store import Store
 from karma.waiting import human_input, record_waiting, summary
 from karma.workspace import Workspace
-
-BuildStatus = Literal[
-    "succeeded", "failed", "escalated", "needs_approval", "interrupted", "budget_exceeded",
-    "infrastructure",
-]  # fmt: skip
-"""How a build ended; `infrastructure` (Docker lost) is reported as `interrupted`."""
-
-STATUS_EXIT: dict[BuildStatus, ExitCode] = {
-    "succeeded": ExitCode.OK,
-    "failed": ExitCode.FAILED,
-    "escalated": ExitCode.FAILED,
-    "needs_approval": ExitCode.FAILED,
-    "interrupted": ExitCode.INTERRUPTED,
-    "budget_exceeded": ExitCode.BUDGET,
-    "infrastructure": ExitCode.ENVIRONMENT,
-}
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    run_id: str
-    status: BuildStatus
-    branch: str
-    base_commit: str
-    head_commit: str
-    cost_usd: float
-    tasks: list[dict[str, Any]]
-    gates: list[dict[str, Any]] = field(default_factory=list)
-    report: str | None = None
-    reason: str = ""
-
-    @property
-    def exit_code(self) -> ExitCode:
-        return STATUS_EXIT[self.status]
-
-    def to_json(self) -> dict[str, Any]:
-        """The `karma build --json` contract (README, "Build JSON")."""
-        status = "interrupted" if self.status == "infrastructure" else self.status
-        return {
-            "run_id": self.run_id,
-            "status": status,
-            "branch": self.branch,
-            "base_commit": self.base_commit,
-            "head_commit": self.head_commit,
-            "cost_usd": round(self.cost_usd, 6),
-            "tasks": self.tasks,
-            "gates": self.gates,
-            "report": self.report,
-        }
 
 
 def new_run_id() -> str:
@@ -206,7 +157,7 @@ def _finish(
     waiting = [summary(row) for row in record_waiting(b, status, gate_rows)]
     b.bus.emit("run_finished", b.run_id, status=status, reason=reason, branch=b.branch,
                pending=waiting)  # fmt: skip
-    report = stages.write_report(b)
+    report = write_report(b)
     if report:
         b.store.update_run(b.run_id, report_path=report)
     return BuildResult(
@@ -216,7 +167,7 @@ def _finish(
         base_commit=b.base_commit,
         head_commit=head,
         cost_usd=float(run_row.get("cost_usd") or 0.0),
-        tasks=stages.task_rows(b),
+        tasks=task_rows(b),
         gates=gate_rows,
         report=report,
         reason=reason,

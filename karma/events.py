@@ -2,7 +2,7 @@
 
 The engine only emits; the terminal view, the CI log, and the run record subscribe.
 Tests assert on events rather than on terminal text. An event's data is redacted
-(`karma.redaction`) before any subscriber sees it: model text, tool output and reasons
+(`karma.text.redact`) before any subscriber sees it: model text, tool output and reasons
 travel in events, and a subscriber may print them or send them elsewhere.
 """
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from karma.config import KarmaConfig
-from karma.engine import BuildResult, build
+from karma.engine import build
 from karma.errors import UsageError
 from karma.events import EventBus
 from karma.models.interface import ModelClient
 from karma.models.recorded import ReplayModel
+from karma.pipeline.result import BuildResult
 from karma.store import Store
 from karma.workspace import Workspace
 

@@ -28,7 +28,7 @@ from karma.errors import UsageError
 from karma.events import iso, utcnow
 
 if TYPE_CHECKING:
-    from karma.build import Build
+    from karma.pipeline.build import Build
     from karma.store import Row, Store
     from karma.workspace import Workspace
 

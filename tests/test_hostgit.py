@@ -18,7 +18,7 @@ from karma.errors import WorkspaceError
 from karma.gates.change import base_worktree, changed_paths, diff_text, export_base
 from karma.gates.interface import GateContext
 from karma.hostgit import HostGit, NestedRepository, new_gitlinks, refuse_nested_git
-from karma.stages import _salvage
+from karma.pipeline.start import _salvage
 from karma.testing.repos import git
 from karma.workspace import Workspace
 

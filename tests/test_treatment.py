@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from karma.heal import Evidence, Remedy
-from karma.treatment import Recheck, Treatment
+from karma.heal.treatment import Recheck, Treatment
 
 EVIDENCE = Evidence.from_log("FAILED tests/test_x.py::test_y - assert 1 == 2", step="test")
 

@@ -27,11 +27,11 @@ from karma.sandbox.images import read_inputs
 from karma.transfer import accept_attempt, pack
 
 if TYPE_CHECKING:
-    from karma.build import Build
     from karma.config import ExecutorConfig, KarmaConfig
     from karma.events import EventBus
+    from karma.heal.treatment import Treatment
+    from karma.pipeline.build import Build
     from karma.plan import Task
-    from karma.treatment import Treatment
 
 
 class RemoteAttempts(Protocol):

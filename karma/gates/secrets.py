@@ -1,4 +1,4 @@
-"""The secrets gate; `redact` and the patterns live in `karma.redaction` (re-exported here).
+"""The secrets gate; `redact` and the patterns live in `karma.text.redact` (re-exported here).
 
 The gate scans what a change adds (the diff against the base, new untracked files and
 the commit messages since the base) for credentials: Anthropic, OpenAI, GitHub, AWS,

@@ -1,6 +1,6 @@
-"""The stages of a build that the engine composes: start, resume, gates, record.
-
-Each stage is a plain function over a `Build`; `engine.py` only sequences them.
+"""A build's start: a new run (context, plan, routing, forecast, budget) or a resumed one
+(what is integrated stays done, half-done work is salvaged), under the repository's build
+lock, with the `Build` its tasks share made and connected to where its attempts run.
 """
 
 from __future__ import annotations
@@ -11,11 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock, Timeout
 
-from karma.build import Build
 from karma.config import KarmaConfig
 from karma.context import gather_context
 from karma.errors import KarmaError, UsageError, WorkspaceError
@@ -26,6 +24,7 @@ from karma.heal import Healer
 from karma.home import DataRoots
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
+from karma.pipeline.build import Build
 from karma.plan import Task, parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
 from karma.recipes import detect_stack, load_failure_patterns
@@ -259,51 +258,3 @@ def _salvage(workspace: Workspace, run_id: str) -> None:
     for branch in workspace.branches(f"karma-work/{run_id}/*"):
         name = branch.rsplit("/", 1)[-1]
         workspace.rename_branch(branch, f"karma-salvage/{run_id}/{name}")
-
-
-def task_rows(b: Build) -> list[dict[str, Any]]:
-    """The `tasks` of the build JSON; `history` lists each attempt's class and remediation."""
-    attempts: dict[str, list[dict[str, Any]]] = {}
-    for a in b.store.attempts(b.run_id):
-        attempts.setdefault(a["task_id"], []).append(
-            {
-                "attempt": a["number"],
-                "status": a["status"],
-                "model": a["model"],
-                "class": a["failure_class"],
-                "pattern": a["pattern_id"],
-                "remediation": a["remediation"],
-                "worker": a["worker"],
-            }
-        )
-    rows = []
-    for t in b.store.tasks(b.run_id):
-        rows.append(
-            {
-                "id": t["id"],
-                "status": t["status"],
-                "attempts": t["attempts"],
-                "model": t["model"],
-                "tier": t["tier"],
-                "tokens_in": t["tokens_in"],
-                "tokens_out": t["tokens_out"],
-                "cost_usd": round(t["cost_usd"], 6),
-                "started_at": t["started_at"],
-                "finished_at": t["finished_at"],
-                "sandbox": {"image": t["image"], "container_id": t["container_id"]},
-                "worker": t["worker"],
-                "docker_host": t["docker_host"],
-                "commit": t["commit_sha"],
-                "history": attempts.get(t["id"], []),
-            }
-        )
-    return rows
-
-
-def write_report(b: Build) -> str | None:
-    try:
-        from karma.report import write_run_report
-    except ImportError:
-        return None
-    reports = b.workspace.root / ".karma" / "reports"
-    return str(write_run_report(b.store, b.run_id, reports, repo=b.workspace.root))

@@ -16,18 +16,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from karma.build import Build
 from karma.forecast import routed_plan
 from karma.gates.interface import Finding, GateResult, GateSettings
 from karma.gates.runner import SuiteResult
 from karma.models.recorded import RecordingModel
+from karma.pipeline.build import Build
+from karma.pipeline.start import record_task
+from karma.pipeline.task import run_task
 from karma.plan import Task, TaskId
-from karma.runner import run_task
-from karma.stages import record_task
 from karma.waiting import approved
 
 if TYPE_CHECKING:
-    from karma.engine import BuildStatus
+    from karma.pipeline.result import BuildStatus
 
 
 def run_gates(b: Build) -> tuple[list[dict[str, Any]], BuildStatus]:

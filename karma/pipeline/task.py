@@ -1,0 +1,216 @@
+"""One task of a build, from first attempt to integration or escalation.
+
+Each attempt gets a fresh worktree cut from the build branch, a fresh sandbox and a fresh
+conversation on the model its tier names. After `finish`, the stack's checks run in the
+sandbox; a task succeeds only if they pass, and only then is it committed and merged.
+A failure becomes evidence, is classified, and is treated as the healer decides (the
+healer decides, this module applies) until the task succeeds, or goes to a human.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from karma.events import EventKind, iso, utcnow
+from karma.executor.cluster import ClusterUnavailable
+from karma.executor.remote import remote_work
+from karma.footprint import Footprint
+from karma.heal import AttemptRecord, Escalation, Evidence
+from karma.heal.remediation import unavailable
+from karma.heal.treatment import AttemptEnd, Treatment
+from karma.models.recorded import RecordingModel
+from karma.pipeline.attempt import (
+    attempt_trailers,
+    brief_of,
+    judge,
+    merge_attempt,
+    run_work,
+)
+from karma.plan import Task, TaskId
+from karma.sandbox.interface import Sandbox, SandboxError, SandboxUnavailable
+from karma.scheduler import Outcome
+from karma.waiting import learn_human_hint
+
+if TYPE_CHECKING:
+    from karma.pipeline.build import Build
+    from karma.workspace import Worktree
+
+
+def run_task(build: Build, task_id: str) -> Outcome:
+    """Scheduler entry point: attempts until success, escalation or the retry limit."""
+    task = build.plan.by_id[TaskId(task_id)]
+    routing = build.routing[TaskId(task_id)]
+    treatment = Treatment(routing.tier, hints=tuple(build.healer.recall(task.files, task.kind)))
+    if human := build.human.hints.get(task_id):  # an answered escalation: a human remedy
+        treatment = Treatment(routing.tier, hints=(*treatment.hints, f"A human says: {human}"))
+    build.bus.emit("task_started", build.run_id, task_id, tier=routing.tier, model=routing.model)
+    build.store.upsert_task(build.run_id, task_id, status="running", started_at=iso(utcnow()))
+    records: list[AttemptRecord] = []
+    number = build.next_attempt_number(task_id)
+    while True:
+        started = time.monotonic()
+        end = _attempt(build, task, number, treatment)
+        previous = records[-1] if records else None
+        if human and previous is None and end.status not in {"infra", "interrupted"}:
+            learn_human_hint(build, task_id, number, human, end.status == "succeeded")
+        if previous is not None and previous.remediation is not None:
+            build.healer.record_outcome(
+                previous.classification,
+                previous.remediation,
+                "resolved" if end.status == "succeeded" else "failed",
+                task_id=task_id,
+                run_id=build.run_id,
+                seconds=time.monotonic() - started,
+            )
+        if end.status == "succeeded":
+            build.finish_task(task_id, "succeeded", commit=end.commit)
+            return Outcome("succeeded")
+        if end.status in {"infra", "interrupted"}:
+            build.finish_task(task_id, "interrupted", reason=end.detail)
+            return Outcome("infrastructure" if end.status == "infra" else "interrupted",
+                           end.detail)  # fmt: skip
+        if end.remedy_failed and previous is not None:
+            # Recorded above as the remedy failing; what it treated is still the failure.
+            treated = previous.classification
+            end = replace(end, classification=treated)
+            build.store.update_attempt_by_number(
+                build.run_id, task_id, number, failure_class=treated.failure_class,
+                pattern_id=treated.pattern_id, signature=treated.signature,
+            )  # fmt: skip
+        assert end.evidence is not None and end.classification is not None
+        if not end.remedy_failed:
+            build.healer.observe(end.evidence, end.classification, files=task.files, kind=task.kind)
+        build.bus.emit(
+            "failure_classified",
+            build.run_id,
+            task_id,
+            attempt=number,
+            pattern=end.classification.pattern_id,
+            confidence=end.classification.confidence,
+            **{"class": end.classification.failure_class},
+        )
+        decision = build.healer.decide(
+            task_id, end.classification, records, unavailable=unavailable(build.stack.name)
+        )
+        record = AttemptRecord(
+            number,
+            end.evidence,
+            end.classification,
+            None if isinstance(decision, Escalation) else decision.name,
+            detail=end.detail,
+        )
+        records.append(record)
+        build.store.update_attempt_by_number(
+            build.run_id, task_id, number, remediation=record.remediation
+        )
+        if isinstance(decision, Escalation):
+            return _escalate(build, task, records, decision)
+        build.bus.emit(
+            "remediation_chosen",
+            build.run_id,
+            task_id,
+            attempt=number,
+            remediation=decision.name,
+            tier=decision.tier,
+            **{"class": end.classification.failure_class},
+        )
+        treatment = treatment.after(decision, end.branch, end.evidence)
+        number += 1
+
+
+def _escalate(
+    build: Build, task: Task, records: list[AttemptRecord], decision: Escalation
+) -> Outcome:
+    drafter = None
+    if build.draft_fixes:  # the recommended fix is drafted by the strongest model, recorded
+        drafter = RecordingModel(build.model(build.config.models.large), build.store,
+                                 build.run_id, task.id, records[-1].number)  # fmt: skip
+    report = build.healer.escalation_report(task, records, drafter, reason=decision)
+    build.bus.emit(
+        "task_escalated",
+        build.run_id,
+        task.id,
+        reason=decision.detail,
+        report_md=build.redact(report.markdown),
+        report_json=json.loads(build.redacted_json(report.data)),
+    )
+    build.finish_task(task.id, "escalated", reason=f"{decision.reason}: {decision.detail}")
+    return Outcome("escalated", f"{decision.reason}: {decision.detail}")
+
+
+def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> AttemptEnd:
+    model_name = build.config.models.for_tier(treatment.tier)
+    name = f"{task.id}-{number}"
+    branch = build.work_branch(name)
+    build.bus.emit(
+        "attempt_started",
+        build.run_id,
+        task.id,
+        attempt=number,
+        model=model_name,
+        tier=treatment.tier,
+    )
+    attempt_id = build.store.add_attempt(
+        build.run_id, task.id, number, model=model_name, tier=treatment.tier, branch=branch
+    )
+    build.store.upsert_task(
+        build.run_id, task.id, attempts=number, model=model_name, tier=treatment.tier
+    )
+    end = AttemptEnd("interrupted", detail="the run was interrupted")
+    sandbox: Sandbox | None = None
+    worktree: Worktree | None = None
+    footprint: Footprint | None = None
+    try:
+        if build.remote is not None and treatment.recheck is None:
+            work, commit = remote_work(
+                build, task, number, model_name, treatment, attempt_id,
+                brief_of(build, task, number, treatment),
+                attempt_trailers(build.run_id, task.id, number, model_name),
+            )  # fmt: skip
+            merge = partial(merge_attempt, build, task, number, model_name, commit, work.summary)
+            end = judge(build, task, attempt_id, work, merge)
+            return replace(end, branch=None)
+        with build.merge_lock:  # cut from the build branch as it stands now
+            start_at = treatment.recheck.branch if treatment.recheck else build.tip()
+            worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
+        footprint = Footprint(worktree.path, build.config.agent.max_worktree_mb)
+        sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor)
+        build.store.update_attempt(attempt_id, container_id=sandbox.id)
+        build.store.upsert_task(build.run_id, task.id, image=sandbox.image, container_id=sandbox.id)
+        end = run_work(build, task, number, model_name, treatment, worktree, sandbox,
+                       attempt_id, footprint)  # fmt: skip
+    except (SandboxUnavailable, ClusterUnavailable) as exc:  # the scheduler stops the run
+        end = AttemptEnd("infra", detail=f"infrastructure failure: {exc}")
+    except SandboxError as exc:
+        if build.stop.is_set():
+            end = AttemptEnd("interrupted", detail="the run was interrupted")
+        else:
+            evidence = Evidence.from_log(str(exc), step="agent", command="sandbox")
+            end = AttemptEnd("failed", evidence, build.healer.classify(evidence), detail=str(exc))
+    finally:
+        if sandbox is not None:
+            build.release_sandbox(sandbox)
+        if worktree is not None:
+            keep = end.status != "succeeded"  # an oversized worktree is never staged
+            staged = keep and footprint is not None and footprint.excess() is None
+            build.retire_worktree(worktree, keep=keep, stage=staged)
+        c = end.classification
+        build.store.update_attempt(
+            attempt_id,
+            status=end.status,
+            finished_at=iso(utcnow()),
+            summary=build.redact(end.detail),
+            evidence_json=build.redacted_json(end.evidence.to_json()) if end.evidence else None,
+            failure_class=c.failure_class if c else None,
+            pattern_id=c.pattern_id if c else None,
+            signature=c.signature if c else None,
+        )
+        kind: EventKind = "attempt_succeeded" if end.status == "succeeded" else "attempt_failed"
+        build.bus.emit(
+            kind, build.run_id, task.id, attempt=number, status=end.status, reason=end.detail
+        )
+    return replace(end, branch=branch)
