@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from karma.store import Store
 
 
+Executor = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where attempts run: local, or dask://HOST:PORT (executor.kind, executor.address).",
+        show_default=False,
+    ),
+]
+
+
 @contextlib.contextmanager
 def _session(
     config: KarmaConfig, *, ci: bool
@@ -156,15 +166,7 @@ def build_command(
     ci: Annotated[
         bool, typer.Option("--ci", help="CI mode (automatic when GITHUB_ACTIONS=true).")
     ] = False,
-    executor: Annotated[
-        str | None,
-        typer.Option(
-            "--executor",
-            help="Where attempts run: local, or dask://HOST:PORT "
-            "(executor.kind, executor.address).",
-            show_default=False,
-        ),
-    ] = None,
+    executor: Executor = None,
     trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Plan, build, heal and gate a feature request on a new branch."""
@@ -196,15 +198,7 @@ def resume_command(
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j")] = None,
-    executor: Annotated[
-        str | None,
-        typer.Option(
-            "--executor",
-            help="Where attempts run: local, or dask://HOST:PORT "
-            "(executor.kind, executor.address).",
-            show_default=False,
-        ),
-    ] = None,
+    executor: Executor = None,
     trust_repo_config: TrustRepoConfig = False,
 ) -> ExitCode:
     """Continue a build that was interrupted or killed (without RUN_ID: this repo's one)."""
