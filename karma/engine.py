@@ -15,7 +15,7 @@ from typing import Any
 
 from karma.config import KarmaConfig
 from karma.errors import UsageError
-from karma.events import EventBus, iso, utcnow
+from karma.events import EventBus, utcnow
 from karma.home import DataRoots
 from karma.models.interface import ModelClient
 from karma.pipeline import start as stages
@@ -86,7 +86,7 @@ def _schedule(b: Build) -> dict[str, Outcome]:
     def can_start(task_id: str) -> str | None:
         if b.budget.reserve(task_id, costs[TaskId(task_id)]):
             return None
-        b.bus.emit("budget_stopped", b.run_id, task_id, reason="budget would be exceeded")
+        b.record.budget_stopped(task_id, "budget would be exceeded")
         return "the budget would be exceeded"
 
     def run(task_id: str) -> Outcome:
@@ -96,8 +96,7 @@ def _schedule(b: Build) -> dict[str, Outcome]:
             b.budget.settle(task_id, 0.0)  # actual spend is charged as it happens
 
     def skipped(task_id: str, outcome: Outcome) -> None:
-        b.store.upsert_task(b.run_id, task_id, status=outcome.status, reason=outcome.reason)
-        b.bus.emit("task_skipped", b.run_id, task_id, reason=outcome.reason)
+        b.record.task_skipped(task_id, outcome.status, outcome.reason)
 
     weight = {tid: float(r.calibrated_tokens) for tid, r in b.routing.items()}
     return run_dag(
@@ -151,12 +150,8 @@ def _finish(
         reason = approval_reason(gate_rows)
     head = b.tip()
     run_row = b.store.run(b.run_id) or {}
-    b.store.update_run(
-        b.run_id, status=status, head_commit=head, reason=reason, finished_at=iso(utcnow())
-    )
     waiting = [summary(row) for row in record_waiting(b, status, gate_rows)]
-    b.bus.emit("run_finished", b.run_id, status=status, reason=reason, branch=b.branch,
-               pending=waiting)  # fmt: skip
+    b.record.run_finished(status, reason, head=head, branch=b.branch, pending=waiting)
     report = write_report(b)
     if report:
         b.store.update_run(b.run_id, report_path=report)

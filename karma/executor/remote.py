@@ -103,9 +103,9 @@ def remote_work(build: Build, task: Task, number: int, model_name: str, treatmen
     )  # fmt: skip
     report = build.remote.run(job, partial(build_share, build))
     for worker, engine in build.remote.lost(job):
-        build.bus.emit("attempt_failed", build.run_id, task.id, attempt=number, status="infra",
-                       reason=f"infrastructure failure: worker {worker} ({engine}) was lost "
-                       f"mid-attempt; Dask ran the attempt again on {report.worker}")  # fmt: skip
+        build.record.attempt_lost(task.id, number, f"infrastructure failure: worker {worker} "
+                                  f"({engine}) was lost mid-attempt; Dask ran the attempt again "
+                                  f"on {report.worker}")  # fmt: skip
     _record(build, task.id, number, attempt_id, report)
     if report.commit is None or report.bundle is None:
         return report.work, None
@@ -118,26 +118,13 @@ def remote_work(build: Build, task: Task, number: int, model_name: str, treatmen
 
 def _record(build: Build, task_id: str, number: int, attempt_id: int,
             report: AttemptReport) -> None:  # fmt: skip
-    """The worker's record of the attempt into the run store (redacted once more here)."""
-    for call in report.calls:
-        build.store.add_model_call(**call)
-    for step in report.steps:
-        build.store.add_step(
-            run_id=build.run_id,
-            task_id=task_id,
-            attempt=number,
-            step=step.step,
-            tool=step.tool,
-            arguments_json=build.redacted_json(step.arguments),
-            output=build.redact(step.output),
-            is_error=int(step.is_error),
-        )
-    placed = {"worker": report.worker, "docker_host": report.docker_host}
-    build.store.update_attempt(attempt_id, container_id=report.container_id, **placed)
-    build.store.upsert_task(build.run_id, task_id, image=report.image,
-                            container_id=report.container_id, **placed)  # fmt: skip
-    build.bus.emit("log", build.run_id, task_id, message=build.redact(
-        f"attempt {number} ran on worker {report.worker} ({report.docker_host})"))  # fmt: skip
+    """The worker's record of the attempt into the run's record (redacted once more)."""
+    build.record.arrived(task_id, number, report.steps, report.calls)
+    build.record.attempt_placed(attempt_id, task_id, image=report.image,
+                                container_id=report.container_id, worker=report.worker,
+                                docker_host=report.docker_host)  # fmt: skip
+    build.record.log(f"attempt {number} ran on worker {report.worker} ({report.docker_host})",
+                     task_id)  # fmt: skip
 
 
 def build_share(build: Build) -> BuildShare:

@@ -109,20 +109,7 @@ def brief_of(build: Build, task: Task, number: int, treatment: Treatment) -> Bri
 def step_recorder(build: Build, task_id: str, number: int) -> OnStep:
     """Each agent step into the run record (redacted) and onto the bus."""
 
-    def on_step(step: int, tool: str, args: dict[str, object], output: str, error: bool) -> None:
-        build.store.add_step(
-            run_id=build.run_id,
-            task_id=task_id,
-            attempt=number,
-            step=step,
-            tool=tool,
-            arguments_json=build.redacted_json(args),
-            output=build.redact(output[-4000:]),
-            is_error=int(error),
-        )
-        build.bus.emit("tool_called", build.run_id, task_id, tool=tool, error=error)
-
-    return on_step
+    return partial(build.record.step, task_id, number)
 
 
 def _recheck(
@@ -148,8 +135,8 @@ def _recheck(
             return failed_end(build, Evidence.from_log(recheck.output, step="test"),
                               "no failed test could be quarantined" + (f" ({why})" if why
                                                                        else ""))  # fmt: skip
-        build.bus.emit("log", build.run_id, task.id, message="quarantined as flaky, a human "
-                       "should look: " + ", ".join(skipped))  # fmt: skip
+        build.record.log("quarantined as flaky, a human should look: " + ", ".join(skipped),
+                         task.id)  # fmt: skip
         try:
             changed = build.workspace.changed_files(worktree)
         except WorkspaceError as exc:
@@ -249,7 +236,7 @@ def merge_attempt(build: Build, task: Task, number: int, model_name: str, commit
             )
     if merged.commit is None:
         files = ", ".join(merged.conflicts) or "unknown files"
-        build.bus.emit("merge_conflict", build.run_id, task.id, files=list(merged.conflicts))
+        build.record.merge_conflict(task.id, list(merged.conflicts))
         evidence = Evidence.from_log(
             f"merge conflict with the build branch in {files}\n{merged.details}",
             step="build",
@@ -262,5 +249,5 @@ def merge_attempt(build: Build, task: Task, number: int, model_name: str, commit
             detail=f"merge conflict with the build branch in {files}: "
             "redo the change on top of the build branch as it is now",
         )
-    build.bus.emit("task_merged", build.run_id, task.id, commit=merged.commit)
+    build.record.merged(task.id, merged.commit)
     return AttemptEnd("succeeded", commit=merged.commit, detail=summary)

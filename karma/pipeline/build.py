@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 
 from karma.config import KarmaConfig
 from karma.errors import WorkspaceError
-from karma.events import EventBus, iso, utcnow
+from karma.events import EventBus
 from karma.forecast import BudgetTracker
 from karma.gates.secrets import redact
 from karma.heal import Healer
 from karma.home import DataRoots
 from karma.models.interface import ModelClient, Usage
 from karma.models.recorded import ReplayModel
+from karma.pipeline.recorder import RunRecorder
 from karma.plan import Plan, Task, TaskId
 from karma.recipes import Stack
 from karma.routed import RoutedPlan, Routing
@@ -69,6 +70,11 @@ class Build:
     _sandboxes: dict[str, Sandbox] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _tip: str | None = None
+    record: RunRecorder = field(init=False)
+    """The run's record: each fact into the store and onto the bus in one call."""
+
+    def __post_init__(self) -> None:
+        self.record = RunRecorder(self.store, self.bus, self.run_id)
 
     @property
     def plan(self) -> Plan:
@@ -176,34 +182,9 @@ class Build:
         return "\n".join(lines)
 
     def charge(self, task_id: str, attempt_id: int, usage: Usage, cost: float) -> None:
-        tokens_in, tokens_out = usage.total_in, usage.output_tokens
-        self.store.update_attempt(
-            attempt_id, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost
-        )
-        self.store.charge(self.run_id, task_id, tokens_in=tokens_in, tokens_out=tokens_out,
-                          cost_usd=cost)  # fmt: skip
+        """An attempt's spend: into the record, and against the budget."""
+        self.record.charge(task_id, attempt_id, usage, cost)
         self.budget.spend(cost)
-        self.bus.emit(
-            "model_called",
-            self.run_id,
-            task_id,
-            tokens=tokens_in + tokens_out,
-            cost_usd=round(cost, 6),
-        )
-
-    def finish_task(
-        self, task_id: str, status: str, *, commit: str | None = None, reason: str | None = None
-    ) -> None:
-        self.store.upsert_task(
-            self.run_id,
-            task_id,
-            status=status,
-            commit_sha=commit,
-            reason=reason,
-            finished_at=iso(utcnow()),
-        )
-        if status in {"succeeded", "failed"}:  # escalations carry their report (runner)
-            self.bus.emit(f"task_{status}", self.run_id, task_id, reason=reason or "")  # type: ignore[arg-type]
 
     @staticmethod
     def redact(text: str) -> str:

@@ -21,7 +21,6 @@ from karma.gates.interface import Finding, GateResult, GateSettings
 from karma.gates.runner import SuiteResult
 from karma.models.recorded import RecordingModel
 from karma.pipeline.build import Build
-from karma.pipeline.start import record_task
 from karma.pipeline.task import run_task
 from karma.plan import Task, TaskId
 from karma.waiting import approved
@@ -49,7 +48,7 @@ def run_gates(b: Build) -> tuple[list[dict[str, Any]], BuildStatus]:
     if suite.status == "failed":
         return rows, "failed"
     if suite.needs_approval and approved(b.workspace, b.human.approvals, b.tip(), rows):
-        b.bus.emit("log", b.run_id, message="the change is as a human approved it")
+        b.record.log("the change is as a human approved it")
         return rows, "succeeded"
     return rows, "needs_approval" if suite.needs_approval else "succeeded"
 
@@ -63,36 +62,11 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
     tree.mkdir(parents=True)
 
     def recorded(result: GateResult, blocking: bool) -> None:
-        findings = [f.as_json() for f in result.findings]
-        b.store.add_gate_result(
-            b.run_id,
-            name=result.name,
-            status=result.status,
-            blocking=int(blocking),
-            duration_s=result.duration_s,
-            findings_json=b.redacted_json(findings),
-        )
-        b.bus.emit(
-            "gate_finished",
-            b.run_id,
-            name=result.name,
-            status=result.status,
-            blocking=blocking,
-            findings=len(findings),
-            summary=result.summary,
-            duration_s=round(result.duration_s, 3),
-            **_counts(result),
-            round=round_no,
-        )
+        b.record.gate_finished(result, blocking=blocking, round_no=round_no,
+                               counts=_counts(result))  # fmt: skip
 
     def started(settings: GateSettings) -> None:
-        b.bus.emit(
-            "gate_started",
-            b.run_id,
-            name=settings.name,
-            blocking=settings.blocking,
-            round=round_no,
-        )
+        b.record.gate_started(settings.name, blocking=settings.blocking, round_no=round_no)
 
     reviewer = RecordingModel(
         b.model(b.config.models.reviewer), b.store, b.run_id, f"review-{round_no}", 1
@@ -149,6 +123,5 @@ def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:
     )
     routed = routed_plan(plan, b.config, b.store.task_history())
     b.routed = routed
-    record_task(b.store, b.bus, b.run_id, task, routed.routing[task.id],
-                f"review round {round_no}; ")  # fmt: skip
+    b.record.task_planned(task, routed.routing[task.id], f"review round {round_no}; ")
     return task.id

@@ -25,10 +25,11 @@ from karma.home import DataRoots
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
 from karma.pipeline.build import Build
-from karma.plan import Task, parse_plan, strip_derived
+from karma.pipeline.recorder import RunRecorder
+from karma.plan import parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
 from karma.recipes import detect_stack, load_failure_patterns
-from karma.routed import RoutedPlan, Routing
+from karma.routed import RoutedPlan
 from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import SandboxBackend
@@ -97,20 +98,6 @@ def _alive(pid: str) -> bool:
     return True
 
 
-def record_task(
-    store: Store, bus: EventBus, run_id: str, task: Task, route: Routing, why: str = ""
-) -> None:
-    """A planned task enters the run record with its routing and the reason for it."""
-    store.upsert_task(
-        run_id, task.id, title=task.title, kind=task.kind, status="pending", tier=route.tier,
-        model=route.model, estimated_tokens=task.estimated_tokens,
-        calibrated_tokens=route.calibrated_tokens, files_json=json.dumps(task.files),
-        routing_json=json.dumps({"reason": why + route.reason}),
-    )  # fmt: skip
-    bus.emit("routing_decided", run_id, task.id, tier=route.tier, model=route.model,
-             reason=why + route.reason)  # fmt: skip
-
-
 def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: str,
           context_text: str) -> Build:  # fmt: skip
     workspace, config = env.workspace, env.config
@@ -169,8 +156,9 @@ def start(
         plan, planner_cost = outcome.plan, outcome.cost_usd
     routed = routed_plan(plan, config, store.task_history())
     store.update_run(run_id, plan_json=json.dumps(routed.contract()), cost_usd=planner_cost)
+    record = RunRecorder(store, bus, run_id)
     for task in plan.tasks:
-        record_task(store, bus, run_id, task, routed.routing[task.id])
+        record.task_planned(task, routed.routing[task.id])
     bus.emit(
         "plan_ready",
         run_id,

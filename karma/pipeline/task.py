@@ -9,13 +9,11 @@ healer decides, this module applies) until the task succeeds, or goes to a human
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from karma.events import EventKind, iso, utcnow
 from karma.executor.cluster import ClusterUnavailable
 from karma.executor.remote import remote_work
 from karma.footprint import Footprint
@@ -47,8 +45,8 @@ def run_task(build: Build, task_id: str) -> Outcome:
     treatment = Treatment(routing.tier, hints=tuple(build.healer.recall(task.files, task.kind)))
     if human := build.human.hints.get(task_id):  # an answered escalation: a human remedy
         treatment = Treatment(routing.tier, hints=(*treatment.hints, f"A human says: {human}"))
-    build.bus.emit("task_started", build.run_id, task_id, tier=routing.tier, model=routing.model)
-    build.store.upsert_task(build.run_id, task_id, status="running", started_at=iso(utcnow()))
+    record = build.record
+    record.task_started(task_id, tier=routing.tier, model=routing.model)
     records: list[AttemptRecord] = []
     number = build.next_attempt_number(task_id)
     while True:
@@ -67,57 +65,32 @@ def run_task(build: Build, task_id: str) -> Outcome:
                 seconds=time.monotonic() - started,
             )
         if end.status == "succeeded":
-            build.finish_task(task_id, "succeeded", commit=end.commit)
+            record.task_finished(task_id, "succeeded", commit=end.commit)
             return Outcome("succeeded")
         if end.status in {"infra", "interrupted"}:
-            build.finish_task(task_id, "interrupted", reason=end.detail)
+            record.task_finished(task_id, "interrupted", reason=end.detail)
             return Outcome("infrastructure" if end.status == "infra" else "interrupted",
                            end.detail)  # fmt: skip
-        if end.remedy_failed and previous is not None:
-            # Recorded above as the remedy failing; what it treated is still the failure.
-            treated = previous.classification
-            end = replace(end, classification=treated)
-            build.store.update_attempt_by_number(
-                build.run_id, task_id, number, failure_class=treated.failure_class,
-                pattern_id=treated.pattern_id, signature=treated.signature,
-            )  # fmt: skip
+        # Recorded above as the remedy failing; what it treated is still the failure.
+        treated = end.remedy_failed and previous is not None
+        if treated and previous is not None:
+            end = replace(end, classification=previous.classification)
         assert end.evidence is not None and end.classification is not None
         if not end.remedy_failed:
             build.healer.observe(end.evidence, end.classification, files=task.files, kind=task.kind)
-        build.bus.emit(
-            "failure_classified",
-            build.run_id,
-            task_id,
-            attempt=number,
-            pattern=end.classification.pattern_id,
-            confidence=end.classification.confidence,
-            **{"class": end.classification.failure_class},
-        )
+        record.classified(task_id, number, end.classification, treated=treated)
         decision = build.healer.decide(
             task_id, end.classification, records, unavailable=unavailable(build.stack.name)
         )
-        record = AttemptRecord(
-            number,
-            end.evidence,
-            end.classification,
-            None if isinstance(decision, Escalation) else decision.name,
-            detail=end.detail,
-        )
-        records.append(record)
-        build.store.update_attempt_by_number(
-            build.run_id, task_id, number, remediation=record.remediation
-        )
+        remedy = None if isinstance(decision, Escalation) else decision
+        attempt = AttemptRecord(number, end.evidence, end.classification,
+                                remedy.name if remedy else None, detail=end.detail)  # fmt: skip
+        records.append(attempt)
+        record.remedy_chosen(task_id, number, attempt.remediation,
+                             failure_class=end.classification.failure_class,
+                             tier=remedy.tier if remedy else None)  # fmt: skip
         if isinstance(decision, Escalation):
             return _escalate(build, task, records, decision)
-        build.bus.emit(
-            "remediation_chosen",
-            build.run_id,
-            task_id,
-            attempt=number,
-            remediation=decision.name,
-            tier=decision.tier,
-            **{"class": end.classification.failure_class},
-        )
         treatment = treatment.after(decision, end.branch, end.evidence)
         number += 1
 
@@ -130,15 +103,9 @@ def _escalate(
         drafter = RecordingModel(build.model(build.config.models.large), build.store,
                                  build.run_id, task.id, records[-1].number)  # fmt: skip
     report = build.healer.escalation_report(task, records, drafter, reason=decision)
-    build.bus.emit(
-        "task_escalated",
-        build.run_id,
-        task.id,
-        reason=decision.detail,
-        report_md=build.redact(report.markdown),
-        report_json=json.loads(build.redacted_json(report.data)),
-    )
-    build.finish_task(task.id, "escalated", reason=f"{decision.reason}: {decision.detail}")
+    build.record.task_escalated(task.id, reason=f"{decision.reason}: {decision.detail}",
+                                detail=decision.detail, report_md=report.markdown,
+                                report=report.data)  # fmt: skip
     return Outcome("escalated", f"{decision.reason}: {decision.detail}")
 
 
@@ -146,20 +113,8 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
     model_name = build.config.models.for_tier(treatment.tier)
     name = f"{task.id}-{number}"
     branch = build.work_branch(name)
-    build.bus.emit(
-        "attempt_started",
-        build.run_id,
-        task.id,
-        attempt=number,
-        model=model_name,
-        tier=treatment.tier,
-    )
-    attempt_id = build.store.add_attempt(
-        build.run_id, task.id, number, model=model_name, tier=treatment.tier, branch=branch
-    )
-    build.store.upsert_task(
-        build.run_id, task.id, attempts=number, model=model_name, tier=treatment.tier
-    )
+    attempt_id = build.record.attempt_started(task.id, number, model=model_name,
+                                              tier=treatment.tier, branch=branch)  # fmt: skip
     end = AttemptEnd("interrupted", detail="the run was interrupted")
     sandbox: Sandbox | None = None
     worktree: Worktree | None = None
@@ -179,8 +134,8 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
             worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
         footprint = Footprint(worktree.path, build.config.agent.max_worktree_mb)
         sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor)
-        build.store.update_attempt(attempt_id, container_id=sandbox.id)
-        build.store.upsert_task(build.run_id, task.id, image=sandbox.image, container_id=sandbox.id)
+        build.record.attempt_placed(attempt_id, task.id, image=sandbox.image,
+                                    container_id=sandbox.id)  # fmt: skip
         end = run_work(build, task, number, model_name, treatment, worktree, sandbox,
                        attempt_id, footprint)  # fmt: skip
     except (SandboxUnavailable, ClusterUnavailable) as exc:  # the scheduler stops the run
@@ -198,19 +153,5 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
             keep = end.status != "succeeded"  # an oversized worktree is never staged
             staged = keep and footprint is not None and footprint.excess() is None
             build.retire_worktree(worktree, keep=keep, stage=staged)
-        c = end.classification
-        build.store.update_attempt(
-            attempt_id,
-            status=end.status,
-            finished_at=iso(utcnow()),
-            summary=build.redact(end.detail),
-            evidence_json=build.redacted_json(end.evidence.to_json()) if end.evidence else None,
-            failure_class=c.failure_class if c else None,
-            pattern_id=c.pattern_id if c else None,
-            signature=c.signature if c else None,
-        )
-        kind: EventKind = "attempt_succeeded" if end.status == "succeeded" else "attempt_failed"
-        build.bus.emit(
-            kind, build.run_id, task.id, attempt=number, status=end.status, reason=end.detail
-        )
+        build.record.attempt_finished(attempt_id, task.id, number, end)
     return replace(end, branch=branch)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import secrets
 import shutil
 import tarfile
@@ -36,7 +35,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -64,6 +62,7 @@ from karma.sandbox.interface import (
 from karma.sandbox.lease import MOUNT as LEASE_MOUNT
 from karma.sandbox.lease import current as current_lease
 from karma.sandbox.lease import keeper_command
+from karma.sandbox.lending import Lent, lend_workspace
 
 LABEL_RUN = "karma.run_id"
 LABEL_TASK = "karma.task_id"
@@ -168,7 +167,7 @@ class DockerBackend:
         if not spec.workspace.is_dir():
             raise SandboxError(f"workspace {spec.workspace} is not a directory")
         workspace = spec.workspace.resolve()
-        lent = _lend_workspace(workspace, uid, gid)
+        lent = lend_workspace(workspace, uid, gid)
         keeper = "65533:65533" if uid == 65534 else "65534:65534"
         api = self.client.api
         lease = current_lease(spec.lease_s)
@@ -234,65 +233,11 @@ class DockerBackend:
             self.client.api.remove_container(container_id, force=True, v=True)
 
 
-@dataclass(frozen=True)
-class _Lent:
-    """A workspace lent to the sandbox user (`uid`:`gid`), and its owner to give it back to."""
-
-    path: Path
-    uid: int
-    gid: int
-    owner_uid: int
-    owner_gid: int
-
-    def refresh(self) -> None:
-        """Lend what the host wrote since (root-owned files the sandbox could not change)."""
-        _chown_tree(self.path, self.uid, self.gid)
-
-    def give_back(self) -> None:
-        _chown_tree(self.path, self.owner_uid, self.owner_gid)
-
-
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    """lchown `root` and everything under it that is not uid:gid already."""
-    folders = [root]
-    try:
-        top = root.lstat()
-    except FileNotFoundError:  # the worktree is gone already (removed at interrupt)
-        return
-    if (top.st_uid, top.st_gid) != (uid, gid):
-        os.lchown(root, uid, gid)
-    while folders:
-        try:
-            entries = os.scandir(folders.pop())
-        except FileNotFoundError:  # removed meanwhile (a worktree cleaned up at interrupt)
-            continue
-        with entries:
-            for entry in entries:
-                with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
-                    stat = entry.stat(follow_symlinks=False)
-                    if (stat.st_uid, stat.st_gid) != (uid, gid):
-                        os.lchown(entry.path, uid, gid)
-                    if entry.is_dir(follow_symlinks=False):
-                        folders.append(Path(entry.path))
-
-
-def _lend_workspace(workspace: Path, uid: int, gid: int) -> _Lent | None:
-    """Give the workspace to the sandbox user when we are root; say how to take it back."""
-    if os.getuid() != 0:
-        return None
-    stat = workspace.stat()
-    if (stat.st_uid, stat.st_gid) == (uid, gid):
-        return None
-    lent = _Lent(workspace, uid, gid, stat.st_uid, stat.st_gid)
-    lent.refresh()
-    return lent
-
-
 class DockerSandbox:
     """One running container; commands go through its runner, or an `exec` each."""
 
     def __init__(
-        self, backend: DockerBackend, container_id: str, spec: SandboxSpec, lent: _Lent | None
+        self, backend: DockerBackend, container_id: str, spec: SandboxSpec, lent: Lent | None
     ) -> None:
         self.id = container_id
         self.image = spec.image
