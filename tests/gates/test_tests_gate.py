@@ -40,7 +40,64 @@ def test_dropping_tests_fails_unless_approved(tmp_path: Path) -> None:
     write(repo, {"test_a.py": "def test_one():\n    assert 1\n"})
     gate = run_tests(repo)
     assert gate.status == "failed" and [f.rule for f in gate.findings] == ["tests.fewer-tests"]
-    assert run_tests(repo, allow_fewer_tests=True).status == "passed"
+    assert "test_a.py::test_two no longer collected" in gate.findings[0].message
+    approved = run_tests(repo, allow_fewer_tests=True)
+    assert approved.status == "warning" and [f.rule for f in approved.findings] == ["tests.removed"]
+    assert "test_a.py::test_two" in approved.findings[0].message
+
+
+def test_a_renamed_test_is_named_though_the_count_holds(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"test_a.py": PASSING})
+    write(repo, {"test_a.py": PASSING.replace("test_two", "test_deux")})
+    gate = run_tests(repo)
+    assert gate.status == "warning" and [f.rule for f in gate.findings] == ["tests.removed"]
+    assert "test_a.py::test_two (renamed to test_a.py::test_deux?)" in gate.findings[0].message
+
+
+SUBTESTS = """\
+def test_each(subtests):
+    for n in range(5):
+        with subtests.test(n=n):
+            assert n < {limit}
+
+
+def test_plain():
+    assert 1
+"""
+
+
+def test_subtests_are_folded_into_their_test_on_both_sides(tmp_path: Path) -> None:
+    """pytest's own subtests write a <testcase> per subtest: the head counts 2 items, as
+    the base's collection does, and a failing subtest fails its one test."""
+    repo = make_repo(tmp_path / "r", {"test_s.py": SUBTESTS.format(limit=9)})
+    gate = run_tests(repo)
+    assert gate.status == "passed", gate
+    assert gate.data["tests"] == 2 and gate.data["base_tests"] == 2, gate.summary
+    write(repo, {"test_s.py": SUBTESTS.format(limit=3)})
+    failed = run_tests(repo)
+    assert failed.status == "failed" and failed.data["tests"] == 2, failed.summary
+    assert failed.summary.startswith("2 tests: 1 passed, 1 failed"), failed.summary
+    assert [f.rule for f in failed.findings] == ["tests.failure"]
+
+
+def test_the_command_is_the_bases_tox_env_and_a_changed_tox_ini_is_not_read(
+    tmp_path: Path,
+) -> None:
+    tox = "[testenv]\ndeps = pytest\ncommands =\n    pytest {posargs:test_a.py}\n"
+    project = '[project]\nname = "x"\nversion = "0"\n'
+    files = {"pyproject.toml": project, "test_a.py": PASSING, "test_b.py": PASSING, "tox.ini": tox}
+    repo = make_repo(tmp_path / "r", files)
+    gate = run_tests(repo, command="")
+    assert gate.status == "passed", gate
+    assert gate.data["command"] == "python -m pytest test_a.py", gate.data
+    assert gate.data["command_source"] == "tox.ini [testenv] commands"
+    assert gate.data["tests"] == 2, gate.summary  # test_b.py is not in the tox command
+    marker = tmp_path / "pwned"
+    write(repo, {"tox.ini": f"[testenv]\ncommands = python -m pytest --co {marker}\n"})
+    (repo / "noxfile.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    again = run_tests(repo, command="")
+    assert again.data["command"] == "python -m pytest test_a.py", again.data
+    assert not marker.exists()
 
 
 def test_new_skip_marker_fails_unless_approved(tmp_path: Path) -> None:

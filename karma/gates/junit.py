@@ -1,0 +1,135 @@
+"""What a test run reports, counted in test items: JUnit XML, pytest collection, unittest.
+
+A JUnit report can hold several `<testcase>` elements for one test (pytest-subtests
+writes one per subtest; a failing teardown adds one). The gate counts *items*: one per
+`classname::name`, its outcome the worst of its elements, so the head's run and the
+base's collection count the same units.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from karma.gates.interface import Finding, GateUnavailable
+from karma.gates.secrets import redact
+
+COLLECTED = re.compile(r"(\d+) tests? collected|collected (\d+) items?")
+PER_FILE = re.compile(r"^\S+\.py: (\d+)$", re.MULTILINE)
+NODE_ID = re.compile(r"^(\S[^\n]*?\.py::[^\n]+?)\s*$", re.MULTILINE)
+UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in ", re.MULTILINE)
+UNITTEST_FAILED = re.compile(r"^FAILED \(([^)]*)\)", re.MULTILINE)
+_RANK = {"passed": 0, "skipped": 1, "failure": 2, "error": 3}
+
+
+@dataclass(frozen=True)
+class Counts:
+    tests: int = 0
+    failures: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+    @property
+    def passed(self) -> int:
+        return self.tests - self.failures - self.errors - self.skipped
+
+
+def junit_file(classname: str, root: Path | None) -> str:
+    """The repository-relative file of a JUnit classname (`pkg.test_mod.TestClass`)."""
+    parts = classname.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = "/".join(parts[:end]) + ".py"
+        if root is None or (root / candidate).is_file():
+            return candidate
+    return ""
+
+
+def _finding(case: ET.Element, kind: str, node: ET.Element, repo: Path | None) -> Finding:
+    where = case.get("file") or junit_file(case.get("classname", ""), repo)
+    name = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
+    detail = (node.get("message") or node.text or "").strip().splitlines()
+    first = detail[0][:300] if detail else kind
+    line = int(case.get("line") or 0) + 1 if case.get("line") else 0
+    verb = "failed" if kind == "failure" else "errored"
+    return Finding(f"tests.{kind}", "error", where, line, redact(f"{name} {verb}: {first}"))
+
+
+def parse_junit(path: Path, repo: Path | None = None) -> tuple[Counts, list[Finding]]:
+    """Item counts (subtests folded into their test) and one finding per failing item."""
+    outcome: dict[tuple[str, str], str] = {}
+    findings: dict[tuple[str, str], Finding] = {}
+    try:
+        # Streamed: each case is dropped once read, so a 20,000-test report stays small.
+        for _, case in ET.iterparse(path):  # noqa: S314 - our own test run's report
+            if case.tag != "testcase":
+                continue
+            key = (case.get("classname", ""), case.get("name", ""))
+            state = "passed"
+            for child in case:
+                tag = child.tag
+                if tag in ("failure", "error") and _RANK[tag] > _RANK[state]:
+                    state = tag
+                    findings.setdefault(key, _finding(case, tag, child, repo))
+                elif tag == "skipped" and state == "passed":
+                    state = "skipped"
+            if _RANK[state] >= _RANK.get(outcome.get(key, "passed"), 0):
+                outcome[key] = state
+            case.clear()
+    except (ET.ParseError, OSError) as exc:
+        raise GateUnavailable(f"unreadable JUnit XML: {exc}") from None
+    states = list(outcome.values())
+    counts = Counts(
+        len(states), states.count("failure"), states.count("error"), states.count("skipped")
+    )
+    return counts, [findings[k] for k in outcome if k in findings and outcome[k] != "passed"]
+
+
+def collected_ids(output: str) -> tuple[str, ...] | None:
+    """The node ids of `pytest --collect-only --verbosity=-1`; None when none are listed."""
+    ids = [m.group(1) for m in NODE_ID.finditer(output)]
+    return tuple(dict.fromkeys(ids)) if ids else None
+
+
+def collected_count(output: str) -> int | None:
+    """How many items a `--collect-only` run reported, in any of pytest's verbosities."""
+    if (ids := collected_ids(output)) is not None:
+        return len(ids)
+    match = COLLECTED.search(output)
+    if match:
+        return int(match.group(1) or match.group(2))
+    per_file = [int(m.group(1)) for m in PER_FILE.finditer(output)]
+    return sum(per_file) if per_file else None
+
+
+def unittest_counts(output: str) -> Counts | None:
+    """The counts `python -m unittest` prints (`Ran 3 tests`, `FAILED (failures=1)`)."""
+    ran = UNITTEST_RAN.search(output)
+    if ran is None:
+        return None
+    parts = dict.fromkeys(("failures", "errors", "skipped"), 0)
+    for match in UNITTEST_FAILED.finditer(output):
+        for item in match.group(1).split(","):
+            name, _, value = item.strip().partition("=")
+            if name in parts and value.isdigit():
+                parts[name] = int(value)
+    tail = output[ran.end() :]
+    if skipped := re.search(r"skipped=(\d+)", tail):
+        parts["skipped"] = int(skipped.group(1))
+    return Counts(int(ran.group(1)), parts["failures"], parts["errors"], parts["skipped"])
+
+
+def missing(base: tuple[str, ...], head: tuple[str, ...], limit: int = 10) -> str:
+    """The base tests the head no longer has, each with a new test of its file if any
+    (a rename), as one sentence for a finding."""
+    now = set(head)
+    added = [t for t in head if t not in set(base)]
+    gone = [t for t in base if t not in now]
+    parts = []
+    for test in gone[:limit]:
+        file = test.split("::", 1)[0]
+        renamed = next((t for t in added if t.split("::", 1)[0] == file), None)
+        parts.append(f"{test} (renamed to {renamed}?)" if renamed else test)
+    more = f" and {len(gone) - limit} more" if len(gone) > limit else ""
+    return ", ".join(parts) + more
