@@ -10,12 +10,18 @@ where it came from and why (`TestCommand.source`, `.reason`; `karma doctor` and
    The file is parsed with `ast`, never imported or executed; a call with anything but
    string literals (and `*session.posargs`) is not used.
 3. pytest configuration (`pytest.ini`, `[tool.pytest.ini_options]`, `setup.cfg
-   [tool:pytest]`, `tox.ini [pytest]`, ...) or pytest among the test dependencies: the
-   stack's pytest command.
-4. Neither: `python -m unittest discover` (from `tests/` when there is one).
+   [tool:pytest]`, `tox.ini [pytest]`, ...) or pytest (or a `pytest-*` plugin) among the
+   test dependencies: the stack's pytest command.
+4. The tests themselves (their files parsed with `ast`, never imported): any written for
+   pytest (a `conftest.py`, `import pytest`, a module-level `def test_*`, a plain
+   `class Test*`) keeps pytest, which also runs `unittest.TestCase` classes; only a suite
+   of `unittest.TestCase` classes alone gets `python -m unittest discover` (from `tests/`
+   or `test/` when there is one). No test files at all: the stack's pytest command.
 
-Trust: every input is a file of the base commit (`from_commit`), the trusted side. A
-`tox.ini` or `noxfile.py` that a change adds or edits is not read. The command then runs
+Trust: every input is a file of the base commit (`from_git`, `from_commit`: git's
+objects), the trusted side; the model-edited tree is never read. A `tox.ini` or
+`noxfile.py` that a change adds or edits is not read. Files larger than `MAX_BYTES` are
+not read, and at most `MAX_TEST_FILES` test files are looked at. The command then runs
 where the stack's command runs (the sandbox; the host only for `karma gate` on a human's
 change), never `tox` or `nox` themselves (they build environments from the network).
 """
@@ -27,20 +33,30 @@ import configparser
 import re
 import shlex
 import tomllib
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from karma.hostgit import HostGit
 
 Read = Callable[[str], "str | None"]
 """The text of a file of the base commit by its root-relative path, or None."""
 
+Style = Literal["pytest", "unittest"]
+
+MAX_BYTES = 256 * 1024
+"""A base file larger than this is not read (a configuration or a test file is smaller)."""
+MAX_TEST_FILES = 64
+"""How many of the base's test files are looked at to tell a pytest suite from a unittest one."""
 PYTEST_CONFIGS = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini")
 RUNNERS = ("pytest", "py.test")
 _POSARGS = re.compile(r"\{posargs(?::([^{}]*))?\}")
 _KNOWN = {"{toxinidir}": ".", "{tox_root}": ".", "{envpython}": "python",
           "{env_python}": "python", "{envbindir}/": "", "{env_bin_dir}/": ""}  # fmt: skip
-_PYTEST_DEP = re.compile(r"(?im)^\s*[\"']?pytest(?![\w-])|[\[,\s\"']pytest(?![\w-])")
+# pytest itself or one of its plugins (`pytest-cov`), not `pytest.ini` or `mypytest`.
+_PYTEST_DEP = re.compile(r"(?i)(?<![\w.-])pytest(?![\w.])")
+_NOT_TESTS = {"node_modules", "site-packages", "venv", "__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -243,8 +259,93 @@ def _pytest_dependency(read: Read, names: Collection[str]) -> str | None:
     return None
 
 
-def choose(read: Read, names: Collection[str], default: str) -> TestCommand:
-    """The project's test command (module docstring), `default` being the stack's pytest one."""
+def is_test_file(path: str) -> bool:
+    """Whether pytest or unittest would collect `path` by its name (`test*.py`,
+    `*_test.py`) or it configures pytest (`conftest.py`); not inside hidden or
+    installed-package folders."""
+    parts = PurePosixPath(path).parts
+    if not parts or any(p.startswith(".") or p in _NOT_TESTS for p in parts[:-1]):
+        return False
+    name = parts[-1]
+    return name == "conftest.py" or (
+        name.endswith(".py") and (name.startswith("test") or name.endswith("_test.py"))
+    )
+
+
+def _imports(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name.split(".")[0] for alias in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+        return [node.module.split(".")[0]]
+    return []
+
+
+def _base_name(base: ast.expr) -> str:
+    if isinstance(base, ast.Attribute):
+        return base.attr
+    return base.id if isinstance(base, ast.Name) else ""
+
+
+def file_style(text: str) -> Style | None:
+    """How one test file is written: "pytest" (it imports pytest, or has a module-level
+    `def test*` or a `class Test*` of no base, which only pytest collects), "unittest"
+    (`unittest.TestCase` classes and nothing only pytest runs), or None (neither, or not
+    Python that parses)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    unittest = False
+    for node in ast.walk(tree):
+        modules = _imports(node)
+        if "pytest" in modules or "_pytest" in modules:
+            return "pytest"
+        unittest = unittest or "unittest" in modules
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+            "test"
+        ):
+            return "pytest"
+        if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            bases = [_base_name(b) for b in node.bases]
+            if not bases or bases == ["object"]:
+                return "pytest"
+            unittest = unittest or any(b.endswith("TestCase") for b in bases)
+    return "unittest" if unittest else None
+
+
+def suite_style(files: Iterable[tuple[str, str]]) -> tuple[Style, str] | None:
+    """How the suite is written, and the file that shows it: "pytest" as soon as one
+    file needs pytest, "unittest" when the files with a style are all unittest."""
+    seen: str | None = None
+    for path, text in files:
+        style = "pytest" if PurePosixPath(path).name == "conftest.py" else file_style(text)
+        if style == "pytest":
+            return "pytest", path
+        if style == "unittest" and seen is None:
+            seen = path
+    return ("unittest", seen) if seen is not None else None
+
+
+def _discover(read: Read, names: Collection[str]) -> str:
+    for folder in ("tests", "test"):
+        if folder in names:
+            # `-t .` imports `tests.test_x` from the root, which needs `tests/__init__.py`;
+            # without it, the folder is the top level (unittest refuses `-t .` then).
+            top = " -t ." if read(f"{folder}/__init__.py") is not None else ""
+            return f"python -m unittest discover -s {folder}{top}"
+    return "python -m unittest discover"
+
+
+def choose(
+    read: Read,
+    names: Collection[str],
+    default: str,
+    tests: Iterable[tuple[str, str]] = (),
+) -> TestCommand:
+    """The project's test command (module docstring), `default` being the stack's pytest
+    one. `tests` yields the base's test files (path, text); it is read only when the
+    project's configuration does not decide."""
     found = from_tox(read) or from_nox(read)
     if found is not None:
         return found
@@ -252,25 +353,82 @@ def choose(read: Read, names: Collection[str], default: str) -> TestCommand:
         return TestCommand(default, config, "pytest is configured there")
     if dependency := _pytest_dependency(read, names):
         return TestCommand(default, dependency, "pytest is a test dependency")
-    start = " -s tests -t ." if "tests" in names else ""
+    style = suite_style(tests)
+    if style is None:
+        return TestCommand(default, "the stack's default",
+                           "no test configuration, and no test files written for pytest "
+                           "or unittest")  # fmt: skip
+    kind, path = style
+    if kind == "pytest":
+        return TestCommand(default, path, "the tests are written for pytest")
     return TestCommand(
-        f"python -m unittest discover{start}",
+        _discover(read, names),
         "unittest discovery",
-        "no pytest configuration, no pytest dependency and no tox/nox test command",
+        f"the tests are unittest.TestCase classes ({path}), with no pytest configuration, "
+        "no pytest dependency and no tox/nox test command",
     )
 
 
-def from_commit(repo: Path, commit: str, default: str) -> TestCommand:
+@dataclass(frozen=True)
+class _Tree:
+    """The regular files of one commit, by path, read from git's objects on demand."""
+
+    git: HostGit
+    blobs: dict[str, str]
+    """path -> blob sha"""
+    read_before: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, git: HostGit, commit: str) -> _Tree:
+        listing = git.raw("ls-tree", "-r", "-z", "--full-tree", commit)
+        blobs: dict[str, str] = {}
+        for record in filter(None, listing.split(b"\0")):
+            meta, _, raw = record.partition(b"\t")
+            mode, kind, sha = meta.decode().split()
+            if kind == "blob" and mode in ("100644", "100755"):
+                blobs[raw.decode("utf-8", "surrogateescape")] = sha
+        return cls(git, blobs)
+
+    def root_names(self) -> list[str]:
+        return list(dict.fromkeys(path.split("/", 1)[0] for path in self.blobs))
+
+    def texts(self, paths: list[str]) -> Iterator[tuple[str, str]]:
+        """(path, text) of each of `paths` no larger than `MAX_BYTES`, in order."""
+        shas = [self.blobs[p] for p in paths]
+        if not shas:
+            return
+        sizes = self.git.raw("cat-file", "--batch-check", input="".join(f"{s}\n" for s in shas)
+                             .encode()).decode().splitlines()  # fmt: skip
+        small = [(p, s) for p, s, line in zip(paths, shas, sizes, strict=True)
+                 if int(line.split()[2]) <= MAX_BYTES]  # fmt: skip
+        bodies = self.git.iter_blobs([s for _, s in small])
+        for (path, _), body in zip(small, bodies, strict=True):
+            yield path, body.decode("utf-8", errors="replace")
+
+    def read(self, rel: str) -> str | None:
+        if rel not in self.read_before:  # pyproject.toml is asked for several times
+            texts = self.texts([rel]) if rel in self.blobs else iter(())
+            self.read_before[rel] = next((text for _, text in texts), None)
+        return self.read_before[rel]
+
+    def tests(self) -> Iterator[tuple[str, str]]:
+        """The test files nearest the root first (conftest.py before its folder's tests)."""
+        found = [p for p in self.blobs if is_test_file(p)]
+        found.sort(key=lambda p: (p.count("/"), not p.endswith("conftest.py"), p))
+        yield from self.texts(found[:MAX_TEST_FILES])
+
+
+def from_git(git: HostGit, commit: str, default: str) -> TestCommand:
     """`choose` on the files of `commit` (git objects: the trusted side)."""
-    from karma.home import base_root_names, commit_text
+    tree = _Tree.of(git, commit)
+    return choose(tree.read, tree.root_names(), default, tree.tests())
 
-    names = base_root_names(repo, commit)
-    present = set(names)
 
-    def read(rel: str) -> str | None:
-        return commit_text(repo, commit, rel) if rel in present else None
+def from_commit(repo: Path, commit: str, default: str) -> TestCommand:
+    """`from_git` on the repository `repo`."""
+    from karma.hostgit import discover
 
-    return choose(read, names, default)
+    return from_git(HostGit(discover(repo)[0]), commit, default)
 
 
 def for_repo(repo: Path) -> TestCommand | None:

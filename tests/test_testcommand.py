@@ -6,15 +6,29 @@ from pathlib import Path
 
 import pytest
 
-from karma.testcommand import choose, from_commit
+from karma.testcommand import MAX_BYTES, choose, file_style, from_commit, is_test_file
 from karma.testing.repos import git, init_repo
 
 DEFAULT = "python -m pytest -q -p no:cacheprovider"
 
 
-def pick(files: dict[str, str], *dirs: str) -> tuple[str, str]:
-    chosen = choose(files.get, [*files, *dirs], DEFAULT)
+def pick(files: dict[str, str]) -> tuple[str, str]:
+    """`choose` on `files` (path -> text), as `from_git` calls it on a commit's."""
+    names = list(dict.fromkeys(path.split("/", 1)[0] for path in files))
+    tests = ((path, text) for path, text in files.items() if is_test_file(path))
+    chosen = choose(files.get, names, DEFAULT, tests)
     return chosen.command, chosen.source
+
+
+UNITTEST = """\
+import unittest
+
+
+class TestAdd(unittest.TestCase):
+    def test_add(self):
+        self.assertEqual(1 + 1, 2)
+"""
+PYTEST_STYLE = "def test_add():\n    assert 1 + 1 == 2\n"
 
 
 @pytest.mark.parametrize(
@@ -35,8 +49,32 @@ def pick(files: dict[str, str], *dirs: str) -> tuple[str, str]:
         ({"pyproject.toml": '[dependency-groups]\ntest = ["pytest>=8", "coverage"]\n'},
          (DEFAULT, "pyproject.toml [dependency-groups]")),
         ({"requirements-dev.txt": "pytest==8.3\n"}, (DEFAULT, "requirements-dev.txt")),
+        # A pytest plugin is pytest: a user who lists pytest-cov runs pytest.
         ({"pyproject.toml": '[project.optional-dependencies]\ntest = ["pytest-cov"]\n'},
+         (DEFAULT, "pyproject.toml [project.optional-dependencies]")),
+        ({"setup.cfg": "[metadata]\nname = x\n[options]\npackages = x\n",
+          "tests/test_a.py": UNITTEST},
+         ("python -m unittest discover -s tests", "unittest discovery")),
+        ({"setup.py": "", "tests/__init__.py": "", "tests/test_a.py": UNITTEST},
+         ("python -m unittest discover -s tests -t .", "unittest discovery")),
+        ({"setup.py": "", "test/test_a.py": UNITTEST},
+         ("python -m unittest discover -s test", "unittest discovery")),
+        ({"setup.py": "", "test_a.py": UNITTEST},
          ("python -m unittest discover", "unittest discovery")),
+        # No configuration, but tests that only pytest collects: pytest, as a user expects.
+        ({"requirements.txt": "", "tests/test_a.py": PYTEST_STYLE},
+         (DEFAULT, "tests/test_a.py")),
+        ({"requirements.txt": "", "tests/test_a.py": UNITTEST, "tests/test_b.py": PYTEST_STYLE},
+         (DEFAULT, "tests/test_b.py")),
+        ({"requirements.txt": "", "tests/conftest.py": "", "tests/test_a.py": UNITTEST},
+         (DEFAULT, "tests/conftest.py")),
+        ({"requirements.txt": "", "tests/test_a.py": "import pytest\n" + UNITTEST},
+         (DEFAULT, "tests/test_a.py")),
+        ({"requirements.txt": "", "tests/test_a.py": "class TestA:\n    def test_a(self): pass\n"},
+         (DEFAULT, "tests/test_a.py")),
+        # Nothing to tell by: the stack's own command.
+        ({"requirements.txt": ""}, (DEFAULT, "the stack's default")),
+        ({"requirements.txt": "", "tests/test_a.py": "x = 1\n"}, (DEFAULT, "the stack's default")),
     ],
 )  # fmt: skip
 def test_the_projects_own_definition_is_chosen(
@@ -45,11 +83,24 @@ def test_the_projects_own_definition_is_chosen(
     assert pick(files) == expected
 
 
-def test_unittest_discovery_starts_in_tests_when_there_is_one() -> None:
-    assert pick({"setup.py": ""}, "tests") == (
-        "python -m unittest discover -s tests -t .",
-        "unittest discovery",
-    )
+def test_test_files_are_parsed_never_imported(tmp_path: Path) -> None:
+    """A base test file that would run code when imported decides by its shape only; one
+    that does not parse, nests too deep for the parser, or is binary says nothing."""
+    marker = tmp_path / "pwned"
+    hostile = f"import os\nos.system('touch {marker}')\nopen({str(marker)!r}, 'w')\n" + UNITTEST
+    assert pick({"setup.py": "", "tests/test_a.py": hostile})[1] == "unittest discovery"
+    assert not marker.exists()
+    assert file_style("def test_(:\n") is None
+    assert file_style("x = " + "(" * 100_000 + ")" * 100_000) is None
+    assert file_style("\0\xff\ufffd") is None
+
+
+def test_which_files_are_test_files() -> None:
+    assert [p for p in ("tests/test_a.py", "pkg/a_test.py", "conftest.py", "test.py",
+                        "tests/helpers.py", ".tox/py/lib/test_x.py", "venv/lib/test_x.py",
+                        "node_modules/x/test_y.py", "tests/test_a.txt")
+            if is_test_file(p)] == ["tests/test_a.py", "pkg/a_test.py", "conftest.py",
+                                    "test.py"]  # fmt: skip
 
 
 def test_a_nox_tests_session_is_read_with_ast_and_never_executed(tmp_path: Path) -> None:
@@ -103,3 +154,23 @@ def test_from_commit_reads_the_base_and_not_the_working_tree(tmp_path: Path) -> 
     git(repo, "commit", "-qm", "head")
     head = git(repo, "rev-parse", "HEAD").strip()
     assert from_commit(repo, head, DEFAULT).command == "python -m pytest --co"
+
+
+def test_from_commit_judges_the_bases_tests_and_not_the_changes(tmp_path: Path) -> None:
+    """The change rewrites the suite as unittest classes to get it run without pytest's
+    isolation: the base's pytest-style tests still decide. A huge base file is not read."""
+    source = tmp_path / "source"
+    (source / "tests").mkdir(parents=True)
+    (source / "setup.py").write_text("")
+    (source / "tests" / "test_a.py").write_text(PYTEST_STYLE)
+    (source / "tests" / "test_big.py").write_text(UNITTEST + "#" * MAX_BYTES)
+    repo = init_repo(tmp_path / "repo", source=source, message="base")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "tests" / "test_a.py").write_text(UNITTEST)
+    git(repo, "commit", "-qam", "unittest now")
+    assert from_commit(repo, base, DEFAULT).source == "tests/test_a.py"
+    head = git(repo, "rev-parse", "HEAD").strip()
+    # At the head (as the base of a later change) the big file is left out: test_a decides.
+    chosen = from_commit(repo, head, DEFAULT)
+    assert chosen.command == "python -m unittest discover -s tests", chosen
+    assert "tests/test_a.py" in chosen.reason, chosen

@@ -22,12 +22,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from karma.gates.change import base_worktree, git
+from karma.errors import WorkspaceError
+from karma.gates.change import base_worktree, host_git
 from karma.gates.interface import (
     Finding,
     GateContext,
     GateResult,
     GateSettings,
+    GateUnavailable,
     Severity,
     Status,
 )
@@ -43,7 +45,7 @@ from karma.gates.junit import (
 from karma.gates.secrets import redact
 from karma.gates.tamper import tampering
 from karma.gates.testrun import COLLECT, Run, Step, run_steps, sandboxed
-from karma.testcommand import TestCommand, choose
+from karma.testcommand import TestCommand, from_git
 
 PYTEST_NO_TESTS = 5
 __all__ = ["Counts", "TestsGate", "parse_junit", "project_command"]
@@ -51,14 +53,10 @@ __all__ = ["Counts", "TestsGate", "parse_junit", "project_command"]
 
 def project_command(ctx: GateContext, default: str) -> TestCommand:
     """The test command the base commit defines (read from git objects, never the tree)."""
-    listing = git(ctx, "ls-tree", "-z", "--name-only", ctx.base)
-    names = [n for n in listing.split("\0") if n]
-    present = set(names)
-
-    def read(rel: str) -> str | None:
-        return git(ctx, "show", f"{ctx.base}:{rel}") if rel in present else None
-
-    return choose(read, names, default)
+    try:
+        return from_git(host_git(ctx), ctx.base, default)
+    except WorkspaceError as exc:
+        raise GateUnavailable(f"cannot read the base's test configuration: {exc}") from None
 
 
 def _finding(rule: str, message: str, severity: Severity = "error") -> Finding:

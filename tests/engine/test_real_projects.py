@@ -417,9 +417,8 @@ def _branch_tests_pass(build: Run, repo: Path, result: dict[str, Any], source: s
 def test_src_layout_projects_build_in_one_attempt_per_task(
     make: Callable[[Path], str], source: str, build: Run, tmp_path: Path
 ) -> None:
-    source = tmp_path / "source"
-    pkg = make(source)
-    repo = init_repo(tmp_path / "repo", source=source, message="calc: initial")
+    pkg = make(tmp_path / "source")
+    repo = init_repo(tmp_path / "repo", source=tmp_path / "source", message="calc: initial")
     code, result = build(repo, script(pkg))
     assert code == 0, result
     _branch_tests_pass(build, repo, result, source)
