@@ -35,20 +35,17 @@ import shlex
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any
 
 from karma.hostgit import HostGit
+from karma.teststyle import MAX_TEST_FILES, is_test_file, suite_style
 
 Read = Callable[[str], "str | None"]
 """The text of a file of the base commit by its root-relative path, or None."""
 
-Style = Literal["pytest", "unittest"]
-
 MAX_BYTES = 256 * 1024
 """A base file larger than this is not read (a configuration or a test file is smaller)."""
-MAX_TEST_FILES = 64
-"""How many of the base's test files are looked at to tell a pytest suite from a unittest one."""
 PYTEST_CONFIGS = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini")
 RUNNERS = ("pytest", "py.test")
 _POSARGS = re.compile(r"\{posargs(?::([^{}]*))?\}")
@@ -56,7 +53,6 @@ _KNOWN = {"{toxinidir}": ".", "{tox_root}": ".", "{envpython}": "python",
           "{env_python}": "python", "{envbindir}/": "", "{env_bin_dir}/": ""}  # fmt: skip
 # pytest itself or one of its plugins (`pytest-cov`), not `pytest.ini` or `mypytest`.
 _PYTEST_DEP = re.compile(r"(?i)(?<![\w.-])pytest(?![\w.])")
-_NOT_TESTS = {"node_modules", "site-packages", "venv", "__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -257,74 +253,6 @@ def _pytest_dependency(read: Read, names: Collection[str]) -> str | None:
         if _PYTEST_DEP.search(read(name) or ""):
             return name
     return None
-
-
-def is_test_file(path: str) -> bool:
-    """Whether pytest or unittest would collect `path` by its name (`test*.py`,
-    `*_test.py`) or it configures pytest (`conftest.py`); not inside hidden or
-    installed-package folders."""
-    parts = PurePosixPath(path).parts
-    if not parts or any(p.startswith(".") or p in _NOT_TESTS for p in parts[:-1]):
-        return False
-    name = parts[-1]
-    return name == "conftest.py" or (
-        name.endswith(".py") and (name.startswith("test") or name.endswith("_test.py"))
-    )
-
-
-def _imports(node: ast.AST) -> list[str]:
-    if isinstance(node, ast.Import):
-        return [alias.name.split(".")[0] for alias in node.names]
-    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-        return [node.module.split(".")[0]]
-    return []
-
-
-def _base_name(base: ast.expr) -> str:
-    if isinstance(base, ast.Attribute):
-        return base.attr
-    return base.id if isinstance(base, ast.Name) else ""
-
-
-def file_style(text: str) -> Style | None:
-    """How one test file is written: "pytest" (it imports pytest, or has a module-level
-    `def test*` or a `class Test*` of no base, which only pytest collects), "unittest"
-    (`unittest.TestCase` classes and nothing only pytest runs), or None (neither, or not
-    Python that parses)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
-    unittest = False
-    for node in ast.walk(tree):
-        modules = _imports(node)
-        if "pytest" in modules or "_pytest" in modules:
-            return "pytest"
-        unittest = unittest or "unittest" in modules
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
-            "test"
-        ):
-            return "pytest"
-        if isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-            bases = [_base_name(b) for b in node.bases]
-            if not bases or bases == ["object"]:
-                return "pytest"
-            unittest = unittest or any(b.endswith("TestCase") for b in bases)
-    return "unittest" if unittest else None
-
-
-def suite_style(files: Iterable[tuple[str, str]]) -> tuple[Style, str] | None:
-    """How the suite is written, and the file that shows it: "pytest" as soon as one
-    file needs pytest, "unittest" when the files with a style are all unittest."""
-    seen: str | None = None
-    for path, text in files:
-        style = "pytest" if PurePosixPath(path).name == "conftest.py" else file_style(text)
-        if style == "pytest":
-            return "pytest", path
-        if style == "unittest" and seen is None:
-            seen = path
-    return ("unittest", seen) if seen is not None else None
 
 
 def _discover(read: Read, names: Collection[str]) -> str:

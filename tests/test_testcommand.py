@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from karma.testcommand import MAX_BYTES, choose, file_style, from_commit, is_test_file
+from karma.testcommand import MAX_BYTES, choose, from_commit
 from karma.testing.repos import git, init_repo
+from karma.teststyle import file_style, is_test_file
 
 DEFAULT = "python -m pytest -q -p no:cacheprovider"
 

@@ -123,13 +123,15 @@ def unittest_counts(output: str) -> Counts | None:
 def missing(base: tuple[str, ...], head: tuple[str, ...], limit: int = 10) -> str:
     """The base tests the head no longer has, each with a new test of its file if any
     (a rename), as one sentence for a finding."""
-    now = set(head)
-    added = [t for t in head if t not in set(base)]
+    now, before = set(head), set(base)
     gone = [t for t in base if t not in now]
+    added: dict[str, list[str]] = {}  # file -> its new tests, each the rename of one gone
+    for test in head:
+        if test not in before:
+            added.setdefault(test.split("::", 1)[0], []).append(test)
     parts = []
     for test in gone[:limit]:
-        file = test.split("::", 1)[0]
-        renamed = next((t for t in added if t.split("::", 1)[0] == file), None)
-        parts.append(f"{test} (renamed to {renamed}?)" if renamed else test)
+        new = added.get(test.split("::", 1)[0])
+        parts.append(f"{test} (renamed to {new.pop(0)}?)" if new else test)
     more = f" and {len(gone) - limit} more" if len(gone) > limit else ""
     return ", ".join(parts) + more

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from karma.config import KarmaConfig
 from karma.gates import GateContext, GateResult, load_suite, run_suite
+from karma.gates.junit import missing
 from karma.recipes import detect_stack
 from tests.gates.conftest import PYTEST, git, make_repo, write
 
@@ -165,3 +166,11 @@ def test_failure_in_a_test_class_points_at_its_file(tmp_path: Path) -> None:
     gate = run_tests(repo)
     assert [(f.rule, f.path) for f in gate.findings] == [("tests.failure", "tests/test_k.py")]
     assert "TestK::test_a" in gate.findings[0].message
+
+
+def test_each_new_test_is_the_rename_of_one_lost_test_only() -> None:
+    base = ("t.py::a", "t.py::b", "t.py::c", "u.py::d")
+    head = ("t.py::a", "t.py::x", "v.py::y")
+    assert missing(base, head) == "t.py::b (renamed to t.py::x?), t.py::c, u.py::d"
+    many = tuple(f"t.py::test_{i}" for i in range(20_000))
+    assert missing(many, many[5:], limit=2) == "t.py::test_0, t.py::test_1 and 3 more"
