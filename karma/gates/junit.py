@@ -3,13 +3,17 @@
 A JUnit report can hold several `<testcase>` elements for one test (pytest-subtests
 writes one per subtest; a failing teardown adds one). The gate counts *items*: one per
 `classname::name`, its outcome the worst of its elements, so the head's run and the
-base's collection count the same units.
+base's collection count the same units. A unittest suite is listed the same way on both
+sides (`unittest_listing`: the command's own loader, its tests' ids printed, none run;
+`subTest`s are inside their test, as `Ran N tests` counts them).
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,24 @@ PER_FILE = re.compile(r"^\S+\.py: (\d+)$", re.MULTILINE)
 NODE_ID = re.compile(r"^(\S[^\n]*?\.py::[^\n]+?)\s*$", re.MULTILINE)
 UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in ", re.MULTILINE)
 UNITTEST_FAILED = re.compile(r"^FAILED \(([^)]*)\)", re.MULTILINE)
+# unittest's own command line (`discover -s tests`, `tests.test_x`, nothing: discovery),
+# loaded as `python -m unittest` loads it; the ids are printed instead of running. Each
+# line carries a nonce taken off `sys.argv` before any test module is imported, so a
+# module printing at import cannot pass for a test (code in the same process could still
+# dig it out: the listing, like pytest's collection, counts what the suite defines).
+_LISTER = """import sys, unittest
+nonce = sys.argv.pop(1)
+def ids(suite):
+    for test in suite:
+        yield from ids(test) if isinstance(test, unittest.TestSuite) else [test.id()]
+class Listing(unittest.TestProgram):
+    def runTests(self):
+        found = list(ids(self.test))
+        print(*(f"{nonce} {i}" for i in found), sep="\\n")
+        print(f"{len(found)} tests collected")
+        sys.exit(0)
+Listing(module=None, argv=["python -m unittest", *sys.argv[1:]])
+"""
 _RANK = {"passed": 0, "skipped": 1, "failure": 2, "error": 3}
 
 
@@ -103,6 +125,20 @@ def collected_count(output: str) -> int | None:
     return sum(per_file) if per_file else None
 
 
+def unittest_listing(python: Sequence[str], args: Sequence[str], nonce: str) -> str:
+    """The shell command that lists, without running them, the tests that `python -m
+    unittest *args` would run (`python`: the interpreter and its flags), each line marked
+    with `nonce`."""
+    return shlex.join([*python, "-c", _LISTER, nonce, *args])
+
+
+def listed_ids(output: str, nonce: str) -> tuple[str, ...] | None:
+    """The test ids a `unittest_listing` marked with `nonce` printed; None for none."""
+    mark = f"{nonce} "
+    ids = [line[len(mark) :].strip() for line in output.splitlines() if line.startswith(mark)]
+    return tuple(dict.fromkeys(ids)) if ids else None
+
+
 def unittest_counts(output: str) -> Counts | None:
     """The counts `python -m unittest` prints (`Ran 3 tests`, `FAILED (failures=1)`)."""
     ran = UNITTEST_RAN.search(output)
@@ -120,6 +156,12 @@ def unittest_counts(output: str) -> Counts | None:
     return Counts(int(ran.group(1)), parts["failures"], parts["errors"], parts["skipped"])
 
 
+def _home(test: str) -> str:
+    """Where a test lives, for telling a rename: its file (`t.py::a`), or its class
+    (unittest's `pkg.test_mod.TestCase.test_a`)."""
+    return test.split("::", 1)[0] if "::" in test else test.rpartition(".")[0]
+
+
 def missing(base: tuple[str, ...], head: tuple[str, ...], limit: int = 10) -> str:
     """The base tests the head no longer has, each with a new test of its file if any
     (a rename), as one sentence for a finding."""
@@ -128,10 +170,10 @@ def missing(base: tuple[str, ...], head: tuple[str, ...], limit: int = 10) -> st
     added: dict[str, list[str]] = {}  # file -> its new tests, each the rename of one gone
     for test in head:
         if test not in before:
-            added.setdefault(test.split("::", 1)[0], []).append(test)
+            added.setdefault(_home(test), []).append(test)
     parts = []
     for test in gone[:limit]:
-        new = added.get(test.split("::", 1)[0])
+        new = added.get(_home(test))
         parts.append(f"{test} (renamed to {new.pop(0)}?)" if new else test)
     more = f" and {len(gone) - limit} more" if len(gone) > limit else ""
     return ", ".join(parts) + more

@@ -38,10 +38,12 @@ class Run:
 
 @dataclass(frozen=True)
 class Step:
-    """One command in the tree: the test command with `extra` arguments and a report."""
+    """One command in the tree: the test command with `extra` arguments and a report, or
+    `command` instead (a listing of the suite that the gate builds)."""
 
     extra: tuple[str, ...] = ()
     junit: bool = False
+    command: str | None = None
 
 
 def sandboxed(ctx: GateContext, settings: GateSettings) -> bool:
@@ -88,7 +90,7 @@ def _on_host(
     report = folder / "junit.xml"
     home = folder / "home"
     home.mkdir()
-    text = invocation.shell(
+    text = step.command or invocation.shell(
         rootdir=str(tree),
         config_file=str(invocation.config_file(folder / "config")) if invocation.parsed else "",
         junit=str(report) if step.junit else None,
@@ -151,7 +153,7 @@ def _in_sandbox(
                 box.copy_in(invocation.config_file(scratch / "config").parent, SANDBOX_CONFIG)
             for index, step in enumerate(steps):
                 report = scratch / f"junit-{index}.xml"
-                text = invocation.shell(
+                text = step.command or invocation.shell(
                     rootdir=spec.workdir,
                     config_file=f"{SANDBOX_CONFIG}/{invocation.config_name}",
                     junit=SANDBOX_JUNIT if step.junit else None,

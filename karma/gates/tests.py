@@ -17,9 +17,11 @@ hooks are never approved).
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from karma.errors import WorkspaceError
@@ -33,11 +35,12 @@ from karma.gates.interface import (
     Severity,
     Status,
 )
-from karma.gates.isolation import Invocation, base_config, parse_pytest
+from karma.gates.isolation import Invocation, base_config, parse_pytest, unittest_listing
 from karma.gates.junit import (
     Counts,
     collected_count,
     collected_ids,
+    listed_ids,
     missing,
     parse_junit,
     unittest_counts,
@@ -112,23 +115,26 @@ class TestsGate:
         started: float,
     ) -> GateResult:
         command = invocation.command
-        steps = (Step(COLLECT), Step(junit=True)) if pytest else (Step(),)
+        listing = _listing(invocation, pytest)
+        steps = (listing.step, Step(junit=pytest)) if listing else (Step(),)
         *collect, head = run_steps(ctx, settings, ctx.repo, invocation, "head", steps)
         if head.timed_out:
             return GateResult(self.name, "error", (), time.monotonic() - started,
                               f"the test suite did not finish within {settings.timeout_s:.0f} s",
                               data={"output_tail": redact(head.output[-2000:])})  # fmt: skip
-        if pytest and head.exit_code == PYTEST_NO_TESTS:
+        counts, findings = self._outcome(invocation, head, ctx.repo)
+        base = self._collect_base(ctx, settings, invocation, listing) if listing else None
+        base_count = listing.count(base.output) if listing and base else None
+        if _ran_none(pytest, head, counts) and not base_count:
             return GateResult(self.name, "skipped", (), time.monotonic() - started,
                               "no tests were collected")  # fmt: skip
-        counts, findings = self._outcome(invocation, head, ctx.repo)
-        base_ids: tuple[str, ...] | None = None
-        base_count = None
-        if pytest:
-            base = self._collect_base(ctx, settings, invocation)
-            base_count = collected_count(base.output) if base else None
-            base_ids = collected_ids(base.output) if base else None
-            findings += self._compare(settings, collect[0], counts, base_count, base_ids)
+        if listing is not None and base is not None:
+            head_ids = listing.ids(collect[0].output)
+            head_count = listing.count(collect[0].output)
+            if head_count is None:
+                head_count = counts.tests  # the head does not collect: its run says why
+            findings += self._compare(settings, head_count, head_ids, base_count,
+                                      listing.ids(base.output))  # fmt: skip
         if pytest and invocation.parsed is None:
             findings.append(
                 _finding(
@@ -182,19 +188,15 @@ class TestsGate:
     def _compare(
         self,
         settings: GateSettings,
-        collect: Run,
-        counts: Counts,
+        head_count: int,
+        head_ids: tuple[str, ...] | None,
         base_count: int | None,
         base_ids: tuple[str, ...] | None,
     ) -> list[Finding]:
         """The head's collected items against the base's: the same unit on both sides."""
         if base_count is None:
             return []
-        head_ids = collected_ids(collect.output)
-        head_count = collected_count(collect.output)
-        if head_count is None:
-            head_count = counts.tests  # the head does not collect: its run says why
-        gone = missing(base_ids, head_ids) if base_ids and head_ids else ""
+        gone = missing(base_ids, head_ids or ()) if base_ids else ""
         named = f": {gone} no longer collected" if gone else ""
         if head_count < base_count and not settings.get("allow_fewer_tests", False):
             return [_finding("tests.fewer-tests",
@@ -206,12 +208,48 @@ class TestsGate:
         return []
 
     def _collect_base(
-        self, ctx: GateContext, settings: GateSettings, invocation: Invocation
+        self, ctx: GateContext, settings: GateSettings, invocation: Invocation, listing: _Listing
     ) -> Run | None:
         with base_worktree(ctx) as tree:
-            (run,) = run_steps(ctx, settings, tree, invocation, "base", (Step(COLLECT),))
+            (run,) = run_steps(ctx, settings, tree, invocation, "base", (listing.step,))
         if run.timed_out or run.exit_code not in (0, PYTEST_NO_TESTS):
             return None
-        if run.exit_code == PYTEST_NO_TESTS and collected_count(run.output) is None:
+        if run.exit_code == PYTEST_NO_TESTS and listing.count(run.output) is None:
             return Run(run.exit_code, "0 tests collected", False, None)
         return run
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """How the suite's items are listed without running them, alike on head and base."""
+
+    step: Step
+    ids: Callable[[str], tuple[str, ...] | None]
+    count: Callable[[str], int | None]
+
+
+def _listing(invocation: Invocation, pytest: bool) -> _Listing | None:
+    """pytest's `--collect-only`, or unittest's loader (`unittest_listing`); None for a
+    command that is neither (its run alone is judged)."""
+    if pytest:
+        return _Listing(Step(COLLECT), collected_ids, collected_count)
+    nonce = secrets.token_hex(8)
+    command = unittest_listing(invocation.command, nonce)
+    if command is None:
+        return None
+
+    def ids(output: str) -> tuple[str, ...] | None:
+        return listed_ids(output, nonce)
+
+    def count(output: str) -> int | None:
+        found = ids(output)
+        return len(found) if found else (0 if "0 tests collected" in output else None)
+
+    return _Listing(Step(command=command), ids, count)
+
+
+def _ran_none(pytest: bool, head: Run, counts: Counts) -> bool:
+    """Whether the head's run found no test at all (pytest's exit 5, unittest's `Ran 0`)."""
+    if pytest:
+        return head.exit_code == PYTEST_NO_TESTS
+    return counts.tests == 0 and head.exit_code in (0, 5) and "Ran 0 tests" in head.output
