@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,38 @@ def test_from_commit_judges_the_bases_tests_and_not_the_changes(tmp_path: Path) 
     chosen = from_commit(repo, head, DEFAULT)
     assert chosen.command == "python -m unittest discover -s tests", chosen
     assert "tests/test_a.py" in chosen.reason, chosen
+
+
+def test_doctor_and_plan_show_the_command_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from karma.cli import main
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-key")
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
+    (source / "tox.ini").write_text("[testenv]\ncommands = pytest {posargs:tests} -x\n")
+    repo = init_repo(tmp_path / "repo", source=source, message="base")
+    task = {"id": "one", "title": "One", "description": "Do one.", "deps": [],
+            "estimated_tokens": 1000, "kind": "code", "files": ["x.py"]}  # fmt: skip
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"request": "do one", "tasks": [task]}))
+    capsys.readouterr()
+    assert main(["-C", str(repo), "plan", "--plan-file", str(plan), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_command"] == {
+        "command": "python -m pytest tests -x",
+        "source": "tox.ini [testenv] commands",
+        "reason": "the default tox env's first command that runs a test runner",
+    }
+    assert main(["-C", str(repo), "plan", "--plan-file", str(plan)]) == 0
+    assert "Tests: `python -m pytest tests -x` from tox.ini [testenv] commands" in (
+        capsys.readouterr().out
+    )
+    main(["-C", str(repo), "doctor", "--json"])
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["test command"]["status"] == "ok"
+    assert checks["test command"]["detail"].startswith("`python -m pytest tests -x` from tox.ini")
+    # A rich-markup-looking section name is printed as it is, never interpreted.
+    main(["-C", str(repo), "doctor"])
+    assert "tox.ini [testenv]" in capsys.readouterr().out
