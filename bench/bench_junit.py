@@ -11,9 +11,13 @@ another. Then KARMA's part is timed, median of several runs:
   lost (`missing`) — target, all of it: <= 2 s;
 
 beside two baselines measured in the same run: a plain `ElementTree.parse` of the same
-report (what reading the XML costs at all), and pytest's own time for the run.
+report (what reading the XML costs at all), and pytest's own time for the run. Then the
+whole tests gate runs once on the host on that change (head collection and run, base
+collection in a worktree): the CPU time of KARMA's own process in it (children
+excluded) against the same target, and beside it the wall difference with the same
+three pytest runs alone (git and the base worktree included; noisy on a busy machine).
 
-    .venv/bin/python bench/bench_junit.py [--tests 20000] [--runs 5]
+    .venv/bin/python bench/bench_junit.py [--tests 20000] [--runs 5] [--no-gate]
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
+from karma.config import KarmaConfig
+from karma.gates import GateContext, load_suite, run_suite
 from karma.gates.junit import collected_count, collected_ids, missing, parse_junit
 
 TARGET_S = 2.0
@@ -66,6 +72,7 @@ def make_suite(root: Path, total: int) -> None:
     per_file = total // FILES
     root.mkdir()
     (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "requirements.txt").write_text("")  # a Python project, for the gate's stack
     for index in range(FILES):
         count = per_file + (total - per_file * FILES if index == FILES - 1 else 0)
         if index < FILES // 2:
@@ -95,24 +102,46 @@ def median(runs: int, work: Callable[[], object]) -> float:
     return statistics.median(times)
 
 
+def whole_gate(root: Path) -> tuple[float, float, str]:
+    """The tests gate on the working tree of `root` against its HEAD, on the host: its
+    wall time, the CPU time of KARMA's own process (children excluded), its summary."""
+    from karma.recipes import detect_stack
+
+    base = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    settings = {"where": "host", "timeout_s": 600}
+    ctx = GateContext(repo=root, base=base, config=KarmaConfig(), stack=detect_stack(root))
+    started, cpu = time.monotonic(), time.process_time()
+    result = run_suite(ctx, load_suite(overrides={"tests": settings}).only(("tests",)))
+    gate = result.result("tests")
+    assert gate is not None
+    own = time.process_time() - cpu
+    return time.monotonic() - started, own, f"{gate.status}: {gate.summary}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tests", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-gate", action="store_true", help="skip the whole-gate run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="karma-bench-junit-") as tmp:
         root = Path(tmp) / "suite"
         make_suite(root, args.tests)
+        for command in (("init", "-q", "-b", "main"), ("add", "-A"),
+                        ("-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm",
+                         "base")):  # fmt: skip
+            subprocess.run(["git", *command], cwd=root, check=True)
         report = Path(tmp) / "junit.xml"
         _, run_s = pytest(root, "-q", f"--junitxml={report}")
-        base_out, _ = pytest(root, *COLLECT)
+        base_out, base_collect_s = pytest(root, *COLLECT)
         first = root / "test_suite_00.py"
         first.write_text(
             first.read_text()
             .replace("def test_function_0()", "def test_function_zero()")
             .replace("def test_function_1():\n    i = 1\n    assert i == i\n", "")
         )
-        head_out, _ = pytest(root, *COLLECT)
+        head_out, head_collect_s = pytest(root, *COLLECT)
         counts, findings = parse_junit(report, root)
         cases = sum(1 for _, e in ET.iterparse(report) if e.tag == "testcase")
         base_ids, head_ids = collected_ids(base_out), collected_ids(head_out)
@@ -142,6 +171,14 @@ def main() -> None:
         print(f"  baseline: ElementTree.parse of the same report, median {floor_s:6.3f} s; "
               f"pytest's own run of the suite {run_s:6.1f} s "
               f"(KARMA adds {100 * total_s / run_s:.1f}%)")  # fmt: skip
+        if not args.no_gate:
+            gate_s, cpu_s, summary = whole_gate(root)
+            _, head_run_s = pytest(root, "-q", f"--junitxml={Path(tmp) / 'head.xml'}")
+            alone_s = head_run_s + head_collect_s + base_collect_s
+            print(f"whole tests gate on the host {gate_s:6.1f} s  [{summary}]")
+            print(f"  KARMA's process CPU in it {cpu_s:6.3f} s (target <= {TARGET_S} s: "
+                  f"{'ok' if cpu_s <= TARGET_S else 'OVER'}); the three pytest runs alone "
+                  f"{alone_s:6.1f} s, wall difference {gate_s - alone_s:+.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
