@@ -52,6 +52,14 @@ _POSARGS = re.compile(r"\{posargs(?::([^{}]*))?\}")
 _KNOWN = {"{toxinidir}": ".", "{tox_root}": ".", "{envpython}": "python",
           "{env_python}": "python", "{envbindir}/": "", "{env_bin_dir}/": ""}  # fmt: skip
 # pytest itself or one of its plugins (`pytest-cov`), not `pytest.ini` or `mypytest`.
+_PLUGIN_OPTIONS = {
+    # pytest-cov: `--cov` takes an optional source, the others a value or none.
+    "--cov": "optional", "--cov-report": "value", "--cov-config": "value",
+    "--cov-fail-under": "value", "--cov-context": "value", "--cov-append": "flag",
+    "--cov-branch": "flag", "--no-cov": "flag", "--no-cov-on-fail": "flag",
+    # pytest-xdist
+    "-n": "value", "--numprocesses": "value", "--dist": "value", "--maxprocesses": "value",
+}  # fmt: skip
 _PYTEST_DEP = re.compile(r"(?i)(?<![\w.-])pytest(?![\w.])")
 
 
@@ -87,6 +95,41 @@ def runner_argv(argv: list[str]) -> list[str] | None:
         if module in RUNNERS or module == "unittest":
             return ["python", "-m", "pytest" if module in RUNNERS else module, *rest[2:]]
     return None
+
+
+def plugin_free(argv: list[str]) -> tuple[list[str], list[str]]:
+    """A pytest `argv` without the options of plugins that tox or nox install for
+    themselves (`--cov*`, xdist's `-n`), which the image may not hold: they change how
+    the suite is measured or spread, not what passes. The argv, and what was left out."""
+    if argv[1:3] != ["-m", "pytest"]:
+        return argv, []
+    kept, dropped = argv[:3], []
+    rest = iter(argv[3:])
+    for arg in rest:
+        name, attached = arg.split("=", 1)[0], "=" in arg
+        if name in _PLUGIN_OPTIONS:
+            kind = _PLUGIN_OPTIONS[name]
+        elif re.fullmatch(r"-n\w+", arg):  # `-nauto`, `-n4`
+            kind, attached = "value", True
+        else:
+            kept.append(arg)
+            continue
+        dropped.append(arg)
+        following = None if attached or kind == "flag" else next(rest, None)
+        if following is None:
+            continue
+        if kind == "value" or not following.startswith("-"):  # argparse's nargs="?"
+            dropped.append(following)
+        else:
+            kept.append(following)
+    return kept, dropped
+
+
+def _command(argv: list[str], source: str, why: str) -> TestCommand:
+    argv, dropped = plugin_free(argv)
+    if dropped:
+        why += f" ({shlex.join(dropped)} left out: plugin options the image may not hold)"
+    return TestCommand(shlex.join(argv), source, why)
 
 
 def _tox_line(line: str) -> list[str] | None:
@@ -153,7 +196,7 @@ def from_tox(read: Read) -> TestCommand | None:
             argv = _tox_line(line)
             if argv is not None:
                 why = "the default tox env's first command that runs a test runner"
-                return TestCommand(shlex.join(argv), source, why)
+                return _command(argv, source, why)
     return None
 
 
@@ -213,7 +256,7 @@ def from_nox(read: Read) -> TestCommand | None:
             argv = runner_argv(literal) if literal is not None else None
             if argv is not None:
                 why = "the `tests` session's first session.run of a test runner (read, not run)"
-                return TestCommand(shlex.join(argv), "noxfile.py session tests", why)
+                return _command(argv, "noxfile.py session tests", why)
     return None
 
 

@@ -211,3 +211,20 @@ def test_doctor_and_plan_show_the_command_and_why(
     # A rich-markup-looking section name is printed as it is, never interpreted.
     main(["-C", str(repo), "doctor"])
     assert "tox.ini [testenv]" in capsys.readouterr().out
+
+
+def test_plugin_options_of_the_tox_env_are_left_out_and_said() -> None:
+    """tox installs pytest-cov and xdist in its own env; the image may not hold them, and
+    they change how the suite is measured or spread, not what passes."""
+    tox = (
+        "[testenv]\ndeps = pytest-cov\n"
+        "commands = pytest --cov=calc --cov-report term -n auto {posargs:tests}\n"
+    )
+    chosen = choose({"tox.ini": tox}.get, ["tox.ini"], DEFAULT)
+    assert chosen.command == "python -m pytest tests", chosen
+    assert "(--cov=calc --cov-report term -n auto left out" in chosen.reason
+    noxfile = (
+        "import nox\n\n@nox.session\ndef tests(session):\n"
+        "    session.run('pytest', '-nauto', '--cov', '-q', *session.posargs)\n"
+    )
+    assert pick({"noxfile.py": noxfile}) == ("python -m pytest -q", "noxfile.py session tests")
