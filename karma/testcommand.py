@@ -5,7 +5,8 @@ where it came from and why (`TestCommand.source`, `.reason`; `karma doctor` and
 `karma plan` show it):
 
 1. `tox.ini` (or `tox.toml`, `pyproject.toml [tool.tox]`): the `commands` of the default
-   env (`[testenv]`, `env_run_base`); the first line that runs pytest or unittest.
+   env (`[testenv]`, `env_run_base`); the first line that runs pytest or unittest
+   (`karma.testenvs`), without the pytest-cov and xdist options (`plugin_free`).
 2. `noxfile.py`: a session named `tests`, its first `session.run(...)` of a test runner.
    The file is parsed with `ast`, never imported or executed; a call with anything but
    string literals (and `*session.posargs`) is not used.
@@ -28,30 +29,20 @@ change), never `tox` or `nox` themselves (they build environments from the netwo
 
 from __future__ import annotations
 
-import ast
 import configparser
 import re
 import shlex
-import tomllib
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from karma.hostgit import HostGit
+from karma.testenvs import Read, from_nox, from_tox, toml_table
 from karma.teststyle import MAX_TEST_FILES, is_test_file, suite_style
-
-Read = Callable[[str], "str | None"]
-"""The text of a file of the base commit by its root-relative path, or None."""
 
 MAX_BYTES = 256 * 1024
 """A base file larger than this is not read (a configuration or a test file is smaller)."""
 PYTEST_CONFIGS = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini")
-RUNNERS = ("pytest", "py.test")
-_POSARGS = re.compile(r"\{posargs(?::([^{}]*))?\}")
-_KNOWN = {"{toxinidir}": ".", "{tox_root}": ".", "{envpython}": "python",
-          "{env_python}": "python", "{envbindir}/": "", "{env_bin_dir}/": ""}  # fmt: skip
-# pytest itself or one of its plugins (`pytest-cov`), not `pytest.ini` or `mypytest`.
 _PLUGIN_OPTIONS = {
     # pytest-cov: `--cov` takes an optional source, the others a value or none.
     "--cov": "optional", "--cov-report": "value", "--cov-config": "value",
@@ -60,6 +51,7 @@ _PLUGIN_OPTIONS = {
     # pytest-xdist
     "-n": "value", "--numprocesses": "value", "--dist": "value", "--maxprocesses": "value",
 }  # fmt: skip
+# pytest itself or one of its plugins (`pytest-cov`), not `pytest.ini` or `mypytest`.
 _PYTEST_DEP = re.compile(r"(?i)(?<![\w.-])pytest(?![\w.])")
 
 
@@ -76,25 +68,6 @@ class TestCommand:
 
     def line(self) -> str:
         return f"`{self.command}` from {self.source}: {self.reason}"
-
-
-def runner_argv(argv: list[str]) -> list[str] | None:
-    """`argv` as a command of the image's Python when it runs pytest or unittest."""
-    if not argv:
-        return None
-    head, rest = Path(argv[0]).name, argv[1:]
-    if head in RUNNERS:
-        return ["python", "-m", "pytest", *rest]
-    if head == "coverage" and rest[:1] == ["run"]:
-        # `coverage run [opts] -m pytest ...`: the runner without the coverage wrapper.
-        if "-m" in rest:
-            return runner_argv(["python", *rest[rest.index("-m") :]])
-        return None
-    if re.fullmatch(r"python(\d+(\.\d+)*)?", head) and rest[:1] == ["-m"] and len(rest) > 1:
-        module = rest[1]
-        if module in RUNNERS or module == "unittest":
-            return ["python", "-m", "pytest" if module in RUNNERS else module, *rest[2:]]
-    return None
 
 
 def plugin_free(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -132,140 +105,12 @@ def _command(argv: list[str], source: str, why: str) -> TestCommand:
     return TestCommand(shlex.join(argv), source, why)
 
 
-def _tox_line(line: str) -> list[str] | None:
-    line = line.strip().lstrip("-!").strip()
-    if re.match(r"^[\w.{},!-]+:\s", line):  # a factor-conditional line: `py39: pytest`
-        line = line.split(":", 1)[1].strip()
-    line = _POSARGS.sub(lambda m: m.group(1) or "", line)
-    for key, value in _KNOWN.items():
-        line = line.replace(key, value)
-    if "{" in line or "}" in line:
-        return None  # a substitution we do not know how to resolve
-    try:
-        return runner_argv(shlex.split(line))
-    except ValueError:
-        return None
-
-
-def _ini_commands(text: str) -> list[str] | None:
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read_string(text)
-    except configparser.Error:
-        return None
-    if not parser.has_option("testenv", "commands"):
-        return None
-    joined = parser.get("testenv", "commands").replace("\\\n", " ")
-    return [line for line in joined.splitlines() if line.strip()]
-
-
-def _toml_commands(table: Any) -> list[str] | None:
-    if not isinstance(table, dict):
-        return None
-    if isinstance(table.get("legacy_tox_ini"), str):
-        return _ini_commands(table["legacy_tox_ini"])
-    base = table.get("env_run_base")
-    commands = base.get("commands") if isinstance(base, dict) else None
-    if not isinstance(commands, list):
-        return None
-    lines = []
-    for argv in commands:
-        if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
-            lines.append(" ".join(a if a.startswith("{") else shlex.quote(a) for a in argv))
-    return lines
-
-
-def _toml(text: str | None) -> dict[str, Any]:
-    if text is None:
-        return {}
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return {}
-
-
-def from_tox(read: Read) -> TestCommand | None:
-    pyproject = _toml(read("pyproject.toml")).get("tool", {})
-    candidates: list[tuple[str, list[str] | None]] = [
-        ("tox.ini [testenv] commands", _ini_commands(read("tox.ini") or "")),
-        ("tox.toml env_run_base.commands", _toml_commands(_toml(read("tox.toml")) or None)),
-        ("pyproject.toml [tool.tox] commands", _toml_commands(pyproject.get("tox"))),
-    ]
-    for source, lines in candidates:
-        for line in lines or ():
-            argv = _tox_line(line)
-            if argv is not None:
-                why = "the default tox env's first command that runs a test runner"
-                return _command(argv, source, why)
-    return None
-
-
-def _session_name(func: ast.FunctionDef) -> str | None:
-    """The nox session name of `func`, or None when it is not a session."""
-    for deco in func.decorator_list:
-        target = deco.func if isinstance(deco, ast.Call) else deco
-        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
-        if name != "session":
-            continue
-        if isinstance(deco, ast.Call):
-            for kw in deco.keywords:
-                if kw.arg == "name" and isinstance(kw.value, ast.Constant):
-                    return str(kw.value.value)
-        return func.name
-    return None
-
-
-def _literal_argv(call: ast.Call, session: str) -> list[str] | None:
-    argv: list[str] = []
-    for arg in call.args:
-        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-            argv.append(arg.value)
-        elif (
-            isinstance(arg, ast.Starred)
-            and isinstance(arg.value, ast.Attribute)
-            and arg.value.attr == "posargs"
-        ):
-            continue
-        else:
-            return None
-    return argv
-
-
-def from_nox(read: Read) -> TestCommand | None:
-    text = read("noxfile.py")
-    if text is None:
-        return None
-    try:
-        tree = ast.parse(text, "noxfile.py")
-    except (SyntaxError, ValueError):
-        return None
-    for func in ast.walk(tree):
-        if not isinstance(func, ast.FunctionDef) or _session_name(func) != "tests":
-            continue
-        session = func.args.args[0].arg if func.args.args else "session"
-        for node in ast.walk(func):
-            if not (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "run"
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == session
-            ):
-                continue
-            literal = _literal_argv(node, session)
-            argv = runner_argv(literal) if literal is not None else None
-            if argv is not None:
-                why = "the `tests` session's first session.run of a test runner (read, not run)"
-                return _command(argv, "noxfile.py session tests", why)
-    return None
-
-
 def pytest_config(read: Read) -> str | None:
     """Which base file configures pytest, as pytest would find it; None when none does."""
     for name in PYTEST_CONFIGS:
         if read(name) is not None:
             return name
-    tool = _toml(read("pyproject.toml")).get("tool", {})
+    tool = toml_table(read("pyproject.toml")).get("tool", {})
     if isinstance(tool, dict) and isinstance(tool.get("pytest"), dict):
         return "pyproject.toml [tool.pytest]"
     for name, section in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
@@ -280,7 +125,7 @@ def pytest_config(read: Read) -> str | None:
 
 
 def _pytest_dependency(read: Read, names: Collection[str]) -> str | None:
-    project = _toml(read("pyproject.toml"))
+    project = toml_table(read("pyproject.toml"))
     tables = {
         "pyproject.toml [project.optional-dependencies]": project.get("project", {}).get(
             "optional-dependencies"
@@ -319,7 +164,7 @@ def choose(
     project's configuration does not decide."""
     found = from_tox(read) or from_nox(read)
     if found is not None:
-        return found
+        return _command(*found)
     if config := pytest_config(read):
         return TestCommand(default, config, "pytest is configured there")
     if dependency := _pytest_dependency(read, names):
