@@ -7,24 +7,30 @@ never by importing anything. A change to a `conftest.py` or to a file that confi
 pytest or the package (`pyproject.toml`, `setup.cfg`, `pytest.ini`, `tox.ini`,
 `setup.py`) can reach any test: the answer is then "the whole suite" (None).
 
-Trust: the files are the task's worktree, written by the model (untrusted). The
-selection only narrows the per-task check that runs in the sandbox; the tests gate still
-runs the base's whole suite on the result, so a change that hides a test from this
-selection hides it from nothing that decides.
+Trust: the files are the task's worktree, written by the model (untrusted), read by
+`in_tree` as the host-side gates read a tree (`karma.gates.files`: no symlink followed,
+regular files only, bounded in size and number). The selection only narrows the
+per-task check that runs in the sandbox; the tests gate still runs the base's whole
+suite on the result, so a change that hides a test from this selection hides it from
+nothing that decides.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection, Mapping
-from pathlib import PurePosixPath
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path, PurePosixPath
 
+from karma.gates.files import read_text_beneath
 from karma.teststyle import is_test_file
 
 WHOLE_SUITE = frozenset(
     {"conftest.py", "pyproject.toml", "setup.cfg", "setup.py", "pytest.ini", "tox.ini"}
 )
 """A changed file of one of these names can change any test's outcome."""
+MAX_FILES = 20_000
+"""A tree with more Python files than this is not read: the whole suite runs."""
+MAX_BYTES = 512 * 1024
 SOURCE_ROOTS = ("src", "lib")
 """Folders that hold the packages rather than being one (`src/calc/ops.py` is `calc.ops`)."""
 
@@ -65,32 +71,40 @@ def imported(text: str, path: str) -> set[str]:
     return names
 
 
-def _reaches(names: set[str], dirty: set[str]) -> bool:
-    """Whether importing one of `names` runs a module in `dirty` (`calc.ops.sub` runs
-    `calc.ops`; its parent `calc` runs it only if `calc` imports it, found as such)."""
-    for name in names:
-        parts = name.split(".")
-        if any(".".join(parts[:end]) in dirty for end in range(1, len(parts) + 1)):
-            return True
-    return False
-
-
 def affected_tests(changed: Collection[str], files: Mapping[str, str]) -> tuple[str, ...] | None:
     """The test files among `files` (path -> text, the tree after the change) that the
     change to `changed` can affect, in path order; None when it can affect any test."""
     if any(PurePosixPath(p).name in WHOLE_SUITE for p in changed):
         return None
-    python = {p: t for p, t in files.items() if p.endswith(".py")}
-    imports = {p: imported(t, p) for p, t in python.items()}
-    dirty = {module_name(p) for p in changed if p.endswith(".py")}
-    reached = {p for p in changed if p in python}
-    grew = True
-    while grew:  # until no file newly imports a module the change reached
-        grew = False
-        for path, names in imports.items():
-            if path not in reached and _reaches(names, dirty):
+    importers: dict[str, list[str]] = {}  # module -> the files whose imports run it
+    for path, text in files.items():
+        if not path.endswith(".py"):
+            continue
+        for name in imported(text, path):
+            parts = name.split(".")  # `import calc.ops.sub` runs calc and calc.ops too
+            for end in range(1, len(parts) + 1):
+                importers.setdefault(".".join(parts[:end]), []).append(path)
+    reached = {p for p in changed if p in files and p.endswith(".py")}
+    queue = [module_name(p) for p in changed if p.endswith(".py")]
+    while queue:
+        for path in importers.get(queue.pop(), ()):
+            if path not in reached:
                 reached.add(path)
-                dirty.add(module_name(path))
-                grew = True
+                queue.append(module_name(path))
     tests = (p for p in reached if is_test_file(p) and not p.endswith("conftest.py"))
     return tuple(sorted(tests))
+
+
+def in_tree(root: Path, changed: Collection[str], paths: Iterable[str]) -> tuple[str, ...] | None:
+    """`affected_tests` on the worktree `root`: its Python files among `paths` (the
+    tracked and staged files), each read beneath `root` without following a symlink; a
+    file that cannot be read so is left out. None (the whole suite) past `MAX_FILES`."""
+    python = [p for p in paths if p.endswith(".py")]
+    if len(python) > MAX_FILES:
+        return None
+    files = {}
+    for path in python:
+        text = read_text_beneath(root, path, MAX_BYTES)
+        if text is not None:
+            files[path] = text
+    return affected_tests(changed, files)

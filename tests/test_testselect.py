@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from karma.testselect import affected_tests, imported, module_name
+from karma.testselect import affected_tests, imported, in_tree, module_name
 
 TREE = {
     "src/calc/__init__.py": "from calc.ops import add\n",
@@ -67,3 +67,19 @@ def test_a_tree_that_would_run_code_on_import_is_only_parsed(tmp_path: Path) -> 
     tree = {**TREE, "src/calc/ops.py": f"open({str(marker)!r}, 'w')\nimport os\n"}
     assert "tests/test_ops.py" in (affected_tests(["src/calc/ops.py"], tree) or ())
     assert not marker.exists()
+
+
+def test_in_tree_reads_the_worktree_without_following_a_symlink(tmp_path: Path) -> None:
+    """A test file the model made a symlink to a host file is not read (so not chosen by
+    what that file imports); the real files are."""
+    outside = tmp_path / "host_secret.py"
+    outside.write_text("import calc.ops\n")
+    root = tmp_path / "tree"
+    for rel, text in TREE.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "tests" / "test_leak.py").symlink_to(outside)
+    paths = [*TREE, "tests/test_leak.py"]
+    chosen = in_tree(root, ["src/calc/units/si.py"], paths)
+    assert chosen == ("tests/test_si.py",)
+    assert "tests/test_leak.py" not in (in_tree(root, ["src/calc/ops.py"], paths) or ())
