@@ -84,6 +84,7 @@ def diagnose(
         checks += _cluster(config)
     checks += _prices(config)
     checks += _dependencies(repo)
+    checks += _test_command(repo)
     return Diagnosis(tuple(checks))
 
 
@@ -236,6 +237,14 @@ def _dependencies(repo: Path) -> list[Check]:
     return [Check("dependencies", "warn", f"{len(dropped)} line(s) not used by the image build: "
                   f"{shown}", "indexes and options come from your own pip configuration; "
                   "list plain requirements (name and version)")]  # fmt: skip
+
+
+def _test_command(repo: Path) -> list[Check]:
+    """Which test command the project's HEAD defines (tox, nox, pytest, unittest), and why."""
+    from karma.testcommand import for_repo
+
+    chosen = for_repo(repo)
+    return [] if chosen is None else [Check("test command", "ok", chosen.line())]
 
 
 def _prices(config: KarmaConfig) -> list[Check]:

@@ -29,9 +29,12 @@ def doctor(
     if as_json:
         out.print_json(json.dumps(diagnosis.to_json()))
         return diagnosis.exit_code
+    from rich.text import Text
+
     table = Table(box=None, show_header=False, pad_edge=False)
     for check in diagnosis.checks:
-        table.add_row(_MARK[check.status], check.name, check.detail)
+        # A detail may quote a project's file (`[testenv]`): plain text, never markup.
+        table.add_row(_MARK[check.status], check.name, Text(check.detail))
         if check.fix and check.status != "ok":
             table.add_row("", "", f"[dim]fix:[/] {check.fix}")
     out.print(table)

@@ -167,13 +167,22 @@ def plan_command(
     if out_file is not None:
         _save(plan, out_file)
     chosen = Format.json if json_flag else format
+    from karma.testcommand import for_repo
+
+    tests = for_repo(state.repo)
     if chosen is Format.json:
-        out.out(json.dumps(routed.contract(), indent=2), highlight=False)
+        contract = routed.contract()
+        if tests is not None:
+            contract["test_command"] = {"command": tests.command, "source": tests.source,
+                                        "reason": tests.reason}  # fmt: skip
+        out.out(json.dumps(contract, indent=2), highlight=False)
     elif chosen is Format.mermaid:
         out.out(to_mermaid(routed), highlight=False, end="")
     elif chosen is Format.dot:
         out.out(to_dot(routed), highlight=False, end="")
     else:
         _print_text(routed, calibrated=bool(history))
+        if tests is not None:
+            out.print(f"Tests: {tests.line()}", markup=False, highlight=False)
     check_budget(routed, config.budget.max_cost_usd)
     return ExitCode.OK

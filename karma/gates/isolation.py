@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from karma.gates.change import git
 from karma.gates.interface import GateContext
+from karma.gates.junit import unittest_listing as listing
 
 if TYPE_CHECKING:
     from karma.config import KarmaConfig
@@ -64,9 +65,10 @@ class PytestCommand:
     args: tuple[str, ...]
 
 
-def parse_pytest(command: str) -> PytestCommand | None:
-    """`command` taken apart when it is `[VAR=v ...] python [flags] -m pytest ...` or
-    `[VAR=v ...] pytest ...`; None for anything else (a wrapper the gate cannot isolate)."""
+def _python_module(command: str) -> tuple[list[tuple[str, str]], list[str], str, list[str]] | None:
+    """`[VAR=v ...] python [flags] -m <module> args...` taken apart: the assignments, the
+    interpreter with its flags, the module and its arguments; a bare `pytest` script is
+    module `pytest` with no interpreter. None for anything else."""
     try:
         words = shlex.split(command)
     except ValueError:
@@ -79,21 +81,44 @@ def parse_pytest(command: str) -> PytestCommand | None:
         return None
     program = Path(words[0]).name
     if program in PYTEST_SCRIPTS:
-        return PytestCommand(tuple(env), None, (), tuple(words[1:]))
+        return env, [], "pytest", words[1:]
     if not PYTHON.fullmatch(program):
         return None
-    flags: list[str] = []
+    python = [words[0]]
     rest = words[1:]
     while rest and rest[0] != "-m":
         flag = rest.pop(0)
         if not flag.startswith("-") or flag in ("-c", "-"):
             return None
-        flags.append(flag)
+        python.append(flag)
         if flag in PYTHON_FLAGS_WITH_VALUE and rest:
-            flags.append(rest.pop(0))
-    if len(rest) < 2 or rest[1] not in ("pytest", "py.test"):
+            python.append(rest.pop(0))
+    if len(rest) < 2:
         return None
-    return PytestCommand(tuple(env), words[0], tuple(flags), tuple(rest[2:]))
+    return env, python, rest[1], rest[2:]
+
+
+def parse_pytest(command: str) -> PytestCommand | None:
+    """`command` taken apart when it is `[VAR=v ...] python [flags] -m pytest ...` or
+    `[VAR=v ...] pytest ...`; None for anything else (a wrapper the gate cannot isolate)."""
+    parts = _python_module(command)
+    if parts is None or parts[2] not in PYTEST_SCRIPTS:
+        return None
+    env, python, _, args = parts
+    interpreter = python[0] if python else None
+    return PytestCommand(tuple(env), interpreter, tuple(python[1:]), tuple(args))
+
+
+def unittest_listing(command: str, nonce: str) -> str | None:
+    """The command that lists the tests `command` (`[VAR=v ...] python [flags] -m
+    unittest ...`) would run, without running them (`karma.gates.junit`); None when
+    `command` is not that."""
+    parts = _python_module(command)
+    if parts is None or parts[2] != "unittest":
+        return None
+    env, python, _, args = parts
+    assignments = [f"{name}={shlex.quote(value)}" for name, value in env]
+    return " ".join([*assignments, listing(python, tuple(args), nonce)])
 
 
 @dataclass(frozen=True)

@@ -1,112 +1,69 @@
-"""The tests gate: the stack's test command with JUnit XML, and test integrity.
+"""The tests gate: the project's test command with JUnit XML, and test integrity.
 
-The suite runs in a sandbox when the context gives one (`where = "auto"`), else on the
-host (a CI job checking a human's change, with an allowlisted environment). A sandbox
-gets a throwaway copy of the tree (`files.throwaway`), never the tree itself, so code
-under test cannot change what later gates or the host's git read. A pytest command gets
-`--junitxml`, parsed into counts and one finding per failing test.
+The command is `gates.tests.command`, else the one the project defines at the base commit
+(`karma.testcommand`: tox, nox, pytest configuration, or unittest discovery), else the
+stack's. It runs in a sandbox when the context gives one (`where = "auto"`), else on the
+host (`karma.gates.testrun`). A pytest command gets `--junitxml`, parsed into item counts
+and one finding per failing test (`karma.gates.junit`).
 
 Integrity (the change under check must not be able to talk the gate into passing):
-pytest runs isolated, with the base's configuration (`isolation`); the number of tests
-must not drop below the base's (collected in a checkout of the base); and the change may
-not add skip/xfail markers or outcome-changing hooks (`tamper`), unless the suite
-approves skips (`allow_new_skips`; hooks are never approved).
+pytest runs isolated, with the base's configuration (`isolation`); the head's collected
+items are compared with the base's, counted the same way (`--collect-only` on both
+sides): fewer fails the gate, and each base test the head lacks is named (with the new
+test of its file, when it looks renamed); and the change may not add skip/xfail markers or
+outcome-changing hooks (`tamper`), unless the suite approves skips (`allow_new_skips`;
+hooks are never approved).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import signal
-import subprocess
-import tarfile
+import secrets
 import tempfile
 import time
-import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from karma.gates.change import base_worktree
-from karma.gates.files import throwaway
+from karma.errors import WorkspaceError
+from karma.gates.change import base_worktree, host_git
 from karma.gates.interface import (
     Finding,
     GateContext,
     GateResult,
     GateSettings,
     GateUnavailable,
+    Severity,
     Status,
 )
-from karma.gates.isolation import Invocation, base_config, host_env, parse_pytest
+from karma.gates.isolation import Invocation, base_config, parse_pytest, unittest_listing
+from karma.gates.junit import (
+    Counts,
+    collected_count,
+    collected_ids,
+    listed_ids,
+    missing,
+    parse_junit,
+    unittest_counts,
+)
 from karma.gates.secrets import redact
 from karma.gates.tamper import tampering
+from karma.gates.testrun import COLLECT, Run, Step, run_steps, sandboxed
+from karma.testcommand import TestCommand, from_git
 
-COLLECTED = re.compile(r"(\d+) tests? collected|collected (\d+) items?")
 PYTEST_NO_TESTS = 5
-# Inside the sandbox, /tmp is its own private tmpfs (SandboxSpec.tmpfs_mb).
-SANDBOX_JUNIT = "/tmp/junit.xml"  # noqa: S108
-SANDBOX_CONFIG = "/tmp/karma-pytest"  # noqa: S108
-PER_FILE = re.compile(r"^\S+\.py: (\d+)$", re.MULTILINE)
+__all__ = ["Counts", "TestsGate", "parse_junit", "project_command"]
 
 
-@dataclass(frozen=True)
-class Run:
-    exit_code: int
-    output: str
-    timed_out: bool
-    junit: Path | None
-
-
-@dataclass(frozen=True)
-class Counts:
-    tests: int = 0
-    failures: int = 0
-    errors: int = 0
-    skipped: int = 0
-
-
-def junit_file(classname: str, root: Path | None) -> str:
-    """The repository-relative file of a JUnit classname (`pkg.test_mod.TestClass`)."""
-    parts = classname.split(".")
-    for end in range(len(parts), 0, -1):
-        candidate = "/".join(parts[:end]) + ".py"
-        if root is None or (root / candidate).is_file():
-            return candidate
-    return ""
-
-
-def parse_junit(path: Path, repo: Path | None = None) -> tuple[Counts, list[Finding]]:
+def project_command(ctx: GateContext, default: str) -> TestCommand:
+    """The test command the base commit defines (read from git objects, never the tree)."""
     try:
-        root = ET.parse(path).getroot()  # noqa: S314 - our own test run's report
-    except (ET.ParseError, OSError) as exc:
-        raise GateUnavailable(f"unreadable JUnit XML: {exc}") from None
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    counts = Counts(
-        sum(int(s.get("tests", 0)) for s in suites),
-        sum(int(s.get("failures", 0)) for s in suites),
-        sum(int(s.get("errors", 0)) for s in suites),
-        sum(int(s.get("skipped", 0)) for s in suites),
-    )
-    findings = []
-    for case in root.iter("testcase"):
-        for kind in ("failure", "error"):
-            node = case.find(kind)
-            if node is None:
-                continue
-            where = case.get("file") or junit_file(case.get("classname", ""), repo)
-            name = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
-            detail = (node.get("message") or node.text or "").strip().splitlines()
-            first = detail[0][:300] if detail else kind
-            findings.append(
-                Finding(
-                    f"tests.{kind}",
-                    "error",
-                    where,
-                    int(case.get("line") or 0) + 1 if case.get("line") else 0,
-                    redact(f"{name} {'failed' if kind == 'failure' else 'errored'}: {first}"),
-                )
-            )
-    return counts, findings
+        return from_git(host_git(ctx), ctx.base, default)
+    except WorkspaceError as exc:
+        raise GateUnavailable(f"cannot read the base's test configuration: {exc}") from None
+
+
+def _finding(rule: str, message: str, severity: Severity = "error") -> Finding:
+    return Finding(rule, severity, "", 0, message)
 
 
 class TestsGate:
@@ -115,15 +72,15 @@ class TestsGate:
 
     def run(self, ctx: GateContext, settings: GateSettings) -> GateResult:
         started = time.monotonic()
-        command = str(settings.get("command") or (ctx.stack.test_command if ctx.stack else ""))
+        chosen: TestCommand | None = None
+        command = str(settings.get("command") or "")
+        if not command and ctx.stack is not None:
+            chosen = project_command(ctx, ctx.stack.test_command)
+            command = chosen.command
         if not command:
-            return GateResult(
-                self.name,
-                "skipped",
-                (),
-                time.monotonic() - started,
-                "no test command: no stack detected and gates.tests.command is empty",
-            )
+            return GateResult(self.name, "skipped", (), time.monotonic() - started,
+                              "no test command: no stack detected and gates.tests.command "
+                              "is empty")  # fmt: skip
         parsed = parse_pytest(command)
         pytest = parsed is not None or "pytest" in command
         config = base_config(ctx) if parsed is not None else None
@@ -131,6 +88,13 @@ class TestsGate:
         with tempfile.TemporaryDirectory(prefix="karma-tests-") as scratch:
             invocation = Invocation(command, parsed, config, Path(scratch), reverted)
             result = self._check(ctx, settings, invocation, pytest, started)
+        if chosen is not None:  # recorded with the result, and shown in the report
+            result = replace(
+                result,
+                summary=f"{result.summary}; `{command}` from {chosen.source}",
+                data={**result.data, "command": command, "command_source": chosen.source,
+                      "command_reason": chosen.reason},
+            )  # fmt: skip
         if not tampered:
             return result
         return replace(
@@ -151,255 +115,141 @@ class TestsGate:
         started: float,
     ) -> GateResult:
         command = invocation.command
-        findings: list[Finding] = []
-        head = self._run(ctx, settings, ctx.repo, invocation, "head", junit=pytest)
+        listing = _listing(invocation, pytest)
+        steps = (listing.step, Step(junit=pytest)) if listing else (Step(),)
+        *collect, head = run_steps(ctx, settings, ctx.repo, invocation, "head", steps)
         if head.timed_out:
-            return GateResult(
-                self.name,
-                "error",
-                (),
-                time.monotonic() - started,
-                f"the test suite did not finish within {settings.timeout_s:.0f} s",
-                data={"output_tail": redact(head.output[-2000:])},
-            )
-        if pytest and head.exit_code == PYTEST_NO_TESTS:
-            return GateResult(
-                self.name, "skipped", (), time.monotonic() - started, "no tests were collected"
-            )
-        counts = Counts()
-        if head.junit is not None and head.junit.is_file():
-            counts, findings = parse_junit(head.junit, ctx.repo)
-        elif head.exit_code != 0:
-            tail = redact(head.output.strip().splitlines()[-1] if head.output.strip() else "")
-            findings.append(
-                Finding(
-                    "tests.command-failed",
-                    "error",
-                    "",
-                    0,
-                    f"`{command}` exited {head.exit_code}: {tail[:300]}",
-                )
-            )
-        elif invocation.parsed is not None:
-            findings.append(
-                Finding(
-                    "tests.no-report",
-                    "error",
-                    "",
-                    0,
-                    f"`{command}` exited 0 but wrote no JUnit report: the run cannot be trusted",
-                )
-            )
-        if head.exit_code != 0 and not findings:
-            tail = redact(head.output.strip()[-300:])
-            findings.append(
-                Finding(
-                    "tests.command-failed",
-                    "error",
-                    "",
-                    0,
-                    f"`{command}` exited {head.exit_code}: {tail}",
-                )
-            )
-        base_count = None
-        if pytest:
-            base_count = self._collect_base(ctx, settings, invocation)
-            if (
-                base_count is not None
-                and counts.tests < base_count
-                and not settings.get("allow_fewer_tests", False)
-            ):
-                findings.append(
-                    Finding(
-                        "tests.fewer-tests",
-                        "error",
-                        "",
-                        0,
-                        f"{counts.tests} tests ran, fewer than the base's {base_count}",
-                    )
-                )
+            return GateResult(self.name, "error", (), time.monotonic() - started,
+                              f"the test suite did not finish within {settings.timeout_s:.0f} s",
+                              data={"output_tail": redact(head.output[-2000:])})  # fmt: skip
+        counts, findings = self._outcome(invocation, head, ctx.repo)
+        base = self._collect_base(ctx, settings, invocation, listing) if listing else None
+        base_count = listing.count(base.output) if listing and base else None
+        if _ran_none(pytest, head, counts) and not base_count:
+            return GateResult(self.name, "skipped", (), time.monotonic() - started,
+                              "no tests were collected")  # fmt: skip
+        if listing is not None and base is not None:
+            head_ids = listing.ids(collect[0].output)
+            head_count = listing.count(collect[0].output)
+            if head_count is None:
+                head_count = counts.tests  # the head does not collect: its run says why
+            findings += self._compare(settings, head_count, head_ids, base_count,
+                                      listing.ids(base.output))  # fmt: skip
         if pytest and invocation.parsed is None:
             findings.append(
-                Finding(
+                _finding(
                     "tests.not-isolated",
-                    "warning",
-                    "",
-                    0,
                     f"`{command}` is not a plain `python -m pytest`/`pytest` command: the gate "
                     "cannot isolate it from the tree's configuration and modules",
+                    "warning",
                 )
             )
         blocking = [f for f in findings if f.severity == "error"]
         status: Status = "failed" if blocking else ("warning" if findings else "passed")
-        passed = counts.tests - counts.failures - counts.errors - counts.skipped
         summary = (
-            f"{counts.tests} tests: {passed} passed, {counts.failures} failed, "
-            f"{counts.errors} errors, "
-            f"{counts.skipped} skipped"
+            f"{counts.tests} tests: {counts.passed} passed, {counts.failures} failed, "
+            f"{counts.errors} errors, {counts.skipped} skipped"
             + (f" (base collected {base_count})" if base_count is not None else "")
         )
         return GateResult(
-            self.name,
-            status,
-            tuple(findings),
-            time.monotonic() - started,
-            summary,
-            data={
-                "tests": counts.tests,
-                "failures": counts.failures,
-                "errors": counts.errors,
-                "skipped": counts.skipped,
-                "base_tests": base_count,
-                "where": "sandbox" if self._sandboxed(ctx, settings) else "host",
-                "isolated": invocation.parsed is not None,
-            },
-        )
+            self.name, status, tuple(findings), time.monotonic() - started, summary,
+            data={"tests": counts.tests, "failures": counts.failures, "errors": counts.errors,
+                  "skipped": counts.skipped, "base_tests": base_count,
+                  "where": "sandbox" if sandboxed(ctx, settings) else "host",
+                  "isolated": invocation.parsed is not None},
+        )  # fmt: skip
 
-    def _sandboxed(self, ctx: GateContext, settings: GateSettings) -> bool:
-        where = str(settings.get("where", "auto"))
-        if where == "sandbox" and (ctx.start_sandbox is None or ctx.sandbox_image is None):
-            raise GateUnavailable("gates.tests.where is 'sandbox' but no sandbox is available")
-        return where == "sandbox" or (
-            where == "auto" and ctx.start_sandbox is not None and ctx.sandbox_image is not None
-        )
+    def _outcome(
+        self, invocation: Invocation, head: Run, repo: Path
+    ) -> tuple[Counts, list[Finding]]:
+        command = invocation.command
+        if head.junit is not None and head.junit.is_file():
+            counts, findings = parse_junit(head.junit, repo)
+        else:
+            counts, findings = unittest_counts(head.output) or Counts(), []
+            if head.exit_code != 0:
+                lines = head.output.strip().splitlines()
+                tail = redact(lines[-1] if lines else "")
+                findings.append(
+                    _finding(
+                        "tests.command-failed", f"`{command}` exited {head.exit_code}: {tail[:300]}"
+                    )
+                )
+            elif invocation.parsed is not None:
+                findings.append(_finding("tests.no-report", f"`{command}` exited 0 but wrote "
+                                         "no JUnit report: the run cannot be trusted"))  # fmt: skip
+        if head.exit_code != 0 and not findings:
+            tail = redact(head.output.strip()[-300:])
+            findings.append(
+                _finding("tests.command-failed", f"`{command}` exited {head.exit_code}: {tail}")
+            )
+        return counts, findings
+
+    def _compare(
+        self,
+        settings: GateSettings,
+        head_count: int,
+        head_ids: tuple[str, ...] | None,
+        base_count: int | None,
+        base_ids: tuple[str, ...] | None,
+    ) -> list[Finding]:
+        """The head's collected items against the base's: the same unit on both sides."""
+        if base_count is None:
+            return []
+        gone = missing(base_ids, head_ids or ()) if base_ids else ""
+        named = f": {gone} no longer collected" if gone else ""
+        if head_count < base_count and not settings.get("allow_fewer_tests", False):
+            return [_finding("tests.fewer-tests",
+                             f"{head_count} tests collected, fewer than the base's "
+                             f"{base_count}{named}")]  # fmt: skip
+        if gone:
+            return [_finding("tests.removed", f"base tests no longer collected: {gone}",
+                             "warning")]  # fmt: skip
+        return []
 
     def _collect_base(
-        self, ctx: GateContext, settings: GateSettings, invocation: Invocation
-    ) -> int | None:
+        self, ctx: GateContext, settings: GateSettings, invocation: Invocation, listing: _Listing
+    ) -> Run | None:
         with base_worktree(ctx) as tree:
-            run = self._run(
-                ctx, settings, tree, invocation, "base", junit=False, extra=("--collect-only", "-q")
-            )
+            (run,) = run_steps(ctx, settings, tree, invocation, "base", (listing.step,))
         if run.timed_out or run.exit_code not in (0, PYTEST_NO_TESTS):
             return None
-        match = COLLECTED.search(run.output)
-        if match:
-            return int(match.group(1) or match.group(2))
-        # Under -qq pytest prints one "path: count" line per file instead.
-        per_file = [int(m.group(1)) for m in PER_FILE.finditer(run.output)]
-        if per_file:
-            return sum(per_file)
-        return 0 if run.exit_code == PYTEST_NO_TESTS else None
+        if run.exit_code == PYTEST_NO_TESTS and listing.count(run.output) is None:
+            return Run(run.exit_code, "0 tests collected", False, None)
+        return run
 
-    def _run(
-        self,
-        ctx: GateContext,
-        settings: GateSettings,
-        tree: Path,
-        invocation: Invocation,
-        which: str,
-        *,
-        junit: bool,
-        extra: tuple[str, ...] = (),
-    ) -> Run:
-        scratch = invocation.scratch / which
-        scratch.mkdir()
-        if self._sandboxed(ctx, settings):
-            return self._run_sandbox(ctx, settings, tree, invocation, which, junit, extra)
-        if invocation.reverted and which == "head":
-            with throwaway(tree) as copy:
-                invocation.revert(copy)
-                return self._run_host(ctx, settings, copy, invocation, scratch, junit, extra)
-        return self._run_host(ctx, settings, tree, invocation, scratch, junit, extra)
 
-    def _run_host(
-        self,
-        ctx: GateContext,
-        settings: GateSettings,
-        tree: Path,
-        invocation: Invocation,
-        scratch: Path,
-        junit: bool,
-        extra: tuple[str, ...],
-    ) -> Run:
-        report = scratch / "junit.xml"
-        home = scratch / "home"
-        home.mkdir()
-        text = invocation.shell(
-            rootdir=str(tree),
-            config_file=(
-                str(invocation.config_file(scratch / "config")) if invocation.parsed else ""
-            ),
-            junit=str(report) if junit else None,
-            extra=extra,
-            sandboxed=False,
-        )
-        try:
-            proc = subprocess.Popen(  # noqa: S602 - the project's own configured test command
-                text,
-                shell=True,
-                cwd=tree,
-                env=host_env(ctx.config, home),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise GateUnavailable(f"cannot start the test command: {exc}") from None
-        try:
-            output, _ = proc.communicate(timeout=settings.timeout_s)
-        except subprocess.TimeoutExpired:
-            # The whole process group: a hanging suite often has children.
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-            return Run(-9, output, True, None)
-        return Run(proc.returncode, output, False, report if report.is_file() else None)
+@dataclass(frozen=True)
+class _Listing:
+    """How the suite's items are listed without running them, alike on head and base."""
 
-    def _run_sandbox(
-        self,
-        ctx: GateContext,
-        settings: GateSettings,
-        tree: Path,
-        invocation: Invocation,
-        which: str,
-        junit: bool,
-        extra: tuple[str, ...],
-    ) -> Run:
-        from karma.sandbox import spec_from_config
-        from karma.sandbox.interface import SandboxError
-        from karma.sandbox.project import install_project
+    step: Step
+    ids: Callable[[str], tuple[str, ...] | None]
+    count: Callable[[str], int | None]
 
-        assert ctx.start_sandbox is not None and ctx.sandbox_image is not None
-        scratch = invocation.scratch / which
-        report = scratch / "junit.xml"
-        with throwaway(tree) as copy:
-            if which == "head":
-                invocation.revert(copy)
-            spec = spec_from_config(
-                ctx.config,
-                image=ctx.sandbox_image,
-                workspace=copy,
-                run_id=ctx.run_id,
-                task_id="gate-tests",
-            )
-            box = ctx.start_sandbox(spec)
-            try:
-                installed = install_project(box, workdir=spec.workdir, timeout_s=settings.timeout_s)
-                if installed.result is not None and not installed.ok:
-                    failed = installed.result
-                    output = f"{installed.detail}\n{failed.output}"
-                    return Run(failed.exit_code or 1, output, failed.timed_out, None)
-                if invocation.parsed is not None:
-                    box.copy_in(invocation.config_file(scratch / "config").parent, SANDBOX_CONFIG)
-                text = invocation.shell(
-                    rootdir=spec.workdir,
-                    config_file=f"{SANDBOX_CONFIG}/{invocation.config_name}",
-                    junit=SANDBOX_JUNIT if junit else None,
-                    extra=extra,
-                    sandboxed=True,
-                    installed=installed.paths,
-                )
-                result = box.exec(text, timeout_s=settings.timeout_s)
-                if junit and not result.timed_out:
-                    # No report (or a broken archive): the run is judged by its exit code.
-                    with contextlib.suppress(OSError, SandboxError, tarfile.TarError):
-                        box.copy_out(SANDBOX_JUNIT, report)
-            finally:
-                box.close()
-        return Run(
-            result.exit_code,
-            result.output,
-            result.timed_out,
-            report if report.is_file() else None,
-        )
+
+def _listing(invocation: Invocation, pytest: bool) -> _Listing | None:
+    """pytest's `--collect-only`, or unittest's loader (`unittest_listing`); None for a
+    command that is neither (its run alone is judged)."""
+    if pytest:
+        return _Listing(Step(COLLECT), collected_ids, collected_count)
+    nonce = secrets.token_hex(8)
+    command = unittest_listing(invocation.command, nonce)
+    if command is None:
+        return None
+
+    def ids(output: str) -> tuple[str, ...] | None:
+        return listed_ids(output, nonce)
+
+    def count(output: str) -> int | None:
+        found = ids(output)
+        return len(found) if found else (0 if "0 tests collected" in output else None)
+
+    return _Listing(Step(command=command), ids, count)
+
+
+def _ran_none(pytest: bool, head: Run, counts: Counts) -> bool:
+    """Whether the head's run found no test at all (pytest's exit 5, unittest's `Ran 0`)."""
+    if pytest:
+        return head.exit_code == PYTEST_NO_TESTS
+    return counts.tests == 0 and head.exit_code in (0, 5) and "Ran 0 tests" in head.output

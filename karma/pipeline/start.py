@@ -34,6 +34,7 @@ from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import SandboxBackend
 from karma.store import Store
+from karma.testcommand import from_commit
 from karma.workspace import Workspace
 
 
@@ -105,6 +106,9 @@ def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: st
     stack = detect_stack(workspace.root, data)
     if stack is None:
         raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
+    # The suite runs as the base commit defines it (tox, nox, pytest config or unittest).
+    tests = from_commit(workspace.root, base, stack.test_command)
+    stack = stack.model_copy(update={"test_command": tests.command})
     workspace.ignore_generated(stack.generated)
     backend = env.backend
     image = (

@@ -205,29 +205,92 @@ def poetry_project(root: Path) -> str:
     return "poecalc"
 
 
+def tox_project(root: Path) -> str:
+    """Driven by tox: its default env's `commands` name the suite (tests/unit only; the
+    slow tests beside it are not the project's default run). setuptools, src/ layout."""
+    _write(
+        root,
+        {
+            "pyproject.toml": """\
+                [build-system]
+                requires = ["setuptools>=64"]
+                build-backend = "setuptools.build_meta"
+
+                [project]
+                name = "toxcalc"
+                version = "2.0.0"
+                """,
+            "tox.ini": """\
+                [tox]
+                env_list = py3
+
+                [testenv]
+                deps = pytest
+                commands =
+                    python -c "print('tox env ready')"
+                    pytest {posargs:tests/unit} -ra
+                """,
+            ".gitignore": "*.egg-info/\nbuild/\n",
+            "src/toxcalc/__init__.py": """\
+                from importlib.metadata import version
+
+                from toxcalc.ops import add
+
+                __version__ = version("toxcalc")
+                __all__ = ["__version__", "add"]
+                """,
+            "src/toxcalc/ops.py": "def add(a, b):\n    return a + b\n",
+            "tests/unit/test_calc.py": TESTS_OF_THE_BASE.format(pkg="toxcalc"),
+            "tests/slow/test_slow.py": "def test_never_run_by_default():\n    assert False\n",
+        },
+    )
+    return "toxcalc"
+
+
 def _where(pkg: str) -> str:
     return pkg if pkg == "flitcalc" else f"src/{pkg}"
+
+
+def _tests(pkg: str) -> str:
+    return "tests/unit" if pkg == "toxcalc" else "tests"
 
 
 def _task(pkg: str, name: str, op: str, deps: list[str]) -> dict[str, Any]:
     return {
         "id": name,
         "title": f"Add {name}()",
-        "description": f"Add {name}(a, b) to {_where(pkg)}/{name}.py with tests in tests/.",
+        "description": f"Add {name}(a, b) to {_where(pkg)}/{name}.py with tests in {_tests(pkg)}/.",
         "deps": deps,
         "estimated_tokens": 3000,
         "kind": "code",
-        "files": [f"{_where(pkg)}/{name}.py", f"tests/test_{name}.py"],
+        "files": [f"{_where(pkg)}/{name}.py", f"{_tests(pkg)}/test_{name}.py"],
     }
+
+
+UNITTEST = """\
+import unittest
+
+from {pkg}.{name} import {name}
+
+
+class Test{title}(unittest.TestCase):
+    def test_{name}(self):
+        self.assertEqual({name}(6, 3), 6 {op} 3)
+"""
 
 
 def _conversation(pkg: str, name: str, op: str) -> dict[str, Any]:
     code = f"def {name}(a, b):\n    return a {op} b\n"
     test = f"from {pkg}.{name} import {name}\n\n\ndef test_{name}():\n"
     test += f"    assert {name}(6, 3) == 6 {op} 3\n"
+    if pkg == "flitcalc":
+        test = UNITTEST.format(pkg=pkg, name=name, title=name.title(), op=op)
     calls = [
         {"name": "write_file", "arguments": {"path": f"{_where(pkg)}/{name}.py", "content": code}},
-        {"name": "write_file", "arguments": {"path": f"tests/test_{name}.py", "content": test}},
+        {
+            "name": "write_file",
+            "arguments": {"path": f"{_tests(pkg)}/test_{name}.py", "content": test},
+        },
     ]
     return {
         "name": name,
@@ -320,7 +383,7 @@ def build(
     return run
 
 
-def _branch_tests_pass(build: Run, repo: Path, result: dict[str, Any]) -> None:
+def _branch_tests_pass(build: Run, repo: Path, result: dict[str, Any], source: str) -> None:
     del build
     assert result["status"] == "succeeded", result
     tasks = {t["id"]: t for t in result["tasks"]}
@@ -330,23 +393,35 @@ def _branch_tests_pass(build: Run, repo: Path, result: dict[str, Any]) -> None:
     # The tests gate installed the project in its own sandbox: head and base both import it.
     assert gates["tests"]["status"] == "passed", gates["tests"]
     assert gates["tests"]["summary"].startswith("4 tests: 4 passed"), gates["tests"]
-    assert "(base collected 2)" in gates["tests"]["summary"]
+    summary = gates["tests"]["summary"]
+    # The suite ran as the project defines it, and the gate says which definition it took.
+    assert summary.endswith(f"from {source}"), summary
+    if source == "unittest discovery":
+        assert "`python -m unittest discover -s tests -t .`" in summary, summary
+    # Head and base counted alike: pytest's collection, or unittest's own loader.
+    assert "(base collected 2)" in summary, summary
     files = git(repo, "ls-tree", "-r", "--name-only", result["branch"]).split()
     assert not any(f.endswith("_version.py") or ".egg-info" in f for f in files), files
 
 
 @pytest.mark.parametrize(
-    "make", [hatch_vcs_project, setuptools_scm_project, flit_project, poetry_project]
+    ("make", "source"),
+    [
+        (hatch_vcs_project, "pyproject.toml [tool.pytest]"),
+        (setuptools_scm_project, "pyproject.toml [project.optional-dependencies]"),
+        (flit_project, "unittest discovery"),
+        (poetry_project, "pyproject.toml [dependency-groups]"),
+        (tox_project, "tox.ini [testenv] commands"),
+    ],
 )
 def test_src_layout_projects_build_in_one_attempt_per_task(
-    make: Callable[[Path], str], build: Run, tmp_path: Path
+    make: Callable[[Path], str], source: str, build: Run, tmp_path: Path
 ) -> None:
-    source = tmp_path / "source"
-    pkg = make(source)
-    repo = init_repo(tmp_path / "repo", source=source, message="calc: initial")
+    pkg = make(tmp_path / "source")
+    repo = init_repo(tmp_path / "repo", source=tmp_path / "source", message="calc: initial")
     code, result = build(repo, script(pkg))
     assert code == 0, result
-    _branch_tests_pass(build, repo, result)
+    _branch_tests_pass(build, repo, result, source)
     store = Store(repo / ".karma" / "karma.db")
     rows = store.query("SELECT status FROM attempts WHERE run_id = ?", (result["run_id"],))
     assert [r["status"] for r in rows] == ["succeeded", "succeeded"]
