@@ -21,13 +21,17 @@ from typing import Literal
 from karma.config import AgentConfig
 from karma.failpoints import failpoint
 from karma.models.interface import (
+    Message,
     ModelClient,
     ModelRequest,
     ProviderError,
+    StopReason,
     ToolResult,
     Usage,
     UserMessage,
 )
+from karma.models.window import DEFAULT_WINDOW, ContextWindow
+from karma.recipes import load_prices
 from karma.tools import TOOLS, Toolbox, ToolOutput
 
 AgentStatus = Literal["finished", "stuck", "limit", "provider_error", "interrupted", "no_tool"]
@@ -69,6 +73,10 @@ class AgentResult:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     error: ProviderError | None = None
+    elided: int = 0
+    """Tool outputs replaced by stubs to keep the conversation within the context window."""
+    peak_context: int = 0
+    """The largest request of the attempt, in estimated tokens."""
 
 
 def first_message(brief: Brief) -> str:
@@ -95,6 +103,22 @@ def _wrap(text: str) -> str:
     return f"<tool_output>\n{text}\n</tool_output>"
 
 
+CORRECTIONS: dict[StopReason | None, str] = {
+    "max_tokens": "Your reply was cut off at the token limit. Use smaller steps: write a big "
+    "file in parts (write_file, then edit_file).",
+    "refusal": "Your reply was stopped as a refusal. The task is ordinary work on the user's "
+    "own repository: go on with the tools, or call finish saying why it can not be done.",
+    None: "Use the tools to do the task; call finish when done.",
+}
+"""What a reply without a tool call is told, by its stop reason."""
+NOT_RUN: dict[StopReason | None, str] = {
+    "max_tokens": "not run: your reply was cut off at the token limit inside this call, so "
+    "its arguments may be incomplete; send it again, in smaller parts",
+    "refusal": "not run: your reply was stopped as a refusal before it was complete",
+}
+"""Why a call of a cut-off reply is not run (with max_tokens, only its last call)."""
+
+
 def run_agent(
     brief: Brief,
     model: ModelClient,
@@ -103,12 +127,16 @@ def run_agent(
     *,
     stop: threading.Event,
     on_step: Callable[[int, str, dict[str, object], str, bool], None] = lambda *_: None,
+    context_window: int | None = None,
 ) -> AgentResult:
-    """Drive one attempt to `finish` or to the limit that ends it."""
-    messages: list[UserMessage | object] = [UserMessage(first_message(brief))]
+    """Drive one attempt to `finish` or to the limit that ends it.
+
+    `context_window`: tokens; default the model's `context_window` in the price table."""
+    messages: list[Message] = [UserMessage(first_message(brief))]
     result = AgentResult("limit")
     started = time.monotonic()
     seen: dict[str, int] = {}
+    window = ContextWindow(context_window or window_of(model.name), limits.context_elide_at)
     while True:
         if stop.is_set():
             result.status, result.detail = "interrupted", "the run was interrupted"
@@ -117,13 +145,12 @@ def run_agent(
         if over:
             result.status, result.detail = "limit", over
             return result
-        request = ModelRequest(
-            system=SYSTEM,
-            messages=tuple(messages),  # type: ignore[arg-type]
-            tools=TOOLS,
-            max_tokens=limits.reply_max_tokens,
-            purpose="agent",
-        )
+        notes = window.fit(SYSTEM, TOOLS, messages)
+        result.elided += sum(note.startswith("elided ") for note in notes)
+        estimate = window.estimate(SYSTEM, TOOLS, messages)
+        result.peak_context = max(result.peak_context, estimate)
+        request = ModelRequest(SYSTEM, tuple(messages), TOOLS, limits.reply_max_tokens,
+                               purpose="agent", notes=tuple(notes))  # fmt: skip
         try:
             reply = model.complete(request)
         except ProviderError as exc:
@@ -133,23 +160,31 @@ def run_agent(
         result.steps += 1
         result.usage = result.usage + reply.usage
         result.cost_usd += reply.cost_usd
-        messages.append(reply.as_message())
-        if not reply.tool_calls:
-            if reply.stop_reason == "max_tokens":
-                messages.append(UserMessage("Your reply was cut off. Use smaller steps."))
-            else:
-                messages.append(UserMessage("Use the tools to do the task; call finish when done."))
-            if _repeated(seen, ("text", reply.text)):
+        window.observe(estimate, reply.usage.total_in)
+        message = reply.as_message(f"karma_{result.steps}")
+        messages.append(message)
+        if not message.tool_calls:
+            if reply.stop_reason != "pause_turn":  # a paused turn goes back as is, to go on
+                messages.append(UserMessage(CORRECTIONS.get(reply.stop_reason, CORRECTIONS[None])))
+            if _repeated(seen, ("text", reply.stop_reason, reply.text)):
                 result.status, result.detail = "no_tool", "the model kept answering without tools"
                 return result
             continue
         results: list[ToolResult] = []
         ended: str | None = None
-        for index, call in enumerate(reply.tool_calls):
+        finished: str | None = None
+        cut = NOT_RUN.get(reply.stop_reason)
+        last = len(message.tool_calls) - 1
+        for index, call in enumerate(message.tool_calls):
             left = started + limits.max_wall_s - time.monotonic()
             if ended is not None or left <= 0:
                 ended = ended or f"wall-time limit ({limits.max_wall_s:.0f} s) reached"
                 output = ToolOutput(f"not run: {ended}", is_error=True)
+            elif cut is not None and (reply.stop_reason == "refusal" or index == last):
+                output = ToolOutput(cut, is_error=True)
+            elif call.invalid is not None:
+                output = ToolOutput(f"not run: {call.invalid}. Send the call again with its "
+                                    "arguments as one JSON object.", is_error=True)  # fmt: skip
             elif index >= limits.max_tool_calls_per_reply:
                 output = ToolOutput(f"not run: at most {limits.max_tool_calls_per_reply} tool "
                                     "calls of one reply are run; make the rest in your next "
@@ -161,9 +196,7 @@ def run_agent(
                 on_step(result.steps, call.name, arguments, output.content, output.is_error)
             finally:
                 results.append(ToolResult(call.id, _wrap(output.content), output.is_error))
-            if output.finished is not None:
-                result.status, result.summary = "finished", output.finished
-                return result
+            finished = finished if finished is not None else output.finished
             if toolbox.excess is not None:
                 ended = ended or toolbox.excess
             if ended is None and _repeated(
@@ -175,7 +208,17 @@ def run_agent(
         if ended is not None:  # every call of the reply is recorded, then the attempt ends
             result.status, result.detail = "limit", ended
             return result
+        if finished is not None:  # `finish` takes effect once the reply's other calls ran
+            result.status, result.summary = "finished", finished
+            return result
         messages.append(UserMessage(tool_results=tuple(results)))
+
+
+def window_of(model: str) -> int:
+    """The model's context window in tokens, from the price table."""
+    price = load_prices().price(model)
+    known = price.context_window if price is not None else None
+    return known or DEFAULT_WINDOW
 
 
 def _repeated(seen: dict[str, int], action: tuple[str, ...]) -> bool:
