@@ -26,6 +26,7 @@ from karma.models.interface import (
     ToolCall,
     Usage,
     UserMessage,
+    read_arguments,
 )
 
 _CACHE = {"type": "ephemeral"}
@@ -120,11 +121,7 @@ def parse_reply(data: Any, name: str) -> ModelReply:
             elif block["type"] == "redacted_thinking":
                 thinking.append(Thinking(str(block["data"]), redacted=True))
             elif block["type"] == "tool_use":
-                arguments = block.get("input")
-                invalid = None
-                if not isinstance(arguments, dict):
-                    kind = type(arguments).__name__
-                    arguments, invalid = {}, f"the input must be a JSON object, not {kind}"
+                arguments, invalid = read_arguments(block.get("input"))
                 calls.append(ToolCall(str(block["id"]), str(block["name"]), arguments, invalid))
         raw_usage = data["usage"]
         usage = Usage(

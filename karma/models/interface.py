@@ -7,6 +7,7 @@ this line. Backends raise only `ProviderError`s; `retry.py` decides what to retr
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -38,6 +39,34 @@ class ToolCall:
     """Why the provider's arguments could not be read (not JSON, not an object): the call
     is never run, and the model is told this. `arguments` is then empty. Model output:
     untrusted."""
+
+
+SHOWN_ARGUMENTS = 200
+"""Characters of unreadable arguments quoted back to the model."""
+
+
+def read_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
+    """(arguments, None), or ({}, why not) for arguments a model wrote badly.
+
+    A JSON string holding a JSON object (arguments encoded twice) is read through."""
+    value = raw
+    for _ in range(2):
+        if not isinstance(value, str):
+            break
+        if not value.strip():
+            value = {}
+            break
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            shown = raw[:SHOWN_ARGUMENTS] + ("..." if len(raw) > SHOWN_ARGUMENTS else "")
+            return (
+                {},
+                f"the arguments are not valid JSON ({exc.msg} at character {exc.pos}): {shown}",
+            )
+    if not isinstance(value, dict):
+        return {}, f"the arguments must be a JSON object, not {type(value).__name__}"
+    return value, None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from karma.models.interface import (
     ToolCall,
     Usage,
     UserMessage,
+    read_arguments,
 )
 
 _STOP: dict[str, StopReason] = {
@@ -39,8 +40,6 @@ _STOP: dict[str, StopReason] = {
 }
 ERROR_PREFIX = "[error] "
 """Tool messages have no error flag: a failed tool's output is marked in its text."""
-SHOWN_ARGUMENTS = 200
-"""Characters of unreadable arguments quoted back to the model."""
 
 
 def cache_key(request: ModelRequest) -> str:
@@ -49,30 +48,6 @@ def cache_key(request: ModelRequest) -> str:
     tools = [t.name for t in request.tools]
     digest = hashlib.sha256(json.dumps([request.system, tools, first]).encode())
     return f"karma-{digest.hexdigest()[:32]}"
-
-
-def read_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
-    """(arguments, None), or ({}, why not) for arguments a model wrote badly.
-
-    A JSON string holding a JSON object (arguments encoded twice) is read through."""
-    value = raw
-    for _ in range(2):
-        if not isinstance(value, str):
-            break
-        if not value.strip():
-            value = {}
-            break
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            shown = raw[:SHOWN_ARGUMENTS] + ("..." if len(raw) > SHOWN_ARGUMENTS else "")
-            return (
-                {},
-                f"the arguments are not valid JSON ({exc.msg} at character {exc.pos}): {shown}",
-            )
-    if not isinstance(value, dict):
-        return {}, f"the arguments must be a JSON object, not {type(value).__name__}"
-    return value, None
 
 
 def request_body(model: str, request: ModelRequest) -> dict[str, Any]:

@@ -91,5 +91,7 @@ class PromptCache:
                 if digest in self._entries:
                     read = total // OPENAI_STEP * OPENAI_STEP
                     break
-            self._entries.update(h for h, t in zip(hashes, totals, strict=True) if t >= MIN_CACHED_TOKENS)
+            self._entries.update(
+                h for h, t in zip(hashes, totals, strict=True) if t >= MIN_CACHED_TOKENS
+            )
         return Usage(totals[-1] - read, output_tokens, read)

@@ -164,7 +164,9 @@ def test_script_faults_are_consumed_per_server(model_server: ModelServer, connec
     assert len(model_server.requests) == 4
 
 
-def test_openai_unreadable_tool_arguments_are_an_invalid_call_not_a_retry(model_server: ModelServer, make_client: Any) -> None:
+def test_openai_unreadable_tool_arguments_are_an_invalid_call_not_a_retry(
+    model_server: ModelServer, make_client: Any
+) -> None:
     body = {
         "id": "x",
         "object": "chat.completion",
