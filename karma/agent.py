@@ -150,7 +150,8 @@ def run_agent(
         estimate = window.estimate(SYSTEM, TOOLS, messages)
         result.peak_context = max(result.peak_context, estimate)
         request = ModelRequest(SYSTEM, tuple(messages), TOOLS, limits.reply_max_tokens,
-                               purpose="agent", notes=tuple(notes))  # fmt: skip
+                               purpose="agent", notes=tuple(notes),
+                               cache_points=window.cache_points)  # fmt: skip
         try:
             reply = model.complete(request)
         except ProviderError as exc:

@@ -2,11 +2,12 @@
 
 The stable prefix goes first and is marked for caching: the tool definitions, the system
 prompt (a block with `cache_control`: tools and system are one cached prefix), then the
-conversation, with breakpoints (four at most, as the API allows) on the first user turn
-(the brief), on the previous user turn (what the last step wrote to the cache, read back
-now) and on the newest one (written for the next step). Extended-thinking blocks go back
-verbatim, signatures included. A `tool_use` whose input is not an object is carried as
-an *invalid* call for the agent to answer. The SDK's own retries are off
+conversation, with breakpoints (four at most, as the API allows) on the newest user turn
+(written for the next step, which finds it within the API's 20-block lookback), on the
+ends of the stretches the agent elided (`cache_points`: what the request after the next
+elision still shares), else on the previous user turn and the brief. Extended-thinking
+blocks go back verbatim, signatures included. A `tool_use` whose input is not an object
+is carried as an *invalid* call for the agent to answer. The SDK's own retries are off
 (`max_retries=0`): `retry.py` is the only retry layer.
 """
 
@@ -71,8 +72,11 @@ def request_body(model: str, request: ModelRequest) -> dict[str, Any]:
                 {"role": "assistant", "content": blocks or [{"type": "text", "text": "."}]}
             )
     users = [m for m in messages if m["role"] == "user"]
-    marked = 1 if request.system or request.tools else 0
-    for turn in _distinct([users[0]] if users else [], users[-2:])[-(MAX_BREAKPOINTS - marked) :]:
+    points = [messages[i] for i in reversed(request.cache_points) if i < len(messages)]
+    left = MAX_BREAKPOINTS - (1 if request.system or request.tools else 0)
+    # Most useful first: the newest turn (written for the next step), the ends of elided
+    # stretches (read after the next elision), the previous turn, the brief.
+    for turn in _distinct(users[-1:], points, users[-2:-1], users[:1])[:left]:
         turn["content"][-1] = {**turn["content"][-1], "cache_control": _CACHE}
     body: dict[str, Any] = {
         "model": model,

@@ -99,6 +99,8 @@ def request_to_json(request: ModelRequest) -> dict[str, Any]:
     }
     if request.notes:
         data["notes"] = list(request.notes)
+    if request.cache_points:
+        data["cache_points"] = list(request.cache_points)
     return data
 
 
@@ -191,6 +193,7 @@ class _RequestJ(_Json):
     tool_choice: str | None = None
     purpose: str = "agent"
     notes: list[str] = []
+    cache_points: list[int] = []
 
 
 class _UsageJ(_Json):
@@ -234,6 +237,7 @@ def request_from_json(data: str | bytes | dict[str, Any]) -> ModelRequest:
         tool_choice=parsed.tool_choice,
         purpose=parsed.purpose,
         notes=tuple(parsed.notes),
+        cache_points=tuple(parsed.cache_points),
     )
 
 

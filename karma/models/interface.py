@@ -138,6 +138,9 @@ class ModelRequest:
     notes: tuple[str, ...] = ()
     """What KARMA did to the conversation before this call (elided outputs), for the
     record only: never sent to the provider."""
+    cache_points: tuple[int, ...] = ()
+    """Indices of messages the later requests of this conversation repeat unchanged (the
+    ends of elided stretches): a provider with explicit caching marks them."""
 
 
 @dataclass(frozen=True)

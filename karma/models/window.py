@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from karma.models.interface import (
     AssistantMessage,
@@ -29,7 +29,7 @@ from karma.models.interface import (
 CHARS_PER_TOKEN = 4.0
 KEEP_NEWEST = 2
 """Turns of tool results, counted from the newest, that are never elided."""
-ELIDE_TO = 0.75
+ELIDE_TO = 0.5
 """Elide down to this share of the threshold."""
 MIN_ELIDED_CHARS = 400
 """Shorter outputs are kept: their stub would save next to nothing."""
@@ -67,6 +67,15 @@ class ContextWindow:
     elide_at: float = 0.6
     scale: float = 1.0
     """Provider tokens per estimated token, learnt from the last reply's usage."""
+    marks: list[int] = field(default_factory=list)
+    """Per elision batch, the index of the last message that no later batch will change
+    (the output kept as the last failure may be elided later, so it can be before the
+    newest change)."""
+
+    @property
+    def cache_points(self) -> tuple[int, ...]:
+        """The ends of the last two elided stretches: later requests repeat them unchanged."""
+        return tuple(self.marks[-2:])
 
     @property
     def threshold(self) -> int:
@@ -90,6 +99,7 @@ class ContextWindow:
         target = int(self.threshold * ELIDE_TO)
         calls = {c.id: c for m in messages if isinstance(m, AssistantMessage) for c in m.tool_calls}
         notes: list[str] = []
+        changed = -1
         for index, result in _candidates(messages):
             if size <= target:
                 break
@@ -100,18 +110,24 @@ class ContextWindow:
                 replace(r, content=short) if r is result else r for r in message.tool_results
             )
             messages[index] = replace(message, tool_results=results)
+            changed = index
             size -= int((len(result.content) - len(short)) / CHARS_PER_TOKEN * self.scale)
             notes.append(f"elided {result.call_id} {short}")
+        first = min((i for i, _ in _candidates(messages, keep_none=True)), default=changed + 1)
+        if changed >= 0 and first > 1:  # the prefix before `first` stays as it is now
+            self.marks.append(first - 1)
         if size > self.threshold:
             notes.append(f"context ~{size} tokens of {self.window} after eliding what may be")
         return notes
 
 
-def _candidates(messages: list[Message]) -> list[tuple[int, ToolResult]]:
-    """Tool results that may be elided, oldest first."""
+def _candidates(
+    messages: list[Message], *, keep_none: bool = False
+) -> list[tuple[int, ToolResult]]:
+    """Tool results that may be elided now, oldest first (`keep_none`: or later on)."""
     turns = [i for i, m in enumerate(messages) if isinstance(m, UserMessage) and m.tool_results]
-    newest = set(turns[-KEEP_NEWEST:])
-    keep = _last_failure(messages)
+    newest = set() if keep_none else set(turns[-KEEP_NEWEST:])
+    keep = None if keep_none else _last_failure(messages)
     found = []
     for index in turns:
         if index == 0 or index in newest:

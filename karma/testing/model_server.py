@@ -82,7 +82,7 @@ class ModelServer:
         self, script: Script | Path | None = None, *, port: int = 0, prompt_cache: bool = True
     ) -> None:
         self.script: Script | None = None
-        self.cache = PromptCache() if prompt_cache else None
+        self.cache = PromptCache(enabled=prompt_cache)
         self._key = secrets.token_bytes(16)
         self.set_script(script)
         self._port = port
@@ -217,7 +217,7 @@ class ModelServer:
         raw = {c.id: s.raw_arguments for c, s in zip(calls, reply.tool_calls, strict=False)
                if s.raw_arguments is not None}  # fmt: skip
         usage = selection.usage(request)
-        if self.cache is not None and reply.usage is None:
+        if reply.usage is None:
             measure = self.cache.anthropic if protocol == "anthropic" else self.cache.openai
             usage = measure(body, usage.output_tokens)
         model = str(body.get("model", "loopback"))

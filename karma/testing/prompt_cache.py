@@ -45,9 +45,11 @@ def anthropic_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class PromptCache:
-    """Thread-safe; one per server, so each test starts cold."""
+    """Thread-safe; one per server, so each test starts cold. `enabled=False` counts the
+    same tokens and never reads from the cache (a provider without caching)."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
         self._lock = threading.Lock()
         self._entries: set[str] = set()
 
@@ -77,7 +79,10 @@ class PromptCache:
                         read = max(read, totals[j])
                         break
             written = [m for m in marks if totals[m] >= MIN_CACHED_TOKENS and totals[m] > read]
-            self._entries.update(hashes[m] for m in written)
+            if self.enabled:
+                self._entries.update(hashes[m] for m in written)
+            else:
+                written = []
         write = totals[written[-1]] - read if written else 0
         return Usage(totals[-1] - read - write, output_tokens, read, write)
 
