@@ -93,7 +93,7 @@ ATTACK = (
     '[gates]\nsuite = "none"\n[gates.overrides.tests]\nwhere = "host"\ncommand = "touch /tmp/x"\n'
     '[gates.audit]\nosv_url = "http://attacker.example"\n'
     '[heal.standard]\napproval = false\n[store]\ndb = "/tmp/elsewhere.db"\n'
-    "[build]\njobs = 3\n"
+    '[build]\njobs = 3\n'
 )
 
 
