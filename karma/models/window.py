@@ -37,6 +37,7 @@ DEFAULT_WINDOW = 128_000
 """Tokens, for a model the price table does not know."""
 _STUB = re.compile(r"^\[output of [^\]]*, elided\]$")
 _EXIT = re.compile(r"exit code (-?\d+)")
+_OPEN, _CLOSE = "<tool_output>\n", "\n</tool_output>"  # how the agent marks outputs as data
 
 
 def chars_of(messages: Iterable[Message]) -> int:
@@ -54,6 +55,7 @@ def chars_of(messages: Iterable[Message]) -> int:
 def stub(call: ToolCall | None, content: str) -> str:
     """The stub that stands for an elided output (its tool, exit code and size)."""
     name = call.name if call is not None else "a tool"
+    content = content.removeprefix(_OPEN).removesuffix(_CLOSE)
     code = _EXIT.search(content[:200]) if name == "run" else None
     exit_part = f"exit {code.group(1)}, " if code else ""
     return f"[output of {name}: {exit_part}{len(content):,} chars, elided]"
