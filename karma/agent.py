@@ -15,12 +15,13 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from karma.config import AgentConfig
 from karma.failpoints import failpoint
 from karma.models.interface import (
+    AssistantMessage,
     Message,
     ModelClient,
     ModelRequest,
@@ -163,7 +164,7 @@ def run_agent(
         result.cost_usd += reply.cost_usd
         window.observe(estimate, reply.usage.total_in)
         message = reply.as_message(f"karma_{result.steps}")
-        messages.append(message)
+        messages.append(_without_unknown(message))
         if not message.tool_calls:
             if reply.stop_reason != "pause_turn":  # a paused turn goes back as is, to go on
                 messages.append(UserMessage(CORRECTIONS.get(reply.stop_reason, CORRECTIONS[None])))
@@ -172,6 +173,7 @@ def run_agent(
                 return result
             continue
         results: list[ToolResult] = []
+        asides: list[str] = []  # what calls of unknown tools got: text, as they are not kept
         ended: str | None = None
         finished: str | None = None
         cut = NOT_RUN.get(reply.stop_reason)
@@ -196,7 +198,10 @@ def run_agent(
             try:
                 on_step(result.steps, call.name, arguments, output.content, output.is_error)
             finally:
-                results.append(ToolResult(call.id, _wrap(output.content), output.is_error))
+                if call.name in KNOWN:
+                    results.append(ToolResult(call.id, _wrap(output.content), output.is_error))
+                else:
+                    asides.append(f"Your call of {call.name!r}: {output.content}")
             finished = finished if finished is not None else output.finished
             if toolbox.excess is not None:
                 ended = ended or toolbox.excess
@@ -212,7 +217,22 @@ def run_agent(
         if finished is not None:  # `finish` takes effect once the reply's other calls ran
             result.status, result.summary = "finished", finished
             return result
-        messages.append(UserMessage(tool_results=tuple(results)))
+        messages.append(UserMessage("\n".join(asides), tuple(results)))
+
+
+KNOWN = frozenset(tool.name for tool in TOOLS)
+
+
+def _without_unknown(message: AssistantMessage) -> AssistantMessage:
+    """The reply as the conversation keeps it: a call of a tool that does not exist becomes
+    a line of text (a provider may refuse a conversation naming tools it was not given)."""
+    unknown = [c for c in message.tool_calls if c.name not in KNOWN]
+    if not unknown:
+        return message
+    lines = [message.text] if message.text else []
+    lines += [f"[called {c.name!r}, which is not one of the tools]" for c in unknown]
+    kept = tuple(c for c in message.tool_calls if c.name in KNOWN)
+    return replace(message, text="\n".join(lines), tool_calls=kept)
 
 
 def window_of(model: str) -> int:

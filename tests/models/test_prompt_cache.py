@@ -8,6 +8,7 @@ from typing import Any
 
 from karma.models.interface import AssistantMessage, ModelRequest, ToolCall, ToolResult, UserMessage
 from karma.testing.model_server import ModelServer
+from karma.tools import TOOLS
 
 MODELS = {"anthropic": "anthropic:claude-sonnet-4-5", "openai": "openai:gpt-5"}
 BRIEF = UserMessage("Task api: " + "the brief. " * 600)
@@ -23,7 +24,7 @@ def step(n: int) -> list[Any]:
 def requests(steps: int) -> list[ModelRequest]:
     out, messages = [], [BRIEF]
     for n in range(steps):
-        out.append(ModelRequest("system " * 50, tuple(messages)))
+        out.append(ModelRequest("system " * 50, tuple(messages), TOOLS))
         messages += step(n)
     return out
 
@@ -47,7 +48,7 @@ def test_the_cache_is_cold_for_another_prefix(
 ) -> None:
     client = make_client(MODELS[provider]).client
     client.complete(requests(2)[1])
-    other = ModelRequest("another system " * 50, requests(2)[1].messages)
+    other = ModelRequest("another system " * 50, requests(2)[1].messages, TOOLS)
     assert client.complete(other).usage.cache_read_tokens == 0
 
 
@@ -67,7 +68,7 @@ def test_anthropic_breakpoints_at_most_four_newest_turn_and_cache_points(
 ) -> None:
     client = make_client(MODELS["anthropic"]).client
     request = requests(6)[5]
-    request = ModelRequest(request.system, request.messages, cache_points=(2, 6))
+    request = ModelRequest(request.system, request.messages, TOOLS, cache_points=(2, 6))
     client.complete(request)
     body = model_server.requests[-1].body
     marked = [i for i, m in enumerate(body["messages"])
