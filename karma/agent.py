@@ -24,6 +24,7 @@ from karma.models.interface import (
     AssistantMessage,
     Message,
     ModelClient,
+    ModelReply,
     ModelRequest,
     ProviderError,
     StopReason,
@@ -31,8 +32,7 @@ from karma.models.interface import (
     Usage,
     UserMessage,
 )
-from karma.models.window import DEFAULT_WINDOW, ContextWindow
-from karma.recipes import load_prices
+from karma.models.window import ContextWindow, asking, restarted, window_of
 from karma.tools import TOOLS, Toolbox, ToolOutput
 
 AgentStatus = Literal["finished", "stuck", "limit", "provider_error", "interrupted", "no_tool"]
@@ -78,6 +78,8 @@ class AgentResult:
     """Tool outputs replaced by stubs to keep the conversation within the context window."""
     peak_context: int = 0
     """The largest request of the attempt, in estimated tokens."""
+    summaries: int = 0
+    """Times the conversation restarted from the model's summary of its progress."""
 
 
 def first_message(brief: Brief) -> str:
@@ -104,6 +106,11 @@ def _wrap(text: str) -> str:
     return f"<tool_output>\n{text}\n</tool_output>"
 
 
+SUMMARY_PROMPT = """The conversation is about to be cut short to fit your context window. \
+Do not call a tool now. Write a summary of your progress for yourself: what the task needs, \
+what you changed (files and why), what you learnt (commands, failures and their causes), \
+and what is left to do. The summary and the output of your last calls are all you will \
+see of the conversation so far."""
 CORRECTIONS: dict[StopReason | None, str] = {
     "max_tokens": "Your reply was cut off at the token limit. Use smaller steps: write a big "
     "file in parts (write_file, then edit_file).",
@@ -148,20 +155,24 @@ def run_agent(
             return result
         notes = window.fit(SYSTEM, TOOLS, messages)
         result.elided += sum(note.startswith("elided ") for note in notes)
-        estimate = window.estimate(SYSTEM, TOOLS, messages)
-        result.peak_context = max(result.peak_context, estimate)
-        request = ModelRequest(SYSTEM, tuple(messages), TOOLS, limits.reply_max_tokens,
-                               purpose="agent", notes=tuple(notes),
-                               cache_points=window.cache_points)  # fmt: skip
         try:
-            reply = model.complete(request)
+            if window.estimate(SYSTEM, TOOLS, messages) > window.summary_threshold:
+                asked = ModelRequest(SYSTEM, asking(messages, SUMMARY_PROMPT), TOOLS,
+                                     limits.reply_max_tokens, purpose="summary")  # fmt: skip
+                messages = restarted(messages, _charged(result, model.complete(asked)).text)
+                window.marks.clear()
+                notes.append(f"summarised: {len(asked.messages)} messages became 3")
+                result.summaries += 1
+            estimate = window.estimate(SYSTEM, TOOLS, messages)
+            result.peak_context = max(result.peak_context, estimate)
+            request = ModelRequest(SYSTEM, tuple(messages), TOOLS, limits.reply_max_tokens,
+                                   purpose="agent", notes=tuple(notes),
+                                   cache_points=window.cache_points)  # fmt: skip
+            reply = _charged(result, model.complete(request))
         except ProviderError as exc:
             result.status, result.detail, result.error = "provider_error", str(exc), exc
             return result
         failpoint("after_model_reply")
-        result.steps += 1
-        result.usage = result.usage + reply.usage
-        result.cost_usd += reply.cost_usd
         window.observe(estimate, reply.usage.total_in)
         message = reply.as_message(f"karma_{result.steps}")
         messages.append(_without_unknown(message))
@@ -235,11 +246,12 @@ def _without_unknown(message: AssistantMessage) -> AssistantMessage:
     return replace(message, text="\n".join(lines), tool_calls=kept)
 
 
-def window_of(model: str) -> int:
-    """The model's context window in tokens, from the price table."""
-    price = load_prices().price(model)
-    known = price.context_window if price is not None else None
-    return known or DEFAULT_WINDOW
+def _charged(result: AgentResult, reply: ModelReply) -> ModelReply:
+    """A model call is a step: its tokens and cost go on the attempt's account."""
+    result.steps += 1
+    result.usage = result.usage + reply.usage
+    result.cost_usd += reply.cost_usd
+    return reply
 
 
 def _repeated(seen: dict[str, int], action: tuple[str, ...]) -> bool:

@@ -270,3 +270,46 @@ def test_without_elision_the_same_attempt_grows_past_the_threshold(
     result, _calls, reported = long_attempt(tmp_path, model_server, 1.0, 1_000_000)
     assert result.status == "finished" and result.elided == 0
     assert max(reported) > 0.6 * 40_000
+
+
+class SummarisingModel:
+    """Reads a big file each step, writes a summary when asked, finishes after that."""
+
+    name = "scripted:small"
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def complete(self, request: Any) -> Any:
+        from karma.models.interface import ModelReply, ToolCall, Usage
+
+        self.requests.append(request)
+        n = len(self.requests)
+        if request.purpose == "summary":
+            return ModelReply("I read the big files; nothing is changed yet.", (),
+                              "end_turn", Usage(0, 10), self.name)  # fmt: skip
+        if any(r.purpose == "summary" for r in self.requests):
+            call = ToolCall(f"f{n}", "finish", {"summary": "done"})
+        else:
+            call = ToolCall(f"r{n}", "read_file", {"path": f"big{n % 4}.txt"})
+        return ModelReply("", (call,), "tool_use", Usage(0, 10), self.name)  # no input figure
+
+
+def test_past_the_second_threshold_the_attempt_restarts_from_a_summary(tmp_path: Path) -> None:
+    for n in range(4):
+        (tmp_path / f"big{n}.txt").write_text(f"line of big file {n}\n" * 3000)  # ~14k tokens
+    box = Toolbox(tmp_path, CannedRunner(), output_chars=1000)
+    model = SummarisingModel()
+    result = run_agent(BRIEF, model, box, AgentConfig(), stop=threading.Event(),
+                       context_window=30_000)  # fmt: skip
+    assert result.status == "finished" and result.summaries == 1
+    purposes = [r.purpose for r in model.requests]
+    assert purposes.count("summary") == 1 and purposes[-1] == "agent"
+    asked = model.requests[purposes.index("summary")]
+    assert "summary of your progress" in asked.messages[-1].text
+    after = model.requests[purposes.index("summary") + 1]
+    assert after.messages[0] == model.requests[0].messages[0]  # the brief, unchanged
+    assert "I read the big files" in after.messages[1].text
+    assert "line of big file" in after.messages[2].text  # the newest output is carried
+    assert any(note.startswith("summarised") for note in after.notes)  # on the record
+    assert result.steps == len(model.requests)

@@ -7,7 +7,9 @@ window, older tool outputs are replaced by stubs such as `[output of run: exit 1
 come in batches and the provider's prompt cache is invalidated rarely. Never elided:
 the first message (the brief), the newest `KEEP_NEWEST` turns of tool results, and the
 last failing output. The system prompt and tools are not touched at all. Each elision
-is returned as a note for the run record.
+is returned as a note for the run record. Past `SUMMARY_AT` even so, the agent asks the
+model for a summary of its progress and the conversation restarts from it (`asking`,
+`restarted`): the brief, the summary, the newest outputs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from karma.models.interface import (
 )
 
 CHARS_PER_TOKEN = 4.0
+SCALE_MIN, SCALE_MAX = 0.6, 3.0
+"""Bounds of the calibration: a provider (or a compatible server) reporting far too few
+tokens must not make the window look emptier than it is."""
 KEEP_NEWEST = 2
 """Turns of tool results, counted from the newest, that are never elided."""
 ELIDE_TO = 0.5
@@ -35,6 +40,13 @@ MIN_ELIDED_CHARS = 400
 """Shorter outputs are kept: their stub would save next to nothing."""
 DEFAULT_WINDOW = 128_000
 """Tokens, for a model the price table does not know."""
+SUMMARY_AT = 0.85
+"""Share of the window past which, elisions done, the conversation restarts from the
+model's own summary of its progress."""
+CONTINUE = (
+    "Go on with the task from your summary above (the conversation before it was dropped "
+    "to fit the context window)."
+)
 _STUB = re.compile(r"^\[output of [^\]]*, elided\]$")
 _EXIT = re.compile(r"exit code (-?\d+)")
 _OPEN, _CLOSE = "<tool_output>\n", "\n</tool_output>"  # how the agent marks outputs as data
@@ -83,6 +95,10 @@ class ContextWindow:
     def threshold(self) -> int:
         return int(self.window * self.elide_at)
 
+    @property
+    def summary_threshold(self) -> int:
+        return int(self.window * max(SUMMARY_AT, self.elide_at))
+
     def estimate(self, system: str, tools: tuple[ToolSpec, ...], messages: list[Message]) -> int:
         chars = len(system) + chars_of(messages)
         chars += sum(len(t.description) + len(json.dumps(dict(t.input_schema))) for t in tools)
@@ -91,7 +107,7 @@ class ContextWindow:
     def observe(self, estimated: int, reported: int) -> None:
         """Calibrate with the input tokens the provider reported for an estimated request."""
         if estimated > 0 and reported > 0:
-            self.scale = min(4.0, max(0.25, self.scale * reported / estimated))
+            self.scale = min(SCALE_MAX, max(SCALE_MIN, self.scale * reported / estimated))
 
     def fit(self, system: str, tools: tuple[ToolSpec, ...], messages: list[Message]) -> list[str]:
         """Elide older outputs in place while the estimate is past the threshold; the notes."""
@@ -121,6 +137,47 @@ class ContextWindow:
         if size > self.threshold:
             notes.append(f"context ~{size} tokens of {self.window} after eliding what may be")
         return notes
+
+
+def window_of(model: str) -> int:
+    """The model's context window in tokens, from the price table."""
+    from karma.recipes import load_prices
+
+    price = load_prices().price(model)
+    known = price.context_window if price is not None else None
+    return known or DEFAULT_WINDOW
+
+
+def asking(messages: list[Message], prompt: str) -> tuple[Message, ...]:
+    """The conversation with `prompt` added to its last (user) turn."""
+    last = messages[-1]
+    if not isinstance(last, UserMessage):
+        return (*messages, UserMessage(prompt))
+    text = f"{last.text}\n\n{prompt}" if last.text else prompt
+    return (*messages[:-1], replace(last, text=text))
+
+
+def restarted(messages: list[Message], summary: str) -> list[Message]:
+    """The conversation from a summary: the brief, the summary, and the newest turn's
+    outputs (as text: the calls they answered are gone)."""
+    last = messages[-1]
+    carried = []
+    if isinstance(last, UserMessage):
+        carried = [r.content for r in last.tool_results] + ([last.text] if last.text else [])
+    failure = _last_failure(messages)
+    if failure is not None and failure.content not in carried:
+        carried.insert(0, failure.content)
+    summary = summary.strip() or "(no summary was written; the calls made:)\n" + "\n".join(
+        f"- {c.name} {json.dumps(dict(c.arguments))[:160]}"
+        for m in messages[-60:]
+        if isinstance(m, AssistantMessage)
+        for c in m.tool_calls
+    )
+    return [
+        messages[0],
+        AssistantMessage(f"Summary of my progress so far:\n{summary}"),
+        UserMessage("\n\n".join([CONTINUE, *carried])),
+    ]
 
 
 def _candidates(

@@ -247,7 +247,8 @@ class ModelServer:
 
     def _thinking_problem(self, request: ModelRequest, selection: Selection) -> str | None:
         """What the Anthropic API would say of the thinking blocks sent back: each must
-        carry its signature, and the last assistant turn must keep the ones it had."""
+        carry its signature, and the last assistant turn, when it called tools, must keep
+        the ones it had."""
         turns = [m for m in request.messages if isinstance(m, AssistantMessage)]
         for n, turn in enumerate(turns):
             for block in turn.thinking:
@@ -257,7 +258,7 @@ class ModelServer:
             return None
         replies = self.script.conversations[selection.conversation].replies
         given = replies[selection.n - 1].thinking
-        if given and len(turns[-1].thinking) != len(given):
+        if given and turns[-1].tool_calls and len(turns[-1].thinking) != len(given):
             return ("the final assistant turn must start with its thinking blocks (sent back "
                     "with their signatures) when thinking was used")  # fmt: skip
         return None

@@ -86,7 +86,9 @@ def test_provider_usage_calibrates_the_estimate() -> None:
     window.observe(first, first * 2)
     assert abs(window.estimate("s", (), messages) - first * 2) <= 1
     window.observe(1, 10**9)  # a wild figure is bounded
-    assert window.scale == 4.0
+    assert window.scale == 3.0
+    window.observe(10**9, 1)  # and so is a figure far too low
+    assert window.scale == 0.6
 
 
 def test_new_fields_round_trip_and_old_records_keep_their_form() -> None:
