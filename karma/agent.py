@@ -144,6 +144,7 @@ def run_agent(
     result = AgentResult("limit")
     started = time.monotonic()
     seen: dict[str, int] = {}
+    carried: list[str] = []  # notes of a summary, for the request that follows it
     window = ContextWindow(context_window or window_of(model.name), limits.context_elide_at)
     while True:
         if stop.is_set():
@@ -153,7 +154,7 @@ def run_agent(
         if over:
             result.status, result.detail = "limit", over
             return result
-        notes = window.fit(SYSTEM, TOOLS, messages)
+        notes = carried + window.fit(SYSTEM, TOOLS, messages)
         result.elided += sum(note.startswith("elided ") for note in notes)
         try:
             if window.estimate(SYSTEM, TOOLS, messages) > window.summary_threshold:
@@ -161,8 +162,10 @@ def run_agent(
                                      limits.reply_max_tokens, purpose="summary")  # fmt: skip
                 messages = restarted(messages, _charged(result, model.complete(asked)).text)
                 window.marks.clear()
-                notes.append(f"summarised: {len(asked.messages)} messages became 3")
                 result.summaries += 1
+                carried = [*notes, f"summarised: {len(asked.messages)} messages became 3"]
+                continue  # the summary was a step: the limits are checked again
+            carried = []
             estimate = window.estimate(SYSTEM, TOOLS, messages)
             result.peak_context = max(result.peak_context, estimate)
             request = ModelRequest(SYSTEM, tuple(messages), TOOLS, limits.reply_max_tokens,
