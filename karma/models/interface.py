@@ -73,7 +73,8 @@ def read_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
 class Thinking:
     """An extended-thinking block, kept verbatim: Anthropic requires it back, signature
     and all, with the tool results of the same turn. `redacted`: `text` is the opaque
-    `data` of a `redacted_thinking` block."""
+    `data` of a `redacted_thinking` block. Model output, untrusted: only ever sent back
+    to the provider that wrote it, never read for instructions."""
 
     text: str
     signature: str = ""

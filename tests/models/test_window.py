@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from karma.config import AgentConfig
+from karma.errors import RecipeError
 from karma.models.codec import reply_from_json, reply_to_json, request_from_json, request_to_json
 from karma.models.interface import (
     AssistantMessage,
@@ -14,7 +21,8 @@ from karma.models.interface import (
     Usage,
     UserMessage,
 )
-from karma.models.window import ContextWindow, stub
+from karma.models.window import ContextWindow, stub, window_of
+from karma.recipes import load_prices
 
 
 def wrap(text: str) -> str:
@@ -106,3 +114,25 @@ def test_new_fields_round_trip_and_old_records_keep_their_form() -> None:
     reply = ModelReply("t", turn.tool_calls, "pause_turn", Usage(1, 2), "anthropic:x",
                        thinking=turn.thinking)  # fmt: skip
     assert reply_from_json(reply_to_json(reply)) == reply
+
+
+def test_a_price_table_with_a_silly_context_window_is_refused(tmp_path: Path) -> None:
+    """Attack: a window of 0 (or 12 tokens) would elide everything, every step."""
+    table = tmp_path / "prices.toml"
+    table.write_text('updated = 2026-11-01\n[models."x:y"]\ninput = 1.0\noutput = 1.0\n'
+                     "context_window = 12\n")  # fmt: skip
+    with pytest.raises(RecipeError, match="context_window"):
+        load_prices(table)
+
+
+def test_the_elision_threshold_is_bounded() -> None:
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(ValidationError, match="context_elide_at"):
+            AgentConfig(context_elide_at=bad)
+
+
+def test_every_model_in_the_shipped_price_table_has_its_window() -> None:
+    table = load_prices()
+    assert all(price.context_window for price in table.models.values())
+    assert window_of("anthropic:claude-sonnet-4-5") == 200_000
+    assert window_of("nobody:knows") == 128_000
