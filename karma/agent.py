@@ -178,7 +178,7 @@ def run_agent(
         failpoint("after_model_reply")
         window.observe(estimate, reply.usage.total_in)
         message = reply.as_message(f"karma_{result.steps}")
-        messages.append(_without_unknown(message))
+        messages.append(_kept(message))
         if not message.tool_calls:
             if reply.stop_reason != "pause_turn":  # a paused turn goes back as is, to go on
                 messages.append(UserMessage(CORRECTIONS.get(reply.stop_reason, CORRECTIONS[None])))
@@ -237,13 +237,22 @@ def run_agent(
 KNOWN = frozenset(tool.name for tool in TOOLS)
 
 
-def _without_unknown(message: AssistantMessage) -> AssistantMessage:
-    """The reply as the conversation keeps it: a call of a tool that does not exist becomes
-    a line of text (a provider may refuse a conversation naming tools it was not given)."""
+MAX_REPLY_TEXT = 20_000
+"""Characters of a reply's text the conversation keeps (the record keeps it all)."""
+
+
+def _kept(message: AssistantMessage) -> AssistantMessage:
+    """The reply as the conversation keeps it: a very long text cut (unless thinking
+    blocks, which must go back as they came, are there), and a call of a tool that does
+    not exist as a line of text (a provider may refuse a conversation naming tools it
+    was not given)."""
+    text = message.text
+    if len(text) > MAX_REPLY_TEXT and not message.thinking:
+        text = text[:MAX_REPLY_TEXT] + f"\n[... {len(text) - MAX_REPLY_TEXT:,} more characters]"
     unknown = [c for c in message.tool_calls if c.name not in KNOWN]
     if not unknown:
-        return message
-    lines = [message.text] if message.text else []
+        return replace(message, text=text)
+    lines = [text] if text else []
     lines += [f"[called {c.name!r}, which is not one of the tools]" for c in unknown]
     kept = tuple(c for c in message.tool_calls if c.name in KNOWN)
     return replace(message, text="\n".join(lines), tool_calls=kept)

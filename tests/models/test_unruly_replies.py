@@ -215,3 +215,15 @@ def test_refusal_with_tool_calls_runs_none(
                                       [bad, FINISH])  # fmt: skip
     assert result.status == "finished" and not (tmp_path / "x.py").exists()
     assert "refusal" in seen_by_model(requests[1])
+
+
+def test_a_very_long_reply_is_kept_short_in_the_conversation(
+    model_server: ModelServer, make_client: Any, provider: str, tmp_path: Path
+) -> None:
+    long = {"text": "word " * 20_000}  # 100,000 characters
+    result, requests, _ = attempt(model_server, make_client(MODELS[provider]), tmp_path,
+                                  [long, FINISH])  # fmt: skip
+    assert result.status == "finished"
+    kept = requests[1].messages[1]
+    assert isinstance(kept, AssistantMessage) and len(kept.text) < 20_100
+    assert kept.text.endswith("[... 80,000 more characters]")
