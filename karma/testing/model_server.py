@@ -40,6 +40,7 @@ from karma.testing.model_wire import (
     encode_anthropic,
     encode_openai,
     error_body,
+    undefined_tool,
 )
 from karma.testing.prompt_cache import PromptCache
 
@@ -211,7 +212,7 @@ class ModelServer:
             return _fault_answer(protocol, fault)
         if protocol == "anthropic" and (problem := self._thinking_problem(request, selection)):
             return _error(protocol, 400, problem)
-        if problem := _undefined_tool(request):
+        if problem := undefined_tool(request):
             return _error(protocol, 400, problem)
         text, calls, stop = reply.text, selection.tool_calls(), selection.stop_reason()
         if fault is not None and fault.kind == "max_tokens":
@@ -271,18 +272,6 @@ class ModelServer:
     def _record(self, entry: ServerRequest) -> None:
         with self._lock:
             self.requests.append(entry)
-
-
-def _undefined_tool(request: ModelRequest) -> str | None:
-    """Stricter than the providers are known to be: every tool call in the conversation
-    must name a tool the request offers."""
-    offered = {tool.name for tool in request.tools}
-    for message in request.messages:
-        if isinstance(message, AssistantMessage):
-            for call in message.tool_calls:
-                if call.name not in offered:
-                    return f"the conversation calls {call.name[:64]!r}, which is not in `tools`"
-    return None
 
 
 def _error(protocol: Protocol | None, status: int, message: str) -> _Answer:

@@ -268,3 +268,15 @@ def error_body(protocol: Protocol | None, status: int, message: str) -> dict[str
         code = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status)
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def undefined_tool(request: ModelRequest) -> str | None:
+    """Stricter than the providers are known to be: every tool call in the conversation
+    must name a tool the request offers."""
+    offered = {tool.name for tool in request.tools}
+    for message in request.messages:
+        if isinstance(message, AssistantMessage):
+            for call in message.tool_calls:
+                if call.name not in offered:
+                    return f"the conversation calls {call.name[:64]!r}, which is not in `tools`"
+    return None
