@@ -96,7 +96,8 @@ class PromptCache:
                 if digest in self._entries:
                     read = total // OPENAI_STEP * OPENAI_STEP
                     break
-            self._entries.update(
-                h for h, t in zip(hashes, totals, strict=True) if t >= MIN_CACHED_TOKENS
-            )
+            if self.enabled:
+                self._entries.update(
+                    h for h, t in zip(hashes, totals, strict=True) if t >= MIN_CACHED_TOKENS
+                )
         return Usage(totals[-1] - read, output_tokens, read)

@@ -75,3 +75,17 @@ def test_anthropic_breakpoints_at_most_four_newest_turn_and_cache_points(
               if any("cache_control" in b for b in m["content"])]  # fmt: skip
     assert marked == [2, 6, len(body["messages"]) - 1]
     assert "cache_control" in body["system"][-1]
+
+
+def test_a_server_without_caching_counts_the_same_tokens_and_reads_none(provider: str) -> None:
+    from karma.config import KarmaConfig
+    from karma.models import get_model
+
+    with ModelServer(prompt_cache=False) as cold:
+        urls = {"anthropic": cold.anthropic_base_url, "openai": cold.openai_base_url}
+        config = KarmaConfig.model_validate({"providers": {provider: {"base_url": urls[provider]}}})
+        client = get_model(MODELS[provider], config, environ={"ANTHROPIC_API_KEY": "k",
+                                                              "OPENAI_API_KEY": "k"})  # fmt: skip
+        usages = [client.complete(r).usage for r in requests(3)]
+    assert all(u.cache_read_tokens == u.cache_write_tokens == 0 for u in usages)
+    assert usages[2].input_tokens > usages[1].input_tokens > 0
