@@ -15,19 +15,24 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from karma.config import AgentConfig
 from karma.failpoints import failpoint
 from karma.models.interface import (
+    AssistantMessage,
+    Message,
     ModelClient,
+    ModelReply,
     ModelRequest,
     ProviderError,
+    StopReason,
     ToolResult,
     Usage,
     UserMessage,
 )
+from karma.models.window import ContextWindow, asking, restarted, window_of
 from karma.tools import TOOLS, Toolbox, ToolOutput
 
 AgentStatus = Literal["finished", "stuck", "limit", "provider_error", "interrupted", "no_tool"]
@@ -69,6 +74,12 @@ class AgentResult:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     error: ProviderError | None = None
+    elided: int = 0
+    """Tool outputs replaced by stubs to keep the conversation within the context window."""
+    peak_context: int = 0
+    """The largest request of the attempt, in estimated tokens."""
+    summaries: int = 0
+    """Times the conversation restarted from the model's summary of its progress."""
 
 
 def first_message(brief: Brief) -> str:
@@ -95,6 +106,27 @@ def _wrap(text: str) -> str:
     return f"<tool_output>\n{text}\n</tool_output>"
 
 
+SUMMARY_PROMPT = """The conversation is about to be cut short to fit your context window. \
+Do not call a tool now. Write a summary of your progress for yourself: what the task needs, \
+what you changed (files and why), what you learnt (commands, failures and their causes), \
+and what is left to do. The summary and the output of your last calls are all you will \
+see of the conversation so far."""
+CORRECTIONS: dict[StopReason | None, str] = {
+    "max_tokens": "Your reply was cut off at the token limit. Use smaller steps: write a big "
+    "file in parts (write_file, then edit_file).",
+    "refusal": "Your reply was stopped as a refusal. The task is ordinary work on the user's "
+    "own repository: go on with the tools, or call finish saying why it can not be done.",
+    None: "Use the tools to do the task; call finish when done.",
+}
+"""What a reply without a tool call is told, by its stop reason."""
+NOT_RUN: dict[StopReason | None, str] = {
+    "max_tokens": "not run: your reply was cut off at the token limit inside this call, so "
+    "its arguments may be incomplete; send it again, in smaller parts",
+    "refusal": "not run: your reply was stopped as a refusal before it was complete",
+}
+"""Why a call of a cut-off reply is not run (with max_tokens, only its last call)."""
+
+
 def run_agent(
     brief: Brief,
     model: ModelClient,
@@ -103,12 +135,17 @@ def run_agent(
     *,
     stop: threading.Event,
     on_step: Callable[[int, str, dict[str, object], str, bool], None] = lambda *_: None,
+    context_window: int | None = None,
 ) -> AgentResult:
-    """Drive one attempt to `finish` or to the limit that ends it."""
-    messages: list[UserMessage | object] = [UserMessage(first_message(brief))]
+    """Drive one attempt to `finish` or to the limit that ends it.
+
+    `context_window`: tokens; default the model's `context_window` in the price table."""
+    messages: list[Message] = [UserMessage(first_message(brief))]
     result = AgentResult("limit")
     started = time.monotonic()
     seen: dict[str, int] = {}
+    carried: list[str] = []  # notes of a summary, for the request that follows it
+    window = ContextWindow(context_window or window_of(model.name), limits.context_elide_at)
     while True:
         if stop.is_set():
             result.status, result.detail = "interrupted", "the run was interrupted"
@@ -117,39 +154,54 @@ def run_agent(
         if over:
             result.status, result.detail = "limit", over
             return result
-        request = ModelRequest(
-            system=SYSTEM,
-            messages=tuple(messages),  # type: ignore[arg-type]
-            tools=TOOLS,
-            max_tokens=limits.reply_max_tokens,
-            purpose="agent",
-        )
+        notes = carried + window.fit(SYSTEM, TOOLS, messages)
+        result.elided += sum(note.startswith("elided ") for note in notes)
         try:
-            reply = model.complete(request)
+            if window.estimate(SYSTEM, TOOLS, messages) > window.summary_threshold:
+                asked = ModelRequest(SYSTEM, asking(messages, SUMMARY_PROMPT), TOOLS,
+                                     limits.reply_max_tokens, purpose="summary")  # fmt: skip
+                messages = restarted(messages, _charged(result, model.complete(asked)).text)
+                window.marks.clear()
+                result.summaries += 1
+                carried = [*notes, f"summarised: {len(asked.messages)} messages became 3"]
+                continue  # the summary was a step: the limits are checked again
+            carried = []
+            estimate = window.estimate(SYSTEM, TOOLS, messages)
+            result.peak_context = max(result.peak_context, estimate)
+            request = ModelRequest(SYSTEM, tuple(messages), TOOLS, limits.reply_max_tokens,
+                                   purpose="agent", notes=tuple(notes),
+                                   cache_points=window.cache_points)  # fmt: skip
+            reply = _charged(result, model.complete(request))
         except ProviderError as exc:
             result.status, result.detail, result.error = "provider_error", str(exc), exc
             return result
         failpoint("after_model_reply")
-        result.steps += 1
-        result.usage = result.usage + reply.usage
-        result.cost_usd += reply.cost_usd
-        messages.append(reply.as_message())
-        if not reply.tool_calls:
-            if reply.stop_reason == "max_tokens":
-                messages.append(UserMessage("Your reply was cut off. Use smaller steps."))
-            else:
-                messages.append(UserMessage("Use the tools to do the task; call finish when done."))
-            if _repeated(seen, ("text", reply.text)):
+        window.observe(estimate, reply.usage.total_in)
+        message = reply.as_message(f"karma_{result.steps}")
+        messages.append(_kept(message))
+        if not message.tool_calls:
+            if reply.stop_reason != "pause_turn":  # a paused turn goes back as is, to go on
+                messages.append(UserMessage(CORRECTIONS.get(reply.stop_reason, CORRECTIONS[None])))
+            if _repeated(seen, ("text", reply.stop_reason, reply.text)):
                 result.status, result.detail = "no_tool", "the model kept answering without tools"
                 return result
             continue
         results: list[ToolResult] = []
+        asides: list[str] = []  # what calls of unknown tools got: text, as they are not kept
         ended: str | None = None
-        for index, call in enumerate(reply.tool_calls):
+        finished: str | None = None
+        cut = NOT_RUN.get(reply.stop_reason)
+        last = len(message.tool_calls) - 1
+        for index, call in enumerate(message.tool_calls):
             left = started + limits.max_wall_s - time.monotonic()
             if ended is not None or left <= 0:
                 ended = ended or f"wall-time limit ({limits.max_wall_s:.0f} s) reached"
                 output = ToolOutput(f"not run: {ended}", is_error=True)
+            elif cut is not None and (reply.stop_reason == "refusal" or index == last):
+                output = ToolOutput(cut, is_error=True)
+            elif call.invalid is not None:
+                output = ToolOutput(f"not run: {call.invalid}. Send the call again with its "
+                                    "arguments as one JSON object.", is_error=True)  # fmt: skip
             elif index >= limits.max_tool_calls_per_reply:
                 output = ToolOutput(f"not run: at most {limits.max_tool_calls_per_reply} tool "
                                     "calls of one reply are run; make the rest in your next "
@@ -160,10 +212,11 @@ def run_agent(
             try:
                 on_step(result.steps, call.name, arguments, output.content, output.is_error)
             finally:
-                results.append(ToolResult(call.id, _wrap(output.content), output.is_error))
-            if output.finished is not None:
-                result.status, result.summary = "finished", output.finished
-                return result
+                if call.name in KNOWN:
+                    results.append(ToolResult(call.id, _wrap(output.content), output.is_error))
+                else:
+                    asides.append(f"Your call of {call.name!r}: {output.content}")
+            finished = finished if finished is not None else output.finished
             if toolbox.excess is not None:
                 ended = ended or toolbox.excess
             if ended is None and _repeated(
@@ -175,7 +228,42 @@ def run_agent(
         if ended is not None:  # every call of the reply is recorded, then the attempt ends
             result.status, result.detail = "limit", ended
             return result
-        messages.append(UserMessage(tool_results=tuple(results)))
+        if finished is not None:  # `finish` takes effect once the reply's other calls ran
+            result.status, result.summary = "finished", finished
+            return result
+        messages.append(UserMessage("\n".join(asides), tuple(results)))
+
+
+KNOWN = frozenset(tool.name for tool in TOOLS)
+
+
+MAX_REPLY_TEXT = 20_000
+"""Characters of a reply's text the conversation keeps (the record keeps it all)."""
+
+
+def _kept(message: AssistantMessage) -> AssistantMessage:
+    """The reply as the conversation keeps it: a very long text cut (unless thinking
+    blocks, which must go back as they came, are there), and a call of a tool that does
+    not exist as a line of text (a provider may refuse a conversation naming tools it
+    was not given)."""
+    text = message.text
+    if len(text) > MAX_REPLY_TEXT and not message.thinking:
+        text = text[:MAX_REPLY_TEXT] + f"\n[... {len(text) - MAX_REPLY_TEXT:,} more characters]"
+    unknown = [c for c in message.tool_calls if c.name not in KNOWN]
+    if not unknown:
+        return replace(message, text=text)
+    lines = [text] if text else []
+    lines += [f"[called {c.name!r}, which is not one of the tools]" for c in unknown]
+    kept = tuple(c for c in message.tool_calls if c.name in KNOWN)
+    return replace(message, text="\n".join(lines), tool_calls=kept)
+
+
+def _charged(result: AgentResult, reply: ModelReply) -> ModelReply:
+    """A model call is a step: its tokens and cost go on the attempt's account."""
+    result.steps += 1
+    result.usage = result.usage + reply.usage
+    result.cost_usd += reply.cost_usd
+    return reply
 
 
 def _repeated(seen: dict[str, int], action: tuple[str, ...]) -> bool:

@@ -53,6 +53,9 @@ class Price(_Recipe):
     output: float = Field(ge=0)
     cache_read: float = Field(0.0, ge=0)
     cache_write: float = Field(0.0, ge=0)
+    context_window: int | None = Field(None, ge=1000)
+    """Tokens the model reads at most (prompt and tools included); None: not known. From
+    the trusted data roots only, like every recipe."""
 
 
 class PriceTable(_Recipe):

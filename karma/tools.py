@@ -100,6 +100,30 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 
 
+def argument_problem(spec: ToolSpec, args: Mapping[str, Any]) -> str | None:
+    """What is wrong with a call's arguments (model output, untrusted), or None.
+
+    Every input of every tool is a string; a model (and OpenAI's string-encoded
+    arguments) may send a number, a list, null or nothing at all."""
+    properties = spec.input_schema["properties"]
+    unknown = sorted(set(args) - set(properties))
+    if unknown:
+        return f"unknown {', '.join(str(key)[:40] for key in unknown)}"
+    missing = [key for key in spec.input_schema["required"] if key not in args]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    wrong = [key for key, value in args.items() if not isinstance(value, str)]
+    if wrong:
+        return ", ".join(f"{key} must be a string, not {_json_type(args[key])}" for key in wrong)
+    return None
+
+
+def _json_type(value: object) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", list: "an array",
+             dict: "an object", type(None): "null"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)
+
+
 class ToolRefused(Exception):
     """A tool call the model must correct; the message goes back to it."""
 
@@ -156,10 +180,11 @@ class Toolbox:
         spec = next((tool for tool in TOOLS if tool.name == name), None)
         handler = getattr(self, f"_tool_{name}", None)
         if spec is None or handler is None:
-            return ToolOutput(f"unknown tool {name!r}", is_error=True)
-        unknown = sorted(set(args) - set(spec.input_schema["properties"]))
-        if unknown:
-            return ToolOutput(f"bad arguments for {name}: unknown {', '.join(unknown)}", True)
+            known = ", ".join(tool.name for tool in TOOLS)
+            return ToolOutput(f"unknown tool {name[:80]!r}; the tools are: {known}", True)
+        problem = argument_problem(spec, args)
+        if problem is not None:
+            return ToolOutput(f"bad arguments for {name}: {problem}", is_error=True)
         try:
             result: ToolOutput = (
                 self._tool_run(**args, time_left=time_left) if name == "run" else handler(**args)

@@ -212,3 +212,104 @@ def test_rendered_agent_prompt_is_golden() -> None:
     if os.environ.get("KARMA_UPDATE_GOLDEN"):
         GOLDEN.write_text(rendered)
     assert rendered == GOLDEN.read_text()
+
+
+# -- a long attempt: the context window --------------------------------------------------
+
+CORPUS = Path(__file__).parent / "golden" / "failures" / "public" / "test.jsonl"
+
+
+def long_attempt(
+    tmp_path: Path, model_server: Any, elide_at: float, window: int
+) -> tuple[Any, list[dict[str, Any]], list[int]]:
+    """The 30-step attempt of `karma.testing.long_attempt` through the Anthropic SDK and the
+    loopback server; (result, recorded model calls, input tokens the server reported)."""
+    from karma.testing.long_attempt import run_long_attempt
+
+    result, calls = run_long_attempt(tmp_path, model_server, CORPUS, elide_at=elide_at,
+                                     window=window)  # fmt: skip
+    reported = [row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"]
+                for row in calls]  # fmt: skip
+    return result, calls, reported
+
+
+def test_a_30_step_attempt_stays_under_the_threshold_by_elision(
+    tmp_path: Path, model_server: Any
+) -> None:
+    import json
+
+    window = 40_000
+    result, calls, reported = long_attempt(tmp_path, model_server, 0.6, window)
+    assert (result.status, result.steps) == ("finished", 30), result.detail
+    assert result.elided > 0
+    assert max(reported) <= 0.6 * window * 1.05  # the provider's own count, not the estimate
+    requests = [json.loads(row["request_json"]) for row in calls]
+    first = requests[0]
+    outputs = [r["content"] for req in requests for m in req["messages"]
+               for r in m.get("tool_results", [])]  # fmt: skip
+    stubs = {text for text in outputs if text.startswith("[output of ")}
+    assert any(s.startswith("[output of run: exit 1, ") and s.endswith(" chars, elided]")
+               for s in stubs)  # fmt: skip
+    assert any(s.startswith("[output of read_file: ") for s in stubs)
+    notes = [note for req in requests for note in req.get("notes", [])]
+    assert len([n for n in notes if n.startswith("elided ")]) == result.elided  # each recorded
+    for request in requests:  # the stable prefix never changes
+        assert (request["system"], request["tools"]) == (first["system"], first["tools"])
+        assert request["messages"][0] == first["messages"][0]
+        newest = [m for m in request["messages"] if m.get("tool_results")][-2:]
+        assert not any(r["content"].startswith("[output of ") for m in newest
+                       for r in m["tool_results"])  # fmt: skip
+    last = requests[-1]  # the last failing output is kept whole
+    failing = [r for m in last["messages"] for r in m.get("tool_results", []) if r["is_error"]]
+    assert failing and not failing[-1]["content"].startswith("[output of ")
+
+
+def test_without_elision_the_same_attempt_grows_past_the_threshold(
+    tmp_path: Path, model_server: Any
+) -> None:
+    result, _calls, reported = long_attempt(tmp_path, model_server, 1.0, 1_000_000)
+    assert result.status == "finished" and result.elided == 0
+    assert max(reported) > 0.6 * 40_000
+
+
+class SummarisingModel:
+    """Reads a big file each step, writes a summary when asked, finishes after that."""
+
+    name = "scripted:small"
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def complete(self, request: Any) -> Any:
+        from karma.models.interface import ModelReply, ToolCall, Usage
+
+        self.requests.append(request)
+        n = len(self.requests)
+        if request.purpose == "summary":
+            return ModelReply("I read the big files; nothing is changed yet.", (),
+                              "end_turn", Usage(0, 10), self.name)  # fmt: skip
+        if any(r.purpose == "summary" for r in self.requests):
+            call = ToolCall(f"f{n}", "finish", {"summary": "done"})
+        else:
+            call = ToolCall(f"r{n}", "read_file", {"path": f"big{n % 4}.txt"})
+        return ModelReply("", (call,), "tool_use", Usage(0, 10), self.name)  # no input figure
+
+
+def test_past_the_second_threshold_the_attempt_restarts_from_a_summary(tmp_path: Path) -> None:
+    for n in range(4):
+        (tmp_path / f"big{n}.txt").write_text(f"line of big file {n}\n" * 3000)  # ~14k tokens
+    box = Toolbox(tmp_path, CannedRunner(), output_chars=1000)
+    model = SummarisingModel()
+    result = run_agent(BRIEF, model, box, AgentConfig(), stop=threading.Event(),
+                       context_window=30_000)  # fmt: skip
+    assert result.status == "finished" and result.summaries == 1
+    purposes = [r.purpose for r in model.requests]
+    assert purposes.count("summary") == 1 and purposes[-1] == "agent"
+    asked = model.requests[purposes.index("summary")]
+    assert "summary of your progress" in asked.messages[-1].text
+    after = model.requests[purposes.index("summary") + 1]
+    assert after.messages[0] == model.requests[0].messages[0]  # the brief, unchanged
+    assert "I read the big files" in after.messages[1].text
+    assert "line of big file" in after.messages[2].text  # the newest output is carried
+    assert any(note.startswith("summarised") for note in after.notes)  # on the record
+    assert result.steps == len(model.requests)

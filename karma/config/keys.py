@@ -148,6 +148,11 @@ class AgentConfig(_Section):
     output_chars: int = Field(default=8_000, ge=500)
     """Tool output sent back to the model is tail-truncated to this many characters."""
     reply_max_tokens: int = Field(default=8_192, ge=256)
+    context_elide_at: float = Field(default=0.6, gt=0.0, le=1.0)
+    """Share of the model's context window (`context_window` in recipes/prices.toml) past
+    which older tool outputs are replaced by short stubs, oldest first; the brief, the
+    newest turns and the last failing output are kept. Any layer may set it (a repository
+    can only make its own attempts see less or more of their history)."""
 
 
 class BuildConfig(_Section):

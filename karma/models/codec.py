@@ -20,6 +20,7 @@ from karma.models.interface import (
     ModelReply,
     ModelRequest,
     StopReason,
+    Thinking,
     ToolCall,
     ToolResult,
     ToolSpec,
@@ -50,8 +51,18 @@ def request_hash(request: ModelRequest) -> str:
 # -- writing ------------------------------------------------------------------------------
 
 
+# Fields added later are written only when set, so older records keep their hashes.
+
+
 def _call_json(call: ToolCall) -> dict[str, Any]:
-    return {"id": call.id, "name": call.name, "arguments": dict(call.arguments)}
+    data: dict[str, Any] = {"id": call.id, "name": call.name, "arguments": dict(call.arguments)}
+    if call.invalid is not None:
+        data["invalid"] = call.invalid
+    return data
+
+
+def _thinking_json(blocks: tuple[Thinking, ...]) -> list[dict[str, Any]]:
+    return [{"text": b.text, "signature": b.signature, "redacted": b.redacted} for b in blocks]
 
 
 def message_to_json(message: Message) -> dict[str, Any]:
@@ -64,15 +75,18 @@ def message_to_json(message: Message) -> dict[str, Any]:
                 for r in message.tool_results
             ],
         }
-    return {
+    data: dict[str, Any] = {
         "role": "assistant",
         "text": message.text,
         "tool_calls": [_call_json(call) for call in message.tool_calls],
     }
+    if message.thinking:
+        data["thinking"] = _thinking_json(message.thinking)
+    return data
 
 
 def request_to_json(request: ModelRequest) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "system": request.system,
         "messages": [message_to_json(m) for m in request.messages],
         "tools": [
@@ -83,6 +97,11 @@ def request_to_json(request: ModelRequest) -> dict[str, Any]:
         "tool_choice": request.tool_choice,
         "purpose": request.purpose,
     }
+    if request.notes:
+        data["notes"] = list(request.notes)
+    if request.cache_points:
+        data["cache_points"] = list(request.cache_points)
+    return data
 
 
 def usage_to_json(usage: Usage) -> dict[str, int]:
@@ -95,7 +114,7 @@ def usage_to_json(usage: Usage) -> dict[str, int]:
 
 
 def reply_to_json(reply: ModelReply) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "text": reply.text,
         "tool_calls": [_call_json(call) for call in reply.tool_calls],
         "stop_reason": reply.stop_reason,
@@ -105,6 +124,9 @@ def reply_to_json(reply: ModelReply) -> dict[str, Any]:
         "cost_usd": reply.cost_usd,
         "raw": dict(reply.raw),
     }
+    if reply.thinking:
+        data["thinking"] = _thinking_json(reply.thinking)
+    return data
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -124,9 +146,19 @@ class _ToolCallJ(_Json):
     id: str
     name: str
     arguments: dict[str, Any]
+    invalid: str | None = None
 
     def value(self) -> ToolCall:
-        return ToolCall(self.id, self.name, self.arguments)
+        return ToolCall(self.id, self.name, self.arguments, self.invalid)
+
+
+class _ThinkingJ(_Json):
+    text: str
+    signature: str = ""
+    redacted: bool = False
+
+    def value(self) -> Thinking:
+        return Thinking(self.text, self.signature, self.redacted)
 
 
 class _ToolResultJ(_Json):
@@ -140,12 +172,17 @@ class _MessageJ(_Json):
     text: str = ""
     tool_results: list[_ToolResultJ] = []
     tool_calls: list[_ToolCallJ] = []
+    thinking: list[_ThinkingJ] = []
 
     def value(self) -> Message:
         if self.role == "user":
             results = tuple(ToolResult(r.call_id, r.content, r.is_error) for r in self.tool_results)
             return UserMessage(self.text, results)
-        return AssistantMessage(self.text, tuple(c.value() for c in self.tool_calls))
+        return AssistantMessage(
+            self.text,
+            tuple(c.value() for c in self.tool_calls),
+            tuple(t.value() for t in self.thinking),
+        )
 
 
 class _RequestJ(_Json):
@@ -155,6 +192,8 @@ class _RequestJ(_Json):
     max_tokens: int = 4096
     tool_choice: str | None = None
     purpose: str = "agent"
+    notes: list[str] = []
+    cache_points: list[int] = []
 
 
 class _UsageJ(_Json):
@@ -173,6 +212,7 @@ class _ReplyJ(_Json):
     latency_s: float = 0.0
     cost_usd: float = 0.0
     raw: dict[str, Any] = {}
+    thinking: list[_ThinkingJ] = []
 
 
 def _load(model: type[_RequestJ] | type[_ReplyJ], data: Any, what: str) -> Any:
@@ -196,6 +236,8 @@ def request_from_json(data: str | bytes | dict[str, Any]) -> ModelRequest:
         max_tokens=parsed.max_tokens,
         tool_choice=parsed.tool_choice,
         purpose=parsed.purpose,
+        notes=tuple(parsed.notes),
+        cache_points=tuple(parsed.cache_points),
     )
 
 
@@ -211,4 +253,5 @@ def reply_from_json(data: str | bytes | dict[str, Any]) -> ModelReply:
         latency_s=parsed.latency_s,
         cost_usd=parsed.cost_usd,
         raw=parsed.raw,
+        thinking=tuple(t.value() for t in parsed.thinking),
     )

@@ -7,13 +7,20 @@ this line. Backends raise only `ProviderError`s; `retry.py` decides what to retr
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from karma.errors import EnvironmentProblem, ExitCode, KarmaError
 
-StopReason = Literal["end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "other"]
+StopReason = Literal[
+    "end_turn", "tool_use", "max_tokens", "stop_sequence", "refusal", "pause_turn", "other"
+]
+"""`pause_turn`: Anthropic paused a long turn; the reply is sent back as is to continue it."""
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,50 @@ class ToolCall:
     id: str
     name: str
     arguments: Mapping[str, Any]
+    invalid: str | None = None
+    """Why the provider's arguments could not be read (not JSON, not an object): the call
+    is never run, and the model is told this. `arguments` is then empty. Model output:
+    untrusted."""
+
+
+SHOWN_ARGUMENTS = 200
+"""Characters of unreadable arguments quoted back to the model."""
+
+
+def read_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
+    """(arguments, None), or ({}, why not) for arguments a model wrote badly.
+
+    A JSON string holding a JSON object (arguments encoded twice) is read through."""
+    value = raw
+    for _ in range(2):
+        if not isinstance(value, str):
+            break
+        if not value.strip():
+            value = {}
+            break
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            shown = raw[:SHOWN_ARGUMENTS] + ("..." if len(raw) > SHOWN_ARGUMENTS else "")
+            return (
+                {},
+                f"the arguments are not valid JSON ({exc.msg} at character {exc.pos}): {shown}",
+            )
+    if not isinstance(value, dict):
+        return {}, f"the arguments must be a JSON object, not {type(value).__name__}"
+    return value, None
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """An extended-thinking block, kept verbatim: Anthropic requires it back, signature
+    and all, with the tool results of the same turn. `redacted`: `text` is the opaque
+    `data` of a `redacted_thinking` block. Model output, untrusted: only ever sent back
+    to the provider that wrote it, never read for instructions."""
+
+    text: str
+    signature: str = ""
+    redacted: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +98,7 @@ class UserMessage:
 class AssistantMessage:
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    thinking: tuple[Thinking, ...] = ()
 
 
 Message = UserMessage | AssistantMessage
@@ -84,6 +136,12 @@ class ModelRequest:
     """Force this tool (`submit_plan`, `submit_review`); None lets the model choose."""
     purpose: str = "agent"
     """What the call is for, as recorded: planner, agent, reviewer, reflect, ..."""
+    notes: tuple[str, ...] = ()
+    """What KARMA did to the conversation before this call (elided outputs), for the
+    record only: never sent to the provider."""
+    cache_points: tuple[int, ...] = ()
+    """Indices of messages the later requests of this conversation repeat unchanged (the
+    ends of elided stretches): a provider with explicit caching marks them."""
 
 
 @dataclass(frozen=True)
@@ -98,9 +156,20 @@ class ModelReply:
     cost_usd: float = 0.0
     raw: Mapping[str, Any] = field(default_factory=dict)
     """The provider's reply as JSON, for the record and replay."""
+    thinking: tuple[Thinking, ...] = ()
 
-    def as_message(self) -> AssistantMessage:
-        return AssistantMessage(self.text, self.tool_calls)
+    def as_message(self, fresh_ids: str = "call") -> AssistantMessage:
+        """The reply as it goes back into the conversation: call ids unique and well
+        formed (else `<fresh_ids>_<n>`), tool names the providers accept (a model may
+        write anything there; the record keeps what it wrote)."""
+        seen: set[str] = set()
+        calls = []
+        for n, call in enumerate(self.tool_calls):
+            ok_id = _SAFE_NAME.fullmatch(call.id) and call.id not in seen
+            name = call.name if _SAFE_NAME.fullmatch(call.name) else "invalid_tool_name"
+            calls.append(replace(call, id=call.id if ok_id else f"{fresh_ids}_{n}", name=name))
+            seen.add(calls[-1].id)
+        return AssistantMessage(self.text, tuple(calls), self.thinking)
 
 
 class ModelClient(Protocol):

@@ -2,13 +2,18 @@
 
 Also serves any OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio) through
 `base_url`. OpenAI caches long prompts by prefix on its own, so the stable part (system
-prompt, then tools) always comes first. Tool-call arguments arrive as JSON *strings*:
-one that does not parse is a `MalformedReply`, worth a retry. The SDK's own retries are
-off (`max_retries=0`): `retry.py` is the only retry layer.
+prompt, then tools) always comes first, and `prompt_cache_key` (a hash of that prefix and
+the brief) sends the steps of one attempt to the same cache. Tool-call arguments arrive
+as JSON *strings* written by the model: one that does not parse (cut off, wrong quoting)
+or is not an object is carried as an *invalid* call, which the agent answers with an
+error the model sees; asking again would get the same reply. A `refusal` is a refusal
+whatever the finish reason. The SDK's own retries are off (`max_retries=0`): `retry.py`
+is the only retry layer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -23,6 +28,7 @@ from karma.models.interface import (
     ToolCall,
     Usage,
     UserMessage,
+    read_arguments,
 )
 
 _STOP: dict[str, StopReason] = {
@@ -34,6 +40,14 @@ _STOP: dict[str, StopReason] = {
 }
 ERROR_PREFIX = "[error] "
 """Tool messages have no error flag: a failed tool's output is marked in its text."""
+
+
+def cache_key(request: ModelRequest) -> str:
+    """The same for every step of one attempt: system prompt, tools and first message."""
+    first = request.messages[0].text if request.messages else ""
+    tools = [t.name for t in request.tools]
+    digest = hashlib.sha256(json.dumps([request.system, tools, first]).encode())
+    return f"karma-{digest.hexdigest()[:32]}"
 
 
 def request_body(model: str, request: ModelRequest) -> dict[str, Any]:
@@ -55,6 +69,7 @@ def request_body(model: str, request: ModelRequest) -> dict[str, Any]:
                 messages.append({"role": "user", "content": message.text})
         else:
             turn: dict[str, Any] = {"role": "assistant", "content": message.text or None}
+            # An unreadable call goes back as `{}`: its error result says what was wrong.
             if message.tool_calls:
                 turn["tool_calls"] = [
                     {
@@ -69,6 +84,7 @@ def request_body(model: str, request: ModelRequest) -> dict[str, Any]:
         "model": model,
         "messages": messages,
         "max_completion_tokens": request.max_tokens,
+        "prompt_cache_key": cache_key(request),
     }
     if request.tools:
         body["tools"] = [
@@ -95,15 +111,8 @@ def parse_reply(data: Any, name: str) -> ModelReply:
         calls: list[ToolCall] = []
         for call in message.get("tool_calls") or ():
             function = call["function"]
-            try:
-                arguments = json.loads(function.get("arguments") or "{}")
-            except ValueError:
-                raise MalformedReply(
-                    f"{name}: tool call {function.get('name')!r} has arguments that are not JSON"
-                ) from None
-            if not isinstance(arguments, dict):
-                raise MalformedReply(f"{name}: tool call arguments are not a JSON object")
-            calls.append(ToolCall(str(call["id"]), str(function["name"]), arguments))
+            arguments, invalid = read_arguments(function.get("arguments"))
+            calls.append(ToolCall(str(call["id"]), str(function["name"]), arguments, invalid))
         raw_usage = data.get("usage") or {}
         details = raw_usage.get("prompt_tokens_details") or {}
         cached = int(details.get("cached_tokens") or 0)
@@ -114,6 +123,8 @@ def parse_reply(data: Any, name: str) -> ModelReply:
         )
         stop = _STOP.get(str(choice.get("finish_reason")), "other")
         text = str(message.get("content") or "")
+        if message.get("refusal"):
+            stop, text = "refusal", text or str(message["refusal"])
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise MalformedReply(f"{name}: reply is not a chat completion ({exc!r})") from None
     return ModelReply(text, tuple(calls), stop, usage, name, raw=data)

@@ -63,6 +63,17 @@ class Fault(_Strict):
 class ScriptToolCall(_Strict):
     name: str
     arguments: dict[str, Any] = {}
+    raw_arguments: str | None = None
+    """Sent verbatim instead of `arguments` (the loopback server only): OpenAI gets it as
+    the `arguments` string, Anthropic as `input` (parsed if it is JSON, else the string
+    itself), to play cut-off or mis-encoded arguments."""
+
+
+class ScriptThinking(_Strict):
+    """An extended-thinking block of a reply (Anthropic, loopback server only)."""
+
+    text: str
+    redacted: bool = False
 
 
 class ScriptUsage(_Strict):
@@ -81,6 +92,10 @@ class ScriptReply(_Strict):
     """Default: estimated from character counts (chars / 4)."""
     latency_s: float = Field(default=0.0, ge=0)
     fault: Fault | None = None
+    thinking: list[ScriptThinking] = []
+    """Signed by the loopback server, which then requires them back unchanged."""
+    refusal: str | None = None
+    """OpenAI's `message.refusal` (the loopback server only)."""
 
 
 class Match(_Strict):

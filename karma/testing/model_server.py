@@ -5,7 +5,11 @@ Completions), with tool calls and usage filled in, so the real SDKs are the clie
 tests, the offline demo and the benchmarks. Replies come from a model script
 (`karma.models.script`); faults come from the script's `fault` entries or from
 `inject(Fault(...))`: status codes with headers, latency, timeouts, truncated or
-malformed bodies, and replies cut short at `max_tokens`. It binds 127.0.0.1 only.
+malformed bodies, and replies cut short at `max_tokens`. Replies that break the rules
+come from the script too: raw (cut-off, mis-encoded) tool arguments, unknown tools,
+refusals, `pause_turn`, and extended-thinking blocks, which the server signs and, as the
+Anthropic API does, requires back unchanged. Usage reports prompt-cache reads and writes
+for repeated prefixes (`karma.testing.prompt_cache`). It binds 127.0.0.1 only.
 
     python -m karma.testing.model_server --script demo.yaml [--port 8765]
 """
@@ -13,8 +17,12 @@ malformed bodies, and replies cut short at `max_tokens`. It binds 127.0.0.1 only
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
+import secrets
 import socket
 import threading
 import time
@@ -23,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from karma.models.interface import ModelRequest, ProviderError
+from karma.models.interface import AssistantMessage, ModelRequest, ProviderError, Thinking
 from karma.models.script import Fault, Script, ScriptReply, Selection, load_script
 from karma.testing.model_wire import (
     Protocol,
@@ -32,7 +40,9 @@ from karma.testing.model_wire import (
     encode_anthropic,
     encode_openai,
     error_body,
+    undefined_tool,
 )
+from karma.testing.prompt_cache import PromptCache
 
 TIMEOUT_STALL_S = 30.0
 
@@ -69,8 +79,12 @@ class _Answer:
 class ModelServer:
     """The loopback server; `with ModelServer(script) as server:` starts and stops it."""
 
-    def __init__(self, script: Script | Path | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self, script: Script | Path | None = None, *, port: int = 0, prompt_cache: bool = True
+    ) -> None:
         self.script: Script | None = None
+        self.cache = PromptCache(enabled=prompt_cache)
+        self._key = secrets.token_bytes(16)
         self.set_script(script)
         self._port = port
         self._lock = threading.Lock()
@@ -196,13 +210,28 @@ class ModelServer:
             return _Answer(0, b"", close=True, stall_s=fault.latency_s or TIMEOUT_STALL_S)
         if fault is not None and fault.status is not None and fault.kind is None:
             return _fault_answer(protocol, fault)
+        if protocol == "anthropic" and (problem := self._thinking_problem(request, selection)):
+            return _error(protocol, 400, problem)
+        if problem := undefined_tool(request):
+            return _error(protocol, 400, problem)
         text, calls, stop = reply.text, selection.tool_calls(), selection.stop_reason()
         if fault is not None and fault.kind == "max_tokens":
             text, calls, stop = text[: max(1, len(text) // 2)], (), "max_tokens"
-        encode = encode_anthropic if protocol == "anthropic" else encode_openai
+        raw = {c.id: s.raw_arguments for c, s in zip(calls, reply.tool_calls, strict=False)
+               if s.raw_arguments is not None}  # fmt: skip
+        usage = selection.usage(request)
+        if reply.usage is None:
+            measure = self.cache.anthropic if protocol == "anthropic" else self.cache.openai
+            usage = measure(body, usage.output_tokens)
         model = str(body.get("model", "loopback"))
-        payload = json.dumps(encode(model, text, calls, stop, selection.usage(request), n))
-        data = payload.encode()
+        if protocol == "anthropic":
+            thinking = tuple(self._signed(t.text, t.redacted) for t in reply.thinking)
+            encoded = encode_anthropic(model, text, calls, stop, usage, n, thinking=thinking,
+                                       raw_arguments=raw)  # fmt: skip
+        else:
+            encoded = encode_openai(model, text, calls, stop, usage, n, raw_arguments=raw,
+                                    refusal=reply.refusal)  # fmt: skip
+        data = json.dumps(encoded).encode()
         if fault is not None and fault.kind == "truncated":
             return _Answer(200, data[: max(1, len(data) // 2)])
         if fault is not None and fault.kind == "malformed":
@@ -210,6 +239,30 @@ class ModelServer:
                 200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html"
             )
         return _Answer(200, data)
+
+    def _signed(self, text: str, redacted: bool = False) -> Thinking:
+        if redacted:
+            return Thinking(text, redacted=True)
+        mac = hmac.new(self._key, text.encode(), hashlib.sha256).digest()
+        return Thinking(text, base64.b64encode(mac).decode())
+
+    def _thinking_problem(self, request: ModelRequest, selection: Selection) -> str | None:
+        """What the Anthropic API would say of the thinking blocks sent back: each must
+        carry its signature, and the last assistant turn, when it called tools, must keep
+        the ones it had."""
+        turns = [m for m in request.messages if isinstance(m, AssistantMessage)]
+        for n, turn in enumerate(turns):
+            for block in turn.thinking:
+                if not block.redacted and self._signed(block.text) != block:
+                    return f"assistant turn {n}: invalid `signature` in `thinking` block"
+        if not turns or self.script is None or selection.n == 0:
+            return None
+        replies = self.script.conversations[selection.conversation].replies
+        given = replies[selection.n - 1].thinking
+        if given and turns[-1].tool_calls and len(turns[-1].thinking) != len(given):
+            return ("the final assistant turn must start with its thinking blocks (sent back "
+                    "with their signatures) when thinking was used")  # fmt: skip
+        return None
 
     def _select(self, request: ModelRequest) -> Selection:
         if self.script is None:

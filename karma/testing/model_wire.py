@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from karma.models.interface import (
@@ -17,6 +18,7 @@ from karma.models.interface import (
     Message,
     ModelRequest,
     StopReason,
+    Thinking,
     ToolCall,
     ToolResult,
     ToolSpec,
@@ -43,6 +45,7 @@ _OPENAI_FINISH = {
     "max_tokens": "length",
     "stop_sequence": "stop",
     "refusal": "content_filter",
+    "pause_turn": "stop",
     "other": "stop",
 }
 
@@ -58,6 +61,17 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """Tool arguments as sent back: an object, a JSON string of one, or anything else
+    (a client may send back what a model wrote badly): `{}`."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def decode_anthropic(body: dict[str, Any]) -> ModelRequest:
     messages: list[Message] = []
     for message in body.get("messages", []):
@@ -68,11 +82,18 @@ def decode_anthropic(body: dict[str, Any]) -> ModelRequest:
         texts = [str(b.get("text", "")) for b in blocks if b.get("type") == "text"]
         if message.get("role") == "assistant":
             calls = tuple(
-                ToolCall(b["id"], b["name"], dict(b.get("input") or {}))
+                ToolCall(b["id"], b["name"], _object(b.get("input")))
                 for b in blocks
                 if b.get("type") == "tool_use"
             )
-            messages.append(AssistantMessage("".join(texts), calls))
+            thinking = tuple(
+                Thinking(str(b.get("thinking", "")), str(b.get("signature", "")))
+                if b.get("type") == "thinking"
+                else Thinking(str(b.get("data", "")), redacted=True)
+                for b in blocks
+                if b.get("type") in ("thinking", "redacted_thinking")
+            )
+            messages.append(AssistantMessage("".join(texts), calls, thinking))
         else:
             results = tuple(
                 ToolResult(b["tool_use_id"], _text_of(b.get("content")), bool(b.get("is_error")))
@@ -114,7 +135,7 @@ def decode_openai(body: dict[str, Any]) -> ModelRequest:
                 messages.append(UserMessage("", tuple(pending)))
                 pending = []
             calls = tuple(
-                ToolCall(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+                ToolCall(c["id"], c["function"]["name"], _object(c["function"].get("arguments")))
                 for c in message.get("tool_calls") or ()
             )
             messages.append(AssistantMessage(text, calls))
@@ -141,12 +162,38 @@ def decode_openai(body: dict[str, Any]) -> ModelRequest:
 # -- and KARMA's reply, encoded in each protocol ----------------------------------------
 
 
+def _anthropic_input(call: ToolCall, raw: Mapping[str, str]) -> Any:
+    if call.id not in raw:
+        return dict(call.arguments)
+    try:
+        return json.loads(raw[call.id])
+    except ValueError:
+        return raw[call.id]
+
+
 def encode_anthropic(
-    model: str, text: str, calls: tuple[ToolCall, ...], stop: StopReason, usage: Usage, n: int
+    model: str,
+    text: str,
+    calls: tuple[ToolCall, ...],
+    stop: StopReason,
+    usage: Usage,
+    n: int,
+    *,
+    thinking: tuple[Thinking, ...] = (),
+    raw_arguments: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    """`raw_arguments`: by call id, arguments to send instead of the call's own."""
+    raw = raw_arguments or {}
+    content: list[dict[str, Any]] = [
+        {"type": "redacted_thinking", "data": t.text}
+        if t.redacted
+        else {"type": "thinking", "thinking": t.text, "signature": t.signature}
+        for t in thinking
+    ]
+    content += [{"type": "text", "text": text}] if text else []
     content += [
-        {"type": "tool_use", "id": c.id, "name": c.name, "input": dict(c.arguments)} for c in calls
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": _anthropic_input(c, raw)}
+        for c in calls
     ]
     return {
         "id": f"msg_loopback_{n}",
@@ -166,15 +213,28 @@ def encode_anthropic(
 
 
 def encode_openai(
-    model: str, text: str, calls: tuple[ToolCall, ...], stop: StopReason, usage: Usage, n: int
+    model: str,
+    text: str,
+    calls: tuple[ToolCall, ...],
+    stop: StopReason,
+    usage: Usage,
+    n: int,
+    *,
+    raw_arguments: Mapping[str, str] | None = None,
+    refusal: str | None = None,
 ) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
+    """`raw_arguments`: by call id, the `arguments` string to send instead of the call's."""
+    raw = raw_arguments or {}
+    message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": refusal}
     if calls:
         message["tool_calls"] = [
             {
                 "id": c.id,
                 "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(dict(c.arguments))},
+                "function": {
+                    "name": c.name,
+                    "arguments": raw.get(c.id, json.dumps(dict(c.arguments))),
+                },
             }
             for c in calls
         ]
@@ -208,3 +268,15 @@ def error_body(protocol: Protocol | None, status: int, message: str) -> dict[str
         code = {429: "rate_limit_exceeded", 401: "invalid_api_key"}.get(status)
         return {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def undefined_tool(request: ModelRequest) -> str | None:
+    """Stricter than the providers are known to be: every tool call in the conversation
+    must name a tool the request offers."""
+    offered = {tool.name for tool in request.tools}
+    for message in request.messages:
+        if isinstance(message, AssistantMessage):
+            for call in message.tool_calls:
+                if call.name not in offered:
+                    return f"the conversation calls {call.name[:64]!r}, which is not in `tools`"
+    return None

@@ -164,7 +164,9 @@ def test_script_faults_are_consumed_per_server(model_server: ModelServer, connec
     assert len(model_server.requests) == 4
 
 
-def test_openai_malformed_tool_arguments(model_server: ModelServer, make_client: Any) -> None:
+def test_openai_unreadable_tool_arguments_are_an_invalid_call_not_a_retry(
+    model_server: ModelServer, make_client: Any
+) -> None:
     body = {
         "id": "x",
         "object": "chat.completion",
@@ -191,9 +193,11 @@ def test_openai_malformed_tool_arguments(model_server: ModelServer, make_client:
     }
     model_server.inject(Fault(status=200, body=json.dumps(body), times=9))
     client = make_client("openai:gpt-5").client
-    with pytest.raises(MalformedReply, match="read_file"):
-        client.complete(REQUEST)
-    assert len(model_server.requests) == 3
+    reply = client.complete(REQUEST)  # once: asking again would get the same reply
+    assert len(model_server.requests) == 1
+    (call,) = reply.tool_calls
+    assert call.name == "read_file" and call.arguments == {}
+    assert call.invalid is not None and '{"path": "a.py"' in call.invalid
 
 
 def test_connection_refused(connect: Connect, model_server: ModelServer) -> None:
