@@ -150,8 +150,9 @@ def make_plan(
         reply = model.complete(call)
         if on_reply is not None:
             on_reply(call, reply)
-        calls = [tc for tc in reply.tool_calls if tc.name == "submit_plan"]
-        messages.append(AssistantMessage(reply.text, reply.tool_calls))
+        said = reply.as_message("plan")  # thinking blocks kept, ids the providers accept
+        messages.append(said)
+        calls = [tc for tc in said.tool_calls if tc.name == "submit_plan"]
         if not calls:
             errors: tuple[str, ...] = (
                 "You answered with text instead of calling submit_plan; call the "
@@ -161,7 +162,7 @@ def make_plan(
             # Any other tool call still needs its result before the next user turn.
             results = tuple(
                 ToolResult(tc.id, "Unknown tool; only submit_plan exists.", is_error=True)
-                for tc in reply.tool_calls
+                for tc in said.tool_calls
             )
             messages.append(UserMessage(errors[0], tool_results=results))
             continue
@@ -176,7 +177,7 @@ def make_plan(
                 )
             attempts.append(PlanAttempt(number, reply, errors))
             text = "The plan is invalid:\n" + format_errors(errors) + "\nFix every error and "
-            messages.append(UserMessage(tool_results=_results(reply, text + "call submit_plan.")))
+            messages.append(UserMessage(tool_results=_results(said, text + "call submit_plan.")))
             continue
         sent_conflicts = any(attempt.conflicts for attempt in attempts)
         if plan.conflicts and not sent_conflicts and number <= MAX_REASKS:
@@ -188,7 +189,7 @@ def make_plan(
                 + format_errors(conflicts)
                 + "\nOrder or merge them and call submit_plan again."
             )
-            messages.append(UserMessage(tool_results=_results(reply, text)))
+            messages.append(UserMessage(tool_results=_results(said, text)))
             continue
         attempts.append(PlanAttempt(number, reply, ()))
         return PlanOutcome(plan, tuple(attempts))
@@ -197,11 +198,11 @@ def make_plan(
     raise PlanRejected(tuple(attempts))
 
 
-def _results(reply: ModelReply, text: str) -> tuple[ToolResult, ...]:
+def _results(said: AssistantMessage, text: str) -> tuple[ToolResult, ...]:
     """One result per tool call: the first submit_plan gets `text`, any other a refusal."""
     results = []
     answered = False
-    for call in reply.tool_calls:
+    for call in said.tool_calls:
         if call.name == "submit_plan" and not answered:
             results.append(ToolResult(call.id, text, is_error=True))
             answered = True
