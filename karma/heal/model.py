@@ -92,9 +92,17 @@ def pattern_features(pattern: Classification | None) -> list[str]:
     return names
 
 
+MODEL_TAIL = 8_000
+MODEL_LINES = 24
+
+
 def model_lines(evidence: Evidence) -> list[str]:
-    """The lines the model reads: the error-looking lines at the end of the output."""
-    return key_lines(evidence.output_tail)
+    """The lines the model reads: the error-looking lines at the end of the output.
+
+    More of them than a signature hashes: in a real CI log the tool's error is often
+    followed by the runner's own trailer (exit codes, cache uploads, cleanup).
+    """
+    return key_lines(evidence.output_tail, tail=MODEL_TAIL, limit=MODEL_LINES)
 
 
 def features(

@@ -63,6 +63,8 @@ class Classification:
     """Who decided: a sure pattern, the model, or the model's threshold (-> unknown)."""
     flakiness: float = 0.0
     """0..1: how much the output suggests a flaky test (see karma.heal.flaky)."""
+    matched: tuple[str, ...] = ()
+    """Every pattern that matched, best first: evidence for the model, not in `to_json`."""
 
     def to_json(self) -> dict[str, Any]:
         runner = self.runner_up
@@ -219,9 +221,9 @@ class PatternTable:
 
         model = self.model
         assert model is not None
-        lines = model_lines(evidence)
-        guess = model.predict(evidence, lines, result)
+        guess = model.predict(evidence, model_lines(evidence), result)
         chosen = self.by_id.get(f"{MODEL_PREFIX}{guess.failure_class}")
+        lines = key_lines(evidence.output_tail)  # the signature's lines, as the patterns hash them
         shown = result.key_lines or tuple(lines)
         if guess.probability < model.threshold or chosen is None:
             fallback = self.fallback
@@ -230,6 +232,7 @@ class PatternTable:
                 RunnerUp(guess.failure_class, f"{MODEL_PREFIX}{guess.failure_class}",  # type: ignore[arg-type]
                          round(guess.probability, 4)),
                 signature(fallback.klass, fallback.id, lines), shown, "threshold",
+                matched=result.matched,
             )  # fmt: skip
         runner = None
         if guess.runner_up is not None:
@@ -241,6 +244,7 @@ class PatternTable:
         return Classification(
             chosen.klass, model_id, round(guess.probability, 4), runner,
             signature(chosen.klass, model_id, lines), shown, "model",
+            matched=result.matched,
         )  # fmt: skip
 
     def classify_patterns(self, evidence: Evidence) -> Classification:
@@ -307,4 +311,5 @@ class PatternTable:
         return Classification(
             pattern.klass, pattern.id, round(confidence, 4), runner_up,
             signature(pattern.klass, pattern.id, first), tuple(shown),
+            matched=tuple(s[2].pattern.id for s in scored),
         )  # fmt: skip

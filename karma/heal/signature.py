@@ -52,11 +52,18 @@ def normalise(line: str) -> str:
     return line.strip()
 
 
-def key_lines(text: str, anchors: Sequence[tuple[int, int]] = ()) -> list[str]:
+def key_lines(
+    text: str,
+    anchors: Sequence[tuple[int, int]] = (),
+    *,
+    tail: int = KEY_TAIL,
+    limit: int = MAX_KEY_LINES,
+) -> list[str]:
     """The lines that carry the error: those the matched regexes hit, else error-ish lines.
 
     `anchors` are (start, end) offsets of regex matches in `text`; without any, the
-    last error-looking lines are taken (the end of a log is where tools summarise).
+    last `limit` error-looking lines of the last `tail` characters are taken (the end of
+    a log is where tools summarise).
     """
     lines: list[str] = []
     if anchors:
@@ -64,10 +71,10 @@ def key_lines(text: str, anchors: Sequence[tuple[int, int]] = ()) -> list[str]:
             begin = text.rfind("\n", 0, start) + 1
             stop = text.find("\n", start)
             lines.append(text[begin : stop if stop != -1 else len(text)].strip()[:MAX_LINE])
-        return _dedupe(lines)[:MAX_KEY_LINES]
+        return _dedupe(lines)[:limit]
     else:
-        tail = text[-KEY_TAIL:]
-        lower = tail.lower()
+        end_text = text[-tail:]
+        lower = end_text.lower()
         picked: list[str] = []
         end = -1
         for hit in KEY_LINE.finditer(lower):
@@ -76,10 +83,10 @@ def key_lines(text: str, anchors: Sequence[tuple[int, int]] = ()) -> list[str]:
             begin = lower.rfind("\n", 0, hit.start()) + 1
             end = lower.find("\n", hit.start())
             end = len(lower) if end == -1 else end
-            if line := tail[begin:end].strip():
+            if line := end_text[begin:end].strip():
                 picked.append(line)
-        every = [line.strip() for line in tail.splitlines() if line.strip()]
-        lines = picked[-MAX_KEY_LINES:] or every[-3:]
+        every = [line.strip() for line in end_text.splitlines() if line.strip()]
+        lines = picked[-limit:] or every[-3:]
     return _dedupe(line[:MAX_LINE] for line in lines)
 
 
