@@ -124,6 +124,11 @@ class LiteralScan:
         if self.literals:
             self._automaton = ahocorasick_rs.AhoCorasick(self.literals)
 
+    @property
+    def backend(self) -> str:
+        """`aho-corasick` (one pass) or `str.find` (the fallback scan)."""
+        return "aho-corasick" if self._automaton is not None else "str.find"
+
     def scan(self, text: str) -> Hits:
         starts: dict[str, list[int]] = {}
         if self._automaton is not None:
