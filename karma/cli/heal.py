@@ -130,6 +130,9 @@ def _explain(healer: Any, evidence: Any, data: dict[str, Any], matched: tuple[st
     if decided == "pattern":
         how = (f"pattern {data['pattern']}, confidence {data['confidence']:.2f} >= "
                f"{PATTERN_SURE:.2f} or learned here (sure: the model not asked)")  # fmt: skip
+    elif decided == "model" and data["class"] == "unknown":
+        how = ("learned model (patterns unsure or silent): none of the classes; confidence "
+               "capped at the unknown pattern's, so no remedy tier trusts it")  # fmt: skip
     elif decided == "model":
         recipe = table.by_id.get(data["pattern"], table.fallback).id
         how = (f"learned model (patterns unsure or silent), p={data['confidence']:.2f} >= "

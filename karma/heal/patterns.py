@@ -241,8 +241,13 @@ class PatternTable:
         # `model:<class>` in the record: the healing memory and reflection can tell a
         # learned guess from a pattern's match; `by_id` maps it to the class's recipe.
         model_id = f"{MODEL_PREFIX}{chosen.klass}"
+        confidence = guess.probability
+        if chosen.klass == self.fallback.klass:
+            # Sure it is none of the classes is not sure of a remedy: the tiers read the
+            # confidence, and `unknown` never licenses more than its fallback pattern does.
+            confidence = min(confidence, self.fallback.confidence)
         return Classification(
-            chosen.klass, model_id, round(guess.probability, 4), runner,
+            chosen.klass, model_id, round(confidence, 4), runner,
             signature(chosen.klass, model_id, lines), shown, "model",
             matched=result.matched,
         )  # fmt: skip

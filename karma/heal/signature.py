@@ -72,21 +72,16 @@ def key_lines(
             stop = text.find("\n", start)
             lines.append(text[begin : stop if stop != -1 else len(text)].strip()[:MAX_LINE])
         return _dedupe(lines)[:limit]
-    else:
-        end_text = text[-tail:]
-        lower = end_text.lower()
-        picked: list[str] = []
-        end = -1
-        for hit in KEY_LINE.finditer(lower):
-            if hit.start() <= end:
-                continue  # this line is already picked
-            begin = lower.rfind("\n", 0, hit.start()) + 1
-            end = lower.find("\n", hit.start())
-            end = len(lower) if end == -1 else end
-            if line := end_text[begin:end].strip():
-                picked.append(line)
-        every = [line.strip() for line in end_text.splitlines() if line.strip()]
-        lines = picked[-limit:] or every[-3:]
+    end_text = text[-tail:]
+    # From the end back, stopping at `limit`: the end of a log holds enough error lines.
+    picked: list[str] = []
+    for raw in reversed(end_text.split("\n")):
+        if (line := raw.strip()) and KEY_LINE.search(line.lower()):
+            picked.append(line)
+            if len(picked) == limit:
+                break
+    picked.reverse()
+    lines = picked or [line.strip() for line in end_text.splitlines() if line.strip()][-3:]
     return _dedupe(line[:MAX_LINE] for line in lines)
 
 
