@@ -10,7 +10,7 @@ The model is data: `recipes/models/failure_classifier.json` (built-in only: a ta
 repository cannot ship weights that steer its own healing), written by
 `bench/retrain_classifier.py` from the train split of the public corpus and the golden
 corpus. Scoring is plain Python over a dict of weights: no numpy, no scikit-learn at run
-time, bounded work (at most `MAX_FEATURES` features of at most `MAX_KEY_LINES` lines).
+time, bounded work (at most `MAX_FEATURES` features of at most `MODEL_LINES` lines).
 """
 
 from __future__ import annotations

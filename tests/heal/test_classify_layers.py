@@ -120,6 +120,7 @@ def test_explain_names_the_decider_and_the_runner_up(
     code, out = run(capsys, "-C", str(tmp_path), "classify", str(log), "--explain")
     assert code == 0
     assert out.startswith("test_failure") and "decided by: pattern ci.gradle.tests" in out
+    assert "patterns matched: ci.gradle.tests" in out and "key lines:" in out
     assert "There were failing tests" in out and "confidence" in out
     odd = tmp_path / "odd.log"
     odd.write_text("step 3 of 9\nthe frobnicator declined the request\nexit status 3\n")
