@@ -48,3 +48,27 @@ def test_a_literal_on_every_line_falls_back_to_one_search() -> None:
     text = "error\n" * (MAX_LINES_CHECKED * 4) + "error: 42\n"
     hits = LiteralScan(rx.needs).scan(text)
     assert [m.group(1) for m in rx.matches(text, hits)] == ["42"]
+
+
+KEY_TEXTS = {
+    "codes": "E0308 x\nfoo E123\n_e1234 error\nxts1234\nts12345\nerror[E0599]: no method\n",
+    "unicode_lower_changes_length": "İİİ error\nfine\nfatal: x\n",
+    "blank_and_spaces": "\n\n  \n   error   \n\t\n",
+    "separators": "ERROR\u2028next error\r\nfail\x85end",
+    "many": "".join(f"line {i} failed\nok {i}\n" for i in range(100)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEY_TEXTS))
+def test_key_lines_in_one_pass_are_the_lines_the_line_test_finds(name: str) -> None:
+    from karma.heal.signature import KEY_LINE, key_lines
+
+    text = KEY_TEXTS[name]
+    for limit in (1, 8, 24):
+        expected = [line.strip() for line in text.split("\n")
+                    if line.strip() and KEY_LINE.search(line.strip().lower())][-limit:]  # fmt: skip
+        expected = (
+            list(dict.fromkeys(expected))
+            or [line.strip() for line in text.splitlines() if line.strip()][-3:]
+        )
+        assert key_lines(text, limit=limit) == expected
