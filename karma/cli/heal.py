@@ -120,7 +120,9 @@ def classify(
     return ExitCode.OK
 
 
-def _explain(healer: Any, evidence: Any, data: dict[str, Any], matched: tuple[str, ...]) -> None:
+def _explain(
+    healer: Any, evidence: Any, data: dict[str, Any], matched: tuple[tuple[str, str], ...]
+) -> None:
     """Who decided and why: the sure pattern and its line, or the model and its threshold."""
     from karma.heal.flaky import signals
     from karma.heal.patterns import PATTERN_SURE
@@ -141,7 +143,8 @@ def _explain(healer: Any, evidence: Any, data: dict[str, Any], matched: tuple[st
         how = (f"unknown: the learned model's best guess is below its threshold "
                f"{table.model.threshold:.2f}")  # fmt: skip
     out.print(f"decided by: {how}", markup=False, highlight=False)
-    shown = ", ".join(matched[:6]) + (f" (+{len(matched) - 6})" if len(matched) > 6 else "")
+    ids = [pattern_id for _, pattern_id in matched]
+    shown = ", ".join(ids[:6]) + (f" (+{len(ids) - 6})" if len(ids) > 6 else "")
     out.print(f"patterns matched: {shown or 'none'}", markup=False, highlight=False)
     out.print(f"evidence: step {evidence.step}, tool {evidence.tool or '-'}, {evidence.state}",
               markup=False, highlight=False)  # fmt: skip

@@ -89,6 +89,10 @@ def pattern_features(pattern: Classification | None) -> list[str]:
     names = [f"pat:{pattern.failure_class}", f"pat:{pattern.failure_class}:{band}"]
     if pattern.runner_up is not None:
         names.append(f"pat2:{pattern.runner_up.failure_class}")
+    # Every class and the first patterns that matched: which ones hit together tells
+    # the model more than the winner alone (lint and test patterns both hit: lint).
+    names.extend(f"hitc:{klass}" for klass in dict.fromkeys(k for k, _ in pattern.matched))
+    names.extend(f"hit:{pattern_id}" for _, pattern_id in pattern.matched[:6])
     return names
 
 

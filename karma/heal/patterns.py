@@ -63,8 +63,9 @@ class Classification:
     """Who decided: a sure pattern, the model, or the model's threshold (-> unknown)."""
     flakiness: float = 0.0
     """0..1: how much the output suggests a flaky test (see karma.heal.flaky)."""
-    matched: tuple[str, ...] = ()
-    """Every pattern that matched, best first: evidence for the model, not in `to_json`."""
+    matched: tuple[tuple[FailureClass, str], ...] = ()
+    """(class, pattern id) of every pattern that matched, best first: the model reads
+    them as evidence, `--explain` shows them; not in `to_json`."""
 
     def to_json(self) -> dict[str, Any]:
         runner = self.runner_up
@@ -316,5 +317,5 @@ class PatternTable:
         return Classification(
             pattern.klass, pattern.id, round(confidence, 4), runner_up,
             signature(pattern.klass, pattern.id, first), tuple(shown),
-            matched=tuple(s[2].pattern.id for s in scored),
+            matched=tuple((s[2].pattern.klass, s[2].pattern.id) for s in scored),
         )  # fmt: skip
