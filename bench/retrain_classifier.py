@@ -33,7 +33,7 @@ from karma.heal.patterns import PATTERN_SURE, Classification, PatternTable  # no
 from karma.recipes import load_failure_patterns  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden" / "failures"
-C = 1.0
+C = 0.3
 
 
 def load_public(split: str) -> list[tuple[Evidence, str, str]]:

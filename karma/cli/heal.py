@@ -9,10 +9,12 @@ has learned in this repository's run store.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections import deque
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -25,23 +27,37 @@ app.add_typer(memory_app, name="memory")
 READ_LIMIT = 4 * 1024 * 1024  # bytes of a log's tail read; the evidence keeps less
 
 
+def _read_stream(stream: BinaryIO) -> bytes:
+    # A window of chunks, not one growing bytes: a 1 GB stream costs one pass, O(n).
+    chunks: deque[bytes] = deque()
+    held = 0
+    while chunk := stream.read(1 << 20):
+        chunks.append(chunk)
+        held += len(chunk)
+        while held - len(chunks[0]) >= READ_LIMIT:
+            held -= len(chunks.popleft())
+    return b"".join(chunks)[-READ_LIMIT:]
+
+
 def _read_tail(source: str) -> bytes:
+    """The last `READ_LIMIT` bytes of a log: a file (its tail only), a pipe, or stdin (`-`).
+
+    Trust: the log is untrusted bytes, decoded later with replacement. A device or a
+    socket is refused (exit 2): `/dev/zero` has no end and no tail to seek to.
+    """
     if source == "-":
-        # A window of chunks, not one growing bytes: a 1 GB stream costs one pass, O(n).
-        chunks: deque[bytes] = deque()
-        held = 0
-        while chunk := sys.stdin.buffer.read(1 << 20):
-            chunks.append(chunk)
-            held += len(chunk)
-            while held - len(chunks[0]) >= READ_LIMIT:
-                held -= len(chunks.popleft())
-        return b"".join(chunks)[-READ_LIMIT:]
+        return _read_stream(sys.stdin.buffer)
     path = Path(source)
     try:
         with path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(handle.tell() - READ_LIMIT, 0))
-            return handle.read()
+            mode = os.fstat(handle.fileno()).st_mode
+            if stat.S_ISFIFO(mode):
+                return _read_stream(handle)
+            if not stat.S_ISREG(mode):
+                raise UsageError(f"{path}: not a regular file or a pipe")
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(size - READ_LIMIT, 0))
+            return handle.read(READ_LIMIT)
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
@@ -89,9 +105,13 @@ def classify(
     out.print(f"[bold]{data['class']}[/bold]  pattern {data['pattern']}  "
               f"confidence {data['confidence']:.2f}  signature {data['signature']}")  # fmt: skip
     if explain:
-        _explain(healer, evidence, data)
+        _explain(healer, evidence, data, result.matched)
     if runner:
         out.print(f"runner-up: {runner['class']} ({runner['pattern']}, {runner['confidence']:.2f})")
+    elif explain:
+        out.print("runner-up: none (no pattern of another class matched)")
+    if explain:
+        out.print("key lines:")
     for line in data["key_lines"]:
         out.print(f"  | {line}", markup=False, highlight=False)
     out.print(
@@ -100,14 +120,21 @@ def classify(
     return ExitCode.OK
 
 
-def _explain(healer: Any, evidence: Any, data: dict[str, Any]) -> None:
+def _explain(
+    healer: Any, evidence: Any, data: dict[str, Any], matched: tuple[tuple[str, str], ...]
+) -> None:
     """Who decided and why: the sure pattern and its line, or the model and its threshold."""
     from karma.heal.flaky import signals
+    from karma.heal.patterns import PATTERN_SURE
 
     decided = data["decided_by"]
     table = healer.table
     if decided == "pattern":
-        how = f"pattern {data['pattern']} (sure: >= its threshold; the learned model not asked)"
+        how = (f"pattern {data['pattern']}, confidence {data['confidence']:.2f} >= "
+               f"{PATTERN_SURE:.2f} or learned here (sure: the model not asked)")  # fmt: skip
+    elif decided == "model" and data["class"] == "unknown":
+        how = ("learned model (patterns unsure or silent): none of the classes; confidence "
+               "capped at the unknown pattern's, so no remedy tier trusts it")  # fmt: skip
     elif decided == "model":
         recipe = table.by_id.get(data["pattern"], table.fallback).id
         how = (f"learned model (patterns unsure or silent), p={data['confidence']:.2f} >= "
@@ -116,6 +143,9 @@ def _explain(healer: Any, evidence: Any, data: dict[str, Any]) -> None:
         how = (f"unknown: the learned model's best guess is below its threshold "
                f"{table.model.threshold:.2f}")  # fmt: skip
     out.print(f"decided by: {how}", markup=False, highlight=False)
+    ids = [pattern_id for _, pattern_id in matched]
+    shown = ", ".join(ids[:6]) + (f" (+{len(ids) - 6})" if len(ids) > 6 else "")
+    out.print(f"patterns matched: {shown or 'none'}", markup=False, highlight=False)
     out.print(f"evidence: step {evidence.step}, tool {evidence.tool or '-'}, {evidence.state}",
               markup=False, highlight=False)  # fmt: skip
     if data["flakiness"]:

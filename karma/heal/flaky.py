@@ -10,9 +10,8 @@ dependence. Each has a weight; the score is 1 - prod(1 - w) over the signals pre
 
 from __future__ import annotations
 
-import re
-
 from karma.heal.evidence import Evidence
+from karma.heal.scan import LineRegex, LiteralScan
 
 WINDOW = 12_000
 """Characters of the output's end searched: where test runners report failures."""
@@ -34,16 +33,23 @@ _SIGNALS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     ("race", 0.3, (r"DATA RACE", r"race condition", r"deadlock",
                    r"ConcurrentModificationException")),
 )  # fmt: skip
-SIGNALS: tuple[tuple[str, float, re.Pattern[str]], ...] = tuple(
-    (name, weight, re.compile("|".join(alternatives), re.MULTILINE))
+SIGNALS: tuple[tuple[str, float, tuple[LineRegex, ...]], ...] = tuple(
+    (name, weight, tuple(LineRegex(rx) for rx in alternatives))
     for name, weight, alternatives in _SIGNALS
 )
+# One pass finds every signal's literals; a regex runs only on the lines holding one.
+_SCAN = LiteralScan(lit for _, _, regexes in SIGNALS for rx in regexes for lit in rx.needs)
 
 
 def signals(evidence: Evidence) -> list[str]:
     """The names of the flakiness signals present in the output."""
     text = evidence.output_tail[-WINDOW:]
-    return [name for name, _, rx in SIGNALS if rx.search(text)]
+    hits = _SCAN.scan(text)
+    return [
+        name
+        for name, _, regexes in SIGNALS
+        if any(rx.search(text, hits) is not None for rx in regexes)
+    ]
 
 
 def flakiness(evidence: Evidence) -> float:

@@ -10,7 +10,7 @@ The model is data: `recipes/models/failure_classifier.json` (built-in only: a ta
 repository cannot ship weights that steer its own healing), written by
 `bench/retrain_classifier.py` from the train split of the public corpus and the golden
 corpus. Scoring is plain Python over a dict of weights: no numpy, no scikit-learn at run
-time, bounded work (at most `MAX_FEATURES` features of at most `MAX_KEY_LINES` lines).
+time, bounded work (at most `MAX_FEATURES` features of at most `MODEL_LINES` lines).
 """
 
 from __future__ import annotations
@@ -89,12 +89,24 @@ def pattern_features(pattern: Classification | None) -> list[str]:
     names = [f"pat:{pattern.failure_class}", f"pat:{pattern.failure_class}:{band}"]
     if pattern.runner_up is not None:
         names.append(f"pat2:{pattern.runner_up.failure_class}")
+    # Every class and the first patterns that matched: which ones hit together tells
+    # the model more than the winner alone (lint and test patterns both hit: lint).
+    names.extend(f"hitc:{klass}" for klass in dict.fromkeys(k for k, _ in pattern.matched))
+    names.extend(f"hit:{pattern_id}" for _, pattern_id in pattern.matched[:6])
     return names
 
 
+MODEL_TAIL = 8_000
+MODEL_LINES = 24
+
+
 def model_lines(evidence: Evidence) -> list[str]:
-    """The lines the model reads: the error-looking lines at the end of the output."""
-    return key_lines(evidence.output_tail)
+    """The lines the model reads: the error-looking lines at the end of the output.
+
+    More of them than a signature hashes: in a real CI log the tool's error is often
+    followed by the runner's own trailer (exit codes, cache uploads, cleanup).
+    """
+    return key_lines(evidence.output_tail, tail=MODEL_TAIL, limit=MODEL_LINES)
 
 
 def features(

@@ -13,22 +13,22 @@ threshold; below it the answer is `unknown`: a decision, not a fallback. A model
 carries the first pattern of its class (its hint and remediations) and says so in
 `decided_by`.
 
-Speed (>= 500 logs/s of 20 KB): regexes are *line* regexes, each with a literal it
-cannot match without (from its parse tree); a log is searched for each literal once,
-and a regex runs only on the lines holding one. The last `WINDOW` characters are
-classified first; the whole tail only when that gives no confident answer.
+Speed (>= 500 logs/s of 20 KB): regexes are *line* regexes, each with literals it
+cannot match without (`karma.heal.scan`); all of them are found in one pass over the
+log, only the patterns with a literal present are scored, and a regex runs only on the
+lines holding its literals. The last `WINDOW` characters are classified first (from
+the same hits); the whole tail only when that gives no confident answer.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from karma.heal.evidence import Evidence
+from karma.heal.scan import Hits, LineRegex, LiteralScan
 from karma.heal.signature import MAX_KEY_LINES, key_lines, signature
 from karma.recipes import FailureClass, FailurePattern
 
@@ -63,6 +63,9 @@ class Classification:
     """Who decided: a sure pattern, the model, or the model's threshold (-> unknown)."""
     flakiness: float = 0.0
     """0..1: how much the output suggests a flaky test (see karma.heal.flaky)."""
+    matched: tuple[tuple[FailureClass, str], ...] = ()
+    """(class, pattern id) of every pattern that matched, best first: the model reads
+    them as evidence, `--explain` shows them; not in `to_json`."""
 
     def to_json(self) -> dict[str, Any]:
         runner = self.runner_up
@@ -80,96 +83,8 @@ class Classification:
         }  # fmt: skip
 
 
-MIN_LITERAL = 3
 WINDOW = 6_000
 WINDOW_CONFIDENCE = 0.8
-MAX_LINES_CHECKED = 64
-
-
-def _needs(items: Any) -> list[str] | None:
-    """Substrings one of which any match must contain (None: no useful one).
-
-    Searching a 20 KB log with a regex costs ~0.1 ms even when nothing matches (the engine
-    tries every position); `substring in text` costs a microsecond. So each regex gets a
-    literal pre-check derived from its parse tree: the longest mandatory literal run, or
-    for a mandatory alternation the set of its branches' literals.
-    """
-    from re import _constants as c  # type: ignore[attr-defined]
-
-    best: list[str] | None = None
-    run: list[str] = []
-
-    def consider(candidate: list[str] | None) -> None:
-        nonlocal best
-        shortest = min(map(len, candidate)) if candidate else 0
-        if shortest >= MIN_LITERAL and (best is None or shortest > min(map(len, best))):
-            best = candidate
-
-    for op, av in items:
-        if op is c.LITERAL:
-            run.append(chr(av))
-            continue
-        consider(["".join(run)] if run else None)
-        run = []
-        if op is c.SUBPATTERN and not (av[1] & re.IGNORECASE):
-            consider(_needs(av[3]))
-        elif op is c.BRANCH:
-            branches = [_needs(branch) for branch in av[1]]
-            if all(branches):
-                consider([lit for branch in branches if branch for lit in branch])
-        elif op in (c.MAX_REPEAT, c.MIN_REPEAT) and av[0] >= 1:
-            consider(_needs(av[2]))
-    consider(["".join(run)] if run else None)
-    return best
-
-
-def _precheck(regex: str) -> tuple[str, ...]:
-    from re import _parser  # type: ignore[attr-defined]
-
-    parsed = _parser.parse(regex, re.MULTILINE)
-    if parsed.state.flags & re.IGNORECASE:
-        return ()
-    return tuple(_needs(parsed.data) or ())
-
-
-class _Regex:
-    """A compiled regex and the substrings a match needs (checked first: cheap)."""
-
-    def __init__(self, regex: str) -> None:
-        self.pattern = regex
-        self.compiled = re.compile(regex, re.MULTILINE)
-        self.needs = _precheck(regex)
-
-    def matches(self, text: str, present: frozenset[str] | None = None) -> Iterator[re.Match[str]]:
-        """Matches in `text`, in order; `present` is the set of literals known to occur.
-
-        Patterns are line regexes, so only the lines holding a needed literal are searched;
-        a literal on too many lines falls back to one pass over the whole text.
-        """
-        if not self.needs:
-            yield from self.compiled.finditer(text)
-            return
-        literals = self.needs if present is None else [n for n in self.needs if n in present]
-        position, checked = 0, 0
-        while position < len(text):
-            found = [i for i in (text.find(lit, position) for lit in literals) if i != -1]
-            if not found:
-                return
-            start = min(found)
-            begin = text.rfind("\n", 0, start) + 1
-            end = text.find("\n", start)
-            end = len(text) if end == -1 else end
-            yield from self.compiled.finditer(text, begin, end)
-            checked += 1
-            if checked > MAX_LINES_CHECKED:
-                yield from self.compiled.finditer(text, end)
-                return
-            position = end + 1
-
-    def search(self, text: str, present: frozenset[str] | None = None) -> re.Match[str] | None:
-        if present is not None and self.needs and present.isdisjoint(self.needs):
-            return None
-        return next(self.matches(text, present), None)
 
 
 class _Compiled:
@@ -177,26 +92,32 @@ class _Compiled:
 
     def __init__(self, pattern: FailurePattern) -> None:
         self.pattern = pattern
-        self.output = tuple(_Regex(rx) for rx in pattern.match.output)
-        self.all = tuple(_Regex(rx) for rx in pattern.match.all)
-        self.exclude = tuple(_Regex(rx) for rx in pattern.match.exclude)
+        self.output = tuple(LineRegex(rx) for rx in pattern.match.output)
+        self.all = tuple(LineRegex(rx) for rx in pattern.match.all)
+        self.exclude = tuple(LineRegex(rx) for rx in pattern.match.exclude)
 
     @cached_property
     def is_fallback(self) -> bool:
         m = self.pattern.match
         return not (m.output or m.all or m.exit_codes or m.limit)
 
-    def all_spans(self, text: str, limit: int = MAX_KEY_LINES) -> list[tuple[int, int]]:
+    def possible(self, hits: Hits) -> bool:
+        """False when the text lacks the literals this pattern's regexes need."""
+        if self.output and not any(regex.possible(hits) for regex in self.output):
+            return False
+        return all(regex.possible(hits) for regex in self.all)
+
+    def all_spans(self, text: str, hits: Hits, limit: int = MAX_KEY_LINES) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
         for regex in (*self.output, *self.all):
-            for hit in regex.matches(text):
+            for hit in regex.matches(text, hits):
                 spans.append(hit.span())
                 if len(spans) >= limit * 2:
                     return spans
         return spans
 
     def score(
-        self, evidence: Evidence, text: str, present: frozenset[str]
+        self, evidence: Evidence, text: str, hits: Hits
     ) -> tuple[float, list[tuple[int, int]]] | None:
         m = self.pattern.match
         if m.limit is not None and evidence.limit != m.limit:
@@ -205,17 +126,17 @@ class _Compiled:
             return None
         spans: list[tuple[int, int]] = []
         for regex in self.output:
-            hit = regex.search(text, present)
+            hit = regex.search(text, hits)
             if hit is not None:
                 spans.append(hit.span())
         if self.output and not spans:
             return None
         for regex in self.all:
-            hit = regex.search(text, present)
+            hit = regex.search(text, hits)
             if hit is None:
                 return None
             spans.append(hit.span())
-        if any(regex.search(text, present) for regex in self.exclude):
+        if any(regex.search(text, hits) for regex in self.exclude):
             return None
         score = self.pattern.confidence + EXTRA_HIT_BONUS * min(len(spans) - 1, 1)
         if evidence.tool and evidence.tool in m.tools:
@@ -247,11 +168,21 @@ class PatternTable:
         for compiled in reversed(self._matchers):  # the first pattern of each class is its recipe
             self.by_id[f"{MODEL_PREFIX}{compiled.pattern.klass}"] = compiled.pattern
         self.by_id[f"{MODEL_PREFIX}unknown"] = self.fallback
-        self._literals = frozenset(
-            literal
+        # Each pattern under the literals of its output/all regexes: a pattern none of
+        # whose literals is in a log is not looked at; one with a regex needing none always is.
+        self._by_literal: dict[str, list[int]] = {}
+        self._unindexed: set[int] = set()
+        for order, compiled in enumerate(self._matchers):
+            regexes = (*compiled.output, *compiled.all)
+            if not regexes or any(not regex.needs for regex in regexes):
+                self._unindexed.add(order)
+            for literal in {lit for regex in regexes for lit in regex.needs}:
+                self._by_literal.setdefault(literal, []).append(order)
+        self._scan = LiteralScan(
+            lit
             for c in self._matchers
-            for regex in (*c.output, *c.all, *c.exclude)
-            for literal in regex.needs
+            for rx in (*c.output, *c.all, *c.exclude)
+            for lit in rx.needs
         )
 
     @property
@@ -291,9 +222,9 @@ class PatternTable:
 
         model = self.model
         assert model is not None
-        lines = model_lines(evidence)
-        guess = model.predict(evidence, lines, result)
+        guess = model.predict(evidence, model_lines(evidence), result)
         chosen = self.by_id.get(f"{MODEL_PREFIX}{guess.failure_class}")
+        lines = key_lines(evidence.output_tail)  # the signature's lines, as the patterns hash them
         shown = result.key_lines or tuple(lines)
         if guess.probability < model.threshold or chosen is None:
             fallback = self.fallback
@@ -302,6 +233,7 @@ class PatternTable:
                 RunnerUp(guess.failure_class, f"{MODEL_PREFIX}{guess.failure_class}",  # type: ignore[arg-type]
                          round(guess.probability, 4)),
                 signature(fallback.klass, fallback.id, lines), shown, "threshold",
+                matched=result.matched,
             )  # fmt: skip
         runner = None
         if guess.runner_up is not None:
@@ -310,9 +242,15 @@ class PatternTable:
         # `model:<class>` in the record: the healing memory and reflection can tell a
         # learned guess from a pattern's match; `by_id` maps it to the class's recipe.
         model_id = f"{MODEL_PREFIX}{chosen.klass}"
+        confidence = guess.probability
+        if chosen.klass == self.fallback.klass:
+            # Sure it is none of the classes is not sure of a remedy: the tiers read the
+            # confidence, and `unknown` never licenses more than its fallback pattern does.
+            confidence = min(confidence, self.fallback.confidence)
         return Classification(
-            chosen.klass, model_id, round(guess.probability, 4), runner,
+            chosen.klass, model_id, round(confidence, 4), runner,
             signature(chosen.klass, model_id, lines), shown, "model",
+            matched=result.matched,
         )  # fmt: skip
 
     def classify_patterns(self, evidence: Evidence) -> Classification:
@@ -320,29 +258,34 @@ class PatternTable:
 
         Tools print their verdict last, so a confident match in the last `WINDOW`
         characters stands; otherwise (no match, or an unsure one) the whole output tail
-        is classified. Same answer in the common case, a fraction of the work.
+        is classified. The literals are found once, in the whole tail; the window reuses
+        the hits past its start.
         """
-        full = evidence.output_tail
-        if len(full) > WINDOW * 1.25:
-            cut = full.find("\n", len(full) - WINDOW) + 1
-            window = full[cut:] if cut else full[-WINDOW:]
-            scored = self._score(evidence, window)
-            result = self._result(window, scored) if scored else None
+        text = evidence.output_tail
+        hits = self._scan.scan(text)
+        if len(text) > WINDOW * 1.25:
+            cut = text.find("\n", len(text) - WINDOW) + 1 or len(text) - WINDOW
+            window = hits.since(cut)
+            scored = self._score(evidence, text, window)
+            result = self._result(text, window, scored) if scored else None
             if result is not None and result.confidence >= WINDOW_CONFIDENCE:
                 return result
-        return self._result(full, self._score(evidence, full))
+        return self._result(text, hits, self._score(evidence, text, hits))
 
-    def _score(self, evidence: Evidence, text: str) -> list[_Scored]:
+    def _score(self, evidence: Evidence, text: str, hits: Hits) -> list[_Scored]:
         scored: list[_Scored] = []
-        # Each literal is looked for once per log; most regexes then need no search at all.
-        present = frozenset(literal for literal in self._literals if literal in text)
-        for order, compiled in enumerate(self._matchers):
-            result = compiled.score(evidence, text, present)
+        # Only the patterns one of whose literals is in the text (or that need none).
+        candidates = {i for lit in hits.starts for i in self._by_literal.get(lit, ())}
+        for order in sorted(candidates.union(self._unindexed)):
+            compiled = self._matchers[order]
+            if not compiled.possible(hits):
+                continue
+            result = compiled.score(evidence, text, hits)
             if result is not None:
                 scored.append((result[0], -order, compiled, result[1]))
         return scored
 
-    def _result(self, text: str, scored: list[_Scored]) -> Classification:
+    def _result(self, text: str, hits: Hits, scored: list[_Scored]) -> Classification:
         if not scored:
             lines = key_lines(text)
             fallback = self.fallback
@@ -369,9 +312,10 @@ class PatternTable:
         # The signature hashes the first line each regex hits (stable across files and
         # counts); the report shows more of the lines the winning pattern recognises.
         first = key_lines(text, spans) if spans else key_lines(text)
-        shown = key_lines(text, best.all_spans(text)) if spans else first
+        shown = key_lines(text, best.all_spans(text, hits)) if spans else first
         pattern = best.pattern
         return Classification(
             pattern.klass, pattern.id, round(confidence, 4), runner_up,
             signature(pattern.klass, pattern.id, first), tuple(shown),
+            matched=tuple((s[2].pattern.klass, s[2].pattern.id) for s in scored),
         )  # fmt: skip

@@ -1,8 +1,9 @@
 """The layered classifier: sure patterns, the learned model, `unknown` by threshold, flakiness.
 
-And bad input through the real CLI: empty, binary, 1 GB streamed, invalid UTF-8, ANSI and
-carriage-return progress bars, hostile lines - a class (or unknown) and exit 0, bounded
-in time; never a crash.
+And bad input through the real CLI: empty, binary, 1 GB streamed or sparse, invalid UTF-8,
+UTF-16, ANSI and carriage-return progress bars, hostile lines - a class (or unknown) and
+exit 0; what is not a log (a directory, a device) exit 2 with a one-line reason; never a
+crash.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,13 +29,11 @@ def layered() -> PatternTable:
     return PatternTable(load_failure_patterns())
 
 
-def test_the_builtin_model_loads_fast_and_knows_every_class() -> None:
+def test_the_builtin_model_loads_and_knows_every_class() -> None:
     from karma.heal.model import MODEL_FILE
     from karma.home import builtin_dir
 
-    start = time.perf_counter()
-    model = ClassModel.load(builtin_dir("recipes") / MODEL_FILE)
-    assert time.perf_counter() - start < 1.0  # bench/ measures the 100 ms target unloaded
+    model = ClassModel.load(builtin_dir("recipes") / MODEL_FILE)  # bench/ times the load
     assert builtin_model() is not None
     assert {"test_failure", "unknown", "out_of_memory", "timeout"} <= set(model.classes)
     assert 0 < model.threshold < 1 and model.temperature > 0
@@ -122,6 +120,7 @@ def test_explain_names_the_decider_and_the_runner_up(
     code, out = run(capsys, "-C", str(tmp_path), "classify", str(log), "--explain")
     assert code == 0
     assert out.startswith("test_failure") and "decided by: pattern ci.gradle.tests" in out
+    assert "patterns matched: ci.gradle.tests" in out and "key lines:" in out
     assert "There were failing tests" in out and "confidence" in out
     odd = tmp_path / "odd.log"
     odd.write_text("step 3 of 9\nthe frobnicator declined the request\nexit status 3\n")
@@ -138,7 +137,17 @@ BAD_INPUTS = {
     + b"\nnpm ERR! code ENOSPC\nnpm ERR! nospc ENOSPC: no space left on device, write\n",
     "one_huge_line": b"error " * 2_000_000,
     "many_keyword_lines": b"error: failed FAIL Killed timeout\n" * 200_000,
+    # pip's progress bar redraws one line with carriage returns, no ANSI at all.
+    "cr_progress": b"".join(b"\r   |%s| %d%%" % (b"#" * (i // 4), i) for i in range(101))
+    + b"\nERROR: Could not install packages due to an OSError: "
+    + b"[Errno 28] No space left on device\n",
+    "utf16": "npm ERR! code ENOSPC\nnpm ERR! nospc ENOSPC: no space left on device\n"
+    .encode("utf-16"),
+    "nul_bytes": b"\x00" * 100_000 + b"Killed\n" + b"\x00" * 1000,
+    "only_newlines": b"\n\r\n\r" * 100_000,
+    "unpaired_surrogate_escape": b"\xed\xa0\x80 error: \xf4\x90\x80\x80\n",
 }  # fmt: skip
+EXPECTED = {"ansi_progress": "disk_full", "cr_progress": "disk_full", "utf16": "disk_full"}
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INPUTS))
@@ -147,17 +156,34 @@ def test_bad_input_gets_a_class_and_exit_0(
 ) -> None:
     log = tmp_path / f"{name}.log"
     log.write_bytes(BAD_INPUTS[name])
-    start = time.perf_counter()
     code, out = run(capsys, "-C", str(tmp_path), "classify", str(log), "--json")
-    assert time.perf_counter() - start < 10  # bounded: the tail is bounded, the regexes line-bound
     data = json.loads(out)
     assert code == 0 and data["class"]
-    if name == "ansi_progress":
-        assert data["class"] == "disk_full"
+    assert data["class"] == EXPECTED.get(name, data["class"])
+    code, out = run(capsys, "-C", str(tmp_path), "classify", str(log), "--explain")
+    assert code == 0 and "decided by: " in out
 
 
-def test_a_directory_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["-C", str(tmp_path), "classify", str(tmp_path)]) == 2
+@pytest.mark.parametrize("what", ["directory", "device", "missing"])
+def test_what_is_not_a_log_is_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, what: str
+) -> None:
+    path = {"directory": str(tmp_path), "device": "/dev/zero", "missing": str(tmp_path / "no")}
+    assert main(["-C", str(tmp_path), "classify", path[what]]) == 2
+    reason = capsys.readouterr().err.strip().splitlines()
+    assert reason and reason[0].startswith("error: ")
+
+
+def test_a_sparse_one_gigabyte_file_is_read_from_its_tail(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = tmp_path / "huge.log"
+    with log.open("wb") as handle:
+        handle.truncate(1 << 30)  # 1 GB of NUL bytes, allocated lazily
+        handle.seek(1 << 30)
+        handle.write(b"ld: cannot find -lfoo\ncollect2: error: ld returned 1 exit status\n")
+    code, out = run(capsys, "-C", str(tmp_path), "classify", str(log), "--json")
+    assert code == 0 and json.loads(out)["class"] == "compile_error"
 
 
 CLI = "import sys; from karma.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -172,7 +198,6 @@ def test_one_gigabyte_streamed_on_stdin_is_bounded(tmp_path: Path) -> None:
         "                        b'collect2: error: ld returned 1 exit status\\n')\n"
     )  # fmt: skip
     producer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-    start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", CLI, "-C", str(tmp_path), "classify", "-", "--json"],
         stdin=producer.stdout, capture_output=True, timeout=300, check=False,
@@ -180,4 +205,3 @@ def test_one_gigabyte_streamed_on_stdin_is_bounded(tmp_path: Path) -> None:
     producer.wait()
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["class"] == "compile_error"
-    assert time.perf_counter() - start < 300

@@ -1,6 +1,7 @@
 """Build the public failure corpus (`public/train.jsonl`, `public/test.jsonl`) from real CI logs.
 
     .venv/bin/python tests/golden/failures/collect_public.py MIRROR_DIR
+    .venv/bin/python tests/golden/failures/collect_public.py --threads-only
 
 MIRROR_DIR holds bare clones (as `git clone --mirror` makes them) of the two public
 repositories the logs are copied from:
@@ -242,10 +243,16 @@ def split(entries: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dic
 
 
 def main() -> int:
-    mirror_dir = Path(sys.argv[1])
-    entries = thesis_entries(mirror_dir / "lacinoire+master-thesis" / "repo")
-    entries += cidiff_entries(mirror_dir / "labri-progress+cidiff" / "repo")
-    entries += thread_entries()
+    if sys.argv[1] == "--threads-only":
+        # Without the mirrors: keep the entries already copied, re-read the threads.
+        kept = [json.loads(line) for name in ("train", "test")
+                for line in (OUT / f"{name}.jsonl").open()]  # fmt: skip
+        entries = [e for e in kept if not e["id"].startswith("thread/")] + thread_entries()
+    else:
+        mirror_dir = Path(sys.argv[1])
+        entries = thesis_entries(mirror_dir / "lacinoire+master-thesis" / "repo")
+        entries += cidiff_entries(mirror_dir / "labri-progress+cidiff" / "repo")
+        entries += thread_entries()
     train, test = split(entries)
     OUT.mkdir(exist_ok=True)
     for name, rows in (("train", train), ("test", test)):
