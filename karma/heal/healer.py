@@ -91,15 +91,9 @@ class Healer:
         )  # fmt: skip
         # note_failure only counts a signature seen before; recall needs every file and the
         # latest task kind it was seen on, so merge them here.
-        rows = self.store.query(
-            "SELECT files_json FROM failures WHERE signature = ?", (classification.signature,)
-        )
-        seen = set(json.loads(rows[0]["files_json"] or "[]")) if rows else set()
+        seen = set(self.store.failure_files(classification.signature))
         merged = sorted(seen | set(files))[-MAX_FILES:]
-        self.store.query(
-            "UPDATE failures SET files_json = ?, kind = COALESCE(?, kind) WHERE signature = ?",
-            (json.dumps(merged), kind, classification.signature),
-        )
+        self.store.set_failure_files(classification.signature, merged, kind)
 
     def recall(self, files: Sequence[str], kind: str | None) -> list[str]:
         """Prevention hints for a first attempt on these files or this kind of task."""

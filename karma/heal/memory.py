@@ -46,15 +46,7 @@ def stats(store: Store, runs: int = 10) -> dict[str, Any]:
 
 def trend(store: Store, runs: int) -> list[dict[str, Any]]:
     """First-attempt success rate of each of the last `runs` runs, oldest first."""
-    rows = store.query(
-        """
-        SELECT r.id, r.created_at,
-               SUM(CASE WHEN a.status IN ({}) THEN 1 ELSE 0 END) AS first_ok, COUNT(a.id) AS n
-        FROM runs r JOIN attempts a ON a.run_id = r.id AND a.number = 1
-        GROUP BY r.id ORDER BY r.created_at DESC LIMIT ?
-        """.format(",".join("?" for _ in SUCCESS)),  # noqa: S608 (placeholders only)
-        (*sorted(SUCCESS), runs),
-    )
+    rows = store.first_attempt_trend(runs, SUCCESS)
     return [
         {"run": r["id"], "created_at": r["created_at"], "tasks": r["n"],
          "first_attempt_success": round(r["first_ok"] / r["n"], 3) if r["n"] else None}
@@ -63,14 +55,11 @@ def trend(store: Store, runs: int) -> list[dict[str, Any]]:
 
 
 def show(store: Store, signature: str) -> dict[str, Any] | None:
-    rows = store.query("SELECT * FROM failures WHERE signature LIKE ?", (signature + "%",))
+    rows = store.failures_starting(signature)
     if not rows:
         return None
     failure = rows[0]
-    outcomes = store.query(
-        "SELECT * FROM remediation_outcomes WHERE signature = ? ORDER BY id",
-        (failure["signature"],),
-    )
+    outcomes = store.outcomes_for(failure["signature"])
     return {**failure, "files": json.loads(failure.pop("files_json") or "[]"),
             "outcomes": outcomes}  # fmt: skip
 
@@ -125,32 +114,5 @@ def import_file(store: Store, path: Path) -> dict[str, int]:
         raise UsageError(f"{path}: not a KARMA memory export: {str(exc).splitlines()[0]}") from None
     if data.format != FORMAT:
         raise UsageError(f"{path}: format {data.format!r}, expected {FORMAT!r}")
-    added = {"failures": 0, "outcomes": 0}
-    with store.transaction() as db:
-        for f in data.failures:
-            seen = db.execute("SELECT count FROM failures WHERE signature = ?", (f.signature,))
-            if seen.fetchone():
-                db.execute(
-                    "UPDATE failures SET count = count + ?, last_seen = MAX(last_seen, ?) "
-                    "WHERE signature = ?", (f.count, f.last_seen, f.signature),
-                )  # fmt: skip
-                continue
-            row = f.model_dump()
-            db.execute(
-                f"INSERT INTO failures ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608
-                tuple(row.values()),
-            )
-            added["failures"] += 1
-        for o in data.outcomes:
-            row = o.model_dump()
-            where = " AND ".join(f"{k} IS ?" for k in row)
-            if db.execute(f"SELECT 1 FROM remediation_outcomes WHERE {where}",  # noqa: S608
-                          tuple(row.values())).fetchone():  # fmt: skip
-                continue
-            db.execute(
-                f"INSERT INTO remediation_outcomes ({', '.join(row)}) "  # noqa: S608
-                f"VALUES ({', '.join('?' * len(row))})",
-                tuple(row.values()),
-            )
-            added["outcomes"] += 1
-    return added
+    return store.merge_memory([f.model_dump() for f in data.failures],
+                              [o.model_dump() for o in data.outcomes])  # fmt: skip

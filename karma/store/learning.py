@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from karma.events import iso, utcnow
@@ -27,6 +29,78 @@ class LearningRecords(Database):
             "SELECT * FROM remediation_outcomes WHERE run_id = ? AND task_id = ? ORDER BY id",
             (run_id, task_id),
         )
+
+    def failures_starting(self, prefix: str) -> list[Row]:
+        """The failures whose signature starts with `prefix`."""
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return self.query("SELECT * FROM failures WHERE signature LIKE ? ESCAPE '\\'",
+                          (like + "%",))  # fmt: skip
+
+    def outcomes_for(self, signature: str) -> list[Row]:
+        return self.query(
+            "SELECT * FROM remediation_outcomes WHERE signature = ? ORDER BY id", (signature,)
+        )
+
+    def failure_files(self, signature: str) -> list[str]:
+        rows = self.query("SELECT files_json FROM failures WHERE signature = ?", (signature,))
+        return list(json.loads(rows[0]["files_json"] or "[]")) if rows else []
+
+    def set_failure_files(self, signature: str, files: Sequence[str], kind: str | None) -> None:
+        """The files a failure was seen on, and the latest task kind (kept when None)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE failures SET files_json = ?, kind = COALESCE(?, kind) WHERE signature = ?",
+                (json.dumps(list(files)), kind, signature),
+            )
+
+    def first_attempt_trend(self, runs: int, success: Iterable[str]) -> list[Row]:
+        """Per run (the last `runs`, newest first): its first attempts, and how many of
+        them ended in one of `success`."""
+        ok = sorted(success)
+        return self.query(
+            """
+            SELECT r.id, r.created_at,
+                   SUM(CASE WHEN a.status IN ({}) THEN 1 ELSE 0 END) AS first_ok, COUNT(a.id) AS n
+            FROM runs r JOIN attempts a ON a.run_id = r.id AND a.number = 1
+            GROUP BY r.id ORDER BY r.created_at DESC LIMIT ?
+            """.format(",".join("?" for _ in ok)),  # noqa: S608 (placeholders only)
+            (*ok, runs),
+        )
+
+    def merge_memory(self, failures: Iterable[Mapping[str, Any]],
+                     outcomes: Iterable[Mapping[str, Any]]) -> dict[str, int]:  # fmt: skip
+        """Another store's memory merged in: a failure seen on both adds its count, an
+        outcome already here is not added twice. How many rows were added."""
+        added = {"failures": 0, "outcomes": 0}
+        with self.transaction() as db:
+            for f in failures:
+                self._checked("failures", f)
+                seen = db.execute("SELECT count FROM failures WHERE signature = ?",
+                                  (f["signature"],))  # fmt: skip
+                if seen.fetchone():
+                    db.execute(
+                        "UPDATE failures SET count = count + ?, last_seen = MAX(last_seen, ?) "
+                        "WHERE signature = ?", (f["count"], f["last_seen"], f["signature"]),
+                    )  # fmt: skip
+                    continue
+                db.execute(
+                    f"INSERT INTO failures ({', '.join(f)}) VALUES ({', '.join('?' * len(f))})",  # noqa: S608 (names checked)
+                    tuple(f.values()),
+                )
+                added["failures"] += 1
+            for o in outcomes:
+                self._checked("remediation_outcomes", o)
+                where = " AND ".join(f"{k} IS ?" for k in o)
+                if db.execute(f"SELECT 1 FROM remediation_outcomes WHERE {where}",  # noqa: S608
+                              tuple(o.values())).fetchone():  # fmt: skip
+                    continue
+                db.execute(
+                    f"INSERT INTO remediation_outcomes ({', '.join(o)}) "  # noqa: S608
+                    f"VALUES ({', '.join('?' * len(o))})",
+                    tuple(o.values()),
+                )
+                added["outcomes"] += 1
+        return added
 
     def note_failure(self, signature: str, failure_class: str, example: str, **fields: Any) -> None:
         now = iso(utcnow())
