@@ -72,6 +72,7 @@ def to_json(record: RunRecord) -> dict[str, Any]:
                 "attempts": t["attempts"],
                 "tokens_in": t["tokens_in"],
                 "tokens_out": t["tokens_out"],
+                "cache_read_share": record.cache_share(t["id"]),
                 "cost_usd": round(float(t["cost_usd"] or 0.0), 6),
                 "started_at": t["started_at"],
                 "finished_at": t["finished_at"],

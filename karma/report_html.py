@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from karma.report_svg import COLOURS, colour, dag_svg, gantt_svg
-from karma.run_record import RunRecord, TaskChange, max_parallel, timeline
+from karma.run_record import RunRecord, TaskChange, max_parallel, share_text, timeline
 from karma.text.html import Safe, esc, h, join
 from karma.text.inert import plain
 
@@ -42,15 +42,15 @@ def _tasks_table(record: RunRecord) -> Safe:
     rows = [
         Safe(
             "<tr><th>task</th><th>status</th><th>tier / model</th><th>attempts</th>"
-            "<th>tokens in / out</th><th>cost</th><th>commit</th></tr>"
+            "<th>tokens in / out</th><th>cache read</th><th>cost</th><th>commit</th></tr>"
         )
     ]
     for t in record.tasks:
         rows.append(
             h(
                 '<tr><td><b>$id</b><br><span class="muted">$title</span></td><td>$st</td>'
-                "<td>$tier<br>$model</td><td>$att</td><td>$ti / $to</td><td>$$$cost</td>"
-                "<td><code>$commit</code></td></tr>",
+                "<td>$tier<br>$model</td><td>$att</td><td>$ti / $to</td><td>$cache</td>"
+                "<td>$$$cost</td><td><code>$commit</code></td></tr>",
                 id=t["id"],
                 title=t["title"],
                 st=badge(t["status"]),
@@ -59,6 +59,7 @@ def _tasks_table(record: RunRecord) -> Safe:
                 att=t["attempts"],
                 ti=f"{t['tokens_in']:,}",
                 to=f"{t['tokens_out']:,}",
+                cache=share_text(record.cache_share(t["id"])),
                 cost=f"{float(t['cost_usd'] or 0):.4f}",
                 commit=(t["commit_sha"] or "")[:10],
             )
@@ -67,12 +68,13 @@ def _tasks_table(record: RunRecord) -> Safe:
     rows.append(
         h(
             '<tr class="totals"><td>total</td><td>$ok of $n succeeded</td><td></td>'
-            "<td>$att</td><td>$ti / $to</td><td>$$$cost</td><td></td></tr>",
+            "<td>$att</td><td>$ti / $to</td><td>$cache</td><td>$$$cost</td><td></td></tr>",
             ok=tot["succeeded"],
             n=tot["tasks"],
             att=tot["attempts"],
             ti=f"{tot['tokens_in']:,}",
             to=f"{tot['tokens_out']:,}",
+            cache=share_text(tot["cache_read_share"]),
             cost=f"{tot['cost_usd']:.4f}",
         )
     )

@@ -63,6 +63,15 @@ class RunRecord:
             done |= set(gen)
         return gens
 
+    def cache_share(self, task_id: str | None = None) -> float | None:
+        """The share of input tokens served from the provider's prompt cache, over the
+        model calls of one task (or of the whole run); None before any input."""
+        calls = [c for c in self.calls if task_id is None or c["task_id"] == task_id]
+        read = sum(int(c["cache_read_tokens"] or 0) for c in calls)
+        total = read + sum(int(c["input_tokens"] or 0) + int(c["cache_write_tokens"] or 0)
+                           for c in calls)  # fmt: skip
+        return round(read / total, 4) if total else None
+
     def totals(self) -> dict[str, Any]:
         return {
             "tasks": len(self.tasks),
@@ -72,7 +81,13 @@ class RunRecord:
             "tokens_in": sum(int(t["tokens_in"] or 0) for t in self.tasks),
             "tokens_out": sum(int(t["tokens_out"] or 0) for t in self.tasks),
             "cost_usd": round(float(self.run["cost_usd"] or 0.0), 6),
+            "cache_read_share": self.cache_share(),
         }
+
+
+def share_text(share: float | None) -> str:
+    """A cache-read share for people: `87%`, or `-` when nothing was read in."""
+    return "-" if share is None else f"{share:.0%}"
 
 
 def load_run(store: Store, run_id: str) -> RunRecord:

@@ -83,6 +83,7 @@ def show_command(
 ) -> ExitCode:
     """Summarise one run in the terminal: request, tasks, attempts, gates, escalations."""
     from karma.report import load_run
+    from karma.run_record import share_text
     from karma.text.inert import log_safe, plain
     from karma.waiting import describe, summary
 
@@ -95,7 +96,8 @@ def show_command(
     r, totals = record.run, record.totals()
     _print(
         f"run {record.run_id}: {r['status']}  branch {r['branch']}  cost "
-        f"${totals['cost_usd']:.4f}  {totals['attempts']} attempt(s)"
+        f"${totals['cost_usd']:.4f}  {totals['attempts']} attempt(s)  cache read "
+        f"{share_text(totals['cache_read_share'])}"
     )
     _print("request: " + plain(r["request"], 400).replace("\n", " "))
     if r["reason"]:
@@ -104,7 +106,7 @@ def show_command(
     from rich.text import Text
 
     table = Table()
-    for column in ("task", "status", "model", "attempts", "tokens in/out", "cost"):
+    for column in ("task", "status", "model", "attempts", "tokens in/out", "cache read", "cost"):
         table.add_column(column)
     for t in record.tasks:
         table.add_row(
@@ -113,6 +115,7 @@ def show_command(
             Text(log_safe(t["model"] or "", 40)),
             str(t["attempts"]),
             f"{t['tokens_in']:,}/{t['tokens_out']:,}",
+            share_text(record.cache_share(t["id"])),
             f"${float(t['cost_usd']):.4f}",
         )
     out.print(table)

@@ -10,6 +10,7 @@ from runfixture import FinishedRun
 
 from karma.cli import main
 from karma.report import load_run, max_parallel, render, timeline, to_json, write_run_report
+from karma.store import Store
 
 
 class Page(HTMLParser):
@@ -139,3 +140,27 @@ def test_runs_list_and_export_are_inert(finished_run: FinishedRun, capsys) -> No
     assert main(["-C", repo, "--db", db, "runs", "export", finished_run.run_id]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["tables"]["runs"][0]["id"] == finished_run.run_id
+
+
+def test_the_cache_read_share_per_task_and_run(tmp_path: Path, capsys) -> None:
+    store = Store(tmp_path / "karma.db")
+    store.create_run("r-cache", "cache", tmp_path, status="succeeded")
+    for task in ("t1", "t2"):
+        store.upsert_task("r-cache", task, title=task, kind="code", status="succeeded")
+    for seq, (read, fresh, written) in enumerate(((0, 800, 200), (900, 100, 0))):
+        store.add_model_call(run_id="r-cache", task_id="t1", attempt=1, seq=seq, purpose="agent",
+                             model="anthropic:m", request_hash="h", request_json="{}",
+                             input_tokens=fresh, cache_read_tokens=read,
+                             cache_write_tokens=written, ts="2026-12-03T00:00:00Z")  # fmt: skip
+    record = load_run(store, "r-cache")
+    assert record.cache_share("t1") == 0.45  # 900 of 2,000 input tokens
+    assert record.cache_share("t2") is None  # no model call: nothing to share
+    assert record.totals()["cache_read_share"] == 0.45
+    store.close()
+    assert main(["-C", str(tmp_path), "--db", str(tmp_path / "karma.db"), "show", "r-cache"]) == 0
+    shown = capsys.readouterr().out
+    assert "cache read 45%" in shown
+    assert main(["-C", str(tmp_path), "--db", str(tmp_path / "karma.db"), "report", "r-cache",
+                 "-f", "json"]) == 0  # fmt: skip
+    tasks = {t["id"]: t for t in json.loads(capsys.readouterr().out)["tasks"]}
+    assert tasks["t1"]["cache_read_share"] == 0.45 and tasks["t2"]["cache_read_share"] is None
