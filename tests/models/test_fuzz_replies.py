@@ -4,8 +4,8 @@ server, into real attempts (a real git repository, a real Docker sandbox running
 Whatever the replies: no exception leaves the agent, nothing is written outside the
 worktree, every model call is recorded, and every attempt ends in a status the runner
 knows (never a provider error: a bad reply is the model's to correct). The seed is
-printed; `KARMA_FUZZ_SEED=<seed>` replays a run, `KARMA_FUZZ_REPLIES=10000` makes it
-long (the default keeps CI to well under a minute per provider).
+printed; `KARMA_FUZZ_SEED=<seed>` replays a run. CI (`CI=true`) sends 10,000 replies
+(about two minutes); a developer's run sends 240 unless `KARMA_FUZZ_REPLIES` says more.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ from karma.testing.model_server import ModelServer
 from karma.testing.repos import init_repo
 from karma.testing.unruly import ABSOLUTE, conversation
 from karma.tools import Toolbox
+from tests.conftest import IN_CI
 
 pytestmark = pytest.mark.docker
 
 MODELS = {"anthropic": "anthropic:claude-sonnet-4-5", "openai": "openai:gpt-5"}
-REPLIES = int(os.environ.get("KARMA_FUZZ_REPLIES", "240"))
+REPLIES = int(os.environ.get("KARMA_FUZZ_REPLIES") or (10_000 if IN_CI else 240))
 """Replies in all, shared by the two providers."""
 SEED = int(os.environ.get("KARMA_FUZZ_SEED") or random.SystemRandom().randrange(2**31))
 
