@@ -51,3 +51,12 @@ def test_failures_are_counted_by_signature(tmp_path: Path) -> None:
     store.note_failure("sig", "test_failure", "FAILED x")
     store.note_failure("sig", "test_failure", "FAILED x")
     assert [(f["signature"], f["count"]) for f in store.failures()] == [("sig", 2)]
+
+
+def test_the_last_tests_gate_time_decides_whether_checks_select(tmp_path: Path) -> None:
+    store = Store(tmp_path / "karma.db")
+    assert store.last_gate_seconds("tests") is None
+    for status, seconds in (("passed", 300.0), ("failed", 40.0), ("unavailable", 0.1)):
+        store.add_gate_result("r1", name="tests", status=status, blocking=1,
+                              duration_s=seconds, findings_json="[]", ts="t")  # fmt: skip
+    assert store.last_gate_seconds("tests") == 40.0  # an unavailable gate timed nothing

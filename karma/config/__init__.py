@@ -27,6 +27,7 @@ from karma.config.keys import (
     AuditConfig,
     BudgetConfig,
     BuildConfig,
+    ChecksConfig,
     ExecutorConfig,
     GatesConfig,
     HealConfig,
@@ -56,7 +57,8 @@ from karma.config.layers import (
 
 __all__ = [
     "ENV_ALIASES", "LOWER_ONLY", "OPT_IN", "PROVIDERS", "TIERS", "TRUSTED_ONLY", "AgentConfig",
-    "ApprovalConfig", "AuditConfig", "BudgetConfig", "BuildConfig", "ExecutorConfig",
+    "ApprovalConfig", "AuditConfig", "BudgetConfig", "BuildConfig", "ChecksConfig",
+    "ExecutorConfig",
     "GatesConfig", "HealConfig", "KarmaConfig", "ModelsConfig", "NotifyConfig", "ProviderConfig",
     "ProvidersConfig", "RepoText", "RouterConfig", "SandboxConfig", "ScriptedConfig",
     "StoreConfig", "Tier", "TierPolicy", "env_layer", "load_config", "trusted_only",

@@ -155,6 +155,16 @@ class AgentConfig(_Section):
     can only make its own attempts see less or more of their history)."""
 
 
+class ChecksConfig(_Section):
+    """The checks a task's attempt runs in its sandbox after `finish`."""
+
+    full_suite_max_s: float = Field(default=120.0, ge=0)
+    """A suite whose last full run (the tests gate's) took longer than this is not run
+    whole after each attempt: the tests the change reaches (its changed test files, and
+    the tests that import a changed module) run instead; 0 always selects. The tests
+    gate still runs the whole suite on the integrated branch."""
+
+
 class BuildConfig(_Section):
     jobs: int = Field(default=4, ge=1, le=64)
     max_retries: int = Field(default=3, ge=0, le=10)
@@ -296,6 +306,7 @@ class KarmaConfig(_Section):
     budget: BudgetConfig = BudgetConfig()
     agent: AgentConfig = AgentConfig()
     build: BuildConfig = BuildConfig()
+    checks: ChecksConfig = ChecksConfig()
     store: StoreConfig = StoreConfig()
     gates: GatesConfig = GatesConfig()
     heal: HealConfig = HealConfig()

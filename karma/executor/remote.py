@@ -96,7 +96,7 @@ def remote_work(build: Build, task: Task, number: int, model_name: str, treatmen
         tip=tip,
         delta=None if tip == build.base_commit else _packed(git, tip, since=[build.base_commit]),
         limits=WorkLimits(build.config.sandbox.exec_timeout_s * treatment.timeout_factor,
-                          treatment.remedy),
+                          treatment.remedy, select_tests=build.select_tests()),
         memory_factor=treatment.memory_factor,
         trailers=tuple(trailers.items()),
         first_seq=next_seq(build.store, build.run_id, task.id, number),

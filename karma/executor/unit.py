@@ -10,6 +10,7 @@ pattern table and the build branch.
 
 from __future__ import annotations
 
+import os
 import shlex
 import threading
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from karma.models.interface import AuthFailed, ModelClient, ProviderError, Spend
 from karma.recipes import Stack
 from karma.sandbox.interface import ExecResult, Sandbox
 from karma.sandbox.project import install_project
+from karma.testselect import MAX_FILES, in_tree
 from karma.tools import Toolbox
 
 WorkStatus = Literal["finished", "failed", "remedy_failed", "interrupted"]
@@ -60,6 +62,8 @@ class WorkLimits:
 
     timeout_s: float
     remedy: Remedy | None = None
+    select_tests: bool = False
+    """Run the tests the change reaches, not the whole suite (`checks.full_suite_max_s`)."""
 
 
 def do_work(
@@ -116,7 +120,8 @@ def do_work(
     except WorkspaceError as exc:
         detail, evidence = staging_failure(exc)
         return replace(spent, status="failed", detail=detail, evidence=evidence)
-    for step, outcome in run_checks(stack, worktree, sandbox, changed, timeout):
+    for step, outcome in run_checks(stack, worktree, sandbox, changed, timeout,
+                                    select=limits.select_tests):  # fmt: skip
         if not outcome.ok:
             detail = f"{step} check failed (exit {outcome.exit_code}): {outcome.command}"
             evidence = Evidence.from_exec(outcome, step=step)
@@ -131,21 +136,48 @@ def staging_failure(exc: WorkspaceError) -> tuple[str, Evidence]:
     return detail, Evidence.from_log(detail, step="build", command="git add")
 
 
+def reached_tests(worktree: Path, changed: list[str]) -> tuple[str, ...] | None:
+    """The test files the change reaches (`karma.testselect`), read from the worktree
+    without following a symlink; None: the whole suite (a conftest or config changed,
+    or too many files to read)."""
+    paths: list[str] = []
+    for folder, dirs, files in os.walk(worktree):  # never into a symlinked folder
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        rel = Path(folder).relative_to(worktree)
+        paths += [(rel / f).as_posix() for f in files if f.endswith(".py")]
+        if len(paths) > MAX_FILES:
+            return None
+    return in_tree(worktree, changed, paths)
+
+
 def run_checks(
-    stack: Stack, worktree: Path, sandbox: Sandbox, changed: list[str], timeout: float
+    stack: Stack,
+    worktree: Path,
+    sandbox: Sandbox,
+    changed: list[str],
+    timeout: float,
+    *,
+    select: bool = False,
 ) -> list[tuple[Step, ExecResult]]:
-    """The stack's checks on what the task changed; stops at the first failure."""
+    """The stack's checks on what the task changed; stops at the first failure. `select`:
+    a `{tests}` check runs the tests the change reaches rather than the whole suite, and
+    none when it reaches none (the tests gate runs the whole suite on the result)."""
     sources = [p for p in changed if stack.is_source(p) and (worktree / p).is_file()]
     tests = [p for p in sources if stack.is_test(p)]
+    reached = reached_tests(worktree, changed) if select else None
     done: list[tuple[Step, ExecResult]] = []
     for check in stack.checks:
         if check.when == "files" and not sources:
             continue
-        if "{tests}" in check.command and not tests:
+        selected = tests if reached is None else reached
+        if "{tests}" in check.command and reached is not None and not reached:
+            continue  # no test reaches the change
+        if "{tests}" in check.command and not selected:
             command = stack.test_command
         else:
             command = check.command.format(
-                files=" ".join(map(shlex.quote, sources)), tests=" ".join(map(shlex.quote, tests))
+                files=" ".join(map(shlex.quote, sources)),
+                tests=" ".join(map(shlex.quote, selected)),
             )
         outcome = sandbox.exec(command, timeout_s=timeout)
         done.append((check.step, outcome))

@@ -62,7 +62,7 @@ def run_work(
         stage=lambda: build.workspace.changed_files(worktree),
         stack=build.stack,
         config=build.config,
-        limits=WorkLimits(timeout, treatment.remedy),
+        limits=WorkLimits(timeout, treatment.remedy, select_tests=build.select_tests()),
         footprint=footprint,
         stop=build.stop,
         on_step=step_recorder(build, task.id, number),

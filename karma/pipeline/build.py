@@ -172,6 +172,15 @@ class Build:
     def next_attempt_number(self, task_id: str) -> int:
         return self.store.last_attempt(self.run_id, task_id) + 1
 
+    def select_tests(self) -> bool:
+        """Whether per-task checks run only the tests a change reaches: the suite's last
+        full run (the tests gate) took longer than `checks.full_suite_max_s`."""
+        limit = self.config.checks.full_suite_max_s
+        if limit == 0:
+            return True
+        took = self.store.last_gate_seconds("tests")
+        return took is not None and took > limit
+
     def plan_notes(self, task: Task) -> str:
         lines = []
         for dep in task.deps:

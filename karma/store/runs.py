@@ -172,6 +172,15 @@ class RunRecords(Database):
     def add_gate_result(self, run_id: str, **fields: Any) -> int:
         return self._insert("gate_results", {"run_id": run_id, "ts": iso(utcnow()), **fields})
 
+    def last_gate_seconds(self, name: str) -> float | None:
+        """How long the gate `name` took the last time it ran and passed or failed."""
+        rows = self.query(
+            "SELECT duration_s FROM gate_results WHERE name = ? AND status IN ('passed', "
+            "'failed') ORDER BY id DESC LIMIT 1",
+            (name,),
+        )
+        return float(rows[0]["duration_s"]) if rows else None
+
     def gate_results(self, run_id: str) -> list[Row]:
         return self.query("SELECT * FROM gate_results WHERE run_id = ? ORDER BY id", (run_id,))
 
