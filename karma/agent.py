@@ -249,13 +249,7 @@ def _kept(message: AssistantMessage) -> AssistantMessage:
     text = message.text
     if len(text) > MAX_REPLY_TEXT and not message.thinking:
         text = text[:MAX_REPLY_TEXT] + f"\n[... {len(text) - MAX_REPLY_TEXT:,} more characters]"
-    unknown = [c for c in message.tool_calls if c.name not in KNOWN]
-    if not unknown:
-        return replace(message, text=text)
-    lines = [text] if text else []
-    lines += [f"[called {c.name!r}, which is not one of the tools]" for c in unknown]
-    kept = tuple(c for c in message.tool_calls if c.name in KNOWN)
-    return replace(message, text="\n".join(lines), tool_calls=kept)
+    return replace(message, text=text).offered(KNOWN)
 
 
 def _charged(result: AgentResult, reply: ModelReply) -> ModelReply:

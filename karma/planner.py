@@ -150,7 +150,7 @@ def make_plan(
         reply = model.complete(call)
         if on_reply is not None:
             on_reply(call, reply)
-        said = reply.as_message("plan")  # thinking blocks kept, ids the providers accept
+        said = reply.as_message("plan").offered(("submit_plan",))  # thinking blocks kept
         messages.append(said)
         calls = [tc for tc in said.tool_calls if tc.name == "submit_plan"]
         if not calls:

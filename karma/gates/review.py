@@ -315,6 +315,9 @@ class ReviewGate:
         )
 
     def _ask(self, model: ModelClient, rubric: str, prompt: str) -> ReviewVerdict:
+        """The verdict, asked for once more with the exact problem when the first reply
+        is not one valid `submit_review` call (text only, arguments that are not JSON or
+        break the schema, several calls)."""
         messages: list[UserMessage | AssistantMessage] = [UserMessage(prompt)]
         problem = ""
         for _ in range(2):
@@ -330,28 +333,36 @@ class ReviewGate:
                 reply = model.complete(request)
             except ProviderError as exc:
                 raise GateUnavailable(f"the reviewer model failed: {redact(str(exc))}") from None
-            call = next((c for c in reply.tool_calls if c.name == TOOL_NAME), None)
-            if call is None:
+            said = reply.as_message("review").offered((TOOL_NAME,))  # thinking kept
+            calls = [c for c in said.tool_calls if c.name == TOOL_NAME]
+            if not calls:
                 problem = f"the reply did not call {TOOL_NAME}"
-                messages += [reply.as_message(), UserMessage(f"Answer by calling {TOOL_NAME}.")]
-                continue
-            try:
-                return parse_review(call.arguments)
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-                problem = f"invalid {TOOL_NAME} arguments: {where}: {error['msg']}"
-                messages += [
-                    reply.as_message(),
-                    UserMessage(
-                        tool_results=(
-                            ToolResult(
-                                call.id,
-                                f"{problem}. Call {TOOL_NAME} again with arguments "
-                                f"matching its schema: " + json.dumps(SUBMIT_REVIEW.input_schema),
-                                is_error=True,
-                            ),
-                        )
-                    ),
-                ]
+            elif calls[0].invalid is not None:
+                problem = f"invalid {TOOL_NAME} arguments: {calls[0].invalid}"
+            else:
+                try:
+                    return parse_review(calls[0].arguments)
+                except ValidationError as exc:
+                    error = exc.errors()[0]
+                    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+                    problem = f"invalid {TOOL_NAME} arguments: {where}: {error['msg']}"
+            messages += [said, _correction(said, problem)]
         raise GateUnavailable(f"the reviewer gave no valid review after a second ask ({problem})")
+
+
+def _correction(said: AssistantMessage, problem: str) -> UserMessage:
+    """What the reviewer is told after a reply that gave no valid verdict: every tool call
+    of the reply answered (a provider refuses a conversation with one unanswered), the
+    first `submit_review` with the problem and the schema."""
+    ask = f"{problem}. Call {TOOL_NAME} once, with arguments matching its schema: " + json.dumps(
+        SUBMIT_REVIEW.input_schema
+    )
+    results, asked = [], False
+    for call in said.tool_calls:
+        if call.name == TOOL_NAME and not asked:
+            results.append(ToolResult(call.id, ask, is_error=True))
+            asked = True
+        else:
+            results.append(ToolResult(call.id, f"Ignored: only one {TOOL_NAME} call is read.",
+                                      is_error=True))  # fmt: skip
+    return UserMessage("" if asked else ask, tool_results=tuple(results))

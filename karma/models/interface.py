@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -99,6 +99,18 @@ class AssistantMessage:
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     thinking: tuple[Thinking, ...] = ()
+
+    def offered(self, tools: Collection[str]) -> AssistantMessage:
+        """The message as a conversation keeps it: a call of a tool that was not offered
+        becomes a line of text (a provider may refuse a conversation naming a tool it
+        was not given), so it needs no result either."""
+        unknown = [c for c in self.tool_calls if c.name not in tools]
+        if not unknown:
+            return self
+        lines = [self.text] if self.text else []
+        lines += [f"[called {c.name!r}, which is not one of the tools]" for c in unknown]
+        kept = tuple(c for c in self.tool_calls if c.name in tools)
+        return replace(self, text="\n".join(lines), tool_calls=kept)
 
 
 Message = UserMessage | AssistantMessage

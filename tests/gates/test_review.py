@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ INVALID = {"verdict": "maybe", "summary": "?", "findings": [], "extra": 1}
 
 
 def script(*replies: dict[str, Any]) -> Any:
+    """Each reply a `submit_review` call with these arguments, or a whole reply given as
+    `{"reply": {...}}` (text, several calls, raw arguments)."""
     return parse_script(
         {
             "conversations": [
@@ -34,7 +37,8 @@ def script(*replies: dict[str, Any]) -> Any:
                     "name": "review",
                     "match": {"tool": "submit_review", "user": ["Review this change"]},
                     "replies": [
-                        {"tool_calls": [{"name": "submit_review", "arguments": r}]} for r in replies
+                        r.get("reply", {"tool_calls": [{"name": "submit_review", "arguments": r}]})
+                        for r in replies
                     ],
                 }
             ]
@@ -97,6 +101,36 @@ def test_invalid_review_is_asked_again_once(tmp_path: Path) -> None:
         gate, _ = review(tmp_path, server, "openai")
         assert len(server.requests) == 2
     assert gate.status == "passed"
+
+
+UNRULY = {
+    "text only, the verdict as JSON in it": {"text": "Verdict: " + json.dumps(APPROVE)},
+    "split over two calls": {"tool_calls": [
+        {"name": "submit_review", "arguments": {"verdict": "approve"}},
+        {"name": "submit_review", "arguments": {"summary": "fine", "findings": []}},
+    ]},
+    "cut-off arguments": {"tool_calls": [
+        {"name": "submit_review", "raw_arguments": '{"verdict": "approve", "summ'},
+    ]},
+    "beside another tool": {"tool_calls": [
+        {"name": "read_file", "arguments": {"path": "app.py"}},
+        {"name": "submit_review", "arguments": INVALID},
+    ]},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("kind", sorted(UNRULY))
+def test_an_unruly_review_is_asked_again_with_the_exact_problem(
+    tmp_path: Path, provider: str, kind: str
+) -> None:
+    with ModelServer(script({"reply": UNRULY[kind]}, APPROVE)) as server:
+        gate, _ = review(tmp_path, server, provider)
+        statuses = [r.status for r in server.requests]
+        again = json.dumps(server.requests[1].body)
+    assert statuses == [200, 200], kind  # asked once more (a valid conversation), then accepted
+    assert gate.status == "passed" and gate.data["verdict"] == "approve"
+    assert "submit_review" in again and "schema" in again
 
 
 def test_invalid_twice_is_an_error(tmp_path: Path) -> None:
