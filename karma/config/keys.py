@@ -187,6 +187,9 @@ class NotifyConfig(_Section):
     retries: int = Field(default=2, ge=0, le=5)
     """Tries after the first one fails (a 5xx, 429, a timeout, a refused connection),
     with a backoff of 0.5 s, 1 s, 2 s..."""
+    github_comment: bool = True
+    """In GitHub Actions, with `GITHUB_TOKEN` (or `GH_TOKEN`) in the step's env: each run
+    end is also a comment on the issue or pull request the workflow run came from."""
 
 
 class StoreConfig(_Section):
