@@ -103,3 +103,39 @@ def answer_command(
     if not hint.strip():
         raise UsageError("the hint is empty", tip=f'karma answer {run_id} --task {task} "hint"')
     return _continue(_decide(run_id, "escalation", task, "answered", hint, by), json_out)
+
+
+def _ci_app() -> typer.Typer:
+    from karma.cli.record import ci_app
+
+    return ci_app
+
+
+@_ci_app().command("comment")
+def ci_comment_command(
+    run_id: Annotated[str, typer.Option("--run", help="The run the comment decides about.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> ExitCode:
+    """A `/karma approve|reject|answer` comment decides (examples/github/on-issue.yml).
+
+    The comment reaches KARMA only through the environment: KARMA_COMMENT_BODY (its text,
+    untrusted), KARMA_COMMENT_AUTHOR and KARMA_COMMENT_ASSOCIATION (GitHub's; only an
+    OWNER, MEMBER or COLLABORATOR decides)."""
+    import os
+
+    from karma.waiting import comment_author, parse_comment
+
+    by = comment_author(os.environ.get("KARMA_COMMENT_AUTHOR", ""),
+                        os.environ.get("KARMA_COMMENT_ASSOCIATION", ""))  # fmt: skip
+    command = parse_comment(os.environ.get("KARMA_COMMENT_BODY", ""))
+    if command is None:
+        raise UsageError("the comment holds no decision",
+                         tip="/karma approve [note], /karma reject [note], "
+                         "/karma answer TASK what to try")  # fmt: skip
+    if command.verb == "reject":
+        _decide(run_id, "approval", None, "rejected", command.text, by)
+        return ExitCode.OK
+    if command.verb == "approve":
+        return _continue(_decide(run_id, "approval", None, "approved", command.text, by), json_out)
+    decided = _decide(run_id, "escalation", command.task, "answered", command.text, by)
+    return _continue(decided, json_out)
