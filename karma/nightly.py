@@ -7,7 +7,9 @@ table under the hash of the spec's content, so a re-run goes on where the last o
 stopped and never builds a spec twice unless asked. A bad spec, an empty queue or a spec
 asking more than is left is an entry in the digest, never the end of the night.
 The digest (`karma.digest`: Markdown, JSON, HTML) says what was built, escalated, skipped
-and why, the cost against the budget, and how the healing memory is trending.
+and why, the cost against the budget, how the healing memory is trending, and what waits
+for a human (this repository's runs, tonight's or older, and since when). A spec whose
+build waits for a human does not hold the night: the next one is built.
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ class NightResult:
     trend: dict[str, Any] = field(default_factory=dict)
     patterns: list[dict[str, Any]] = field(default_factory=list)
     digest: dict[str, str] = field(default_factory=dict)
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    """What this repository's runs wait for at the night's end (`waiting_for_humans`)."""
+    expired: list[str] = field(default_factory=list)
+    """Runs rejected at the night's start for waiting past `approval.timeout_h`."""
 
     @property
     def cost_usd(self) -> float:
@@ -251,8 +257,12 @@ def run_night(
         from karma.engine import build
 
         build_fn = build
+    from karma.waiting import expire_waiting
+
     started = now()
     specs = load_queue(queue)
+    root = _root(repo)
+    expired = expire_waiting(store, config.approval, root)
     outcomes: list[SpecOutcome] = []
     home = _current_branch(repo)
     seen: set[str] = set()
@@ -284,7 +294,39 @@ def run_night(
         finished,
         trend=memory_trend(store, iso(started)),
         patterns=patterns_learned(store, iso(started)),
+        waiting=waiting_for_humans(store, root),
+        expired=expired,
     )
+
+
+def _root(repo: Path) -> Path:
+    """The repository's top, as its runs record it."""
+    from karma.workspace import Workspace
+
+    try:
+        return Workspace(repo).root
+    except WorkspaceError:
+        return repo
+
+
+def waiting_for_humans(store: Store, repo: Path) -> list[dict[str, Any]]:
+    """Each open record of this repository's waiting runs, oldest first: the run, its
+    spec (when a night built it), what it waits for and since when, and the command
+    that answers (untrusted parts made plain)."""
+    from karma.waiting import commands, summary, what_waits
+
+    specs = {r["run_id"]: r["file"] for r in store.query("SELECT run_id, file FROM specs")}
+    found = []
+    for run in store.waiting_runs(repo):
+        for row in store.pending(run["id"], open_only=True):
+            item = summary(row)
+            found.append({
+                "run_id": run["id"], "status": run["status"],
+                "spec": Path(specs[run["id"]]).name if run["id"] in specs else None,
+                "kind": row["kind"], "task": row["task_id"], "since": row["since"],
+                "what": plain(what_waits(item), 500), "commands": commands(run["id"], [row]),
+            })  # fmt: skip
+    return sorted(found, key=lambda w: str(w["since"]))
 
 
 def _one(

@@ -180,16 +180,22 @@ def describe(item: dict[str, Any]) -> str:
     or who decided what, when and why (untrusted parts flattened inert)."""
     from karma.text.inert import log_safe
 
-    if item["kind"] == "approval":
-        what = f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (
-            f"(gates {', '.join(map(str, item['gates']))}, commit {str(item['commit'])[:12]})"
-        )  # fmt: skip
-    else:
-        what = f"an answer for {item.get('task', 'the run')} ({log_safe(item['reason'], 200)})"
+    what = what_waits(item)
     if "decision" not in item:
         return f"waiting since {item['since']} for {what}"
     note = f": {log_safe(item['note'], 300)}" if item["note"] else ""
     return f"{item['decision']} by {log_safe(item['by'], 80)} at {item['at']}: {what}{note}"
+
+
+def what_waits(item: dict[str, Any]) -> str:
+    """What a pending record asks a human for, in a phrase (untrusted parts inert)."""
+    from karma.text.inert import log_safe
+
+    if item["kind"] == "approval":
+        return f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (
+            f"(gates {', '.join(map(str, item['gates']))}, commit {str(item['commit'])[:12]})"
+        )  # fmt: skip
+    return f"an answer for {item.get('task', 'the run')} ({log_safe(item['reason'], 200)})"
 
 
 def commands(run_id: str, waiting: list[Row]) -> list[str]:
