@@ -16,9 +16,9 @@ import pytest
 
 from karma.cli import main
 from karma.errors import KarmaError, UsageError
+from karma.handover import comment_author, import_record, parse_comment
 from karma.store import Store
 from karma.testing.repos import git, init_repo
-from karma.waiting import comment_author, import_record, parse_comment
 
 NOTE_KEY = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
 

@@ -123,7 +123,7 @@ def ci_comment_command(
     OWNER, MEMBER or COLLABORATOR decides)."""
     import os
 
-    from karma.waiting import comment_author, parse_comment
+    from karma.handover import comment_author, parse_comment
 
     by = comment_author(os.environ.get("KARMA_COMMENT_AUTHOR", ""),
                         os.environ.get("KARMA_COMMENT_ASSOCIATION", ""))  # fmt: skip

@@ -171,7 +171,7 @@ def import_command(
 ) -> ExitCode:
     """Add an exported run to this repository's store, to continue it here (CI: a run
     record carried as an artifact); prints its id. The file is untrusted."""
-    from karma.waiting import import_record
+    from karma.handover import import_record
     from karma.workspace import Workspace
 
     try:

@@ -171,6 +171,10 @@ class ApprovalConfig(_Section):
     on_timeout: Literal["keep_waiting", "reject"] = "keep_waiting"
     """What a run waiting past `timeout_h` becomes: still waiting, or rejected (`failed`,
     `rejected by karma: ...`)."""
+    override_h: float = Field(default=24, ge=0)
+    """Elevated-tier remedies (`quarantine_flaky_test`) proceed and a human is told (a
+    `notice`): for this many hours after the run's end, `karma reject RUN --task T`
+    overrides one, and the run ends `failed`. 0: told only."""
 
 
 class NotifyConfig(_Section):
