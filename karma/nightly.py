@@ -319,6 +319,8 @@ def waiting_for_humans(store: Store, repo: Path) -> list[dict[str, Any]]:
     found = []
     for run in store.waiting_runs(repo):
         for row in store.pending(run["id"], open_only=True):
+            if row["kind"] == "notice":  # told, not waiting
+                continue
             item = summary(row)
             found.append({
                 "run_id": run["id"], "status": run["status"],

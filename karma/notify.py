@@ -67,6 +67,10 @@ def _text(p: Payload) -> str:
     if p["reason"]:
         lines.append(str(p["reason"])[:500])
     for item in p["pending"]:
+        if item["kind"] == "notice":
+            lines.append(f"told: {item.get('task')} went on with {item.get('remediation')} "
+                         f"(override until {item.get('until') or '-'})")  # fmt: skip
+            continue
         what = ", ".join(item.get("paths", [])) or item.get("reason", "")
         lines.append(f"waits for {item['kind']} since {item['since']}: {str(what)[:300]}")
     lines += [f"  {c}" for c in p["commands"]]
@@ -200,14 +204,21 @@ def comment_markdown(p: Payload) -> str:
     lines = [f"**KARMA** run {md_code(p['run'], 80)} ended {md_code(p['status'], 40)}."]
     if p["reason"]:
         lines += ["", f"> {md_inline(p['reason'], 800)}"]
-    if p["pending"]:
+    waits = [item for item in p["pending"] if item["kind"] != "notice"]
+    told = [item for item in p["pending"] if item["kind"] == "notice"]
+    if waits:
         lines += ["", "Waiting for a human:"]
-        lines += [f"- {md_inline(describe(item), 600)}" for item in p["pending"]]
+        lines += [f"- {md_inline(describe(item), 600)}" for item in waits]
+    if told:
+        lines += ["", "Told (the build went on with it):"]
+        lines += [f"- {md_inline(describe(item), 600)}" for item in told]
+    if p["pending"]:
         lines += ["", "Decide with a comment (owners, members and collaborators):"]
-        kinds = {item["kind"] for item in p["pending"]}
-        if "approval" in kinds:
+        if any(item["kind"] == "approval" for item in waits):
             lines += ["- `/karma approve [note]` or `/karma reject [note]`"]
-        for item in p["pending"]:
+        elif any(item.get("until") for item in told) and not waits:
+            lines += ["- `/karma reject [why]` overrides it: the run ends failed"]
+        for item in waits:
             if item["kind"] == "escalation" and item.get("task"):
                 answer = f"/karma answer {item['task']} what to try"
                 lines.append(f"- {md_code(answer, 200)}")

@@ -9,6 +9,7 @@ waiting, a wrong id, or a decision already taken: one line and exit 2.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -29,7 +30,7 @@ def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
     """Record the decision on the open record; the run's full id."""
     from karma.cli.build import _session
     from karma.text.inert import inert_lines
-    from karma.waiting import open_record, open_records, resolve_run
+    from karma.waiting import open_record, rejectable, resolve_run
     from karma.workspace import Workspace
 
     config = state.config()
@@ -39,7 +40,7 @@ def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
     with _session(config, ci=False) as (store, bus, _):
         run_id = resolve_run(store, run_id)
         if decision == "rejected":
-            rows = open_records(store, run_id)
+            rows = rejectable(store, run_id, task)
         else:
             rows = [open_record(store, run_id, "approval" if kind == "approval" else
                                 "escalation", task)]  # fmt: skip
@@ -51,7 +52,10 @@ def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
         if decision == "rejected":
             from karma.report import write_run_report
 
-            reason = f"rejected by {who}" + (f": {note}" if note else "")
+            overrides = [f"{r['task_id']}'s {json.loads(r['detail_json'])['remediation']}"
+                         for r in rows if r["kind"] == "notice"]  # fmt: skip
+            what = f" (overrides {', '.join(overrides)})" if overrides else ""
+            reason = f"rejected by {who}{what}" + (f": {note}" if note else "")
             store.update_run(run_id, status="failed", reason=reason, finished_at=iso(utcnow()))
             bus.emit("run_finished", run_id, status="failed", reason=reason, pending=[])
             write_run_report(store, run_id, state.repo / ".karma" / "reports")
@@ -85,9 +89,17 @@ def approve_command(
 
 
 @app.command("reject")
-def reject_command(run_id: RunId, note: Note = "", by: By = None) -> ExitCode:
-    """Reject what a run waits for: the run ends `failed`, the note as its reason."""
-    _decide(run_id, "approval", None, "rejected", note, by)
+def reject_command(
+    run_id: RunId,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Override only this task's elevated remedy.")
+    ] = None,
+    note: Note = "",
+    by: By = None,
+) -> ExitCode:
+    """Reject what a run waits for, or override an elevated remedy it went on with: the
+    run ends `failed`, the note as its reason."""
+    _decide(run_id, "approval", task, "rejected", note, by)
     return ExitCode.OK
 
 
