@@ -240,7 +240,8 @@ class HealConfig(_Section):
     standard: TierPolicy = TierPolicy(min_confidence=0.5)
     """raise_memory, raise_timeout, escalate_model, regenerate_lockfile, reinstall_dependencies."""
     elevated: TierPolicy = TierPolicy(min_confidence=0.7, cooldown=1)
-    """quarantine_flaky_test: proceeds, and the report tells a human."""
+    """quarantine_flaky_test: proceeds, and a human is told (a notice they may override
+    within `approval.override_h`)."""
     critical: TierPolicy = TierPolicy(min_confidence=0.9, approval=True)
     """Edits to CI workflows, auth, migrations, or a lowered gate: never automatic.
     Trusted layers only."""

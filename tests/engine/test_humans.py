@@ -276,3 +276,66 @@ def test_an_escalated_task_answered_with_a_hint_succeeds_on_its_next_attempt(
     assert any(hint in (f["hint"] or "") for f in store.failures())
     [decided] = store.pending(run["run_id"])
     assert (decided["decision"], decided["note"]) == ("answered", hint)
+
+
+# A test that fails on its first run in a sandbox, and a learned pattern that knows it is
+# flaky and offers the elevated remedy (as tests/engine/test_flaky.py sets it up).
+FLAKY_TEST = """import os
+
+
+def test_sometimes():
+    path = "/tmp/karma-flaky-count"
+    count = int(open(path).read()) if os.path.exists(path) else 0
+    open(path, "w").write(str(count + 1))
+    print("FLAKY-MARKER")
+    assert count % 2 == 1
+"""
+LEARNED = """patterns:
+  - id: learned.flaky_marker
+    class: flaky_test
+    description: A test known to fail now and then.
+    confidence: 0.99
+    match:
+      output: ['FLAKY-MARKER']
+      steps: [test]
+    hint: This test is flaky; rerun it.
+    remediations:
+      - {name: quarantine_flaky_test, prior: 0.9}
+"""
+
+
+def test_an_elevated_remedy_proceeds_a_human_is_told_and_may_override(
+    cli: Cli, demo_repo: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learned = demo_repo / ".karma" / "recipes" / "learned"
+    learned.mkdir(parents=True)
+    (learned / "flaky.yaml").write_text(LEARNED)
+    monkeypatch.setenv("KARMA_HEAL__ELEVATED__MIN_CONFIDENCE", "0.5")
+    script = demo_script()
+    conversation(script, "csv_export")["replies"][0]["tool_calls"].append(
+        {"name": "write_file", "arguments": {"path": "tests/test_flaky.py", "content": FLAKY_TEST}}
+    )
+    notify = f'[notify]\nwebhook_url = "{receiver.url}"\n'
+    code, out, err = cli("build", "--json", "--no-gates", REQUEST, script=script, extra=notify)
+    run = json.loads(out)
+    # It proceeded: the run succeeded with the flaky test quarantined, and did not wait.
+    assert (code, run["status"]) == (0, "succeeded"), err[-3000:]
+    store = _store(demo_repo)
+    [notice] = store.pending(run["run_id"], open_only=True)
+    assert (notice["kind"], notice["task_id"]) == ("notice", "csv_export")
+    assert json.loads(notice["detail_json"])["remediation"] == "quarantine_flaky_test"
+    # A human was told, with the command that overrides it.
+    told = receiver.payloads()[-1]
+    assert told["status"] == "succeeded" and told["pending"][0]["kind"] == "notice"
+    assert f"karma reject {run['run_id']} --task csv_export" in told["commands"][0]
+    code, out, _ = cli("show", run["run_id"])
+    assert "told at" in out and "quarantine_flaky_test" in out
+    # Overridden inside the window: the run ends failed, the override in the record.
+    code, _, err = cli("reject", run["run_id"], "--task", "csv_export", "--note", "fix it")
+    assert code == 0, err
+    row = store.run(run["run_id"])
+    assert row is not None and row["status"] == "failed"
+    assert "overrides csv_export's quarantine_flaky_test" in row["reason"]
+    code, out, _ = cli("report", run["run_id"], "--format", "md")
+    assert "rejected by Dev" in out and "quarantine_flaky_test" in out
+    assert receiver.payloads()[-1]["status"] == "failed"
