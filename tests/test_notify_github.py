@@ -228,3 +228,33 @@ def test_a_failing_or_disabled_comment_is_logged_and_never_raises(
     notify_run_end(off, store, bus, "r1", _env(tmp_path, url))
     assert len(api.seen) == 1
     store.close()
+
+
+def test_the_actions_build_comments_its_end(
+    tmp_path: Path, apis: list[Api], git_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`karma ci action` (mode build) tells the issue too, after its summary and outputs."""
+    from karma.action import ActionInputs, run_build_action
+    from karma.config import KarmaConfig
+
+    apis.append(api := Api())
+
+    class Result:
+        run_id, reason, exit_code = "r9", "", 1
+
+        def to_json(self) -> dict[str, Any]:
+            return {"run_id": "r9", "status": "needs_approval", "gates": [], "cost_usd": 0.0}
+
+    def build(request: str, *, store: Store, repo: Path, **_: Any) -> Result:
+        store.create_run("r9", request, repo, status="needs_approval")
+        store.add_pending("r9", "approval", {"commit": "c", "paths": ["w.yml"], "gates": []})
+        return Result()
+
+    env = _env(tmp_path, api.start(), GITHUB_OUTPUT=str(tmp_path / "out"))
+    config = KarmaConfig.model_validate({"store": {"db": str(tmp_path / "k.db")}})
+    code, _ = run_build_action(ActionInputs(spec="add w.yml"), repo=git_repo, environ=env,
+                               config=config, build_fn=build)  # fmt: skip
+    assert code == 1
+    [body] = api.bodies()
+    assert "` r9 `" in body and "w.yml" in body and TOKEN not in body
+    assert api.seen[0][0] == "/repos/octo/widgets/issues/7/comments"

@@ -337,5 +337,5 @@ def test_an_elevated_remedy_proceeds_a_human_is_told_and_may_override(
     assert row is not None and row["status"] == "failed"
     assert "overrides csv_export's quarantine_flaky_test" in row["reason"]
     code, out, _ = cli("report", run["run_id"], "--format", "md")
-    assert "rejected by Dev" in out and "quarantine_flaky_test" in out
+    assert "rejected by Dev" in out and "quarantine\\_flaky\\_test" in out  # Markdown-escaped
     assert receiver.payloads()[-1]["status"] == "failed"
