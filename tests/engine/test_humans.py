@@ -339,3 +339,70 @@ def test_an_elevated_remedy_proceeds_a_human_is_told_and_may_override(
     code, out, _ = cli("report", run["run_id"], "--format", "md")
     assert "rejected by Dev" in out and "quarantine\\_flaky\\_test" in out  # Markdown-escaped
     assert receiver.payloads()[-1]["status"] == "failed"
+
+
+def test_a_comment_continues_the_run_on_another_runner(
+    cli: Cli,
+    demo_repo: Path,
+    tmp_path: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The on-issue workflow's path, on one machine: the run waits on "runner A", leaves as
+    a redacted export and a git bundle, and a member's `/karma approve` comment continues
+    it on "runner B" (a fresh clone, no store) in GitHub Actions mode, where its end is
+    commented on the issue through a loopback stand-in for the API."""
+    code, out, err = cli("build", "--json", REQUEST, script=_touching(".github/workflows/ci.yml"))
+    run = json.loads(out)
+    assert run["status"] == "needs_approval", err[-3000:]
+    record, bundle = tmp_path / "karma-run.json", tmp_path / "karma-run.bundle"
+    assert cli("runs", "export", run["run_id"], "-o", str(record))[0] == 0
+    git(demo_repo, "bundle", "create", str(bundle), f"refs/heads/karma/{run['run_id']}")
+
+    other = tmp_path / "runner-b"
+    git(tmp_path, "clone", "-q", str(demo_repo), str(other))
+    git(other, "config", "user.name", "KARMA")
+    git(other, "config", "user.email", "karma@example.invalid")
+    git(other, "fetch", "-q", str(bundle), "+refs/heads/karma/*:refs/heads/karma/*")
+    assert not (other / ".karma" / "karma.db").exists()
+
+    def on_b(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["-C", str(other), *args])
+        got = capsys.readouterr()
+        return code, got.out, got.err
+
+    code, out, err = on_b("runs", "import", str(record))
+    assert (code, out.strip()) == (0, run["run_id"]), err
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"issue": {"number": 7}, "comment": {"body": "ignored"}}))
+    outputs = tmp_path / "github-output"
+    token = "ghs_" + "R7nn3rT0k3n" * 4
+    for name, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_API_URL": receiver.url.rsplit("/", 1)[0],
+        "GITHUB_REPOSITORY": "octo/widgets",
+        "GITHUB_TOKEN": token,
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_OUTPUT": str(outputs),
+        "KARMA_COMMENT_BODY": "/karma approve the workflow change is fine",
+        "KARMA_COMMENT_AUTHOR": "octocat",
+        "KARMA_COMMENT_ASSOCIATION": "MEMBER",
+    }.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = on_b("ci", "comment", "--run", run["run_id"])
+    assert code == 0, err[-3000:]
+    store = Store(other / ".karma" / "karma.db")
+    row = store.run(run["run_id"])
+    assert row is not None and row["status"] == "succeeded"
+    [approved] = [p for p in store.pending(run["run_id"]) if p["decision"] == "approved"]
+    assert approved["decided_by"] == "octocat (GitHub)"
+    assert approved["note"] == "the workflow change is fine"
+    assert "status=succeeded" in outputs.read_text()
+    # The issue was told how the run ended (after a 500, retried), and never the token.
+    assert receiver.statuses == [500, 200]
+    comment = json.loads(receiver.bodies[-1])["body"]
+    assert "succeeded" in comment and run["run_id"] in comment and token not in comment
+    for f in (other / ".karma").glob("karma.db*"):
+        assert token.encode() not in f.read_bytes()
