@@ -230,6 +230,14 @@ def _switch(repo: Path, base: str) -> str | None:
     return None
 
 
+def _top(repo: Path) -> Path:
+    """The repository's top, as its runs record it."""
+    try:
+        return open_repo(repo.resolve()).work_tree or repo
+    except WorkspaceError:
+        return repo
+
+
 def _current_branch(repo: Path) -> str | None:
     try:
         git = open_repo(repo)
@@ -257,11 +265,11 @@ def run_night(
         from karma.engine import build
 
         build_fn = build
-    from karma.waiting import expire_waiting
+    from karma.waiting import expire_waiting, waiting_for_humans
 
     started = now()
     specs = load_queue(queue)
-    root = _root(repo)
+    root = _top(repo)
     expired = expire_waiting(store, config.approval, root)
     outcomes: list[SpecOutcome] = []
     home = _current_branch(repo)
@@ -297,38 +305,6 @@ def run_night(
         waiting=waiting_for_humans(store, root),
         expired=expired,
     )
-
-
-def _root(repo: Path) -> Path:
-    """The repository's top, as its runs record it."""
-    from karma.workspace import Workspace
-
-    try:
-        return Workspace(repo).root
-    except WorkspaceError:
-        return repo
-
-
-def waiting_for_humans(store: Store, repo: Path) -> list[dict[str, Any]]:
-    """Each open record of this repository's waiting runs, oldest first: the run, its
-    spec (when a night built it), what it waits for and since when, and the command
-    that answers (untrusted parts made plain)."""
-    from karma.waiting import commands, summary, what_waits
-
-    specs = {r["run_id"]: r["file"] for r in store.query("SELECT run_id, file FROM specs")}
-    found = []
-    for run in store.waiting_runs(repo):
-        for row in store.pending(run["id"], open_only=True):
-            if row["kind"] == "notice":  # told, not waiting
-                continue
-            item = summary(row)
-            found.append({
-                "run_id": run["id"], "status": run["status"],
-                "spec": Path(specs[run["id"]]).name if run["id"] in specs else None,
-                "kind": row["kind"], "task": row["task_id"], "since": row["since"],
-                "what": plain(what_waits(item), 500), "commands": commands(run["id"], [row]),
-            })  # fmt: skip
-    return sorted(found, key=lambda w: str(w["since"]))
 
 
 def _one(

@@ -271,6 +271,28 @@ def expire_waiting(store: Store, config: ApprovalConfig, repo: Path) -> list[str
     return expired
 
 
+def waiting_for_humans(store: Store, repo: Path) -> list[dict[str, Any]]:
+    """Each open record of this repository's waiting runs, oldest first: the run, its
+    spec (when a night built it), what it waits for and since when, and the command
+    that answers (untrusted parts made plain)."""
+    from karma.text.inert import plain
+
+    specs = store.spec_files()
+    found = []
+    for run in store.waiting_runs(repo):
+        for row in store.pending(run["id"], open_only=True):
+            if row["kind"] == "notice":  # told, not waiting
+                continue
+            item = summary(row)
+            found.append({
+                "run_id": run["id"], "status": run["status"],
+                "spec": Path(specs[run["id"]]).name if run["id"] in specs else None,
+                "kind": row["kind"], "task": row["task_id"], "since": row["since"],
+                "what": plain(what_waits(item), 500), "commands": commands(run["id"], [row]),
+            })  # fmt: skip
+    return sorted(found, key=lambda w: str(w["since"]))
+
+
 def resolve_run(store: Store, run_id: str) -> str:
     """The full id of a run named by its id or a unique prefix of it."""
     if store.run(run_id) is not None:
