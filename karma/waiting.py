@@ -297,11 +297,10 @@ def resolve_run(store: Store, run_id: str) -> str:
     """The full id of a run named by its id or a unique prefix of it."""
     if store.run(run_id) is not None:
         return run_id
-    like = run_id.replace("\\", "").replace("%", "").replace("_", "\\_")
-    found = store.query("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\'", (like + "%",))
+    found = store.run_ids_starting(run_id)
     if len(found) != 1 or not run_id:
         raise UsageError(f"no run {run_id!r} in {store.path}", tip="`karma runs` lists the runs")
-    return str(found[0]["id"])
+    return found[0]
 
 
 def open_records(store: Store, run_id: str) -> list[Row]:
