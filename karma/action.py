@@ -191,6 +191,9 @@ def run_build_action(
         if getattr(result, "reason", ""):
             data = {**data, "reason": result.reason}
         finish_ci(data, environ, store=store)
+        from karma.notify import notify_run_end
+
+        notify_run_end(config.notify, store, bus, result.run_id, environ)
         return int(result.exit_code), result.to_json()
     except KarmaError as exc:  # the build could not run: the action still reports
         log.close()

@@ -33,6 +33,8 @@ def digest_json(night: NightResult) -> dict[str, Any]:
         "specs": [asdict(s) for s in night.specs],
         "trend": night.trend,
         "patterns": night.patterns,
+        "waiting": night.waiting,
+        "expired": night.expired,
     }
 
 
@@ -72,6 +74,7 @@ def digest_markdown(night: NightResult) -> str:
                 f"${s.cost_usd:.4f}" + (f": {md_inline(s.reason, 400)}" if s.reason else "")
             )
         lines.append("")
+    lines += _waiting_markdown(night)
     fa, rem = night.trend["first_attempt_success"], night.trend["remediation_success"]
     lines += [
         "## Memory",
@@ -89,6 +92,24 @@ def digest_markdown(night: NightResult) -> str:
         for p in night.patterns
     ] or ["None new."]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _waiting_markdown(night: NightResult) -> list[str]:
+    from karma.text.markdown import md_code, md_inline
+
+    if not night.waiting and not night.expired:
+        return []
+    lines = ["## Waiting for a human", ""]
+    for w in night.waiting:
+        spec = f" (spec {md_code(w['spec'], 120)})" if w["spec"] else ""
+        lines.append(f"- run {md_code(w['run_id'], 60)}{spec} waits since {md_code(w['since'])} "
+                     f"for {md_inline(w['what'], 500)}: "
+                     + ", ".join(md_code(c, 200) for c in w["commands"]))  # fmt: skip
+    lines += [
+        f"- run {md_code(r, 60)}: rejected by karma, no decision within approval.timeout_h"
+        for r in night.expired
+    ]
+    return [*lines, ""]
 
 
 def digest_html(night: NightResult) -> str:
@@ -116,6 +137,26 @@ def digest_html(night: NightResult) -> str:
                 "<h2>$title</h2><table><tr><th>spec</th><th>title</th><th>status</th>"
                 "<th>run</th><th>cost</th><th>why</th></tr>$rows</table>",
                 title=title,
+                rows=rows,
+            )
+        )
+    if night.waiting:
+        rows = join(
+            h(
+                "<tr><td><code>$run</code></td><td>$spec</td><td>$since</td><td>$what</td>"
+                "<td><code>$cmd</code></td></tr>",
+                run=w["run_id"],
+                spec=w["spec"] or "",
+                since=w["since"],
+                what=w["what"],
+                cmd=" | ".join(w["commands"]),
+            )
+            for w in night.waiting
+        )
+        sections.append(
+            h(
+                "<h2>Waiting for a human</h2><table><tr><th>run</th><th>spec</th><th>since</th>"
+                "<th>what</th><th>to decide</th></tr>$rows</table>",
                 rows=rows,
             )
         )

@@ -7,7 +7,9 @@ table under the hash of the spec's content, so a re-run goes on where the last o
 stopped and never builds a spec twice unless asked. A bad spec, an empty queue or a spec
 asking more than is left is an entry in the digest, never the end of the night.
 The digest (`karma.digest`: Markdown, JSON, HTML) says what was built, escalated, skipped
-and why, the cost against the budget, and how the healing memory is trending.
+and why, the cost against the budget, how the healing memory is trending, and what waits
+for a human (this repository's runs, tonight's or older, and since when). A spec whose
+build waits for a human does not hold the night: the next one is built.
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ class NightResult:
     trend: dict[str, Any] = field(default_factory=dict)
     patterns: list[dict[str, Any]] = field(default_factory=list)
     digest: dict[str, str] = field(default_factory=dict)
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    """What this repository's runs wait for at the night's end (`waiting_for_humans`)."""
+    expired: list[str] = field(default_factory=list)
+    """Runs rejected at the night's start for waiting past `approval.timeout_h`."""
 
     @property
     def cost_usd(self) -> float:
@@ -224,6 +230,14 @@ def _switch(repo: Path, base: str) -> str | None:
     return None
 
 
+def _top(repo: Path) -> Path:
+    """The repository's top, as its runs record it."""
+    try:
+        return open_repo(repo.resolve()).work_tree or repo
+    except WorkspaceError:
+        return repo
+
+
 def _current_branch(repo: Path) -> str | None:
     try:
         git = open_repo(repo)
@@ -251,8 +265,12 @@ def run_night(
         from karma.engine import build
 
         build_fn = build
+    from karma.waiting import expire_waiting, waiting_for_humans
+
     started = now()
     specs = load_queue(queue)
+    root = _top(repo)
+    expired = expire_waiting(store, config.approval, root)
     outcomes: list[SpecOutcome] = []
     home = _current_branch(repo)
     seen: set[str] = set()
@@ -284,6 +302,8 @@ def run_night(
         finished,
         trend=memory_trend(store, iso(started)),
         patterns=patterns_learned(store, iso(started)),
+        waiting=waiting_for_humans(store, root),
+        expired=expired,
     )
 
 

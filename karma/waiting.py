@@ -8,6 +8,11 @@ when, the note) and the build resumes from the store: the decisions are read bac
 it, never from the command line of the resumed build, so a crash after a decision loses
 nothing.
 
+An elevated-tier remedy (`quarantine_flaky_test`) does not wait: the task goes on with
+it and a `notice` records that a human is told (the remedy, the attempt it made pass,
+until when `karma reject RUN --task T` may still override it: `approval.override_h`).
+A notice never makes a run wait; overriding one ends the run `failed`.
+
 An approval covers exactly what was pending: each critical path it names with the same
 git mode and object as at the approved commit, and the other gates that asked (a
 partial review) only at that commit. A later change to any other critical path, or to
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from karma.store import Row, Store
     from karma.workspace import Workspace
 
-PendingKind = Literal["approval", "escalation"]
+PendingKind = Literal["approval", "escalation", "notice"]
 Decision = Literal["approved", "rejected", "answered", "superseded"]
 
 
@@ -114,9 +119,11 @@ def learn_human_hint(b: Build, task_id: str, number: int, hint: str, resolved: b
 
 
 def record_waiting(b: Build, status: str, gate_rows: list[dict[str, Any]]) -> list[Row]:
-    """At a run's end: open records superseded, and what it now waits for recorded."""
+    """At a run's end: open records superseded (a notice keeps its override window),
+    what it now waits for recorded, and each elevated remedy it went on with noticed."""
     for row in b.store.pending(b.run_id, open_only=True):
-        b.store.decide_pending(row["id"], "superseded", "karma", f"the run ended {status}")
+        if row["kind"] != "notice":
+            b.store.decide_pending(row["id"], "superseded", "karma", f"the run ended {status}")
     head = b.tip()
     if status == "needs_approval":
         asking = [g for g in gate_rows if g.get("needs_approval")]
@@ -138,10 +145,35 @@ def record_waiting(b: Build, status: str, gate_rows: list[dict[str, Any]]) -> li
         if not tasks:  # the review still asks for changes after its rounds
             reason = "the review still asks for changes after build.review_rounds rounds"
             b.store.add_pending(b.run_id, "escalation", {"reason": reason, "attempts": []})
+    record_notices(b.store, b.run_id, b.config.approval)
     waiting = b.store.pending(b.run_id, open_only=True)
     for row in waiting:
         b.bus.emit("human_needed", b.run_id, row["task_id"], pending=summary(row))
     return waiting
+
+
+def record_notices(store: Store, run_id: str, config: ApprovalConfig) -> None:
+    """A `notice` (once) for each attempt that passed with an elevated-tier remedy."""
+    from typing import get_args
+
+    from karma.heal.remediation import tier_of
+    from karma.recipes import RemediationName
+
+    names = set(get_args(RemediationName))
+    noticed = {(r["task_id"], json.loads(r["detail_json"]).get("attempt"))
+               for r in store.pending(run_id) if r["kind"] == "notice"}  # fmt: skip
+    attempts = {(a["task_id"], a["number"]): a for a in store.attempts(run_id)}
+    for (task, number), a in attempts.items():
+        name = a["remediation"]
+        after = attempts.get((task, number + 1))
+        if name not in names or tier_of(name) != "elevated" or after is None:
+            continue
+        if after["status"] != "succeeded" or (task, after["number"]) in noticed:
+            continue
+        until = iso(utcnow() + timedelta(hours=config.override_h)) if config.override_h else None
+        detail = {"remediation": name, "attempt": after["number"],
+                  "summary": str(after["summary"] or "")[:500], "until": until}  # fmt: skip
+        store.add_pending(run_id, "notice", detail, task)
 
 
 def _escalation(b: Build, task: Row) -> dict[str, Any]:
@@ -166,6 +198,9 @@ def summary(row: Row) -> dict[str, Any]:
     if row["kind"] == "approval":
         for key, empty in (("paths", []), ("gates", []), ("commit", ""), ("diff_stat", "")):
             item[key] = detail.get(key, empty)
+    elif row["kind"] == "notice":
+        for key in ("remediation", "attempt", "summary", "until"):
+            item[key] = detail.get(key)
     else:
         item.update(reason=detail.get("reason", ""), attempts=len(detail.get("attempts", [])))
     if row["decision"]:
@@ -179,16 +214,28 @@ def describe(item: dict[str, Any]) -> str:
     or who decided what, when and why (untrusted parts flattened inert)."""
     from karma.text.inert import log_safe
 
-    if item["kind"] == "approval":
-        what = f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (
-            f"(gates {', '.join(map(str, item['gates']))}, commit {str(item['commit'])[:12]})"
-        )  # fmt: skip
-    else:
-        what = f"an answer for {item.get('task', 'the run')} ({log_safe(item['reason'], 200)})"
+    what = what_waits(item)
+    if "decision" not in item and item["kind"] == "notice":
+        until = f"may be overridden until {item['until']}" if item["until"] else "told only"
+        return f"told at {item['since']}: {what}; {until}"
     if "decision" not in item:
         return f"waiting since {item['since']} for {what}"
     note = f": {log_safe(item['note'], 300)}" if item["note"] else ""
     return f"{item['decision']} by {log_safe(item['by'], 80)} at {item['at']}: {what}{note}"
+
+
+def what_waits(item: dict[str, Any]) -> str:
+    """What a pending record asks a human for, in a phrase (untrusted parts inert)."""
+    from karma.text.inert import log_safe
+
+    if item["kind"] == "approval":
+        return f"approval of {', '.join(map(str, item['paths'])) or 'the change'} " + (
+            f"(gates {', '.join(map(str, item['gates']))}, commit {str(item['commit'])[:12]})"
+        )  # fmt: skip
+    if item["kind"] == "notice":
+        return (f"{item.get('task')} went on with the elevated remedy {item['remediation']} "
+                f"(attempt {item['attempt']}: {log_safe(item['summary'], 200)})")  # fmt: skip
+    return f"an answer for {item.get('task', 'the run')} ({log_safe(item['reason'], 200)})"
 
 
 def commands(run_id: str, waiting: list[Row]) -> list[str]:
@@ -197,6 +244,9 @@ def commands(run_id: str, waiting: list[Row]) -> list[str]:
     for row in waiting:
         if row["kind"] == "approval":
             lines += [f"karma approve {run_id}", f"karma reject {run_id}"]
+        elif row["kind"] == "notice":
+            if json.loads(row["detail_json"]).get("until"):
+                lines.append(f'karma reject {run_id} --task {row["task_id"]} --note "why"')
         else:
             lines.append(f'karma answer {run_id} --task {row["task_id"]} "hint"')
     return lines
@@ -210,7 +260,7 @@ def expire_waiting(store: Store, config: ApprovalConfig, repo: Path) -> list[str
     cutoff = iso(utcnow() - timedelta(hours=config.timeout_h))
     expired: list[str] = []
     for run in store.waiting_runs(repo):
-        rows = store.pending(run["id"], open_only=True)
+        rows = [r for r in store.pending(run["id"], open_only=True) if r["kind"] != "notice"]
         if not rows or any(r["since"] >= cutoff for r in rows):
             continue
         note = f"no decision within approval.timeout_h = {config.timeout_h:g} h"
@@ -221,15 +271,36 @@ def expire_waiting(store: Store, config: ApprovalConfig, repo: Path) -> list[str
     return expired
 
 
+def waiting_for_humans(store: Store, repo: Path) -> list[dict[str, Any]]:
+    """Each open record of this repository's waiting runs, oldest first: the run, its
+    spec (when a night built it), what it waits for and since when, and the command
+    that answers (untrusted parts made plain)."""
+    from karma.text.inert import plain
+
+    specs = store.spec_files()
+    found = []
+    for run in store.waiting_runs(repo):
+        for row in store.pending(run["id"], open_only=True):
+            if row["kind"] == "notice":  # told, not waiting
+                continue
+            item = summary(row)
+            found.append({
+                "run_id": run["id"], "status": run["status"],
+                "spec": Path(specs[run["id"]]).name if run["id"] in specs else None,
+                "kind": row["kind"], "task": row["task_id"], "since": row["since"],
+                "what": plain(what_waits(item), 500), "commands": commands(run["id"], [row]),
+            })  # fmt: skip
+    return sorted(found, key=lambda w: str(w["since"]))
+
+
 def resolve_run(store: Store, run_id: str) -> str:
     """The full id of a run named by its id or a unique prefix of it."""
     if store.run(run_id) is not None:
         return run_id
-    like = run_id.replace("\\", "").replace("%", "").replace("_", "\\_")
-    found = store.query("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\'", (like + "%",))
+    found = store.run_ids_starting(run_id)
     if len(found) != 1 or not run_id:
         raise UsageError(f"no run {run_id!r} in {store.path}", tip="`karma runs` lists the runs")
-    return str(found[0]["id"])
+    return found[0]
 
 
 def open_records(store: Store, run_id: str) -> list[Row]:
@@ -240,6 +311,21 @@ def open_records(store: Store, run_id: str) -> list[Row]:
         status = run["status"] if run else "unknown"
         raise UsageError(f"run {run_id} is {status}: nothing waits for a decision")
     return rows
+
+
+def rejectable(store: Store, run_id: str, task: str | None) -> list[Row]:
+    """What `karma reject` decides: everything a waiting run waits for, or else the
+    notices (of `task`) still inside their override window."""
+    run = store.run(run_id)
+    if run is not None and run["status"] in ("needs_approval", "escalated"):
+        return open_records(store, run_id)
+    notices = [r for r in store.pending(run_id, open_only=True)
+               if r["kind"] == "notice" and task in (None, r["task_id"])]  # fmt: skip
+    now = iso(utcnow())
+    live = [r for r in notices if (json.loads(r["detail_json"]).get("until") or "") > now]
+    if notices and not live:
+        raise UsageError(f"run {run_id}: too late to override (approval.override_h)")
+    return live or open_records(store, run_id)
 
 
 def open_record(store: Store, run_id: str, kind: PendingKind, task: str | None) -> Row:

@@ -9,6 +9,7 @@ waiting, a wrong id, or a decision already taken: one line and exit 2.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -29,7 +30,7 @@ def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
     """Record the decision on the open record; the run's full id."""
     from karma.cli.build import _session
     from karma.text.inert import inert_lines
-    from karma.waiting import open_record, open_records, resolve_run
+    from karma.waiting import open_record, rejectable, resolve_run
     from karma.workspace import Workspace
 
     config = state.config()
@@ -39,7 +40,7 @@ def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
     with _session(config, ci=False) as (store, bus, _):
         run_id = resolve_run(store, run_id)
         if decision == "rejected":
-            rows = open_records(store, run_id)
+            rows = rejectable(store, run_id, task)
         else:
             rows = [open_record(store, run_id, "approval" if kind == "approval" else
                                 "escalation", task)]  # fmt: skip
@@ -51,7 +52,10 @@ def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
         if decision == "rejected":
             from karma.report import write_run_report
 
-            reason = f"rejected by {who}" + (f": {note}" if note else "")
+            overrides = [f"{r['task_id']}'s {json.loads(r['detail_json'])['remediation']}"
+                         for r in rows if r["kind"] == "notice"]  # fmt: skip
+            what = f" (overrides {', '.join(overrides)})" if overrides else ""
+            reason = f"rejected by {who}{what}" + (f": {note}" if note else "")
             store.update_run(run_id, status="failed", reason=reason, finished_at=iso(utcnow()))
             bus.emit("run_finished", run_id, status="failed", reason=reason, pending=[])
             write_run_report(store, run_id, state.repo / ".karma" / "reports")
@@ -85,9 +89,17 @@ def approve_command(
 
 
 @app.command("reject")
-def reject_command(run_id: RunId, note: Note = "", by: By = None) -> ExitCode:
-    """Reject what a run waits for: the run ends `failed`, the note as its reason."""
-    _decide(run_id, "approval", None, "rejected", note, by)
+def reject_command(
+    run_id: RunId,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Override only this task's elevated remedy.")
+    ] = None,
+    note: Note = "",
+    by: By = None,
+) -> ExitCode:
+    """Reject what a run waits for, or override an elevated remedy it went on with: the
+    run ends `failed`, the note as its reason."""
+    _decide(run_id, "approval", task, "rejected", note, by)
     return ExitCode.OK
 
 
@@ -103,3 +115,39 @@ def answer_command(
     if not hint.strip():
         raise UsageError("the hint is empty", tip=f'karma answer {run_id} --task {task} "hint"')
     return _continue(_decide(run_id, "escalation", task, "answered", hint, by), json_out)
+
+
+def _ci_app() -> typer.Typer:
+    from karma.cli.record import ci_app
+
+    return ci_app
+
+
+@_ci_app().command("comment")
+def ci_comment_command(
+    run_id: Annotated[str, typer.Option("--run", help="The run the comment decides about.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> ExitCode:
+    """A `/karma approve|reject|answer` comment decides (examples/github/on-issue.yml).
+
+    The comment reaches KARMA only through the environment: KARMA_COMMENT_BODY (its text,
+    untrusted), KARMA_COMMENT_AUTHOR and KARMA_COMMENT_ASSOCIATION (GitHub's; only an
+    OWNER, MEMBER or COLLABORATOR decides)."""
+    import os
+
+    from karma.handover import comment_author, parse_comment
+
+    by = comment_author(os.environ.get("KARMA_COMMENT_AUTHOR", ""),
+                        os.environ.get("KARMA_COMMENT_ASSOCIATION", ""))  # fmt: skip
+    command = parse_comment(os.environ.get("KARMA_COMMENT_BODY", ""))
+    if command is None:
+        raise UsageError("the comment holds no decision",
+                         tip="/karma approve [note], /karma reject [note], "
+                         "/karma answer TASK what to try")  # fmt: skip
+    if command.verb == "reject":
+        _decide(run_id, "approval", None, "rejected", command.text, by)
+        return ExitCode.OK
+    if command.verb == "approve":
+        return _continue(_decide(run_id, "approval", None, "approved", command.text, by), json_out)
+    decided = _decide(run_id, "escalation", command.task, "answered", command.text, by)
+    return _continue(decided, json_out)

@@ -163,3 +163,37 @@ def export_command(
         output.write_text(text + "\n", encoding="utf-8")
         _print(str(output))
     return ExitCode.OK
+
+
+@runs_app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="A `karma runs export` file.")],
+) -> ExitCode:
+    """Add an exported run to this repository's store, to continue it here (CI: a run
+    record carried as an artifact); prints its id. The file is untrusted."""
+    from karma.handover import import_record
+    from karma.workspace import Workspace
+
+    try:
+        with file.open("rb") as f:
+            raw = f.read(IMPORT_LIMIT + 1)
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+    if len(raw) > IMPORT_LIMIT:
+        raise UsageError(f"{file}: larger than {IMPORT_LIMIT // 2**20} MiB")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise UsageError(f"{file}: not JSON") from None
+    from karma.store import Store
+
+    store = Store(state.config().db_path(state.repo))
+    try:
+        run_id = import_record(store, data, Workspace(state.repo).root)
+    finally:
+        store.close()
+    _print(run_id)
+    return ExitCode.OK
+
+
+IMPORT_LIMIT = 512 * 2**20

@@ -181,6 +181,10 @@ class ApprovalConfig(_Section):
     on_timeout: Literal["keep_waiting", "reject"] = "keep_waiting"
     """What a run waiting past `timeout_h` becomes: still waiting, or rejected (`failed`,
     `rejected by karma: ...`)."""
+    override_h: float = Field(default=24, ge=0)
+    """Elevated-tier remedies (`quarantine_flaky_test`) proceed and a human is told (a
+    `notice`): for this many hours after the run's end, `karma reject RUN --task T`
+    overrides one, and the run ends `failed`. 0: told only."""
 
 
 class NotifyConfig(_Section):
@@ -197,6 +201,9 @@ class NotifyConfig(_Section):
     retries: int = Field(default=2, ge=0, le=5)
     """Tries after the first one fails (a 5xx, 429, a timeout, a refused connection),
     with a backoff of 0.5 s, 1 s, 2 s..."""
+    github_comment: bool = True
+    """In GitHub Actions, with `GITHUB_TOKEN` (or `GH_TOKEN`) in the step's env: each run
+    end is also a comment on the issue or pull request the workflow run came from."""
 
 
 class StoreConfig(_Section):
@@ -243,7 +250,8 @@ class HealConfig(_Section):
     standard: TierPolicy = TierPolicy(min_confidence=0.5)
     """raise_memory, raise_timeout, escalate_model, regenerate_lockfile, reinstall_dependencies."""
     elevated: TierPolicy = TierPolicy(min_confidence=0.7, cooldown=1)
-    """quarantine_flaky_test: proceeds, and the report tells a human."""
+    """quarantine_flaky_test: proceeds, and a human is told (a notice they may override
+    within `approval.override_h`)."""
     critical: TierPolicy = TierPolicy(min_confidence=0.9, approval=True)
     """Edits to CI workflows, auth, migrations, or a lowered gate: never automatic.
     Trusted layers only."""

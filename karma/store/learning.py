@@ -134,6 +134,11 @@ class LearningRecords(Database):
     def failures(self) -> list[Row]:
         return self.query("SELECT * FROM failures ORDER BY last_seen DESC")
 
+    def spec_files(self) -> dict[str, str]:
+        """run id -> the nightly spec file that run built."""
+        rows = self.query("SELECT run_id, file FROM specs WHERE run_id IS NOT NULL")
+        return {str(r["run_id"]): str(r["file"]) for r in rows}
+
     def task_history(self) -> list[Row]:
         """Finished tasks of every run: estimates, actual tokens, tier and first-attempt outcome."""
         return self.query(

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from karma.errors import StoreError
 from karma.events import Event, iso, utcnow
 from karma.store.db import Database, Row, _json
 from karma.store.schema import RUN_TABLES
@@ -241,6 +242,32 @@ class RunRecords(Database):
             )
             for table in reversed(RUN_TABLES)
         }
+
+    def import_run(self, run_id: str, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+        """Add an exported run's rows (`karma runs import`) in one transaction; the rows
+        added. Only a run's own tables and their known columns, every row owned by
+        `run_id`; row ids are this store's own. A run already here is refused."""
+        if self.run(run_id) is not None:
+            raise StoreError(f"run {run_id} is already in {self.path}")
+        if unknown := set(tables) - set(RUN_TABLES):
+            raise StoreError(f"not a run's table(s): {', '.join(sorted(unknown))}")
+        added = 0
+        with self.transaction() as db:
+            for table in reversed(RUN_TABLES):  # the run first, its dependents after
+                owner = "id" if table == "runs" else "run_id"
+                for row in tables.get(table, ()):
+                    keep_id = table in ("runs", "tasks")  # their ids are names, not row numbers
+                    fields = {k: v for k, v in row.items() if k != "id" or keep_id}
+                    self._checked(table, fields)
+                    if fields.get(owner) != run_id:
+                        raise StoreError(f"a {table} row of another run than {run_id}")
+                    names, marks = ", ".join(fields), ", ".join("?" for _ in fields)
+                    db.execute(
+                        f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608
+                        tuple(fields.values()),
+                    )
+                    added += 1
+        return added
 
     def delete_runs(self, run_ids: Sequence[str]) -> int:
         """Remove the runs and every row they own in one transaction; the rows removed."""

@@ -276,3 +276,133 @@ def test_an_escalated_task_answered_with_a_hint_succeeds_on_its_next_attempt(
     assert any(hint in (f["hint"] or "") for f in store.failures())
     [decided] = store.pending(run["run_id"])
     assert (decided["decision"], decided["note"]) == ("answered", hint)
+
+
+# A test that fails on its first run in a sandbox, and a learned pattern that knows it is
+# flaky and offers the elevated remedy (as tests/engine/test_flaky.py sets it up).
+FLAKY_TEST = """import os
+
+
+def test_sometimes():
+    path = "/tmp/karma-flaky-count"
+    count = int(open(path).read()) if os.path.exists(path) else 0
+    open(path, "w").write(str(count + 1))
+    print("FLAKY-MARKER")
+    assert count % 2 == 1
+"""
+LEARNED = """patterns:
+  - id: learned.flaky_marker
+    class: flaky_test
+    description: A test known to fail now and then.
+    confidence: 0.99
+    match:
+      output: ['FLAKY-MARKER']
+      steps: [test]
+    hint: This test is flaky; rerun it.
+    remediations:
+      - {name: quarantine_flaky_test, prior: 0.9}
+"""
+
+
+def test_an_elevated_remedy_proceeds_a_human_is_told_and_may_override(
+    cli: Cli, demo_repo: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    learned = demo_repo / ".karma" / "recipes" / "learned"
+    learned.mkdir(parents=True)
+    (learned / "flaky.yaml").write_text(LEARNED)
+    monkeypatch.setenv("KARMA_HEAL__ELEVATED__MIN_CONFIDENCE", "0.5")
+    script = demo_script()
+    conversation(script, "csv_export")["replies"][0]["tool_calls"].append(
+        {"name": "write_file", "arguments": {"path": "tests/test_flaky.py", "content": FLAKY_TEST}}
+    )
+    notify = f'[notify]\nwebhook_url = "{receiver.url}"\n'
+    code, out, err = cli("build", "--json", "--no-gates", REQUEST, script=script, extra=notify)
+    run = json.loads(out)
+    # It proceeded: the run succeeded with the flaky test quarantined, and did not wait.
+    assert (code, run["status"]) == (0, "succeeded"), err[-3000:]
+    store = _store(demo_repo)
+    [notice] = store.pending(run["run_id"], open_only=True)
+    assert (notice["kind"], notice["task_id"]) == ("notice", "csv_export")
+    assert json.loads(notice["detail_json"])["remediation"] == "quarantine_flaky_test"
+    # A human was told, with the command that overrides it.
+    told = receiver.payloads()[-1]
+    assert told["status"] == "succeeded" and told["pending"][0]["kind"] == "notice"
+    assert f"karma reject {run['run_id']} --task csv_export" in told["commands"][0]
+    code, out, _ = cli("show", run["run_id"])
+    assert "told at" in out and "quarantine_flaky_test" in out
+    # Overridden inside the window: the run ends failed, the override in the record.
+    code, _, err = cli("reject", run["run_id"], "--task", "csv_export", "--note", "fix it")
+    assert code == 0, err
+    row = store.run(run["run_id"])
+    assert row is not None and row["status"] == "failed"
+    assert "overrides csv_export's quarantine_flaky_test" in row["reason"]
+    code, out, _ = cli("report", run["run_id"], "--format", "md")
+    assert "rejected by Dev" in out and "quarantine\\_flaky\\_test" in out  # Markdown-escaped
+    assert receiver.payloads()[-1]["status"] == "failed"
+
+
+def test_a_comment_continues_the_run_on_another_runner(
+    cli: Cli,
+    demo_repo: Path,
+    tmp_path: Path,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The on-issue workflow's path, on one machine: the run waits on "runner A", leaves as
+    a redacted export and a git bundle, and a member's `/karma approve` comment continues
+    it on "runner B" (a fresh clone, no store) in GitHub Actions mode, where its end is
+    commented on the issue through a loopback stand-in for the API."""
+    code, out, err = cli("build", "--json", REQUEST, script=_touching(".github/workflows/ci.yml"))
+    run = json.loads(out)
+    assert run["status"] == "needs_approval", err[-3000:]
+    record, bundle = tmp_path / "karma-run.json", tmp_path / "karma-run.bundle"
+    assert cli("runs", "export", run["run_id"], "-o", str(record))[0] == 0
+    git(demo_repo, "bundle", "create", str(bundle), f"refs/heads/karma/{run['run_id']}")
+
+    other = tmp_path / "runner-b"
+    git(tmp_path, "clone", "-q", str(demo_repo), str(other))
+    git(other, "config", "user.name", "KARMA")
+    git(other, "config", "user.email", "karma@example.invalid")
+    git(other, "fetch", "-q", str(bundle), "+refs/heads/karma/*:refs/heads/karma/*")
+    assert not (other / ".karma" / "karma.db").exists()
+
+    def on_b(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["-C", str(other), *args])
+        got = capsys.readouterr()
+        return code, got.out, got.err
+
+    code, out, err = on_b("runs", "import", str(record))
+    assert (code, out.strip()) == (0, run["run_id"]), err
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"issue": {"number": 7}, "comment": {"body": "ignored"}}))
+    outputs = tmp_path / "github-output"
+    token = "ghs_" + "R7nn3rT0k3n" * 4
+    for name, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_API_URL": receiver.url.rsplit("/", 1)[0],
+        "GITHUB_REPOSITORY": "octo/widgets",
+        "GITHUB_TOKEN": token,
+        "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_OUTPUT": str(outputs),
+        "KARMA_COMMENT_BODY": "/karma approve the workflow change is fine",
+        "KARMA_COMMENT_AUTHOR": "octocat",
+        "KARMA_COMMENT_ASSOCIATION": "MEMBER",
+    }.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = on_b("ci", "comment", "--run", run["run_id"])
+    assert code == 0, err[-3000:]
+    store = Store(other / ".karma" / "karma.db")
+    row = store.run(run["run_id"])
+    assert row is not None and row["status"] == "succeeded"
+    [approved] = [p for p in store.pending(run["run_id"]) if p["decision"] == "approved"]
+    assert approved["decided_by"] == "octocat (GitHub)"
+    assert approved["note"] == "the workflow change is fine"
+    assert "status=succeeded" in outputs.read_text()
+    # The issue was told how the run ended (after a 500, retried), and never the token.
+    assert receiver.statuses == [500, 200]
+    comment = json.loads(receiver.bodies[-1])["body"]
+    assert "succeeded" in comment and run["run_id"] in comment and token not in comment
+    for f in (other / ".karma").glob("karma.db*"):
+        assert token.encode() not in f.read_bytes()
