@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from karma.config import KarmaConfig
 from karma.errors import BudgetExceeded, KarmaError, UsageError, WorkspaceError
 from karma.events import EventBus, Subscriber, iso
+from karma.heal.memory import memory_trend, patterns_learned
 from karma.hostgit import open_repo
 from karma.store import Store
 from karma.text.inert import plain
@@ -180,25 +181,14 @@ def _with_budget(config: KarmaConfig, max_cost: float) -> KarmaConfig:
 
 
 def _done_before(store: Store, spec: Spec) -> dict[str, Any] | None:
-    rows = store.query("SELECT * FROM specs WHERE key = ?", (spec.key,))
-    return rows[0] if rows and rows[0]["status"] in BUILT else None
+    row = store.spec(spec.key)
+    return row if row is not None and row["status"] in BUILT else None
 
 
 def _record(store: Store, spec: Spec, outcome: SpecOutcome, now: datetime) -> None:
-    with store.transaction() as db:
-        db.execute(
-            "INSERT OR REPLACE INTO specs (key, file, status, run_id, cost_usd, reason, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                spec.key,
-                str(spec.file),
-                outcome.status,
-                outcome.run_id,
-                outcome.cost_usd,
-                outcome.reason,
-                iso(now),
-            ),
-        )
+    store.record_spec(spec.key, file=str(spec.file), status=outcome.status,
+                      run_id=outcome.run_id, cost_usd=outcome.cost_usd, reason=outcome.reason,
+                      ts=iso(now))  # fmt: skip
 
 
 @contextmanager
@@ -381,44 +371,3 @@ def _one(
 
 
 # -- what the memory learned -------------------------------------------------------------------
-
-
-def _rate(hits: int, total: int) -> float | None:
-    return None if total == 0 else round(hits / total, 3)
-
-
-def memory_trend(store: Store, since: str) -> dict[str, Any]:
-    """First-attempt success and remediation success, tonight against before."""
-
-    def first_attempts(op: str) -> dict[str, Any]:
-        rows = store.query(
-            f"SELECT a.status FROM attempts a JOIN runs r ON r.id = a.run_id "  # noqa: S608
-            f"WHERE a.number = 1 AND a.finished_at IS NOT NULL AND r.created_at {op} ?",
-            (since,),
-        )
-        ok = sum(r["status"] == "succeeded" for r in rows)
-        return {"tasks": len(rows), "rate": _rate(ok, len(rows))}
-
-    def remediations(op: str) -> dict[str, Any]:
-        rows = store.query(f"SELECT outcome FROM remediation_outcomes WHERE ts {op} ?", (since,))  # noqa: S608
-        ok = sum(str(r["outcome"]) in {"succeeded", "success", "fixed", "resolved"} for r in rows)
-        return {"count": len(rows), "rate": _rate(ok, len(rows))}
-
-    return {
-        "first_attempt_success": {"tonight": first_attempts(">="), "before": first_attempts("<")},
-        "remediation_success": {"tonight": remediations(">="), "before": remediations("<")},
-    }
-
-
-def patterns_learned(store: Store, since: str) -> list[dict[str, Any]]:
-    rows = store.query("SELECT * FROM failures WHERE first_seen >= ? ORDER BY first_seen", (since,))
-    return [
-        {
-            "signature": r["signature"][:16],
-            "failure_class": r["failure_class"],
-            "pattern_id": r["pattern_id"],
-            "count": r["count"],
-            "example": plain(r["example"], 200),
-        }
-        for r in rows
-    ]

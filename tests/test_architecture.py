@@ -78,9 +78,6 @@ def test_no_module_over_400_lines() -> None:
 _SQL = re.compile(r"\b(?:SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM)\b", re.I)
 
 
-@pytest.mark.xfail(
-    strict=False, reason="issue 13: the pipeline helper moves the SQL into the store"
-)
 def test_only_the_store_holds_sql() -> None:
     offenders = []
     for path in ROOT.rglob("*.py"):

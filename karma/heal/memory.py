@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from karma.errors import UsageError
 from karma.events import iso, utcnow
 from karma.store import Store
+from karma.text.inert import plain
 
 FORMAT = "karma-memory/1"
 SUCCESS = frozenset({"succeeded", "success", "passed", "ok", "done", "merged"})
@@ -116,3 +117,43 @@ def import_file(store: Store, path: Path) -> dict[str, int]:
         raise UsageError(f"{path}: format {data.format!r}, expected {FORMAT!r}")
     return store.merge_memory([f.model_dump() for f in data.failures],
                               [o.model_dump() for o in data.outcomes])  # fmt: skip
+
+
+# -- what a night learned (the nightly digest) ----------------------------------------------
+
+
+def _rate(hits: int, total: int) -> float | None:
+    return None if total == 0 else round(hits / total, 3)
+
+
+def memory_trend(store: Store, since: str) -> dict[str, Any]:
+    """First-attempt success and remediation success, tonight against before."""
+
+    def first_attempts(before: bool) -> dict[str, Any]:
+        statuses = store.first_attempts(since, before=before)
+        ok = sum(status == "succeeded" for status in statuses)
+        return {"tasks": len(statuses), "rate": _rate(ok, len(statuses))}
+
+    def remediations(before: bool) -> dict[str, Any]:
+        outcomes = store.outcomes_since(since, before=before)
+        ok = sum(o in {"succeeded", "success", "fixed", "resolved"} for o in outcomes)
+        return {"count": len(outcomes), "rate": _rate(ok, len(outcomes))}
+
+    return {
+        "first_attempt_success": {"tonight": first_attempts(False), "before": first_attempts(True)},
+        "remediation_success": {"tonight": remediations(False), "before": remediations(True)},
+    }
+
+
+def patterns_learned(store: Store, since: str) -> list[dict[str, Any]]:
+    rows = store.failures_since(since)
+    return [
+        {
+            "signature": r["signature"][:16],
+            "failure_class": r["failure_class"],
+            "pattern_id": r["pattern_id"],
+            "count": r["count"],
+            "example": plain(r["example"], 200),
+        }
+        for r in rows
+    ]

@@ -134,6 +134,39 @@ class LearningRecords(Database):
     def failures(self) -> list[Row]:
         return self.query("SELECT * FROM failures ORDER BY last_seen DESC")
 
+    def spec(self, key: str) -> Row | None:
+        """The nightly record of the spec `key`: its last status, run and cost."""
+        rows = self.query("SELECT * FROM specs WHERE key = ?", (key,))
+        return rows[0] if rows else None
+
+    def record_spec(self, key: str, **fields: Any) -> None:
+        """A nightly spec's outcome (file, status, run_id, cost_usd, reason, ts), replacing
+        the one before."""
+        self._insert("specs", {"key": key, **fields}, replace=True)
+
+    def first_attempts(self, since: str, *, before: bool = False) -> list[str]:
+        """The statuses of the finished first attempts of the runs made since `since`
+        (`before`: of the runs made before it)."""
+        op = "<" if before else ">="
+        rows = self.query(
+            "SELECT a.status FROM attempts a JOIN runs r ON r.id = a.run_id "  # noqa: S608 (op is ours)
+            f"WHERE a.number = 1 AND a.finished_at IS NOT NULL AND r.created_at {op} ?",
+            (since,),
+        )
+        return [str(r["status"]) for r in rows]
+
+    def outcomes_since(self, since: str, *, before: bool = False) -> list[str]:
+        """The remediation outcomes recorded since `since` (`before`: before it)."""
+        op = "<" if before else ">="
+        rows = self.query(f"SELECT outcome FROM remediation_outcomes WHERE ts {op} ?", (since,))  # noqa: S608
+        return [str(r["outcome"]) for r in rows]
+
+    def failures_since(self, since: str) -> list[Row]:
+        """The failure signatures first seen since `since`, oldest first."""
+        return self.query(
+            "SELECT * FROM failures WHERE first_seen >= ? ORDER BY first_seen", (since,)
+        )
+
     def spec_files(self) -> dict[str, str]:
         """run id -> the nightly spec file that run built."""
         rows = self.query("SELECT run_id, file FROM specs WHERE run_id IS NOT NULL")
