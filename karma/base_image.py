@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from karma.errors import EnvironmentProblem
-from karma.sandbox.docker import DockerBackend, engine_errors
+from karma.sandbox.docker import DockerBackend
+from karma.sandbox.engine import engine_errors
 
 LOCAL_REPOSITORY = "karma/base"
 SETUP_LABEL = "karma.setup"

@@ -89,7 +89,8 @@ def diagnose(
 
 
 def _docker(config: KarmaConfig) -> list[Check]:
-    from karma.sandbox.docker import START_TIP, DockerBackend
+    from karma.sandbox.docker import DockerBackend
+    from karma.sandbox.engine import START_TIP
 
     base = config.sandbox.base_image
     try:

@@ -34,7 +34,8 @@ from typing import Any, Literal
 from karma import base_image
 from karma.config import KarmaConfig, SandboxConfig, user_config_path
 from karma.errors import ConfigError, EnvironmentProblem, ExitCode, KarmaError
-from karma.sandbox.docker import DockerBackend, engine_errors
+from karma.sandbox.docker import DockerBackend
+from karma.sandbox.engine import engine_errors
 
 Did = Literal["present", "installed", "started", "pulled", "built", "configured", "failed"]
 EngineAction = Literal["install", "start"]

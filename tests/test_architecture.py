@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "karma"
 MAX_LINES = 400
@@ -65,7 +64,6 @@ def test_no_import_circle_in_karma() -> None:
     assert not cycles, "import circles: " + "; ".join(" -> ".join(c) for c in cycles[:10])
 
 
-@pytest.mark.xfail(strict=False, reason="issue 13: the pipeline split lands in a later merge")
 def test_no_module_over_400_lines() -> None:
     big = {
         str(path.relative_to(ROOT.parent)): n

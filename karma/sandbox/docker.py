@@ -16,12 +16,9 @@ runs, and how its result learns which limit stopped it, is `karma.sandbox.execut
 Files are copied with `tar` streamed through an exec, not the archive API, which can
 write neither to a read-only root nor to a tmpfs.
 
-Workspace ownership: commands never run as root. When KARMA runs as root (CI, this
-machine), the bind-mounted workspace is lent to the sandbox user: chowned to it at
-start, and again before each command for whatever the host wrote meanwhile (the agent's
-file tools run on the host), then chowned back to its original owner at close (git is
-told the tree is safe, so a crash in between does no harm). When KARMA is not root,
-commands run as the host's own uid:gid and nothing is chowned.
+Commands never run as root; when KARMA does, the workspace is lent to the sandbox user
+and given back at close (`karma.sandbox.lending`). The engine's client and its errors
+are `karma.sandbox.engine`.
 """
 
 from __future__ import annotations
@@ -34,11 +31,11 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from karma.sandbox import SCRATCH
+from karma.sandbox.engine import client_of, engine_errors
 from karma.sandbox.execution import (
     HOST_GRACE_S,
     KILL_ALL,
@@ -54,15 +51,13 @@ from karma.sandbox.execution import (
 )
 from karma.sandbox.interface import (
     ExecResult,
-    ImageMissing,
     SandboxError,
     SandboxSpec,
-    SandboxUnavailable,
 )
 from karma.sandbox.lease import MOUNT as LEASE_MOUNT
 from karma.sandbox.lease import current as current_lease
 from karma.sandbox.lease import keeper_command
-from karma.sandbox.lending import Lent, lend_workspace
+from karma.sandbox.lending import Lent, lend_workspace, user_ids
 
 LABEL_RUN = "karma.run_id"
 LABEL_TASK = "karma.task_id"
@@ -72,54 +67,12 @@ SHM_MB = 64
 """Size of /dev/shm (docker's default, made explicit: it is writable scratch too)."""
 OUTPUT_LIMIT = 1_000_000
 """Bytes of a command's output kept (its tail)."""
-START_TIP = "run `karma setup` (as root it installs and starts Docker), or start Docker yourself"
-
-
-def _unavailable(exc: BaseException) -> NoReturn:
-    raise SandboxUnavailable(f"Docker engine unreachable: {exc}", tip=START_TIP) from exc
-
-
-@contextlib.contextmanager
-def engine_errors(image: str | None = None) -> Iterator[None]:
-    """Turn docker-py's and requests' errors into the seam's `SandboxError`s."""
-    import docker.errors
-    import requests.exceptions
-
-    try:
-        yield
-    except docker.errors.ImageNotFound as exc:
-        raise ImageMissing(
-            f"image {image or '?'} is not on this Docker engine",
-            tip=f"`karma setup` for the base image, `docker pull {image}`"
-            ", or let `karma build` build the stack image",
-        ) from exc
-    except docker.errors.APIError as exc:
-        raise SandboxError(f"Docker engine error: {exc.explanation or exc}") from exc
-    except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
-        _unavailable(exc)
-    except (ConnectionError, FileNotFoundError) as exc:
-        _unavailable(exc)
-
-
-def _client(timeout_s: float = 60.0) -> Any:
-    import docker
-
-    with engine_errors():
-        return docker.from_env(timeout=int(timeout_s))
 
 
 def _scratch_options(size_mb: int) -> str:
     """The /tmp tmpfs: bounded in bytes and in inodes (empty files cost kernel memory too)."""
     inodes = max(4096, size_mb * INODES_PER_MB)
     return f"rw,nosuid,nodev,size={size_mb}m,nr_inodes={inodes},mode=1777"
-
-
-def _ids(user: str) -> tuple[int, int]:
-    uid, _, gid = user.partition(":")
-    try:
-        return int(uid), int(gid or uid)
-    except ValueError:
-        raise SandboxError(f"sandbox user {user!r} must be numeric uid:gid") from None
 
 
 class DockerBackend:
@@ -141,7 +94,7 @@ class DockerBackend:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = _client()
+            self._client = client_of()
         return self._client
 
     def ping(self) -> str:
@@ -161,7 +114,7 @@ class DockerBackend:
             return True
 
     def start(self, spec: SandboxSpec) -> DockerSandbox:
-        uid, gid = _ids(spec.user)
+        uid, gid = user_ids(spec.user)
         if uid == 0:
             raise SandboxError("the sandbox user must not be root (sandbox.user)")
         if not spec.workspace.is_dir():

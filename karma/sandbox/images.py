@@ -35,7 +35,8 @@ from karma.config import KarmaConfig
 from karma.home import DataRoots
 from karma.recipes import load_stacks
 from karma.sandbox import sandbox_user
-from karma.sandbox.docker import DockerBackend, engine_errors
+from karma.sandbox.docker import DockerBackend
+from karma.sandbox.engine import engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
 from karma.sandbox.requirements import Requirements, sanitize
 from karma.sandbox.wheelhouse import download

@@ -2,8 +2,11 @@
 
 The sandbox runs as an unprivileged user; the worktree on the host belongs to whoever
 runs KARMA. When KARMA runs as root, the worktree is given to the sandbox user for the
-sandbox's life (`lchown`, never following a symlink the sandbox may have made) and back
-to its owner when the sandbox closes, whatever the sandbox left in it.
+sandbox's life (`lchown`, never following a symlink the sandbox may have made), again
+before each command for whatever the host wrote meanwhile (the agent's file tools run on
+the host), and back to its owner when the sandbox closes, whatever the sandbox left in it
+(git is told the tree is safe, so a crash in between does no harm). When KARMA is not
+root, commands run as the host's own uid:gid and nothing is lent.
 """
 
 from __future__ import annotations
@@ -12,6 +15,17 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from karma.sandbox.interface import SandboxError
+
+
+def user_ids(user: str) -> tuple[int, int]:
+    """The uid and gid of `sandbox.user` (`uid:gid`, numeric)."""
+    uid, _, gid = user.partition(":")
+    try:
+        return int(uid), int(gid or uid)
+    except ValueError:
+        raise SandboxError(f"sandbox user {user!r} must be numeric uid:gid") from None
 
 
 @dataclass(frozen=True)
