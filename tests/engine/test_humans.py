@@ -26,6 +26,7 @@ from karma.cli import main
 from karma.store import Store
 from karma.testing.demo import REQUEST, break_attempts, conversation, demo_config, demo_script
 from karma.testing.repos import git
+from tests.engine.test_flaky import FLAKY_TEST, LEARNED  # a test flaky in a sandbox
 
 pytestmark = pytest.mark.docker
 
@@ -278,38 +279,12 @@ def test_an_escalated_task_answered_with_a_hint_succeeds_on_its_next_attempt(
     assert (decided["decision"], decided["note"]) == ("answered", hint)
 
 
-# A test that fails on its first run in a sandbox, and a learned pattern that knows it is
-# flaky and offers the elevated remedy (as tests/engine/test_flaky.py sets it up).
-FLAKY_TEST = """import os
-
-
-def test_sometimes():
-    path = "/tmp/karma-flaky-count"
-    count = int(open(path).read()) if os.path.exists(path) else 0
-    open(path, "w").write(str(count + 1))
-    print("FLAKY-MARKER")
-    assert count % 2 == 1
-"""
-LEARNED = """patterns:
-  - id: learned.flaky_marker
-    class: flaky_test
-    description: A test known to fail now and then.
-    confidence: 0.99
-    match:
-      output: ['FLAKY-MARKER']
-      steps: [test]
-    hint: This test is flaky; rerun it.
-    remediations:
-      - {name: quarantine_flaky_test, prior: 0.9}
-"""
-
-
 def test_an_elevated_remedy_proceeds_a_human_is_told_and_may_override(
     cli: Cli, demo_repo: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     learned = demo_repo / ".karma" / "recipes" / "learned"
     learned.mkdir(parents=True)
-    (learned / "flaky.yaml").write_text(LEARNED)
+    (learned / "flaky.yaml").write_text(LEARNED.replace("REMEDY", "quarantine_flaky_test"))
     monkeypatch.setenv("KARMA_HEAL__ELEVATED__MIN_CONFIDENCE", "0.5")
     script = demo_script()
     conversation(script, "csv_export")["replies"][0]["tool_calls"].append(
