@@ -162,7 +162,7 @@ def run_build_action(
     build_fn: Callable[..., Any] | None = None,
 ) -> tuple[int, dict[str, Any] | None]:
     """`mode: build`: the build with the CI log, then the summary, outputs and annotations."""
-    from karma.events import EventBus
+    from karma.session import recording_bus
     from karma.store import Store
 
     if build_fn is None:
@@ -179,11 +179,9 @@ def run_build_action(
     if inputs.base_branch and (problem := switch_branch(repo, inputs.base_branch)):
         fail_action(environ, problem)
         return int(UsageError.exit_code), None
-    store = Store(config.db_path(repo))
-    bus = EventBus()
-    bus.subscribe(store.record_event)
     log = GitHubLog(sys.stderr)
-    bus.subscribe(log)
+    store = Store(config.db_path(repo))
+    bus = recording_bus(store, [log])
     try:
         result = build_fn(spec, repo=repo, config=config, store=store, bus=bus)
         log.close()

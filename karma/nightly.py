@@ -27,9 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from karma.config import KarmaConfig
 from karma.errors import BudgetExceeded, KarmaError, UsageError, WorkspaceError
-from karma.events import EventBus, Subscriber, iso
+from karma.events import Subscriber, iso
 from karma.heal.memory import memory_trend, patterns_learned
 from karma.hostgit import open_repo
+from karma.session import recording_bus
 from karma.store import Store
 from karma.text.inert import plain
 
@@ -343,10 +344,7 @@ def _one(
     if spec.front.base and (problem := _switch(repo, spec.front.base)):
         entry.status, entry.reason = "error", f"cannot check out base {spec.front.base}: {problem}"
         return entry
-    bus = EventBus()
-    bus.subscribe(store.record_event)
-    for subscriber in subscribers:
-        bus.subscribe(subscriber)
+    bus = recording_bus(store, subscribers)
     try:
         result = build_fn(
             spec.request, repo=repo, config=_with_budget(config, ask or left), store=store, bus=bus

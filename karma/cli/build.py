@@ -43,20 +43,14 @@ def _session(
     """The run store and the event bus with its listeners: the record, and either the
     terminal view or, in CI, the GitHub log (its masks printed before anything else)."""
     from karma.ci import GitHubLog, github_sink, is_ci
-    from karma.events import EventBus
-    from karma.store import Store
+    from karma.session import session
     from karma.ui import TerminalView
 
     ci_log = (github_sink(os.environ) or GitHubLog(sys.stderr)) if ci or is_ci(os.environ) else None
-    store = Store(config.db_path(state.repo))
-    bus = EventBus()
-    bus.subscribe(store.record_event)
-    try:
-        with contextlib.ExitStack() as stack:
-            bus.subscribe(ci_log or stack.enter_context(TerminalView(err_console)))
-            yield store, bus, ci_log
-    finally:
-        store.close()
+    with contextlib.ExitStack() as stack:
+        view = ci_log or stack.enter_context(TerminalView(err_console))
+        store, bus = stack.enter_context(session(config.db_path(state.repo), [view]))
+        yield store, bus, ci_log
 
 
 def _prune_expired(store: Store, config: KarmaConfig) -> None:
