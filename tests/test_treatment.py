@@ -31,7 +31,7 @@ def test_rerun_and_quarantine_continue_the_failed_attempt() -> None:
         "karma-work/r/t-1", EVIDENCE.output_tail, quarantine=False
     )
     quarantine = Remedy("quarantine_flaky_test", "elevated", "skip it",
-                        quarantine_flaky_test=True, notify_human=True)  # fmt: skip
+                        quarantine_flaky_test=True)  # fmt: skip
     recheck = Treatment("small").after(quarantine, "b", EVIDENCE).recheck
     assert recheck is not None and recheck.quarantine
     # the next ordinary remedy starts from the build branch again

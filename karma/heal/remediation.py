@@ -69,12 +69,9 @@ class Remedy:
     timeout_factor: float = 1.0
     escalate_model: bool = False
     rerun_failed_tests: bool = False
-    fresh_sandbox: bool = False
     regenerate_lockfile: bool = False
     reinstall_dependencies: bool = False
     quarantine_flaky_test: bool = False
-    notify_human: bool = False
-    """Elevated tier: it proceeds, and the run report tells a human."""
 
 
 def build_remedy(
@@ -82,14 +79,14 @@ def build_remedy(
 ) -> Remedy:
     tier = tier_of(name)
     hint = f"The previous attempt failed: {diagnosis}\nHint: {pattern.hint}"
-    base = Remedy(name, tier, hint, notify_human=tier == "elevated")
+    base = Remedy(name, tier, hint)  # an elevated one proceeds, a human is told (waiting.py)
     match name:
         case "retry_with_hint":
             return base
         case "rerun_failed_tests":
             return _with(base, rerun_failed_tests=True)
-        case "fresh_sandbox":
-            return _with(base, fresh_sandbox=True)
+        case "fresh_sandbox":  # what every attempt gets: a new container
+            return base
         case "raise_memory":
             return _with(base, memory_factor=config.memory_factor)
         case "raise_timeout":

@@ -60,8 +60,6 @@ class Build:
     """The trusted data roots of the build, decided at its start (the user's checkout)."""
     human: HumanInput = field(default_factory=HumanInput)
     """The approvals and answers of humans a resumed run acts on (karma.waiting)."""
-    draft_fixes: bool = True
-    """Escalation reports carry a fix drafted by the `large` model."""
     remote: RemoteAttempts | None = None
     """Where attempts run when not here: the workers of a Dask cluster (`[executor]`)."""
     stop: threading.Event = field(default_factory=threading.Event)

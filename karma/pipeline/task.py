@@ -98,10 +98,9 @@ def run_task(build: Build, task_id: str) -> Outcome:
 def _escalate(
     build: Build, task: Task, records: list[AttemptRecord], decision: Escalation
 ) -> Outcome:
-    drafter = None
-    if build.draft_fixes:  # the recommended fix is drafted by the strongest model, recorded
-        drafter = RecordingModel(build.model(build.config.models.large), build.store,
-                                 build.run_id, task.id, records[-1].number)  # fmt: skip
+    # The recommended fix is drafted by the strongest model, and recorded.
+    drafter = RecordingModel(build.model(build.config.models.large), build.store,
+                             build.run_id, task.id, records[-1].number)  # fmt: skip
     report = build.healer.escalation_report(task, records, drafter, reason=decision)
     build.record.task_escalated(task.id, reason=f"{decision.reason}: {decision.detail}",
                                 detail=decision.detail, report_md=report.markdown,

