@@ -9,9 +9,14 @@ failed attempt's change without the model (its failed tests rerun, or quarantine
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from karma.config import TIERS, Tier
 from karma.heal import Classification, Evidence, Remedy
+
+AttemptStatus = Literal["succeeded", "failed", "conflict", "infra", "interrupted"]
+"""How an attempt ended, as its record keeps it: `infra` is the environment's failure
+(Docker or a worker lost), never the task's."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,7 @@ class Treatment:
 
 @dataclass(frozen=True)
 class AttemptEnd:
-    status: str
-    """succeeded, failed, conflict, infra, interrupted"""
+    status: AttemptStatus
     evidence: Evidence | None = None
     classification: Classification | None = None
     commit: str | None = None
