@@ -78,18 +78,14 @@ def get_model(
     elif provider in ("anthropic", "openai"):
         settings: ProviderConfig = getattr(config.providers, provider)
         key, base_url = resolve_endpoint(provider, settings, environ)
+        from karma.models.sdk import SdkModel
+
         if provider == "anthropic":
-            from karma.models.anthropic import AnthropicModel
-
-            backend = AnthropicModel(
-                model, api_key=key, base_url=base_url, timeout_s=settings.timeout_s
-            )
+            from karma.models.anthropic import WIRE
         else:
-            from karma.models.openai import OpenAIModel
-
-            backend = OpenAIModel(
-                model, api_key=key, base_url=base_url, timeout_s=settings.timeout_s
-            )
+            from karma.models.openai import WIRE
+        backend = SdkModel(WIRE, model, api_key=key, base_url=base_url,
+                           timeout_s=settings.timeout_s)  # fmt: skip
         policy = RetryPolicy(settings.max_retries, settings.backoff_s, settings.backoff_max_s)
     else:
         raise ConfigError(f"unknown model provider {provider!r} in {name!r}")

@@ -17,7 +17,6 @@ from typing import Any
 
 import anthropic
 
-from karma.models.http_errors import sdk_call
 from karma.models.interface import (
     MalformedReply,
     ModelReply,
@@ -29,6 +28,7 @@ from karma.models.interface import (
     UserMessage,
     read_arguments,
 )
+from karma.models.sdk import Wire
 
 _CACHE = {"type": "ephemeral"}
 _STOP: dict[str, StopReason] = {
@@ -142,31 +142,12 @@ def parse_reply(data: Any, name: str) -> ModelReply:
     )
 
 
-class AnthropicModel:
-    """`anthropic:<model>` over the Messages API."""
-
-    def __init__(self, model: str, *, api_key: str, base_url: str | None, timeout_s: float) -> None:
-        self.name = f"anthropic:{model}"
-        self.model = model
-        self._key = api_key
-        self._timeout = timeout_s
-        self._client = anthropic.Anthropic(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
-        )
-
-    def complete(self, request: ModelRequest) -> ModelReply:
-        body = request_body(self.model, request)
-        data = sdk_call(
-            anthropic,
-            name=self.name,
-            provider="anthropic",
-            secret=self._key,
-            timeout=self._timeout,
-            call=lambda: self._client.messages.with_raw_response.create(
-                **body, timeout=self._timeout
-            ),
-        )
-        return parse_reply(data, self.name)
-
-    def close(self) -> None:
-        self._client.close()
+WIRE = Wire(
+    provider="anthropic",
+    sdk=anthropic,
+    client=anthropic.Anthropic,
+    create=lambda client: client.messages.with_raw_response.create,
+    body=request_body,
+    parse=parse_reply,
+)
+"""`anthropic:<model>` over the Messages API, through `karma.models.sdk.SdkModel`."""

@@ -19,7 +19,6 @@ from typing import Any
 
 import openai
 
-from karma.models.http_errors import sdk_call
 from karma.models.interface import (
     MalformedReply,
     ModelReply,
@@ -30,6 +29,7 @@ from karma.models.interface import (
     UserMessage,
     read_arguments,
 )
+from karma.models.sdk import Wire
 
 _STOP: dict[str, StopReason] = {
     "stop": "end_turn",
@@ -130,31 +130,12 @@ def parse_reply(data: Any, name: str) -> ModelReply:
     return ModelReply(text, tuple(calls), stop, usage, name, raw=data)
 
 
-class OpenAIModel:
-    """`openai:<model>` over Chat Completions."""
-
-    def __init__(self, model: str, *, api_key: str, base_url: str | None, timeout_s: float) -> None:
-        self.name = f"openai:{model}"
-        self.model = model
-        self._key = api_key
-        self._timeout = timeout_s
-        self._client = openai.OpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
-        )
-
-    def complete(self, request: ModelRequest) -> ModelReply:
-        body = request_body(self.model, request)
-        data = sdk_call(
-            openai,
-            name=self.name,
-            provider="openai",
-            secret=self._key,
-            timeout=self._timeout,
-            call=lambda: self._client.chat.completions.with_raw_response.create(
-                **body, timeout=self._timeout
-            ),
-        )
-        return parse_reply(data, self.name)
-
-    def close(self) -> None:
-        self._client.close()
+WIRE = Wire(
+    provider="openai",
+    sdk=openai,
+    client=openai.OpenAI,
+    create=lambda client: client.chat.completions.with_raw_response.create,
+    body=request_body,
+    parse=parse_reply,
+)
+"""`openai:<model>` over Chat Completions, through `karma.models.sdk.SdkModel`."""
