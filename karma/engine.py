@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,14 @@ def build(
     gates: bool = True,
     base: str | None = None,
     backend: SandboxBackend | None = None,
+    executor: Executor | None = None,
 ) -> BuildResult:
     """Run a build (or resume one) to its end; the result says how it ended.
 
     `base` builds from another commit than HEAD (a replay); `backend` replaces the Docker
-    backend (the engine-overhead bench passes an instant one).
+    backend (the engine-overhead bench passes an instant one); `executor` runs the tasks
+    (default: a thread pool of `build.jobs`; a test passes `SynchronousExecutor` for a
+    deterministic order).
     """
     workspace = Workspace(repo)
     models = model_factory or stages.default_model_factory(config)
@@ -68,19 +72,28 @@ def build(
                 raise UsageError("the request is empty", tip='karma build "what to build"')
             b = stages.start(env, new_run_id(), request, plan_file=plan_file, base=base)
         try:
-            outcomes = _schedule(b)
+            outcomes = _schedule(b, executor)
         finally:
             if b.remote is not None:
                 b.remote.close()
         gate_rows: list[dict[str, Any]] = []
         verdict: BuildStatus = "succeeded"
         if gates and _all_ok(outcomes):
-            gate_rows, verdict = run_gates(b)
+            # A review's fix task is scheduled like any other: under the budget, its
+            # errors made outcomes.
+            gate_rows, verdict = run_gates(b, lambda tid: _schedule(b, executor, only=tid)[tid])
         return _finish(b, outcomes, gate_rows, verdict)
 
 
-def _schedule(b: Build) -> dict[str, Outcome]:
+def _schedule(
+    b: Build, executor: Executor | None, *, only: str | None = None
+) -> dict[str, Outcome]:
+    """The plan's tasks (or the task `only`) on the scheduler, under the budget."""
+    graph = b.plan.graph()
+    if only is not None:
+        graph = graph.subgraph([only]).copy()
     done = {row["id"] for row in b.store.tasks(b.run_id) if row["status"] == "succeeded"}
+    done &= set(graph)
     costs = b.routed.costs
 
     def can_start(task_id: str) -> str | None:
@@ -100,9 +113,10 @@ def _schedule(b: Build) -> dict[str, Outcome]:
 
     weight = {tid: float(r.calibrated_tokens) for tid, r in b.routing.items()}
     return run_dag(
-        b.plan.graph(),
+        graph,
         run,
         jobs=b.config.build.jobs,
+        executor=executor,
         weight=weight,
         done=done,
         can_start=can_start,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,17 +21,20 @@ from karma.gates.interface import Finding, GateResult, GateSettings
 from karma.gates.runner import SuiteResult
 from karma.models.recorded import RecordingModel
 from karma.pipeline.build import Build
-from karma.pipeline.task import run_task
 from karma.plan import Task, TaskId
 from karma.waiting import approved
 
 if TYPE_CHECKING:
     from karma.pipeline.result import BuildStatus
+    from karma.scheduler import Outcome
 
 
-def run_gates(b: Build) -> tuple[list[dict[str, Any]], BuildStatus]:
+def run_gates(
+    b: Build, run_fix: Callable[[str], Outcome]
+) -> tuple[list[dict[str, Any]], BuildStatus]:
     """The suite on the integrated branch; a review asking for changes becomes a fix task,
-    at most `build.review_rounds` times. Returns the gate rows and the gate verdict."""
+    run by `run_fix` (the scheduler), at most `build.review_rounds` times. Returns the gate
+    rows and the gate verdict."""
     rounds = b.config.build.review_rounds
     for round_no in range(1, rounds + 2):
         suite = _gate_once(b, round_no)
@@ -41,7 +44,7 @@ def run_gates(b: Build) -> tuple[list[dict[str, Any]], BuildStatus]:
             break
         if round_no > rounds:
             return rows, "escalated"
-        outcome = run_task(b, _add_fix_task(b, round_no, review.findings))
+        outcome = run_fix(_add_fix_task(b, round_no, review.findings))
         if outcome.status != "succeeded":
             ended: dict[str, BuildStatus] = {"escalated": "escalated", "interrupted": "interrupted"}
             return rows, ended.get(outcome.status, "failed")
