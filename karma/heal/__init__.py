@@ -16,10 +16,21 @@ from karma.heal.evidence import Evidence, clean_output
 from karma.heal.healer import Healer
 from karma.heal.learning import Outcome
 from karma.heal.patterns import Classification, PatternTable, RunnerUp
-from karma.heal.remediation import Remedy, Tier
+from karma.heal.remediation import Remedy, RiskTier
 
 __all__ = [
-    "AttemptRecord", "Classification", "Decision", "Escalation", "EscalationReason",
-    "EscalationReport", "Evidence", "Healer", "Outcome", "PatternTable", "Remedy",
-    "RunnerUp", "Tier", "clean_output",
+    "AttemptRecord",
+    "Classification",
+    "Decision",
+    "Escalation",
+    "EscalationReason",
+    "EscalationReport",
+    "Evidence",
+    "Healer",
+    "Outcome",
+    "PatternTable",
+    "Remedy",
+    "RiskTier",
+    "RunnerUp",
+    "clean_output",
 ]  # fmt: skip

@@ -22,7 +22,7 @@ from karma.heal.learning import Learner, Outcome, recall
 from karma.heal.patterns import Classification, PatternTable
 from karma.heal.remediation import (
     TIER_ORDER,
-    Tier,
+    RiskTier,
     build_remedy,
     policy_for,
     tier_of,
@@ -185,7 +185,7 @@ class Healer:
             first.name,
         )  # fmt: skip
 
-    def _cooling(self, tier: Tier, history: Sequence[AttemptRecord]) -> bool:
+    def _cooling(self, tier: RiskTier, history: Sequence[AttemptRecord]) -> bool:
         cooldown = policy_for(self.config, tier).cooldown
         recent = [a.remediation for a in history[-cooldown:]] if cooldown else []
         return any(name is not None and tier_of(name) == tier for name in recent)

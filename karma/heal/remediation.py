@@ -22,11 +22,13 @@ from karma.sandbox.interface import ExecResult, Sandbox
 from karma.sandbox.project import PREFIX, install_project
 from karma.text import style as textstyle
 
-Tier = Literal["immediate", "standard", "elevated", "critical"]
-TIER_ORDER: tuple[Tier, ...] = ("immediate", "standard", "elevated", "critical")
+RiskTier = Literal["immediate", "standard", "elevated", "critical"]
+"""How much a remedy may change or hide, and so who must agree to it (not the model tier:
+`karma.config.Tier` is small, medium or large)."""
+TIER_ORDER: tuple[RiskTier, ...] = ("immediate", "standard", "elevated", "critical")
 
 
-def tier_of(name: RemediationName) -> Tier:
+def tier_of(name: RemediationName) -> RiskTier:
     match name:
         case "retry_with_hint" | "rerun_failed_tests" | "fresh_sandbox":
             return "immediate"
@@ -43,7 +45,7 @@ def tier_of(name: RemediationName) -> Tier:
             assert_never(name)
 
 
-def policy_for(config: HealConfig, tier: Tier) -> TierPolicy:
+def policy_for(config: HealConfig, tier: RiskTier) -> TierPolicy:
     match tier:
         case "immediate":
             return config.immediate
@@ -62,7 +64,7 @@ class Remedy:
     """What the engine does before the next attempt."""
 
     name: RemediationName
-    tier: Tier
+    tier: RiskTier
     hint: str
     """Goes into the next attempt's prompt (every remedy carries the diagnosis)."""
     memory_factor: float = 1.0
