@@ -22,7 +22,7 @@ from karma.errors import KarmaError, UsageError
 from karma.text.inert import log_safe
 
 if TYPE_CHECKING:
-    from karma.gates.runner import SuiteResult
+    from karma.gates.suite import SuiteResult
 
 # -- the action's inputs ----------------------------------------------------------------------
 

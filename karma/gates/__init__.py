@@ -7,8 +7,7 @@ tree. Gates are imported lazily by name, so importing this package loads no tool
 from __future__ import annotations
 
 from karma.gates.interface import Finding, GateContext, GateError, GateResult, GateSettings
-from karma.gates.runner import GateOutcome, SuiteResult, gate_tree, run_suite
-from karma.gates.suite import Suite, load_suite
+from karma.gates.suite import GateOutcome, Suite, SuiteResult, gate_tree, load_suite, run_suite
 from karma.text.redact import redact
 
 __all__ = [

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from karma.gates.runner import SuiteResult
 from karma.gates.sarif import to_sarif
+from karma.gates.suite import SuiteResult
 from karma.text.redact import redact
 
 Format = Literal["text", "json", "sarif", "markdown"]

@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 from karma import __version__
-from karma.gates.runner import SuiteResult
+from karma.gates.suite import SuiteResult
 from karma.text.redact import redact
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

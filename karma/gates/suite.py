@@ -1,23 +1,47 @@
-"""The one loader of `quality_gates/`: gate suites, semgrep rules and the review rubric.
+"""Gate suites: loaded from `quality_gates/` (the one loader of suites, semgrep rules and
+the review rubric), and run — its gates in waves, each bounded, one broken gate never
+hiding the others.
 
 A suite is a TOML file (`quality_gates/<name>.toml`): an `order` and one table per gate.
 The built-in `default.toml` is also the schema: a gate accepts `enabled`, `blocking`,
 `timeout_s` and exactly the keys `default.toml` gives it, so a typo in a project's
 `gates.overrides` fails loudly and names the key. Suites, rules and the rubric come from
 the command's trusted `DataRoots` (karma/home.py), never from the tree under check.
+
+The gates that do not depend on each other run at once (up to one per core, through
+`karma.scheduler.run_each`); what a gate needs before it is data here, not a rule in
+the gate: a gate that may lend the tree to a sandbox (`tests`, `audit`, `bench` when a
+sandbox is given) runs alone, since the tree is chowned to the sandbox user meanwhile and
+git on the host refuses it; `bench` measures time, so it runs alone too; `approval` and
+`review` read the other gates' results (`ctx.previous`), so they run last, one after the
+other, in the suite's order. `on_start` fires as a gate starts and `on_result` as it finishes,
+both in the caller's thread (finish order may differ from the suite's when gates run
+at once); the `SuiteResult` keeps the suite's order.
+
+A gate that cannot run (`GateError`, or any `KarmaError` from the sandbox or the model
+seam) becomes an `error` result with the reason; an error of a blocking gate fails the
+suite: nothing is silently passed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from karma.errors import ConfigError
-from karma.gates.interface import GateSettings
+from karma.errors import ConfigError, KarmaError, WorkspaceError
+from karma.gates.interface import Gate, GateContext, GateResult, GateSettings
 from karma.home import DataRoots, builtin_dir
+from karma.hostgit import discover
+from karma.scheduler import run_each
+from karma.text.redact import redact
 from karma.tomlfile import read_toml
 
 COMMON_KEYS = frozenset({"enabled", "blocking", "timeout_s"})
@@ -109,3 +133,194 @@ def load_suite(
             raise ConfigError(f"gates.{gate}.timeout_s: not a number") from None
         gates.append(GateSettings(gate, bool(table.get("blocking", True)), timeout, options))
     return Suite(name, tuple(gates))
+
+
+if TYPE_CHECKING:
+    from karma.config import KarmaConfig
+    from karma.home import DataRoots
+    from karma.models.interface import ModelClient
+    from karma.recipes import Stack
+    from karma.sandbox.interface import Sandbox, SandboxSpec
+
+GATES: dict[str, str] = {
+    "secrets": "karma.gates.secrets:SecretsGate",
+    "sast": "karma.gates.sast:SastGate",
+    "audit": "karma.gates.audit:AuditGate",
+    "tests": "karma.gates.tests:TestsGate",
+    "bench": "karma.gates.bench:BenchGate",
+    "approval": "karma.gates.approval:ApprovalGate",
+    "review": "karma.gates.review:ReviewGate",
+}
+
+
+ALONE = frozenset({"bench"})
+"""Gates that measure time: nothing else runs beside them."""
+LENDS_TREE = frozenset({"tests", "audit", "bench"})
+"""Gates that may run a sandbox on the tree (lent to its user): alone, given a sandbox."""
+LAST = frozenset({"approval", "review"})
+"""Gates that read the others' results: they run after every other gate, in order."""
+
+
+def waves(suite: Suite, *, sandboxed: bool) -> list[tuple[GateSettings, ...]]:
+    """The suite's gates in the order they can run: each wave after the one before."""
+    solo = ALONE | (LENDS_TREE if sandboxed else frozenset())
+    free = tuple(s for s in suite.gates if s.name not in solo | LAST)
+    alone = [(s,) for s in suite.gates if s.name in solo - LAST]
+    last = [(s,) for s in suite.gates if s.name in LAST]
+    return [wave for wave in (free, *alone, *last) if wave]
+
+
+def gate_named(name: str) -> Gate:
+    module, _, cls = GATES[name].partition(":")
+    gate: Gate = getattr(importlib.import_module(module), cls)()
+    return gate
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    result: GateResult
+    blocking: bool
+
+    @property
+    def blocks(self) -> bool:
+        return self.blocking and self.result.status in ("failed", "error")
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    base: str
+    head: str | None
+    outcomes: tuple[GateOutcome, ...]
+
+    @property
+    def status(self) -> Literal["passed", "failed"]:
+        return "failed" if any(o.blocks for o in self.outcomes) else "passed"
+
+    @property
+    def needs_approval(self) -> bool:
+        return any(bool(o.result.data.get("needs_approval")) for o in self.outcomes)
+
+    @property
+    def blocking_failures(self) -> tuple[GateResult, ...]:
+        return tuple(o.result for o in self.outcomes if o.blocks)
+
+    def result(self, name: str) -> GateResult | None:
+        return next((o.result for o in self.outcomes if o.result.name == name), None)
+
+    def as_json(self) -> dict[str, Any]:
+        """The public JSON contract of `karma gate --format json` (every text redacted)."""
+        return {
+            "status": self.status,
+            "base": self.base,
+            "needs_approval": self.needs_approval,
+            "gates": [
+                {
+                    "name": o.result.name,
+                    "status": o.result.status,
+                    "blocking": o.blocking,
+                    "duration_s": round(o.result.duration_s, 3),
+                    **({"needs_approval": True} if o.result.data.get("needs_approval") else {}),
+                    "summary": redact(o.result.summary),
+                    "findings": [
+                        {**f.as_json(), "message": redact(f.message), "new": f.new}
+                        for f in o.result.findings
+                    ],
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+def run_gate(ctx: GateContext, settings: GateSettings) -> GateResult:
+    started = time.monotonic()
+    try:
+        result = gate_named(settings.name).run(ctx, settings)
+    except KarmaError as exc:
+        reason = redact(str(exc))
+        if exc.tip:
+            reason += f" (tip: {exc.tip})"
+        result = GateResult(settings.name, "error", (), time.monotonic() - started, reason)
+    return replace(result, duration_s=time.monotonic() - started)
+
+
+def run_suite(
+    ctx: GateContext,
+    suite: Suite,
+    *,
+    on_result: Callable[[GateResult, bool], None] | None = None,
+    on_start: Callable[[GateSettings], None] | None = None,
+    jobs: int | None = None,
+) -> SuiteResult:
+    """Run every gate of `suite` on `ctx`, wave by wave (`waves`); a gate of a later wave
+    sees the results of the earlier ones. `jobs` bounds the gates run at once (default:
+    the machine's cores; 1 runs them one by one in the suite's order)."""
+    if ctx.git_dir is None and ctx.head is None:
+        # The user's working tree: its git directory is read once, before any gate ran.
+        with contextlib.suppress(WorkspaceError):
+            ctx = replace(ctx, git_dir=discover(ctx.repo)[0])
+    limit = jobs if jobs is not None else os.cpu_count() or 1
+    done: dict[str, GateResult] = {}
+
+    def finished(settings: GateSettings, result: GateResult) -> None:
+        if on_result is not None:
+            on_result(result, settings.blocking)
+
+    for wave in waves(suite, sandboxed=ctx.start_sandbox is not None):
+        results = run_each(
+            wave,
+            partial(run_gate, replace(ctx, previous=tuple(done.values()))),
+            jobs=min(limit, len(wave)),
+            on_start=on_start or (lambda _settings: None),
+            on_done=finished,
+        )
+        done.update((s.name, r) for s, r in zip(wave, results, strict=True))
+    outcomes = tuple(GateOutcome(done[s.name], s.blocking) for s in suite.gates)
+    return SuiteResult(ctx.base, ctx.head, outcomes)
+
+
+def gate_tree(
+    repo: Path,
+    base: str,
+    config: KarmaConfig,
+    *,
+    data: DataRoots,
+    stack: Stack | None,
+    head: str | None = None,
+    only: tuple[str, ...] = (),
+    request: str = "",
+    plan: str = "",
+    start_sandbox: Callable[[SandboxSpec], Sandbox] | None = None,
+    sandbox_image: str | None = None,
+    reviewer: ModelClient | None = None,
+    run_id: str = "gate",
+    on_result: Callable[[GateResult, bool], None] | None = None,
+    git_dir: Path | None = None,
+    on_start: Callable[[GateSettings], None] | None = None,
+) -> SuiteResult:
+    """The configured suite (`gates.suite` + `gates.overrides`) on `repo` against `base`.
+
+    What `karma gate` runs on a working tree (head None) and the engine on the integrated
+    build worktree (head = its commit, with the request, plan, sandbox and reviewer).
+    The suite, rules, rubric (`data`) and the stack come from trusted places the caller
+    decided before anything ran: never from `repo`, which is the change under check.
+    `git_dir`: the repository's git directory when `repo` is an export without `.git`.
+    """
+    suite = load_suite(config.gates.suite, roots=data, overrides=config.gates.overrides)
+    if only:
+        suite = suite.only(only)
+    ctx = GateContext(
+        repo=repo,
+        base=base,
+        config=config,
+        head=head,
+        stack=stack,
+        data=data,
+        start_sandbox=start_sandbox,
+        sandbox_image=sandbox_image,
+        reviewer=reviewer,
+        request=request,
+        plan=plan,
+        run_id=run_id,
+        git_dir=git_dir,
+    )
+    return run_suite(ctx, suite, on_result=on_result, on_start=on_start)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from karma.forecast import routed_plan
 from karma.gates.interface import Finding, GateResult, GateSettings
-from karma.gates.runner import SuiteResult
+from karma.gates.suite import SuiteResult
 from karma.models.recorded import RecordingModel
 from karma.pipeline.build import Build
 from karma.plan import Task, TaskId

@@ -1,5 +1,5 @@
 """Gates run in waves: independent ones at once, the tree's sandbox users and the timed
-bench alone, the gates that read the others' results last (data in karma.gates.runner)."""
+bench alone, the gates that read the others' results last (data in karma.gates.suite)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import time
 
 from karma.gates import load_suite
-from karma.gates.runner import waves
+from karma.gates.suite import waves
 from karma.scheduler import SynchronousExecutor, run_each
 
 
