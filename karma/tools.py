@@ -203,9 +203,9 @@ class Toolbox:
         parts = self._parts(path)
         with confine.opened(self.root) as root:
             found = confine.read_bytes(root, parts, MAX_READ_BYTES)
-        if b"\0" in found.data[:8000]:
+        text = textstyle.read_text(found.data)
+        if text is None:
             raise ToolRefused(f"{path}: binary file")
-        text = found.data.decode("utf-8-sig", errors="replace")
         if len(text) > MAX_READ_CHARS or found.size > len(found.data):
             text = text[:MAX_READ_CHARS] + f"\n[... truncated: file is {found.size} bytes]"
         return ToolOutput(text)

@@ -439,6 +439,28 @@ def test_write_over_a_crlf_file_keeps_crlf_unless_content_has_it(root: Path) -> 
     assert (root / "new.txt").read_bytes() == b"a\nb\n"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_a_utf16_or_utf32_file_is_read_edited_and_written_in_its_own_encoding(
+    root: Path, encoding: str
+) -> None:
+    path = root / "Build.ps1"  # PowerShell and Visual Studio write such files
+    path.write_bytes("\ufeffWrite-Host 'café'\r\nexit 0\r\n".encode(encoding))
+    tools = box(root)
+    assert (
+        tools.call("read_file", {"path": "Build.ps1"}).content == "Write-Host 'café'\r\nexit 0\r\n"
+    )
+    assert not tools.call("edit_file", {"path": "Build.ps1", "old": "exit 0\n",
+                                        "new": "exit 1\n"}).is_error  # fmt: skip
+    assert path.read_bytes() == "\ufeffWrite-Host 'café'\r\nexit 1\r\n".encode(encoding)
+    tools.call("write_file", {"path": "Build.ps1", "content": "exit 2\n"})
+    assert path.read_bytes() == "\ufeffexit 2\r\n".encode(encoding)
+
+
+def test_a_nul_without_a_byte_order_mark_is_still_binary(root: Path) -> None:
+    (root / "blob.bin").write_bytes(b"abc\0def")
+    assert box(root).call("read_file", {"path": "blob.bin"}).is_error
+
+
 # -- the same attacks from a real sandbox: a process `run` left behind ------------------------
 
 
