@@ -14,7 +14,7 @@ from karma.heal.attempts import AttemptRecord, Decision, Escalation, EscalationR
 from karma.heal.escalation import EscalationReport
 from karma.heal.evidence import Evidence, clean_output
 from karma.heal.healer import Healer
-from karma.heal.learning import Outcome
+from karma.heal.learning import RemedyOutcome
 from karma.heal.patterns import Classification, PatternTable, RunnerUp
 from karma.heal.remediation import Remedy, RiskTier
 
@@ -27,9 +27,9 @@ __all__ = [
     "EscalationReport",
     "Evidence",
     "Healer",
-    "Outcome",
     "PatternTable",
     "Remedy",
+    "RemedyOutcome",
     "RiskTier",
     "RunnerUp",
     "clean_output",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from karma.heal.evidence import Evidence
-from karma.heal.learning import Outcome
+from karma.heal.learning import RemedyOutcome
 from karma.heal.patterns import Classification
 from karma.heal.remediation import Remedy
 from karma.recipes import RemediationName
@@ -29,7 +29,7 @@ class AttemptRecord:
     classification: Classification
     remediation: RemediationName | None = None
     """The remediation applied after this attempt (None: none yet, or escalated)."""
-    outcome: Outcome | None = None
+    outcome: RemedyOutcome | None = None
     detail: str = ""
     """What the remediation itself did (e.g. 'rm -f poetry.lock && poetry lock: failed')."""
 

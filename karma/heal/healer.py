@@ -18,7 +18,7 @@ from karma.config import HealConfig, KarmaConfig
 from karma.heal.attempts import AttemptRecord, Decision, Escalation
 from karma.heal.escalation import EscalationReport, TaskLike, escalation_report
 from karma.heal.evidence import Evidence
-from karma.heal.learning import Learner, Outcome, recall
+from karma.heal.learning import Learner, RemedyOutcome, recall
 from karma.heal.patterns import Classification, PatternTable
 from karma.heal.remediation import (
     TIER_ORDER,
@@ -196,7 +196,7 @@ class Healer:
         self,
         classification: Classification,
         remediation: RemediationName,
-        outcome: Outcome,
+        outcome: RemedyOutcome,
         *,
         task_id: str | None = None,
         run_id: str | None = None,

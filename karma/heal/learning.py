@@ -18,8 +18,9 @@ from typing import Literal
 from karma.recipes import FailurePattern, RemediationSpec
 from karma.store import Store
 
-Outcome = Literal["resolved", "partial", "failed", "escalated"]
-OUTCOMES: tuple[Outcome, ...] = ("resolved", "partial", "failed", "escalated")
+RemedyOutcome = Literal["resolved", "partial", "failed", "escalated"]
+"""What a remedy led to (not `karma.scheduler.Outcome`, a task's end)."""
+OUTCOMES: tuple[RemedyOutcome, ...] = ("resolved", "partial", "failed", "escalated")
 REWARD: dict[str, float] = {"resolved": 1.0, "partial": 0.5, "failed": 0.0, "escalated": 0.0}
 Chooser = Literal["thompson", "ucb", "ordered"]
 
@@ -65,7 +66,7 @@ class Learner:
         self,
         pattern: FailurePattern,
         remediation: str,
-        outcome: Outcome,
+        outcome: RemedyOutcome,
         *,
         signature: str | None = None,
         run_id: str | None = None,
