@@ -55,18 +55,30 @@ def _test(name: str, op: str) -> str:
 
 def _conversation(name: str, op: str, code: str | None = None) -> dict[str, Any]:
     calls = [
-        {"name": "write_file", "arguments": {"path": f"src/{name}.ts", "content": code or _code(name, op)}},
-        {"name": "write_file", "arguments": {"path": f"test/{name}.test.js", "content": _test(name, op)}},
-    ]  # fmt: skip
+        {
+            "name": "write_file",
+            "arguments": {"path": f"src/{name}.ts", "content": code or _code(name, op)},
+        },
+        {
+            "name": "write_file",
+            "arguments": {"path": f"test/{name}.test.js", "content": _test(name, op)},
+        },
+    ]
     return {
         "name": name,
         "match": {"user": [f"Task {name}:"]},
         "replies": [
             {"text": "Writing it.", "tool_calls": calls},
-            {"text": "Testing.", "tool_calls": [{"name": "run", "arguments": {"command": "npm test"}}]},
-            {"text": "Done.", "tool_calls": [{"name": "finish", "arguments": {"summary": f"Added {name}()."}}]},
+            {
+                "text": "Testing.",
+                "tool_calls": [{"name": "run", "arguments": {"command": "npm test"}}],
+            },
+            {
+                "text": "Done.",
+                "tool_calls": [{"name": "finish", "arguments": {"summary": f"Added {name}()."}}],
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def script(*first: dict[str, Any]) -> dict[str, Any]:
@@ -74,15 +86,31 @@ def script(*first: dict[str, Any]) -> dict[str, Any]:
     review = {"verdict": "approve", "summary": "Small, typed, tested.", "findings": []}
     return {
         "conversations": [
-            {"name": "planner", "match": {"tool": "submit_plan"},
-             "replies": [{"text": "Two tasks.", "tool_calls": [{"name": "submit_plan", "arguments": plan}]}]},
+            {
+                "name": "planner",
+                "match": {"tool": "submit_plan"},
+                "replies": [
+                    {
+                        "text": "Two tasks.",
+                        "tool_calls": [{"name": "submit_plan", "arguments": plan}],
+                    }
+                ],
+            },
             *first,
             _conversation("sub", "-"),
             _conversation("mul", "*"),
-            {"name": "reviewer", "match": {"tool": "submit_review"},
-             "replies": [{"text": "Reviewed.", "tool_calls": [{"name": "submit_review", "arguments": review}]}]},
+            {
+                "name": "reviewer",
+                "match": {"tool": "submit_review"},
+                "replies": [
+                    {
+                        "text": "Reviewed.",
+                        "tool_calls": [{"name": "submit_review", "arguments": review}],
+                    }
+                ],
+            },
         ]
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture
