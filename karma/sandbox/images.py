@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from karma.config import KarmaConfig
 from karma.home import DataRoots
-from karma.recipes import load_stacks
+from karma.recipes import Stack, load_stacks
 from karma.sandbox import npm, sandbox_user
 from karma.sandbox.docker import DockerBackend
 from karma.sandbox.engine import engine_errors
@@ -72,17 +72,19 @@ class Inputs:
         return sanitize(text, extra=TOOLS)
 
 
-def _recipe(
-    stack_name: str, data: DataRoots | None
-) -> tuple[Path, tuple[str, ...], Literal["pip", "npm"]]:
-    """The stack's recipe folder, dependency-file globs and installer, from trusted roots."""
+def _stack(stack_name: str, roots: DataRoots) -> Stack | None:
+    return next((s for s in load_stacks(roots) if s.name == stack_name), None)
+
+
+def _recipe(stack_name: str, data: DataRoots | None) -> tuple[Path, tuple[str, ...]]:
+    """The stack's recipe folder and its dependency-file globs, from trusted roots only."""
     roots = data or DataRoots.trusted()
-    stack = next((s for s in load_stacks(roots) if s.name == stack_name), None)
+    stack = _stack(stack_name, roots)
     folder = roots.path("sandboxes", stack.sandbox if stack else stack_name)
     if not (folder / "Dockerfile").is_file():
         raise ImageBuildError(f"no image recipe for stack {stack_name!r}: {folder}/Dockerfile")
     globs = stack.dependency_files if stack and stack.dependency_files else DEFAULT_DEPENDENCY_FILES
-    return folder, globs, stack.installer if stack else "pip"
+    return folder, globs
 
 
 def _read(path: Path, limit: int, what: str) -> bytes:
@@ -170,7 +172,10 @@ def _digest(base: str, base_id: str, inputs: Inputs, allow_sdists: bool) -> str:
 def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None) -> Inputs:
     """The recipe and dependency files an image of `stack_name` for `repo` is built from;
     recipes from `data` (default: trusted places and the user's checkout `repo`)."""
-    folder, globs, installer = _recipe(stack_name, data or DataRoots.of_checkout(repo))
+    roots = data or DataRoots.of_checkout(repo)
+    folder, globs = _recipe(stack_name, roots)
+    stack = _stack(stack_name, roots)
+    installer = stack.installer if stack else "pip"
     _no_links_between(repo, folder)
     deps = tuple(
         (path.name, _read(path, DEPENDENCY_FILE_LIMIT, "dependency file"))
