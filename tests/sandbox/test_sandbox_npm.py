@@ -17,8 +17,11 @@ from pathlib import Path
 import pytest
 
 from karma.config import KarmaConfig
+from karma.executor.unit import run_checks
+from karma.heal.evidence import Evidence
+from karma.heal.patterns import PatternTable
 from karma.home import builtin_dir
-from karma.recipes import detect_stack
+from karma.recipes import detect_stack, load_failure_patterns
 from karma.sandbox import spec_from_config
 from karma.sandbox.docker import DockerBackend
 from karma.sandbox.images import ensure_image
@@ -166,3 +169,39 @@ def test_the_projects_npmrc_and_install_scripts_are_never_used(
         assert result.output.split() == ["typescript"], result.output
     finally:
         canary.close()
+
+
+@pytest.mark.docker
+def test_a_project_without_dependencies_builds_and_a_tsconfig_without_typescript_says_so(
+    docker_engine: str, tmp_path: Path
+) -> None:
+    """No lockfile and no dependencies: nothing is downloaded, the image still builds, and
+    the image is reused on the next call. Its tsconfig.json without typescript fails the
+    typecheck check as the missing tool it is, not as a type error."""
+    repo = tmp_path / "bare"
+    repo.mkdir()
+    manifest = {"name": "bare", "version": "1.0.0", "scripts": {"test": "node --test"}}
+    (repo / "package.json").write_text(json.dumps(manifest))
+    (repo / "tsconfig.json").write_text('{"compilerOptions": {"strict": true}}')
+    (repo / "index.ts").write_text("export const one: number = 1;\n")
+    config = KarmaConfig(sandbox={"base_image": docker_engine})
+    built: list[str] = []
+    tag = ensure_image("node", repo, config, log=built.append)
+    assert not any("stage 1: downloading" in line for line in built), built
+    again: list[str] = []
+    assert ensure_image("node", repo, config, log=again.append) == tag
+    assert again == []  # a cache hit: nothing was built
+    stack = detect_stack(repo)
+    assert stack is not None and stack.name == "node"
+    box = DockerBackend().start(
+        spec_from_config(config, image=tag, workspace=repo, run_id="test-npm", task_id="t2")
+    )
+    try:
+        ((step, outcome),) = run_checks(stack, repo, box, ["index.ts"], 120)
+    finally:
+        box.close()
+    assert step == "typecheck" and outcome.exit_code == 127, outcome.output
+    assert "typescript is not in package.json's devDependencies" in outcome.output
+    table = PatternTable(load_failure_patterns())
+    found = table.classify_patterns(Evidence.from_exec(outcome, step=step))
+    assert found.failure_class == "missing_tool", found
