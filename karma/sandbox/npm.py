@@ -12,7 +12,8 @@ running trusted code on trusted or checked input:
    (never its `.npmrc`, nor any other file), with npm's user and global configuration
    pointed at nothing and the registry set to the public one. It keeps npm's cache (the
    tarballs, checked against the lockfile's `integrity`); the tree it installed is thrown
-   away. The container has no capability, a read-only root, a non-root user, a tmpfs.
+   away. The container has no capability, a read-only root, a non-root user, a tmpfs,
+   and is stopped past the cache size limit or the timeout (`wheelhouse.watched`).
 2. The install (`images._build`, no network): `npm ci --offline --ignore-scripts` from
    that cache into `/node_modules`, where Node's resolution reaches from `/workspace`.
 
@@ -38,7 +39,7 @@ from urllib.parse import urlsplit
 
 from karma.sandbox import SCRATCH
 from karma.sandbox.interface import ImageBuildError
-from karma.sandbox.wheelhouse import _follow
+from karma.sandbox.wheelhouse import WHEELHOUSE_LIMIT, watched
 from karma.text.inert import inert_lines
 
 REGISTRY = "https://registry.npmjs.org/"
@@ -219,13 +220,12 @@ def download(
         environment=dict(NPM_ENV), labels={"karma.image_stage": "npm-download"},
         host_config=host_config,
     )  # fmt: skip
-    container = created["Id"]
-    try:
-        api.start(container)
-        tail = _follow(api.logs(container, stream=True, follow=True), log)
-        code = int(api.wait(container, timeout=1800).get("StatusCode", 1))
-    finally:
-        api.remove_container(container, force=True)
+    code, tail, stopped = watched(
+        api, created["Id"], cache, WHEELHOUSE_LIMIT, log, what="npm's cache"
+    )
+    if stopped:
+        raise ImageBuildError(f"the npm download was stopped: {stopped[0]}",
+                              tip="trim the project's dependencies")  # fmt: skip
     if code != 0:
         log_tail = "\n".join(tail)
         raise ImageBuildError(
