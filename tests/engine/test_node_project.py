@@ -4,13 +4,15 @@ The fixture is `examples/node-tally`: TypeScript in `src/` compiled by `tsc` to 
 CommonJS tests in `test/` run by `node --test`, typescript a devDependency pinned by a
 `package-lock.json` that npm made. The scripted model builds a two-task feature; each
 task passes the stack's checks (`tsc --noEmit`, then the `test` script) in a sandbox with
-no network, and the branch's own tests pass. A type error in a first attempt is the
+no network, and the branch's own suite (run again by itself in the stack image) passes
+its three tests. A type error in a first attempt is the
 `type_error` that tsc's `error TS2322` is, and the next attempt (told the hint) heals it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,10 @@ import pytest
 import yaml
 
 from karma.cli import main
+from karma.config import KarmaConfig
 from karma.home import builtin_dir
+from karma.sandbox import spec_from_config
+from karma.sandbox.docker import DockerBackend
 from karma.testing.demo import demo_config
 from karma.testing.repos import git, init_repo
 
@@ -152,6 +157,19 @@ def _branch_is_built(repo: Path, result: dict[str, Any]) -> None:
     assert {"src/sub.ts", "src/mul.ts", "test/sub.test.js", "test/mul.test.js"} <= set(files)
     # What tsc and npm leave behind is never committed.
     assert not any(f.startswith(("dist/", "node_modules/", "coverage/")) for f in files), files
+    # The branch's own suite, run by itself in its stack image: the base's test and both new.
+    tree = repo.parent / "branch"
+    git(repo, "worktree", "add", "-q", str(tree), result["branch"])
+    image = result["tasks"][0]["sandbox"]["image"]
+    assert image.startswith("karma/stack-node:"), image
+    config = KarmaConfig(sandbox={"base_image": os.environ["KARMA_BASE_IMAGE"]})
+    spec = spec_from_config(config, image=image, workspace=tree, run_id="node-e2e", task_id="b")
+    box = DockerBackend().start(spec)
+    try:
+        run = box.exec("npm test --silent", timeout_s=300)
+    finally:
+        box.close()
+    assert run.ok and "# pass 3" in run.output and "# fail 0" in run.output, run.output
 
 
 def test_a_typescript_project_builds_a_two_task_feature(build: Any) -> None:
