@@ -86,7 +86,13 @@ class Check(_Recipe):
 class Stack(_Recipe):
     name: str
     detect: tuple[str, ...]
+    order: int = 100
+    """Stacks are tried lowest first (then by name): a repository that has the markers of
+    two stacks is the first one's."""
     dependency_files: tuple[str, ...] = ()
+    installer: Literal["pip", "npm"] = "pip"
+    """How the image build fetches the dependencies: `pip` (karma/sandbox/wheelhouse.py)
+    or `npm` (karma/sandbox/npm.py)."""
     sandbox: str
     generated: tuple[str, ...] = ()
     """gitignore patterns of what builds and checks leave behind; never committed."""
@@ -106,10 +112,11 @@ class Stack(_Recipe):
 
 def load_stacks(roots: DataRoots | None = None) -> list[Stack]:
     folder = recipe_path("stacks", roots)
-    return [
+    stacks = [
         _validate(Stack, read_toml(path, RecipeError), path)
         for path in sorted(folder.glob("*.toml"))
     ]
+    return sorted(stacks, key=lambda stack: (stack.order, stack.name))
 
 
 def detect_stack(

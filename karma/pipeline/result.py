@@ -90,6 +90,7 @@ def task_rows(b: Build) -> list[dict[str, Any]]:
                 "sandbox": {"image": t["image"], "container_id": t["container_id"]},
                 "worker": t["worker"],
                 "docker_host": t["docker_host"],
+                "stack": b.stack.name,
                 "commit": t["commit_sha"],
                 "history": attempts.get(t["id"], []),
             }

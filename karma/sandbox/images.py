@@ -29,12 +29,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from karma.config import KarmaConfig
 from karma.home import DataRoots
-from karma.recipes import load_stacks
-from karma.sandbox import sandbox_user
+from karma.recipes import Stack, load_stacks
+from karma.sandbox import npm, sandbox_user
 from karma.sandbox.docker import DockerBackend
 from karma.sandbox.engine import engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
@@ -64,16 +64,22 @@ class Inputs:
     """(path relative to the recipe folder, content)."""
     deps: tuple[tuple[str, bytes], ...]
     """(file name at the project's root, content)."""
+    installer: Literal["pip", "npm"] = "pip"
+    """The stack's: how stage 1 fetches the dependencies."""
 
     def requirements(self) -> Requirements:
         text = {name: data.decode("utf-8", "replace") for name, data in self.deps}
         return sanitize(text, extra=TOOLS)
 
 
+def _stack(stack_name: str, roots: DataRoots) -> Stack | None:
+    return next((s for s in load_stacks(roots) if s.name == stack_name), None)
+
+
 def _recipe(stack_name: str, data: DataRoots | None) -> tuple[Path, tuple[str, ...]]:
     """The stack's recipe folder and its dependency-file globs, from trusted roots only."""
     roots = data or DataRoots.trusted()
-    stack = next((s for s in load_stacks(roots) if s.name == stack_name), None)
+    stack = _stack(stack_name, roots)
     folder = roots.path("sandboxes", stack.sandbox if stack else stack_name)
     if not (folder / "Dockerfile").is_file():
         raise ImageBuildError(f"no image recipe for stack {stack_name!r}: {folder}/Dockerfile")
@@ -166,13 +172,16 @@ def _digest(base: str, base_id: str, inputs: Inputs, allow_sdists: bool) -> str:
 def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None) -> Inputs:
     """The recipe and dependency files an image of `stack_name` for `repo` is built from;
     recipes from `data` (default: trusted places and the user's checkout `repo`)."""
-    folder, globs = _recipe(stack_name, data or DataRoots.of_checkout(repo))
+    roots = data or DataRoots.of_checkout(repo)
+    folder, globs = _recipe(stack_name, roots)
+    stack = _stack(stack_name, roots)
+    installer = stack.installer if stack else "pip"
     _no_links_between(repo, folder)
     deps = tuple(
         (path.name, _read(path, DEPENDENCY_FILE_LIMIT, "dependency file"))
         for path in dependency_files(repo, globs)
     )
-    return Inputs(recipe_files(folder), deps)
+    return Inputs(recipe_files(folder), deps, installer)
 
 
 def ensure_image(
@@ -218,55 +227,93 @@ def image_for(
         )
     with engine_errors(base):
         base_id = str(api.inspect_image(base)["Id"])
+    say = log or (lambda line: None)
+    if inputs.installer == "npm":  # the recipe builds on the Node toolchain (npm.py)
+        npm.check_lockfile(dict(inputs.deps))  # refused before anything is built
+        with engine_errors(base):
+            base_id = npm.toolchain_image(api, base_id, inputs.recipe, say)
     allow_sdists = config.sandbox.allow_sdists
     digest = _digest(base, base_id, inputs, allow_sdists)
     tag = f"karma/stack-{stack_name}:{digest[:16]}"
     if backend.has_image(tag):
         return tag
-    say = log or (lambda line: None)
-    requirements = inputs.requirements()
-    for dropped in requirements.dropped:
-        say(inert_lines(f"karma: {dropped.line()}"))
+    labels = {"karma.stack": stack_name, "karma.deps_hash": digest}
     with tempfile.TemporaryDirectory(prefix="karma-image-") as scratch:
         context = Path(scratch) / "context"
-        staging = Path(scratch) / "download"
-        (staging / "in").mkdir(parents=True)
-        (staging / "in" / "requirements.txt").write_text(requirements.text())
-        say(
-            f"karma: stage 1: downloading {len(requirements.specifiers)} requirements "
-            f"({'wheels and sdists' if allow_sdists else 'wheels only'})"
-        )
-        with engine_errors(base):
-            house = download(
-                api,
-                base_id,
-                staging,
-                user=sandbox_user(config),
-                memory_mb=config.sandbox.memory_mb,
-                allow_sdists=allow_sdists,
-                environ=os.environ if environ is None else environ,
-                log=say,
-            )
         for relative, content in inputs.recipe:
             (context / relative).parent.mkdir(parents=True, exist_ok=True)
             (context / relative).write_bytes(content)
-        deps = context / DEPS_DIR
-        deps.mkdir()
-        (staging / "wheels").rename(deps / "wheels")
-        (deps / "requirements.in").write_text(requirements.text())
-        (deps / "requirements.lock").write_text(house.lock)
-        (deps / "dropped.txt").write_text("".join(f"{d.line()}\n" for d in requirements.dropped))
-        say(
-            f"karma: stage 2: installing {house.files} wheels ({house.bytes >> 10} KiB, lock "
-            f"sha256 {house.lock_sha256[:16]}) with no network"
-        )
-        labels = {
-            "karma.stack": stack_name,
-            "karma.deps_hash": digest,
-            "karma.lock_sha256": house.lock_sha256,
-        }
+        fill = _npm_deps if inputs.installer == "npm" else _pip_deps
+        with engine_errors(base):
+            labels |= fill(api, base_id, inputs, Path(scratch), context / DEPS_DIR, config,
+                           environ=os.environ if environ is None else environ, say=say)  # fmt: skip
         _build(api, context, tag, base_id, labels, say)
     return tag
+
+
+def _pip_deps(api: Any, base_id: str, inputs: Inputs, scratch: Path, deps: Path,
+              config: KarmaConfig, *, environ: Mapping[str, str],
+              say: Callable[[str], None]) -> dict[str, str]:  # fmt: skip
+    """Stage 1 for pip: the wheels and their hash-pinned lock, into `deps`."""
+    allow_sdists = config.sandbox.allow_sdists
+    requirements = inputs.requirements()
+    for dropped in requirements.dropped:
+        say(inert_lines(f"karma: {dropped.line()}"))
+    staging = scratch / "download"
+    (staging / "in").mkdir(parents=True)
+    (staging / "in" / "requirements.txt").write_text(requirements.text())
+    say(
+        f"karma: stage 1: downloading {len(requirements.specifiers)} requirements "
+        f"({'wheels and sdists' if allow_sdists else 'wheels only'})"
+    )
+    house = download(
+        api,
+        base_id,
+        staging,
+        user=sandbox_user(config),
+        memory_mb=config.sandbox.memory_mb,
+        allow_sdists=allow_sdists,
+        environ=environ,
+        log=say,
+    )
+    deps.mkdir()
+    (staging / "wheels").rename(deps / "wheels")
+    (deps / "requirements.in").write_text(requirements.text())
+    (deps / "requirements.lock").write_text(house.lock)
+    (deps / "dropped.txt").write_text("".join(f"{d.line()}\n" for d in requirements.dropped))
+    say(
+        f"karma: stage 2: installing {house.files} wheels ({house.bytes >> 10} KiB, lock "
+        f"sha256 {house.lock_sha256[:16]}) with no network"
+    )
+    return {"karma.lock_sha256": house.lock_sha256}
+
+
+def _npm_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Path,
+              config: KarmaConfig, *, environ: Mapping[str, str],
+              say: Callable[[str], None]) -> dict[str, str]:  # fmt: skip
+    """Stage 1 for npm: the lockfile checked, npm's cache filled from the public registry."""
+    del environ  # npm's configuration is npm.NPM_ENV alone
+    files = dict(inputs.deps)
+    packages = npm.check_lockfile(files)
+    project = deps / "project"
+    project.mkdir(parents=True)
+    for name in (npm.MANIFEST, npm.LOCKFILE):
+        if name in files:
+            (project / name).write_bytes(files[name])
+    (deps / "npm-cache").mkdir()
+    if packages:
+        staging = scratch / "download"
+        (staging / "in").mkdir(parents=True)
+        for name in (npm.MANIFEST, npm.LOCKFILE):
+            (staging / "in" / name).write_bytes(files[name])
+        say(f"karma: stage 1: downloading {packages} npm packages from {npm.REGISTRY}")
+        npm.download(api, toolchain, staging, user=sandbox_user(config),
+                     memory_mb=config.sandbox.memory_mb, log=say)  # fmt: skip
+        (deps / "npm-cache").rmdir()
+        (staging / "cache").rename(deps / "npm-cache")
+    say(f"karma: stage 2: installing {packages} npm packages with no network")
+    lock = files.get(npm.LOCKFILE, b"")
+    return {"karma.lock_sha256": hashlib.sha256(lock).hexdigest()}
 
 
 def _build(

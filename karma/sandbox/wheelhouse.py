@@ -115,8 +115,13 @@ def index_env(environ: Mapping[str, str], log: Callable[[str], None]) -> dict[st
 
 
 def _size(folder: Path) -> int:
-    with os.scandir(folder) as entries:
-        return sum(e.stat(follow_symlinks=False).st_size for e in entries)
+    """Bytes of the files under `folder` (npm's cache nests), never through a symlink."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):  # npm moves its temporary files
+                total += (Path(root) / name).lstat().st_size
+    return total
 
 
 def _hash(path: Path) -> str:
@@ -229,22 +234,7 @@ def download(
         labels={LABEL_STAGE: "download"},
         host_config=host_config,
     )
-    container = created["Id"]
-    stopped: list[str] = []
-    try:
-        api.start(container)
-        done = threading.Event()
-        watcher = threading.Thread(
-            target=_watch, args=(api, container, wheels, limit, done, stopped), daemon=True
-        )
-        watcher.start()
-        tail = _follow(api.logs(container, stream=True, follow=True), log)
-        code = int(api.wait(container).get("StatusCode", 1))
-        done.set()
-        if not stopped and _size(wheels) > limit:  # finished between two looks
-            stopped.append(f"the wheels passed {limit >> 20} MiB")
-    finally:
-        api.remove_container(container, force=True)
+    code, tail, stopped = watched(api, created["Id"], wheels, limit, log, what="the wheels")
     if stopped:
         raise ImageBuildError(
             f"the dependency download was stopped: {stopped[0]}",
@@ -255,14 +245,44 @@ def download(
     return lock_of(wheels)
 
 
+def watched(
+    api: Any, container: str, folder: Path, limit: int, log: Callable[[str], None], *, what: str
+) -> tuple[int, list[str], list[str]]:
+    """Run a created download container to its end, removed after: its exit code, the
+    tail of its output, and why it was stopped (`what`, the folder it fills, passed
+    `limit` bytes, or the timeout); empty when it was not."""
+    stopped: list[str] = []
+    try:
+        api.start(container)
+        done = threading.Event()
+        watcher = threading.Thread(
+            target=_watch, args=(api, container, folder, limit, done, stopped, what), daemon=True
+        )
+        watcher.start()
+        tail = follow(api.logs(container, stream=True, follow=True), log)
+        code = int(api.wait(container).get("StatusCode", 1))
+        done.set()
+        if not stopped and _size(folder) > limit:  # finished between two looks
+            stopped.append(f"{what} passed {limit >> 20} MiB")
+    finally:
+        api.remove_container(container, force=True)
+    return code, tail, stopped
+
+
 def _watch(
-    api: Any, container: str, wheels: Path, limit: int, done: threading.Event, stopped: list[str]
+    api: Any,
+    container: str,
+    folder: Path,
+    limit: int,
+    done: threading.Event,
+    stopped: list[str],
+    what: str,
 ) -> None:
     """Stop the download past the size limit or the timeout."""
     deadline = time.monotonic() + DOWNLOAD_TIMEOUT_S
     while not done.wait(1.0):
-        if _size(wheels) > limit:
-            stopped.append(f"the wheels passed {limit >> 20} MiB")
+        if _size(folder) > limit:
+            stopped.append(f"{what} passed {limit >> 20} MiB")
         elif time.monotonic() > deadline:
             stopped.append(f"it ran past {DOWNLOAD_TIMEOUT_S:.0f} s")
         else:
@@ -274,7 +294,7 @@ def _watch(
         return
 
 
-def _follow(chunks: Any, log: Callable[[str], None], keep: int = 40) -> list[str]:
+def follow(chunks: Any, log: Callable[[str], None], keep: int = 40) -> list[str]:
     """Each line of the container's output, made inert, to `log`; the last `keep` lines."""
     tail: list[str] = []
     pending = b""

@@ -351,7 +351,7 @@ def test_build_output_cannot_inject_workflow_commands(
 
 
 def test_pip_output_is_made_inert_line_by_line() -> None:
-    from karma.sandbox.wheelhouse import _follow
+    from karma.sandbox.wheelhouse import follow
 
     logged: list[str] = []
     chunks = [
@@ -359,7 +359,7 @@ def test_pip_output_is_made_inert_line_by_line() -> None:
         b"mask::x\n\x1b[1m::set-output name=a::b\x1b[0m\n",
         b"::err",
     ]
-    tail = _follow(iter(chunks), logged.append)
+    tail = follow(iter(chunks), logged.append)
     assert tail == logged and len(logged) == 4
     assert all("::" not in line and "\x1b" not in line for line in logged)
 

@@ -1,0 +1,4 @@
+/** The sum of two numbers. */
+export function add(a: number, b: number): number {
+  return a + b;
+}

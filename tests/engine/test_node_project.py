@@ -1,0 +1,197 @@
+"""`karma build` on a TypeScript/Node project: real Docker, git, npm, tsc and `node --test`.
+
+The fixture is `examples/node-tally`: TypeScript in `src/` compiled by `tsc` to `dist/`,
+CommonJS tests in `test/` run by `node --test`, typescript a devDependency pinned by a
+`package-lock.json` that npm made. The scripted model builds a two-task feature; each
+task passes the stack's checks (`tsc --noEmit`, then the `test` script) in a sandbox with
+no network, and the branch's own suite (run again by itself in the stack image) passes
+its three tests. A type error in a first attempt is the
+`type_error` that tsc's `error TS2322` is, and the next attempt (told the hint) heals it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from karma.cli import main
+from karma.config import KarmaConfig
+from karma.home import builtin_dir
+from karma.sandbox import spec_from_config
+from karma.sandbox.docker import DockerBackend
+from karma.testing.demo import demo_config
+from karma.testing.repos import git, init_repo
+
+pytestmark = pytest.mark.docker
+
+REQUEST = "Add sub() and mul() to tally"
+FIXTURE = builtin_dir("examples") / "node-tally"
+
+
+def _task(name: str, deps: list[str]) -> dict[str, Any]:
+    return {
+        "id": name,
+        "title": f"Add {name}()",
+        "description": f"Add {name}(a, b) to src/{name}.ts with a test in test/{name}.test.js.",
+        "deps": deps,
+        "estimated_tokens": 3000,
+        "kind": "code",
+        "files": [f"src/{name}.ts", f"test/{name}.test.js"],
+    }
+
+
+def _code(name: str, op: str) -> str:
+    return f"export function {name}(a: number, b: number): number {{\n  return a {op} b;\n}}\n"
+
+
+def _test(name: str, op: str) -> str:
+    return (
+        '"use strict";\nconst test = require("node:test");\n'
+        'const assert = require("node:assert/strict");\n'
+        f'const {{ {name} }} = require("../dist/{name}.js");\n\n'
+        f'test("{name}", () => {{\n  assert.equal({name}(6, 3), 6 {op} 3);\n}});\n'
+    )
+
+
+def _conversation(name: str, op: str, code: str | None = None) -> dict[str, Any]:
+    calls = [
+        {
+            "name": "write_file",
+            "arguments": {"path": f"src/{name}.ts", "content": code or _code(name, op)},
+        },
+        {
+            "name": "write_file",
+            "arguments": {"path": f"test/{name}.test.js", "content": _test(name, op)},
+        },
+    ]
+    return {
+        "name": name,
+        "match": {"user": [f"Task {name}:"]},
+        "replies": [
+            {"text": "Writing it.", "tool_calls": calls},
+            {
+                "text": "Testing.",
+                "tool_calls": [{"name": "run", "arguments": {"command": "npm test"}}],
+            },
+            {
+                "text": "Done.",
+                "tool_calls": [{"name": "finish", "arguments": {"summary": f"Added {name}()."}}],
+            },
+        ],
+    }
+
+
+def script(*first: dict[str, Any]) -> dict[str, Any]:
+    plan = {"tasks": [_task("sub", []), _task("mul", ["sub"])]}
+    review = {"verdict": "approve", "summary": "Small, typed, tested.", "findings": []}
+    return {
+        "conversations": [
+            {
+                "name": "planner",
+                "match": {"tool": "submit_plan"},
+                "replies": [
+                    {
+                        "text": "Two tasks.",
+                        "tool_calls": [{"name": "submit_plan", "arguments": plan}],
+                    }
+                ],
+            },
+            *first,
+            _conversation("sub", "-"),
+            _conversation("mul", "*"),
+            {
+                "name": "reviewer",
+                "match": {"tool": "submit_review"},
+                "replies": [
+                    {
+                        "text": "Reviewed.",
+                        "tool_calls": [{"name": "submit_review", "arguments": review}],
+                    }
+                ],
+            },
+        ]
+    }
+
+
+@pytest.fixture
+def build(
+    tmp_path: Path,
+    docker_engine: str,
+    osv_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Any:
+    monkeypatch.setenv("KARMA_BASE_IMAGE", docker_engine)
+    monkeypatch.setenv("KARMA_OSV_URL", osv_url)
+    config = tmp_path / "karma.toml"
+    config.write_text(demo_config().read_text() + '\n[heal]\nchooser = "ordered"\n')
+    repo = init_repo(tmp_path / "tally", source=FIXTURE, message="tally: initial")
+
+    def run(steps: dict[str, Any]) -> tuple[Path, int, dict[str, Any]]:
+        path = tmp_path / "script.yaml"
+        path.write_text(yaml.safe_dump(steps))
+        monkeypatch.setenv("KARMA_SCRIPT", str(path))
+        capsys.readouterr()
+        code = main(["-C", str(repo), "--config", str(config), "build", "--json", REQUEST])
+        out = capsys.readouterr().out
+        return repo, code, json.loads(out) if out.strip() else {}
+
+    return run
+
+
+def _branch_is_built(repo: Path, result: dict[str, Any]) -> None:
+    assert result["status"] == "succeeded", result
+    tasks = {t["id"]: t for t in result["tasks"]}
+    assert set(tasks) == {"sub", "mul"}
+    assert all(t["status"] == "succeeded" for t in tasks.values()), tasks
+    assert all(t.get("stack") == "node" for t in tasks.values()), tasks
+    gates = {g["name"]: g for g in result["gates"]}
+    assert gates["tests"]["status"] == "passed", gates["tests"]
+    assert "`npm test --silent`" in gates["tests"]["summary"], gates["tests"]
+    files = git(repo, "ls-tree", "-r", "--name-only", result["branch"]).split()
+    assert {"src/sub.ts", "src/mul.ts", "test/sub.test.js", "test/mul.test.js"} <= set(files)
+    # What tsc and npm leave behind is never committed.
+    assert not any(f.startswith(("dist/", "node_modules/", "coverage/")) for f in files), files
+    # The branch's own suite, run by itself in its stack image: the base's test and both new.
+    tree = repo.parent / "branch"
+    git(repo, "worktree", "add", "-q", str(tree), result["branch"])
+    image = result["tasks"][0]["sandbox"]["image"]
+    assert image.startswith("karma/stack-node:"), image
+    config = KarmaConfig(sandbox={"base_image": os.environ["KARMA_BASE_IMAGE"]})
+    spec = spec_from_config(config, image=image, workspace=tree, run_id="node-e2e", task_id="b")
+    box = DockerBackend().start(spec)
+    try:
+        run = box.exec("npm test --silent", timeout_s=300)
+    finally:
+        box.close()
+    assert run.ok and "# pass 3" in run.output and "# fail 0" in run.output, run.output
+
+
+def test_a_typescript_project_builds_a_two_task_feature(build: Any) -> None:
+    repo, code, result = build(script())
+    assert code == 0, result
+    _branch_is_built(repo, result)
+    assert all(t["attempts"] == 1 for t in result["tasks"]), result["tasks"]
+
+
+def test_a_type_error_is_classified_by_tsc_and_healed_on_the_next_attempt(build: Any) -> None:
+    """Attempt 1 of `sub` returns a string where a number is declared: `tsc --noEmit`
+    fails with error TS2322, the failure is a `type_error`, and attempt 2 passes."""
+    wrong = "export function sub(a: number, b: number): number {\n  return `${a - b}`;\n}\n"
+    broken = _conversation("sub", "-", code=wrong)
+    broken["name"] = "sub-broken"
+    broken["match"] = {"user": ["Task sub:", "Attempt 1\n"]}
+    repo, code, result = build(script(broken))
+    assert code == 0, result
+    _branch_is_built(repo, result)
+    task = next(t for t in result["tasks"] if t["id"] == "sub")
+    assert task["attempts"] == 2, task
+    first = task["history"][0]
+    assert first["status"] == "failed" and first["class"] == "type_error", first
+    assert first["pattern"] == "js.tsc.type", first
+    assert first["remediation"] == "retry_with_hint", first
