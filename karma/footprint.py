@@ -12,7 +12,8 @@ every entry counts at least one 4 KiB block (a million empty files is not free e
 After each `run` the check must cost next to nothing (a walk per tool call would make
 every call slower on a large tree): the filesystem's own counters (`statvfs`: blocks and
 inodes in use) say how much it grew since the worktree was last measured; only when that
-is past the limit is the worktree walked, to tell its growth from its neighbours'. A
+is past a quarter of the limit, or when the filesystem shrank meanwhile (a neighbour
+freeing space can hide the worktree's growth), is the worktree walked. A
 sparse file takes no blocks, so it is caught by the exact measure before staging.
 """
 
@@ -55,7 +56,7 @@ class Footprint:
         self.root = root
         self.limit = int(limit_mb * 1024 * 1024)
         self.base = disk_usage(root)
-        self._fs_base = _fs_used(root)
+        self._fs_base = self._fs_seen = _fs_used(root)
 
     def excess(self) -> str | None:
         """Why the worktree is too large now, or None: the exact measure."""
@@ -73,8 +74,12 @@ class Footprint:
         )
 
     def quick_excess(self) -> str | None:
-        """The same, measured only when the filesystem grew past the limit since the last
-        measure (after `run`: next to free)."""
-        if _fs_used(self.root) - self._fs_base <= self.limit:
+        """The same, measured only when the filesystem grew by a quarter of the limit since
+        the last measure, or shrank since the last look (after `run`: next to free). A
+        shrink means someone else freed space meanwhile, which can hide the worktree's
+        growth in the filesystem's total: then only the walk can tell."""
+        used = _fs_used(self.root)
+        freed, self._fs_seen = used < self._fs_seen, used
+        if not freed and used - self._fs_base <= self.limit // 4:
             return None
         return self.excess()

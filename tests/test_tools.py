@@ -385,6 +385,17 @@ def test_footprint_walk_does_not_follow_symlinks(root: Path) -> None:
     assert footprint.excess() is None
 
 
+def test_growth_hidden_by_a_neighbour_freeing_space_is_still_caught(root: Path) -> None:
+    other = root.parent / "neighbour.bin"
+    other.write_bytes(os.urandom(9 * 1024 * 1024))
+    os.sync()
+    footprint = Footprint(root, limit_mb=5)
+    (root / "big.bin").write_bytes(os.urandom(8 * 1024 * 1024))
+    other.unlink()  # the filesystem as a whole shrank: its counters alone would say "fine"
+    os.sync()
+    assert footprint.quick_excess() is not None
+
+
 # -- edits keep the file's encoding, line endings and final newline ---------------------------
 
 
