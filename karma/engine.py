@@ -19,7 +19,7 @@ from karma.errors import UsageError
 from karma.events import EventBus, utcnow
 from karma.home import DataRoots
 from karma.models.interface import ModelClient
-from karma.pipeline import start as stages
+from karma.pipeline import start
 from karma.pipeline.build import Build
 from karma.pipeline.gates import run_gates
 from karma.pipeline.result import BuildResult, BuildStatus, task_rows, write_report
@@ -59,18 +59,18 @@ def build(
     deterministic order).
     """
     workspace = Workspace(repo)
-    models = model_factory or stages.default_model_factory(config)
+    models = model_factory or start.default_model_factory(config)
     # Decided once, before any model or sandbox ran: recipes and suites come from here.
     data = DataRoots.of_checkout(workspace.root)
-    env = stages.BuildEnv(workspace, config, store, bus, models, backend, data)
-    with stages.build_lock(workspace.root / ".karma", bus):
+    env = start.BuildEnv(workspace, config, store, bus, models, backend, data)
+    with start.build_lock(workspace.root / ".karma", bus):
         if resume:
-            b = stages.resume(env, resume)
+            b = start.resume(env, resume)
             b.human = human_input(store, resume)
         else:
             if not request.strip():
                 raise UsageError("the request is empty", tip='karma build "what to build"')
-            b = stages.start(env, new_run_id(), request, plan_file=plan_file, base=base)
+            b = start.start(env, new_run_id(), request, plan_file=plan_file, base=base)
         try:
             outcomes = _schedule(b, executor)
         finally:

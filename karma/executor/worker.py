@@ -1,9 +1,11 @@
 """The worker's side of a remote attempt: a job in, a verified-on-return commit out.
 
-A Dask worker runs `run_attempt(job, seed)`. It keeps one git repository per build in its
-cache (`KARMA_WORKER_CACHE`, default `~/.cache/karma/worker/<worker>/<run>`), seeded once
-with the build's base commit (a bundle scattered to every worker) and brought to the
-build branch's tip with the small bundle each job carries. The attempt runs in a
+A Dask worker runs `run_attempt(job, share)`: `share` is what every attempt of the build
+has in common (`BuildShare`, scattered to every worker once), `job` this attempt alone.
+The worker keeps one git repository per build in its cache (`KARMA_WORKER_CACHE`,
+default `~/.cache/karma/worker/<worker>/<run>`), seeded once with the build's base
+commit (the share's bundle) and brought to the build branch's tip with the small bundle
+each job carries. The attempt runs in a
 worktree of that repository, in a sandbox of the worker's own Docker engine (the
 `DOCKER_HOST` of its environment), on a model made from the worker's own environment
 (its keys never travel). The stack image is built on the worker's engine when missing,
