@@ -76,8 +76,20 @@ def engines(second_engine: str) -> tuple[str, str]:
     return (FIRST_ENGINE, second_engine)
 
 
+@pytest.fixture
+def dask_cluster(two_workers: str) -> str:
+    """The scheduler address, once both workers are connected: at the cluster's start a
+    worker may still be registering, and one a test killed is restarted by its nanny (a
+    build started before then would run on one engine only)."""
+    from distributed import Client
+
+    with Client(two_workers, timeout=60, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=120)
+    return two_workers
+
+
 @pytest.fixture(scope="session")
-def dask_cluster(engines: tuple[str, str]) -> Iterator[str]:
+def two_workers(engines: tuple[str, str]) -> Iterator[str]:
     """The scheduler address of a cluster of two worker processes, one per engine."""
     try:
         from distributed import Nanny, Scheduler, SpecCluster
