@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import tarfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,7 +38,7 @@ from urllib.parse import urlsplit
 
 from karma.sandbox import SCRATCH
 from karma.sandbox.interface import ImageBuildError
-from karma.sandbox.wheelhouse import WHEELHOUSE_LIMIT, watched
+from karma.sandbox.wheelhouse import IN, WHEELHOUSE_LIMIT, start_download, watched
 from karma.text.inert import inert_lines
 
 REGISTRY = "https://registry.npmjs.org/"
@@ -48,7 +47,6 @@ MANIFEST = "package.json"
 LOCKFILE = "package-lock.json"
 TOOLCHAIN = "toolchain/Dockerfile"
 """The toolchain's recipe, inside the stack's recipe folder."""
-IN = "/karma/in"
 CACHE = "/karma/npm-cache"
 DEPENDENCY_KEYS = ("dependencies", "devDependencies", "optionalDependencies")
 NPM_ENV: Mapping[str, str] = {
@@ -193,36 +191,14 @@ def download(
     cache in `folder/cache`."""
     cache = folder / "cache"
     cache.mkdir()
-    uid, _, gid = user.partition(":")
-    if os.getuid() == 0:  # the container user must be able to write the cache
-        os.chown(cache, int(uid), int(gid or uid))
     script = (
         f"mkdir {SCRATCH}/project && cp {IN}/{MANIFEST} {IN}/{LOCKFILE} {SCRATCH}/project/ && "
         f"cd {SCRATCH}/project && npm ci --ignore-scripts --no-audit --no-fund --loglevel=warn"
     )
-    host_config = api.create_host_config(
-        binds={
-            str(folder / "in"): {"bind": IN, "mode": "ro"},
-            str(cache): {"bind": CACHE, "mode": "rw"},
-        },
-        network_mode="host",
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        read_only=True,
-        tmpfs={SCRATCH: "rw,nosuid,nodev,size=4096m,mode=1777"},
-        mem_limit=f"{memory_mb}m",
-        memswap_limit=f"{memory_mb}m",
-        pids_limit=256,
-        init=True,
-    )
-    created = api.create_container(
-        toolchain, command=["sh", "-c", script], user=user, working_dir=SCRATCH,
-        environment=dict(NPM_ENV), labels={"karma.image_stage": "npm-download"},
-        host_config=host_config,
-    )  # fmt: skip
-    code, tail, stopped = watched(
-        api, created["Id"], cache, WHEELHOUSE_LIMIT, log, what="npm's cache"
-    )
+    created = start_download(api, toolchain, ["sh", "-c", script], inputs=folder / "in",
+                             out=cache, out_at=CACHE, user=user, memory_mb=memory_mb,
+                             environment=NPM_ENV, stage="npm-download")  # fmt: skip
+    code, tail, stopped = watched(api, created, cache, WHEELHOUSE_LIMIT, log, what="npm's cache")
     if stopped:
         raise ImageBuildError(f"the npm download was stopped: {stopped[0]}",
                               tip="trim the project's dependencies")  # fmt: skip

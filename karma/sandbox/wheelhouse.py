@@ -40,6 +40,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from karma.sandbox import SCRATCH
 from karma.sandbox.interface import ImageBuildError
+from karma.sandbox.lending import user_ids
 from karma.text.inert import inert_lines
 
 WHEELHOUSE_LIMIT = 8 << 30
@@ -186,6 +187,34 @@ def _failure(tail: list[str], code: int, allow_sdists: bool) -> ImageBuildError:
     )
 
 
+def start_download(api: Any, image: str, command: list[str], *, inputs: Path, out: Path,
+                   out_at: str, user: str, memory_mb: int, environment: Mapping[str, str],
+                   stage: str) -> str:  # fmt: skip
+    """The container of a download stage, created (not started): the network, and
+    nothing else — the inputs read-only at `IN`, `out` the one writable folder (at
+    `out_at`, given to the container user), no capability, a read-only root, bounded
+    memory and pids. Its id."""
+    if os.getuid() == 0:  # the container user must be able to write `out`
+        os.chown(out, *user_ids(user))
+    host_config = api.create_host_config(
+        binds={str(inputs): {"bind": IN, "mode": "ro"}, str(out): {"bind": out_at, "mode": "rw"}},
+        network_mode="host",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        read_only=True,
+        tmpfs={SCRATCH: "rw,nosuid,nodev,size=4096m,mode=1777"},
+        mem_limit=f"{memory_mb}m",
+        memswap_limit=f"{memory_mb}m",
+        pids_limit=256,
+        init=True,
+    )
+    created = api.create_container(
+        image, command=command, user=user, working_dir=SCRATCH,
+        environment=dict(environment), labels={LABEL_STAGE: stage}, host_config=host_config,
+    )  # fmt: skip
+    return str(created["Id"])
+
+
 def download(
     api: Any,
     base_id: str,
@@ -201,40 +230,16 @@ def download(
     """Download the wheels of `folder/in/requirements.txt` into `folder/wheels`."""
     wheels = folder / "wheels"
     wheels.mkdir()
-    uid, _, gid = user.partition(":")
-    if os.getuid() == 0:  # the container user must be able to write the wheels
-        os.chown(wheels, int(uid), int(gid or uid))
     env = {
         "HOME": SCRATCH,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PIP_NO_INPUT": "1",
         **index_env(environ, log),
     }
-    host_config = api.create_host_config(
-        binds={
-            str(folder / "in"): {"bind": IN, "mode": "ro"},
-            str(wheels): {"bind": OUT, "mode": "rw"},
-        },
-        network_mode="host",
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        read_only=True,
-        tmpfs={SCRATCH: "rw,nosuid,nodev,size=4096m,mode=1777"},
-        mem_limit=f"{memory_mb}m",
-        memswap_limit=f"{memory_mb}m",
-        pids_limit=256,
-        init=True,
-    )
-    created = api.create_container(
-        base_id,
-        command=_command(allow_sdists),
-        user=user,
-        working_dir=SCRATCH,
-        environment=env,
-        labels={LABEL_STAGE: "download"},
-        host_config=host_config,
-    )
-    code, tail, stopped = watched(api, created["Id"], wheels, limit, log, what="the wheels")
+    created = start_download(api, base_id, _command(allow_sdists), inputs=folder / "in",
+                             out=wheels, out_at=OUT, user=user, memory_mb=memory_mb,
+                             environment=env, stage="download")  # fmt: skip
+    code, tail, stopped = watched(api, created, wheels, limit, log, what="the wheels")
     if stopped:
         raise ImageBuildError(
             f"the dependency download was stopped: {stopped[0]}",
