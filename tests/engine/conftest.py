@@ -45,38 +45,42 @@ def karma_config(tmp_path: Path) -> Path:
     return config
 
 
+ScriptedBuild = Callable[..., tuple[int, dict[str, Any]]]
+"""(repo, model script, request, *extra flags) -> (exit code, the build's JSON)."""
+
+
 @pytest.fixture
-def karma_build(
-    demo_repo: Path,
+def scripted_build(
     karma_config: Path,
     tmp_path: Path,
     docker_engine: str,
     osv_url: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> BuildFn:
-    """Run `karma build --json` on the demo repo with a script; (exit code, JSON)."""
+) -> ScriptedBuild:
+    """Run `karma build --json` on a repository with a model script; (exit code, JSON)."""
     monkeypatch.setenv("KARMA_BASE_IMAGE", docker_engine)
     monkeypatch.setenv("KARMA_OSV_URL", osv_url)
 
-    def run(script: dict[str, Any] | None = None, *extra: str) -> tuple[int, dict[str, Any]]:
+    def run(repo: Path, script: dict[str, Any], request: str,
+            *extra: str) -> tuple[int, dict[str, Any]]:  # fmt: skip
         path = tmp_path / "script.yaml"
-        path.write_text(yaml.safe_dump(script or demo_script()))
+        path.write_text(yaml.safe_dump(script))
         monkeypatch.setenv("KARMA_SCRIPT", str(path))
         capsys.readouterr()
-        code = main(
-            [
-                "-C",
-                str(demo_repo),
-                "--config",
-                str(karma_config),
-                "build",
-                "--json",
-                *extra,
-                REQUEST,
-            ]
-        )
+        code = main(["-C", str(repo), "--config", str(karma_config), "build", "--json",
+                     *extra, request])  # fmt: skip
         out = capsys.readouterr().out
         return code, json.loads(out) if out.strip() else {}
+
+    return run
+
+
+@pytest.fixture
+def karma_build(demo_repo: Path, scripted_build: ScriptedBuild) -> BuildFn:
+    """Run `karma build --json` on the demo repo with a script; (exit code, JSON)."""
+
+    def run(script: dict[str, Any] | None = None, *extra: str) -> tuple[int, dict[str, Any]]:
+        return scripted_build(demo_repo, script or demo_script(), REQUEST, *extra)
 
     return run

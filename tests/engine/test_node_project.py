@@ -11,21 +11,18 @@ its three tests. A type error in a first attempt is the
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from karma.cli import main
 from karma.config import KarmaConfig
 from karma.home import builtin_dir
 from karma.sandbox import spec_from_config
 from karma.sandbox.docker import DockerBackend
-from karma.testing.demo import demo_config
 from karma.testing.repos import git, init_repo
+from tests.engine.conftest import ScriptedBuild
 
 pytestmark = pytest.mark.docker
 
@@ -119,29 +116,9 @@ def script(*first: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def build(
-    tmp_path: Path,
-    docker_engine: str,
-    osv_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Any:
-    monkeypatch.setenv("KARMA_BASE_IMAGE", docker_engine)
-    monkeypatch.setenv("KARMA_OSV_URL", osv_url)
-    config = tmp_path / "karma.toml"
-    config.write_text(demo_config().read_text() + '\n[heal]\nchooser = "ordered"\n')
+def build(scripted_build: ScriptedBuild, tmp_path: Path) -> Any:
     repo = init_repo(tmp_path / "tally", source=FIXTURE, message="tally: initial")
-
-    def run(steps: dict[str, Any]) -> tuple[Path, int, dict[str, Any]]:
-        path = tmp_path / "script.yaml"
-        path.write_text(yaml.safe_dump(steps))
-        monkeypatch.setenv("KARMA_SCRIPT", str(path))
-        capsys.readouterr()
-        code = main(["-C", str(repo), "--config", str(config), "build", "--json", REQUEST])
-        out = capsys.readouterr().out
-        return repo, code, json.loads(out) if out.strip() else {}
-
-    return run
+    return lambda steps: (repo, *scripted_build(repo, steps, REQUEST))
 
 
 def _branch_is_built(repo: Path, result: dict[str, Any]) -> None:

@@ -16,13 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from karma.cli import main
 from karma.recipes import load_failure_patterns
 from karma.store import Store
-from karma.testing.demo import demo_config
 from karma.testing.repos import git, init_repo
+from tests.engine.conftest import ScriptedBuild
 
 pytestmark = pytest.mark.docker
 
@@ -359,28 +357,8 @@ Run = Callable[[Path, dict[str, Any]], tuple[int, dict[str, Any]]]
 
 
 @pytest.fixture
-def build(
-    tmp_path: Path,
-    docker_engine: str,
-    osv_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Run:
-    monkeypatch.setenv("KARMA_BASE_IMAGE", docker_engine)
-    monkeypatch.setenv("KARMA_OSV_URL", osv_url)
-    config = tmp_path / "karma.toml"
-    config.write_text(demo_config().read_text() + '\n[heal]\nchooser = "ordered"\n')
-
-    def run(repo: Path, steps: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        path = tmp_path / "script.yaml"
-        path.write_text(yaml.safe_dump(steps))
-        monkeypatch.setenv("KARMA_SCRIPT", str(path))
-        capsys.readouterr()
-        code = main(["-C", str(repo), "--config", str(config), "build", "--json", REQUEST])
-        out = capsys.readouterr().out
-        return code, json.loads(out) if out.strip() else {}
-
-    return run
+def build(scripted_build: ScriptedBuild) -> Run:
+    return lambda repo, steps: scripted_build(repo, steps, REQUEST)
 
 
 def _branch_tests_pass(build: Run, repo: Path, result: dict[str, Any], source: str) -> None:
