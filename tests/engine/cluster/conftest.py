@@ -102,6 +102,7 @@ def two_workers(engines: tuple[str, str]) -> Iterator[str]:
                 "nthreads": 2,
                 "env": {"DOCKER_HOST": host, **NO_KEYS},
                 "preload": ["karma.executor.worker"],
+                "dashboard": False,  # no port 8787 to clash with another cluster
             },
         }
         for n, host in enumerate(engines)
