@@ -10,7 +10,9 @@ has ended. A `can_start`
 gate (the budget) may refuse new work. Ctrl-C cancels what waits and drains what runs:
 `stop` is set so running attempts end at their next step, and the run ends interrupted.
 Tests pass `SynchronousExecutor` and get a deterministic order. `run_each` runs a flat
-list of independent calls the same way (the gates of one wave).
+list of independent calls the same way (the gates of one wave); `alongside` runs one call
+in the background while the caller works (a build's sandbox image is made ready while its
+planner thinks).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ Status = Literal[
 T = TypeVar("T", bound=Hashable)
 Item = TypeVar("Item")
 R = TypeVar("R")
+B = TypeVar("B")
 
 
 @dataclass(frozen=True)
@@ -206,3 +209,22 @@ def run_each(
         if owned:
             pool.shutdown(wait=True, cancel_futures=True)
     return [results[index] for index in range(len(items))]
+
+
+def alongside(background: Callable[[], B], work: Callable[[], R]) -> tuple[B, R]:
+    """`work` in the caller's thread while `background` runs in another; both results.
+
+    The caller's `work` keeps Ctrl-C and its own errors; an error of either is raised
+    once both have ended (the caller's first), so nothing runs on unattended.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alongside")
+    try:
+        future = pool.submit(background)
+        try:
+            result = work()
+        except BaseException:
+            wait([future])
+            raise
+        return future.result(), result
+    finally:
+        pool.shutdown(wait=True)

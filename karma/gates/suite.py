@@ -155,19 +155,23 @@ GATES: dict[str, str] = {
 
 ALONE = frozenset({"bench"})
 """Gates that measure time: nothing else runs beside them."""
-LENDS_TREE = frozenset({"tests", "audit", "bench"})
-"""Gates that may run a sandbox on the tree (lent to its user): alone, given a sandbox."""
 LAST = frozenset({"approval", "review"})
 """Gates that read the others' results: they run after every other gate, in order."""
+SLOW_FIRST = ("tests", "audit")
+"""Gates that start a sandbox (given one): the slowest of a wave, started first so the
+quick ones fill the other cores beside them. Each gets its own copy of the tree (or an
+empty folder), so the tree the others read never changes hands."""
 
 
 def waves(suite: Suite, *, sandboxed: bool) -> list[tuple[GateSettings, ...]]:
-    """The suite's gates in the order they can run: each wave after the one before."""
-    solo = ALONE | (LENDS_TREE if sandboxed else frozenset())
-    free = tuple(s for s in suite.gates if s.name not in solo | LAST)
-    alone = [(s,) for s in suite.gates if s.name in solo - LAST]
+    """The suite's gates in the order they can run: each wave after the one before, a
+    wave's gates in the order they start."""
+    first = SLOW_FIRST if sandboxed else ()
+    free = [s for s in suite.gates if s.name not in ALONE | LAST]
+    free.sort(key=lambda s: first.index(s.name) if s.name in first else len(first))
+    alone = [(s,) for s in suite.gates if s.name in ALONE - LAST]
     last = [(s,) for s in suite.gates if s.name in LAST]
-    return [wave for wave in (free, *alone, *last) if wave]
+    return [wave for wave in (tuple(free), *alone, *last) if wave]
 
 
 def gate_named(name: str) -> Gate:

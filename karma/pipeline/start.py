@@ -26,13 +26,14 @@ from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
 from karma.pipeline.build import Build
 from karma.pipeline.recorder import RunRecorder
-from karma.plan import parse_plan, strip_derived
+from karma.plan import Plan, parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
-from karma.recipes import detect_stack, load_failure_patterns
+from karma.recipes import Stack, detect_stack, load_failure_patterns
 from karma.routed import RoutedPlan
 from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import SandboxBackend
+from karma.scheduler import alongside
 from karma.store import Store
 from karma.testcommand import from_commit
 from karma.workspace import Workspace
@@ -99,10 +100,19 @@ def _alive(pid: str) -> bool:
     return True
 
 
-def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: str,
-          context_text: str) -> Build:  # fmt: skip
-    workspace, config = env.workspace, env.config
-    data = env.roots
+@dataclass(frozen=True)
+class Prepared:
+    """What a build's tasks run on, ready before its first task: the stack (its test
+    command as the base commit defines it) and the stack image's tag."""
+
+    stack: Stack
+    image: str
+
+
+def _prepare(env: BuildEnv, base: str) -> Prepared:
+    """The stack and its image (built when no cached one exists); for a new run this runs
+    while the planner thinks."""
+    workspace, data = env.workspace, env.roots
     stack = detect_stack(workspace.root, data)
     if stack is None:
         raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
@@ -110,16 +120,18 @@ def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: st
     tests = from_commit(workspace.root, base, stack.test_command)
     stack = stack.model_copy(update={"test_command": tests.command})
     workspace.ignore_generated(stack.generated)
-    backend = env.backend
-    image = (
-        ensure_image(stack.name, workspace.root, config, data=data)
-        if backend is None
-        else "injected"
-    )
+    if env.backend is not None:  # an injected backend runs whatever image it is given
+        return Prepared(stack, f"karma/stack-{stack.name}:injected")
+    return Prepared(stack, ensure_image(stack.name, workspace.root, env.config, data=data))
+
+
+def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: str,
+          context_text: str, prepared: Prepared) -> Build:  # fmt: skip
+    workspace, config, data = env.workspace, env.config, env.roots
     b = Build(
         run_id=run_id, request=request, config=config, store=env.store, bus=env.bus,
         workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
-        stack=stack, image=image, backend=backend or get_sandbox(config),
+        stack=prepared.stack, image=prepared.image, backend=env.backend or get_sandbox(config),
         healer=Healer(env.store, config, load_failure_patterns(data), run_id=run_id),
         budget=BudgetTracker(config.budget.max_cost_usd), model_factory=env.models,
         context_text=context_text, data=data,
@@ -151,13 +163,16 @@ def start(
         config_json=config.model_dump_json(),
     )
     bus.emit("run_started", run_id, request=request, base=base)
-    if plan_file is not None:
-        plan = plan_from_file(plan_file, request=request, repo=workspace.root)
-        planner_cost = 0.0
-    else:
+
+    def planned() -> tuple[Plan, float]:
+        if plan_file is not None:
+            return plan_from_file(plan_file, request=request, repo=workspace.root), 0.0
         planner = RecordingModel(env.models(config.models.planner_model()), store, run_id)
         outcome = make_plan(request, context, planner, repo=workspace.root)
-        plan, planner_cost = outcome.plan, outcome.cost_usd
+        return outcome.plan, outcome.cost_usd
+
+    # The sandbox image is made ready (checked, or built) while the planner thinks.
+    prepared, (plan, planner_cost) = alongside(lambda: _prepare(env, base), planned)
     routed = routed_plan(plan, config, store.task_history())
     store.update_run(run_id, plan_json=json.dumps(routed.contract()), cost_usd=planner_cost)
     record = RunRecorder(store, bus, run_id)
@@ -187,7 +202,7 @@ def start(
         store.update_run(run_id, status="budget_exceeded", reason="forecast over budget")
         raise
     workspace.create_branch(f"karma/{run_id}", base)
-    b = _make(env, run_id, request, routed, base, context.render())
+    b = _make(env, run_id, request, routed, base, context.render(), prepared)
     b.budget.spend(planner_cost)
     return b
 
@@ -227,6 +242,7 @@ def resume(env: BuildEnv, run_id: str) -> Build:
         routed,
         base,
         gather_context(workspace.root, roots=env.roots).render(),
+        _prepare(env, base),
     )
     b.backend.reap_run(run_id)
     b.budget.spend(float(row["cost_usd"] or 0.0))

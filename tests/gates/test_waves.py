@@ -1,5 +1,6 @@
-"""Gates run in waves: independent ones at once, the tree's sandbox users and the timed
-bench alone, the gates that read the others' results last (data in karma.gates.suite)."""
+"""Gates run in waves: independent ones at once (the sandbox users started first), the
+timed bench alone, the gates that read the others' results last (data in
+karma.gates.suite)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,7 @@ def _names(sandboxed: bool) -> list[list[str]]:
 
 def test_the_default_suite_in_waves() -> None:
     assert _names(sandboxed=True) == [
-        ["secrets", "sast"],
-        ["audit"],
-        ["tests"],
+        ["tests", "audit", "secrets", "sast"],
         ["bench"],
         ["approval"],
         ["review"],
