@@ -1,17 +1,15 @@
 """The compact view of a repository the planner is given.
 
-Four parts: the file tree (from `git ls-files`, so `.gitignore` is respected), a symbol
-map of the Python sources (classes with their methods, functions, via `ast`), the
-detected stack (recipes/stacks/) and its test command. The whole is bounded in tokens
-(characters / 4). A large repository is summarised, not cut: the tree collapses its
-deepest directories into counts until it fits its share, and symbols go in order of
-centrality (how many other files import a module, sources before tests, shallow before
-deep), with a count of what was left out.
+Four parts: the file tree (from `git ls-files`, so `.gitignore` is respected), the symbol
+map of the sources (`karma.symbols`: Python by `ast`, TypeScript/JavaScript, Go and Rust
+by what each file exports), the detected stack (recipes/stacks/) and its test command.
+The whole is bounded in tokens (characters / 4). A large repository is summarised, not
+cut: the tree collapses its deepest directories into counts until it fits its share, and
+symbols go in order of centrality, with a count of what was left out.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -22,13 +20,11 @@ from karma.errors import WorkspaceError
 from karma.home import DataRoots
 from karma.hostgit import open_repo
 from karma.recipes import detect_stack
+from karma.symbols import symbol_map
 
 CHARS_PER_TOKEN = 4
 TREE_SHARE = 0.4
 """The tree's share of the budget; symbols get the rest."""
-MAX_PARSED = 500
-"""Python files parsed for symbols at most (the most central first)."""
-MAX_FILE_BYTES = 256_000
 SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "__pycache__", ".karma"})
 
 
@@ -136,84 +132,6 @@ def render_tree(files: list[str], max_chars: int) -> tuple[str, bool]:
         used += len(line) + 1
     kept.append(f"... and {len(lines) - len(kept)} more top-level entries")
     return "\n".join(kept), True
-
-
-# -- the symbol map ----------------------------------------------------------------------
-
-
-def _symbols(tree: ast.Module) -> list[str]:
-    out = []
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            methods = [
-                item.name
-                for item in node.body
-                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
-                and not (item.name.startswith("_") and item.name != "__init__")
-            ]
-            out.append(
-                f"class {node.name}({', '.join(methods)})" if methods else f"class {node.name}"
-            )
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            out.append(f"def {node.name}")
-    return out
-
-
-def _imports(tree: ast.Module) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
-def _module_names(path: str) -> list[str]:
-    """Every dotted suffix a file can be imported by (`src/app/api.py` -> `api`, `app.api`...)."""
-    parts = list(PurePosixPath(path).with_suffix("").parts)
-    if parts and parts[-1] == "__init__":
-        parts.pop()
-    return [".".join(parts[i:]) for i in range(len(parts)) if parts[i:]]
-
-
-def symbol_map(repo: Path, files: list[str], max_chars: int) -> tuple[str, bool]:
-    sources = [name for name in files if name.endswith(".py")]
-    sources.sort(key=lambda n: ("test" in n.lower(), n.count("/"), n))
-    parsed: dict[str, ast.Module] = {}
-    for name in sources[:MAX_PARSED]:
-        path = repo / name
-        try:
-            if path.stat().st_size <= MAX_FILE_BYTES:
-                parsed[name] = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
-        except (SyntaxError, ValueError, OSError):
-            continue
-    by_module: dict[str, list[str]] = {}
-    for name in parsed:
-        for module in _module_names(name):
-            by_module.setdefault(module, []).append(name)
-    imported_by: Counter[str] = Counter()
-    for name, tree in parsed.items():
-        targets = {t for module in _imports(tree) for t in by_module.get(module, []) if t != name}
-        imported_by.update(targets)
-    ranked = sorted(parsed, key=lambda n: (-imported_by[n], "test" in n.lower(), n.count("/"), n))
-    lines: list[str] = []
-    used = left = 0
-    for name in ranked:
-        symbols = _symbols(parsed[name])
-        if not symbols:
-            continue
-        line = f"{name}: {'; '.join(symbols)}"
-        if used + len(line) + 1 > max_chars:
-            left += 1
-            continue
-        lines.append(line)
-        used += len(line) + 1
-    left += max(0, len(sources) - MAX_PARSED)
-    if left:
-        lines.append(f"(symbols of {left} more Python files omitted)")
-    return "\n".join(lines), bool(left)
 
 
 def gather_context(

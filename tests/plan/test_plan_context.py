@@ -71,7 +71,7 @@ def test_a_large_repository_is_summarised_within_budget(git_repo: Path) -> None:
     assert len(context.files) == 1201
     # Collapsed directories keep their counts rather than vanishing.
     assert "(40 files: 40 .py)" in context.tree
-    assert "more Python files omitted)" in context.symbols
+    assert "more source files omitted)" in context.symbols
 
 
 def test_render_tree_collapses_deepest_levels_first() -> None:
