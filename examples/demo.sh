@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# KARMA's offline demo: a real build of a feature on examples/inventory with the scripted
-# model, real Docker sandboxes, real git and real tests. Usage:
+# KARMA's offline demo: a real build of a feature with the scripted model, real Docker
+# sandboxes, real git and real tests. Usage:
 #
 #   examples/demo.sh [WORKDIR] [extra karma build options...]
+#   KARMA_DEMO=dashboard examples/demo.sh [WORKDIR] [...]
 #
-# It copies the example project into WORKDIR (default: a new temporary directory), makes
-# it a git repository, and runs `karma build --json` there. The build branch, the run
-# record (.karma/karma.db) and the HTML report stay in WORKDIR/inventory.
+# KARMA_DEMO picks the project: `inventory` (default; Python, no dependencies: it needs
+# nothing outside this repository) or `dashboard` (TypeScript on Node: its image build
+# fetches typescript and @types/node from the npm registry, pinned by its lockfile). It
+# copies the example project into WORKDIR (default: a new temporary directory), makes it
+# a git repository, and runs `karma build --json` there. The build branch, the run
+# record (.karma/karma.db) and the HTML report stay in WORKDIR/<project>.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/karma-demo.XXXXXX")}
 shift || true
 karma=${KARMA:-karma}
 
-rm -rf "$work/inventory"
+demo=${KARMA_DEMO:-inventory}
+case "$demo" in
+  inventory) request="Add CSV export and a low-stock report with a command-line entry point" ;;
+  dashboard) request="A user dashboard with real-time metrics: API endpoints, a dashboard component, WebSocket streaming and integration tests" ;;
+  *) echo "KARMA_DEMO: no demo named $demo (inventory, dashboard)" >&2; exit 2 ;;
+esac
+
+rm -rf "${work:?}/$demo"
 mkdir -p "$work"
-cp -r "$here/inventory" "$work/inventory"
-cd "$work/inventory"
+cp -r "$here/$demo" "$work/$demo"
+cd "$work/$demo"
 git init -q -b main
 git add -A
-git -c user.name="KARMA demo" -c user.email=demo@localhost commit -qm "inventory: initial version"
+git -c user.name="KARMA demo" -c user.email=demo@localhost commit -qm "$demo: initial version"
 
 # The base image the sandboxes start from: the one `karma setup` makes sure of (it pulls
 # sandbox.base_image, or builds karma/base:<suite> where no registry answers; idempotent).
@@ -27,7 +38,7 @@ if [ -z "${KARMA_BASE_IMAGE:-}" ]; then
   KARMA_BASE_IMAGE=$("$karma" setup)
   export KARMA_BASE_IMAGE
 fi
-export KARMA_SCRIPT=${KARMA_SCRIPT:-$here/scripts/inventory-demo.yaml}
+export KARMA_SCRIPT=${KARMA_SCRIPT:-$here/scripts/$demo-demo.yaml}
 
 # No vulnerability service is reachable either. The demo's change touches no dependency
 # file, so the audit gate passes without a query; a change that does is audited against
@@ -43,6 +54,5 @@ if [ -z "${KARMA_OSV_URL:-}" ]; then
   export KARMA_OSV_URL
 fi
 
-echo "demo repository: $work/inventory" >&2
-"$karma" --config "$here/demo.karma.toml" build --json "$@" \
-  "Add CSV export and a low-stock report with a command-line entry point"
+echo "demo repository: $work/$demo" >&2
+"$karma" --config "$here/demo.karma.toml" build --json "$@" "$request"
