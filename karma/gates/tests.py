@@ -48,6 +48,7 @@ from karma.gates.junit import (
 from karma.gates.secrets import redact
 from karma.gates.tamper import tampering
 from karma.gates.testrun import COLLECT, Run, Step, run_steps, sandboxed
+from karma.scheduler import alongside
 from karma.testcommand import TestCommand, from_git
 
 PYTEST_NO_TESTS = 5
@@ -117,13 +118,16 @@ class TestsGate:
         command = invocation.command
         listing = _listing(invocation, pytest)
         steps = (listing.step, Step(junit=pytest)) if listing else (Step(),)
-        *collect, head = run_steps(ctx, settings, ctx.repo, invocation, "head", steps)
+        # The base's collection (its own tree and sandbox) runs beside the head's run.
+        base, (*collect, head) = alongside(
+            lambda: self._collect_base(ctx, settings, invocation, listing) if listing else None,
+            lambda: run_steps(ctx, settings, ctx.repo, invocation, "head", steps),
+        )
         if head.timed_out:
             return GateResult(self.name, "error", (), time.monotonic() - started,
                               f"the test suite did not finish within {settings.timeout_s:.0f} s",
                               data={"output_tail": redact(head.output[-2000:])})  # fmt: skip
         counts, findings = self._outcome(invocation, head, ctx.repo)
-        base = self._collect_base(ctx, settings, invocation, listing) if listing else None
         base_count = listing.count(base.output) if listing and base else None
         if _ran_none(pytest, head, counts) and not base_count:
             return GateResult(self.name, "skipped", (), time.monotonic() - started,
