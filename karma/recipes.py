@@ -90,9 +90,10 @@ class Stack(_Recipe):
     """Stacks are tried lowest first (then by name): a repository that has the markers of
     two stacks is the first one's."""
     dependency_files: tuple[str, ...] = ()
-    installer: Literal["pip", "npm"] = "pip"
-    """How the image build fetches the dependencies: `pip` (karma/sandbox/wheelhouse.py)
-    or `npm` (karma/sandbox/npm.py)."""
+    installer: Literal["pip", "npm", "none"] = "pip"
+    """How the image build fetches the dependencies: `pip` (karma/sandbox/wheelhouse.py),
+    `npm` (karma/sandbox/npm.py) or `none` (no download: what a project needs is vendored
+    in its tree, as Go's `vendor/` and Cargo's vendored sources are)."""
     sandbox: str
     generated: tuple[str, ...] = ()
     """gitignore patterns of what builds and checks leave behind; never committed."""

@@ -50,6 +50,7 @@ CASES: tuple[Case, ...] = (
     C("type_error", "pyright_assign", "pyright", "typecheck", "pyright app.py", "py_type"),
     C("type_error", "tsc_assign", "tsc", "typecheck", "tsc -p . --pretty false", "js_type"),
     C("type_error", "rustc_mismatched", "rustc", "build", "rustc main.rs", "rust_type"),
+    C("type_error", "go_cannot_use", "go", "build", "go build ./...", "go_type"),
     C("type_error", "python_runtime_typeerror", "python", "test", "python3 -c 'len(5)'"),
     # -- syntax errors ------------------------------------------------------------------
     C("syntax_error", "python_py_compile", "python", "build", "python3 -m py_compile app.py", "py_syntax"),
