@@ -101,7 +101,9 @@ def _branch_is_built(repo: Path, result: dict[str, Any]) -> None:
     assert all(t.get("stack") == "go" for t in tasks.values()), tasks
     gates = {g["name"]: g for g in result["gates"]}
     assert gates["tests"]["status"] == "passed", gates["tests"]
-    assert "`go test ./...`" in gates["tests"]["summary"], gates["tests"]
+    summary = gates["tests"]["summary"]
+    assert summary.startswith("3 tests: 3 passed, 0 failed, 0 errors, 0 skipped (base collected 1)")
+    assert "`go test -json ./...`" in summary, summary
     files = git(repo, "ls-tree", "-r", "--name-only", result["branch"]).split()
     assert {"shout.go", "shout_test.go", "whisper.go", "whisper_test.go"} <= set(files)
     tree = repo.parent / "branch"
