@@ -106,6 +106,7 @@ def _branch_is_built(repo: Path, result: dict[str, Any]) -> None:
     assert "`go test -json ./...`" in summary, summary
     files = git(repo, "ls-tree", "-r", "--name-only", result["branch"]).split()
     assert {"shout.go", "shout_test.go", "whisper.go", "whisper_test.go"} <= set(files)
+    assert not any(f.startswith(".gotmp/") for f in files), files  # go test's, never committed
     tree = repo.parent / "branch"
     git(repo, "worktree", "add", "-q", str(tree), result["branch"])
     image = result["tasks"][0]["sandbox"]["image"]
