@@ -83,6 +83,36 @@ class Check(_Recipe):
     """`files`: only when the task changed files matching the stack's source globs."""
 
 
+class TestReport(_Recipe):
+    """How the tests gate reads a suite that writes no JUnit report: regexes (Python,
+    multiline) on the test command's output. One with a group sums the numbers it
+    captures (`test result: ok. 3 passed`); one without counts its matches (one event a
+    test)."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    passed: str
+    failed: str
+    skipped: str = ""
+    listing: str = ""
+    """A command that lists the suite's tests without running them (on head and base:
+    the head may not have fewer); empty: none."""
+    listed: str = ""
+    """A regex matching one test in the listing's output, group 1 its name."""
+    skip_markers: tuple[str, ...] = ()
+    """Regexes: an added line of a changed source file that matches one is a new skip."""
+
+    @field_validator("passed", "failed", "skipped", "listed")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        return _compiles((value,))[0]
+
+    @field_validator("skip_markers")
+    @classmethod
+    def _regexes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _compiles(value)
+
+
 class Stack(_Recipe):
     name: str
     detect: tuple[str, ...]
@@ -90,15 +120,18 @@ class Stack(_Recipe):
     """Stacks are tried lowest first (then by name): a repository that has the markers of
     two stacks is the first one's."""
     dependency_files: tuple[str, ...] = ()
-    installer: Literal["pip", "npm"] = "pip"
-    """How the image build fetches the dependencies: `pip` (karma/sandbox/wheelhouse.py)
-    or `npm` (karma/sandbox/npm.py)."""
+    installer: Literal["pip", "npm", "none"] = "pip"
+    """How the image build fetches the dependencies: `pip` (karma/sandbox/wheelhouse.py),
+    `npm` (karma/sandbox/npm.py) or `none` (no download: what a project needs is vendored
+    in its tree, as Go's `vendor/` and Cargo's vendored sources are)."""
     sandbox: str
     generated: tuple[str, ...] = ()
     """gitignore patterns of what builds and checks leave behind; never committed."""
     source_globs: tuple[str, ...] = ("*",)
     test_globs: tuple[str, ...] = ()
     test_command: str
+    test_report: TestReport | None = None
+    """How the tests gate counts `test_command`'s tests when it writes no JUnit report."""
     checks: tuple[Check, ...] = ()
 
     def is_source(self, path: str) -> bool:

@@ -30,6 +30,7 @@ from karma.gates.change import changed_paths, diff_text, git
 from karma.gates.files import read_text_beneath
 from karma.gates.interface import Finding, GateContext, GateSettings
 from karma.gates.secrets import added_lines
+from karma.gates.testreport import new_skips
 
 SKIP_NAMES = (
     "pytest.mark.skip",
@@ -308,7 +309,8 @@ def tampering(
     hooks = frozenset(str(h) for h in settings.get("outcome_hooks", ()))
     check_skips = not settings.get("allow_new_skips", False)
     paths = [p for p in changed_paths(ctx) if p.endswith(".py")]
-    if not paths:
+    other = ctx.stack is not None and ctx.stack.test_report is not None
+    if not paths and not (check_skips and other):
         return [], {}
     at_base = set(
         filter(None, git(ctx, "ls-tree", "-r", "--name-only", "-z", ctx.base).split("\0"))
@@ -317,6 +319,8 @@ def tampering(
     for path, line, text in added_lines(diff_text(ctx, context_lines=0)):
         added.setdefault(path, []).append((line, text))
     found: list[Finding] = []
+    if check_skips and ctx.stack is not None:  # a stack's own markers (`t.Skip(`, `#[ignore]`)
+        found += new_skips(ctx.stack, ((p, n, t) for p, lines in added.items() for n, t in lines))
     reverted: dict[str, str | None] = {}
     for path in paths:
         head = read_text_beneath(ctx.repo, path)

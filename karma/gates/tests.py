@@ -47,7 +47,9 @@ from karma.gates.junit import (
 )
 from karma.gates.secrets import redact
 from karma.gates.tamper import tampering
+from karma.gates.testreport import listed_tests, report_counts
 from karma.gates.testrun import COLLECT, Run, Step, run_steps, sandboxed
+from karma.recipes import TestReport
 from karma.scheduler import alongside
 from karma.testcommand import TestCommand, from_git
 
@@ -116,7 +118,8 @@ class TestsGate:
         started: float,
     ) -> GateResult:
         command = invocation.command
-        listing = _listing(invocation, pytest)
+        report = ctx.stack.test_report if ctx.stack is not None and not pytest else None
+        listing = _listing(invocation, pytest, report)
         steps = (listing.step, Step(junit=pytest)) if listing else (Step(),)
         # The base's collection (its own tree and sandbox) runs beside the head's run.
         base, (*collect, head) = alongside(
@@ -127,7 +130,7 @@ class TestsGate:
             return GateResult(self.name, "error", (), time.monotonic() - started,
                               f"the test suite did not finish within {settings.timeout_s:.0f} s",
                               data={"output_tail": redact(head.output[-2000:])})  # fmt: skip
-        counts, findings = self._outcome(invocation, head, ctx.repo)
+        counts, findings = self._outcome(invocation, head, ctx.repo, report)
         base_count = listing.count(base.output) if listing and base else None
         if _ran_none(pytest, head, counts) and not base_count:
             return GateResult(self.name, "skipped", (), time.monotonic() - started,
@@ -164,13 +167,14 @@ class TestsGate:
         )  # fmt: skip
 
     def _outcome(
-        self, invocation: Invocation, head: Run, repo: Path
+        self, invocation: Invocation, head: Run, repo: Path, report: TestReport | None
     ) -> tuple[Counts, list[Finding]]:
         command = invocation.command
         if head.junit is not None and head.junit.is_file():
             counts, findings = parse_junit(head.junit, repo)
         else:
-            counts, findings = unittest_counts(head.output) or Counts(), []
+            counted = report_counts(report, head.output) if report else None
+            counts, findings = counted or unittest_counts(head.output) or Counts(), []
             if head.exit_code != 0:
                 lines = head.output.strip().splitlines()
                 tail = redact(lines[-1] if lines else "")
@@ -232,11 +236,23 @@ class _Listing:
     count: Callable[[str], int | None]
 
 
-def _listing(invocation: Invocation, pytest: bool) -> _Listing | None:
-    """pytest's `--collect-only`, or unittest's loader (`unittest_listing`); None for a
-    command that is neither (its run alone is judged)."""
+def _listing(invocation: Invocation, pytest: bool, report: TestReport | None) -> _Listing | None:
+    """pytest's `--collect-only`, the stack's listing (`TestReport.listing`), or
+    unittest's loader (`unittest_listing`); None for a command that is none of them (its
+    run alone is judged)."""
     if pytest:
         return _Listing(Step(COLLECT), collected_ids, collected_count)
+    if report is not None and report.listing and report.listed:
+        listed = report
+
+        def names(output: str) -> tuple[str, ...] | None:
+            return listed_tests(listed, output)
+
+        def many(output: str) -> int | None:
+            found = names(output)
+            return None if found is None else len(found)
+
+        return _Listing(Step(command=report.listing), names, many)
     nonce = secrets.token_hex(8)
     command = unittest_listing(invocation.command, nonce)
     if command is None:

@@ -39,6 +39,7 @@ from karma.sandbox.docker import DockerBackend
 from karma.sandbox.engine import engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
 from karma.sandbox.requirements import Requirements, sanitize
+from karma.sandbox.toolchain import has_toolchain, toolchain_image
 from karma.sandbox.wheelhouse import download
 from karma.text.inert import inert_lines
 
@@ -64,8 +65,8 @@ class Inputs:
     """(path relative to the recipe folder, content)."""
     deps: tuple[tuple[str, bytes], ...]
     """(file name at the project's root, content)."""
-    installer: Literal["pip", "npm"] = "pip"
-    """The stack's: how stage 1 fetches the dependencies."""
+    installer: Literal["pip", "npm", "none"] = "pip"
+    """The stack's: how stage 1 fetches the dependencies (`none`: it has no stage 1)."""
 
     def requirements(self) -> Requirements:
         text = {name: data.decode("utf-8", "replace") for name, data in self.deps}
@@ -83,8 +84,9 @@ def _recipe(stack_name: str, data: DataRoots | None) -> tuple[Path, tuple[str, .
     folder = roots.path("sandboxes", stack.sandbox if stack else stack_name)
     if not (folder / "Dockerfile").is_file():
         raise ImageBuildError(f"no image recipe for stack {stack_name!r}: {folder}/Dockerfile")
-    globs = stack.dependency_files if stack and stack.dependency_files else DEFAULT_DEPENDENCY_FILES
-    return folder, globs
+    if stack and (stack.dependency_files or stack.installer != "pip"):
+        return folder, stack.dependency_files
+    return folder, DEFAULT_DEPENDENCY_FILES
 
 
 def _read(path: Path, limit: int, what: str) -> bytes:
@@ -228,10 +230,11 @@ def image_for(
     with engine_errors(base):
         base_id = str(api.inspect_image(base)["Id"])
     say = log or (lambda line: None)
-    if inputs.installer == "npm":  # the recipe builds on the Node toolchain (npm.py)
+    if inputs.installer == "npm":
         npm.check_lockfile(dict(inputs.deps))  # refused before anything is built
+    if has_toolchain(inputs.recipe):  # the recipe builds on its toolchain (toolchain.py)
         with engine_errors(base):
-            base_id = npm.toolchain_image(api, base_id, inputs.recipe, say)
+            base_id = toolchain_image(api, base_id, stack_name, inputs.recipe, say)
     allow_sdists = config.sandbox.allow_sdists
     digest = _digest(base, base_id, inputs, allow_sdists)
     tag = f"karma/stack-{stack_name}:{digest[:16]}"
@@ -243,7 +246,7 @@ def image_for(
         for relative, content in inputs.recipe:
             (context / relative).parent.mkdir(parents=True, exist_ok=True)
             (context / relative).write_bytes(content)
-        fill = _npm_deps if inputs.installer == "npm" else _pip_deps
+        fill = {"npm": _npm_deps, "pip": _pip_deps, "none": _no_deps}[inputs.installer]
         with engine_errors(base):
             labels |= fill(api, base_id, inputs, Path(scratch), context / DEPS_DIR, config,
                            environ=os.environ if environ is None else environ, say=say)  # fmt: skip
@@ -314,6 +317,20 @@ def _npm_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Pat
     say(f"karma: stage 2: installing {packages} npm packages with no network")
     lock = files.get(npm.LOCKFILE, b"")
     return {"karma.lock_sha256": hashlib.sha256(lock).hexdigest()}
+
+
+def _no_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Path,
+             config: KarmaConfig, *, environ: Mapping[str, str],
+             say: Callable[[str], None]) -> dict[str, str]:  # fmt: skip
+    """No stage 1: the stack's dependencies are vendored in the tree (Go's `vendor/`,
+    Cargo's vendored sources), which only the sandbox reads; the context gets the
+    dependency files alone, for the recipe to check with no network."""
+    del api, toolchain, scratch, config, environ
+    (deps / "project").mkdir(parents=True)
+    for name, data in inputs.deps:
+        (deps / "project" / name).write_bytes(data)
+    say("karma: no download stage: dependencies come vendored in the tree, or not at all")
+    return {}
 
 
 def _build(

@@ -3,10 +3,10 @@
 A Node image (`sandboxes/node/`) is built in three steps, the only two with a network
 running trusted code on trusted or checked input:
 
-0. The toolchain: `sandboxes/node/toolchain/Dockerfile` (Debian's `nodejs` and `npm` on
-   the base image), built with the host's network. Its context is that recipe folder
-   alone (trusted data, `karma.home.DataRoots`): no byte of the project is in it. Cached
-   by the base image's id and the recipe's bytes.
+0. The toolchain (`karma.sandbox.toolchain`): `sandboxes/node/toolchain/Dockerfile`
+   (Debian's `nodejs` and `npm` on the base image), built with the host's network. Its
+   context is that recipe file alone (trusted data, `karma.home.DataRoots`): no byte of
+   the project is in it. Cached by the base image's id and the recipe's bytes.
 1. The download: `npm ci --ignore-scripts` in a throwaway container of the toolchain with
    the network, on a copy of the project's `package.json` and `package-lock.json` only
    (never its `.npmrc`, nor any other file), with npm's user and global configuration
@@ -27,10 +27,7 @@ package outside `node_modules/`. Lifecycle scripts (`preinstall`, `install`,
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import tarfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,14 +36,11 @@ from urllib.parse import urlsplit
 from karma.sandbox import SCRATCH
 from karma.sandbox.interface import ImageBuildError
 from karma.sandbox.wheelhouse import IN, WHEELHOUSE_LIMIT, start_download, watched
-from karma.text.inert import inert_lines
 
 REGISTRY = "https://registry.npmjs.org/"
 """The one registry a lockfile may fetch from (and the one npm is pointed at)."""
 MANIFEST = "package.json"
 LOCKFILE = "package-lock.json"
-TOOLCHAIN = "toolchain/Dockerfile"
-"""The toolchain's recipe, inside the stack's recipe folder."""
 CACHE = "/karma/npm-cache"
 DEPENDENCY_KEYS = ("dependencies", "devDependencies", "optionalDependencies")
 NPM_ENV: Mapping[str, str] = {
@@ -139,43 +133,6 @@ def _check_entry(where: str, entry: dict[str, Any]) -> None:
     integrity = entry.get("integrity")
     if not isinstance(integrity, str) or not integrity.startswith(("sha512-", "sha384-")):
         raise refuse("no sha512 `integrity` to check the tarball against")
-
-
-def toolchain_image(
-    api: Any, base_id: str, recipe: tuple[tuple[str, bytes], ...], log: Callable[[str], None]
-) -> str:
-    """The id of the toolchain image (step 0), built with the network when not cached."""
-    dockerfile = dict(recipe).get(TOOLCHAIN)
-    if dockerfile is None:
-        raise ImageBuildError(f"the node recipe has no {TOOLCHAIN}")
-    digest = hashlib.sha256(f"toolchain {base_id}\n".encode() + dockerfile).hexdigest()
-    tag = f"karma/toolchain-node:{digest[:16]}"
-    import docker.errors
-
-    try:
-        return str(api.inspect_image(tag)["Id"])
-    except docker.errors.ImageNotFound:
-        pass
-    log(f"karma: stage 0: building the Node toolchain {tag} (Debian nodejs, npm)")
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(dockerfile)
-        tar.addfile(info, io.BytesIO(dockerfile))
-    context.seek(0)
-    error = None
-    for chunk in api.build(
-        fileobj=context, custom_context=True, tag=tag, buildargs={"BASE_IMAGE": base_id},
-        network_mode="host", rm=True, forcerm=True, pull=False, decode=True,
-    ):  # fmt: skip
-        for line in str(chunk.get("stream", "")).splitlines():
-            log(inert_lines(line))
-        if "error" in chunk:
-            error = inert_lines(str(chunk["error"]).strip())
-    if error is not None:
-        raise ImageBuildError(f"building the Node toolchain failed: {error}",
-                              tip="check that the machine's apt source is reachable")  # fmt: skip
-    return str(api.inspect_image(tag)["Id"])
 
 
 def download(

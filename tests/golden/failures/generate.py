@@ -3,8 +3,8 @@
     .venv/bin/python tests/golden/failures/generate.py [--only NAME ...] [--no-build]
 
 Builds the "toolbox" image (toolbox.Dockerfile: the sandbox base plus mypy, pyright,
-ruff, flake8, pytest, pip, poetry, uv, tsc, eslint, jest, npm, gcc, go, rustc) with the
-host's network, then runs every case below in a fresh container with *no* network
+ruff, flake8, pytest, pip, poetry, uv, tsc, eslint, jest, npm, gcc, go, rustc, cargo) with
+the host's network, then runs every case below in a fresh container with *no* network
 (the network and resolver cases fail for real: a closed loopback port, no DNS, no
 index), with the case's memory, disk and time limits. Each case writes
 `<class>/<name>.log` (the tool's real output, tail-bounded) and `<class>/<name>.json`
@@ -50,6 +50,7 @@ CASES: tuple[Case, ...] = (
     C("type_error", "pyright_assign", "pyright", "typecheck", "pyright app.py", "py_type"),
     C("type_error", "tsc_assign", "tsc", "typecheck", "tsc -p . --pretty false", "js_type"),
     C("type_error", "rustc_mismatched", "rustc", "build", "rustc main.rs", "rust_type"),
+    C("type_error", "go_cannot_use", "go", "build", "go build ./...", "go_type"),
     C("type_error", "python_runtime_typeerror", "python", "test", "python3 -c 'len(5)'"),
     # -- syntax errors ------------------------------------------------------------------
     C("syntax_error", "python_py_compile", "python", "build", "python3 -m py_compile app.py", "py_syntax"),
@@ -64,6 +65,10 @@ CASES: tuple[Case, ...] = (
     C("import_error", "node_cannot_find_module", "node", "test", "node app.js", "js_import"),
     C("import_error", "tsc_cannot_find_module", "tsc", "typecheck", "tsc -p . --pretty false", "js_import"),
     C("import_error", "go_missing_module", "go", "build", "go build ./...", "go_import"),
+    # a required module not vendored, with the Go stack's settings (GOPROXY=off, no -mod=mod)
+    C("import_error", "go_require_not_vendored", "go", "build", "GOFLAGS= go build ./...", "go_require"),
+    C("import_error", "go_stack_modules_check", "sh", "install", "__stack__ go modules", "go_require"),
+    C("import_error", "cargo_offline_no_crate", "cargo", "build", "cargo build --offline", "rust_crate"),
     # -- dependency resolution ----------------------------------------------------------
     C("dependency_resolution", "pip_no_matching_version", "pip", "install",
       "pip install --no-index --find-links . -r requirements.txt", "py_reqs"),
@@ -153,6 +158,20 @@ CASES: tuple[Case, ...] = (
 )
 
 
+def stack_check(case: Case) -> Case:
+    """A case whose command is `__stack__ <stack> <check>`: that check's command, read from
+    recipes/stacks/ (the real check, run as the sandbox runs it)."""
+    if not case.command.startswith("__stack__ "):
+        return case
+    import tomllib
+    from dataclasses import replace
+
+    _, stack, name = case.command.split()
+    recipe = tomllib.loads((HERE.parents[2] / "recipes" / "stacks" / f"{stack}.toml").read_text())
+    command = next(c["command"] for c in recipe["checks"] if c["name"] == name)
+    return replace(case, command=command)
+
+
 def build_image(client: object) -> None:
     dockerfile = (HERE / "toolbox.Dockerfile").read_text()
     print(f"building {IMAGE} (host network, a few minutes the first time)", file=sys.stderr)
@@ -216,7 +235,7 @@ def main() -> int:
     client = docker.from_env(timeout=600)
     if not args.no_build:
         build_image(client)
-    cases = [c for c in CASES if not args.only or c.name in args.only]
+    cases = [stack_check(c) for c in CASES if not args.only or c.name in args.only]
     for case in cases:
         result = run_case(client, case)
         folder = HERE / case.klass

@@ -4,7 +4,7 @@
 FROM karma/base:bookworm
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      gcc libc6-dev golang-go rustc nodejs npm make >/dev/null \
+      gcc libc6-dev golang-go rustc cargo nodejs npm make >/dev/null \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/py && /opt/py/bin/pip install -q \
       mypy ruff flake8 pytest pytest-timeout pytest-rerunfailures poetry uv

@@ -1,0 +1,3 @@
+//! Says hello.
+
+pub mod hello;
