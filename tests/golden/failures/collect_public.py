@@ -104,6 +104,9 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     **dict.fromkeys([f"logchunks/twbs@bootstrap/{n}" for n in (566522647, 566876747)], _DOC_REFS),
     **dict.fromkeys([f"logchunks/syl20bnr@spacemacs/{n}" for n in (407365973, 407363615)], _DOC_FORMAT),
     **dict.fromkeys([f"logchunks/akka@akka/{n}" for n in (565243172, 562556292)], _FATAL_DEPRECATION),
+    **dict.fromkeys([f"logchunks/airbnb@javascript/{n}" for n in (
+        543923279, 563268407, 563272067, 563282619, 563286141)],
+        ("test_failure", "relabelled: the tape tests of eslint-config-airbnb failed (operator: notOk); 'eslint' is only in the path")),
     "logchunks/composer@composer/566982103": ("lint_error", "relabelled: PHPStan (static analysis) rejected its own ignore list, not a compiler"),
     "logchunks/tldr-pages@tldr/564868148": ("lint_error", "relabelled: markdownlint rules (MD005/MD006/MD007) rejected the page; it parses"),
     "cidiff/breakages_dump-Build-Terraform-CLI-Packages_-run407": ("network_error", "relabelled: a Go module download failed (connection reset by peer)"),
