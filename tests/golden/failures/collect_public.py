@@ -107,6 +107,10 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     **dict.fromkeys([f"logchunks/airbnb@javascript/{n}" for n in (
         543923279, 563268407, 563272067, 563282619, 563286141)],
         ("test_failure", "relabelled: the tape tests of eslint-config-airbnb failed (operator: notOk); 'eslint' is only in the path")),
+    **dict.fromkeys([f"logchunks/jashkenas@coffeescript/{n}" for n in (460615864, 429651194, 461415014)],
+                    ("test_failure", "relabelled: CoffeeScript's own tests failed (AssertionError/ReferenceError in a test); 'Warning:' is incidental")),
+    "logchunks/jashkenas@coffeescript/507400442": ("syntax_error", "relabelled: the test file does not parse (error: unmatched OUTDENT); 'Warning:' is incidental"),
+    "logchunks/php@php-src/531062743": ("test_failure", "relabelled: a .phpt test failed (FAIL recvmsg(): basic test); 'Warning:' is the test's output diff"),
     "logchunks/composer@composer/566982103": ("lint_error", "relabelled: PHPStan (static analysis) rejected its own ignore list, not a compiler"),
     "logchunks/tldr-pages@tldr/564868148": ("lint_error", "relabelled: markdownlint rules (MD005/MD006/MD007) rejected the page; it parses"),
     "cidiff/breakages_dump-Build-Terraform-CLI-Packages_-run407": ("network_error", "relabelled: a Go module download failed (connection reset by peer)"),
