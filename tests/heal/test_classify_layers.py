@@ -18,7 +18,7 @@ import pytest
 from karma.cli import main
 from karma.heal import Evidence, PatternTable
 from karma.heal.flaky import flakiness, signals
-from karma.heal.model import ClassModel, builtin_model, evidence_features
+from karma.heal.model import ClassModel, builtin_model, command_features, evidence_features
 from karma.recipes import load_failure_patterns
 
 PUBLIC = Path(__file__).resolve().parents[1] / "golden" / "failures" / "public"
@@ -87,6 +87,26 @@ def test_exit_code_signal_and_limit_are_evidence(
     assert f"exit:{exit_code}" in names and f"limit:{limit or 'none'}" in names
     if exit_code > 128:
         assert f"signal:{exit_code - 128}" in names
+
+
+def test_the_failed_command_is_words_for_the_model_only(
+    layered: PatternTable, tmp_path: Path
+) -> None:
+    """A log that names hostile "failed commands" by the thousand: two of eight words, no more."""
+    marker = tmp_path / "ran"
+    hostile = f'The command "touch {marker}; $(touch {marker}) `touch {marker}`" exited with 1.\n'
+    lines = [
+        f'The command "npm run lint{i} ' + "x " * 500 + '" exited with 1.' for i in range(3000)
+    ]
+    evidence = Evidence.from_log(hostile + "\n".join(lines) + "\n" + hostile)
+    words = command_features(evidence)
+    assert 0 < len(words) <= 16 and all(w.startswith("cmd:") for w in words)
+    assert layered.classify(evidence).failure_class  # classified, never run
+    assert not marker.exists()
+    # A passing step is not the failed one; the caller's own command counts.
+    assert command_features(Evidence.from_log('The command "make docs" exited with 0.')) == []
+    named = Evidence.from_log("", command="npx eslint src", exit_code=1)
+    assert command_features(named) == ["cmd:npx", "cmd:eslint", "cmd:src"]
 
 
 def test_flaky_is_a_test_failure_with_a_score(layered: PatternTable) -> None:
