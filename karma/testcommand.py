@@ -240,6 +240,11 @@ def from_git(git: HostGit, commit: str, default: str) -> TestCommand:
     return choose(tree.read, tree.root_names(), default, tree.tests())
 
 
+def base_reader(git: HostGit, commit: str) -> Read:
+    """Read one file of `commit` (git objects, regular files, at most `MAX_BYTES`)."""
+    return _Tree.of(git, commit).read
+
+
 def from_commit(repo: Path, commit: str, default: str) -> TestCommand:
     """`from_git` on the repository `repo`."""
     from karma.hostgit import discover

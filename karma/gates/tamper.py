@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from karma.gates.change import changed_paths, diff_text, git
 from karma.gates.files import read_text_beneath
 from karma.gates.interface import Finding, GateContext, GateSettings
+from karma.gates.jsskips import is_test_script, new_skips
 from karma.gates.secrets import added_lines
 
 SKIP_NAMES = (
@@ -307,8 +308,10 @@ def tampering(
     the base text (None: new) of each file whose hooks are to be left out of the run."""
     hooks = frozenset(str(h) for h in settings.get("outcome_hooks", ()))
     check_skips = not settings.get("allow_new_skips", False)
-    paths = [p for p in changed_paths(ctx) if p.endswith(".py")]
-    if not paths:
+    changed = changed_paths(ctx)
+    paths = [p for p in changed if p.endswith(".py")]
+    scripts = [p for p in changed if check_skips and is_test_script(p)]
+    if not paths and not scripts:
         return [], {}
     at_base = set(
         filter(None, git(ctx, "ls-tree", "-r", "--name-only", "-z", ctx.base).split("\0"))
@@ -329,4 +332,9 @@ def tampering(
         if any(f.rule == "tests.outcome-hook" for f in these):
             reverted[path] = base
         found += these
+    for path in scripts:  # JavaScript/TypeScript tests: skips only (karma.gates.jsskips)
+        head = read_text_beneath(ctx.repo, path)
+        if head is not None:
+            base = git(ctx, "show", f"{ctx.base}:{path}") if path in at_base else None
+            found += new_skips(path, head, base, added.get(path, []))
     return found, reverted

@@ -35,29 +35,38 @@ from karma.gates.interface import (
     Severity,
     Status,
 )
-from karma.gates.isolation import Invocation, base_config, parse_pytest, unittest_listing
+from karma.gates.isolation import JUNIT, Invocation, base_config, parse_pytest, unittest_listing
 from karma.gates.junit import (
     Counts,
     collected_count,
     collected_ids,
     listed_ids,
     missing,
+    outcomes,
     parse_junit,
     unittest_counts,
 )
 from karma.gates.secrets import redact
 from karma.gates.tamper import tampering
 from karma.gates.testrun import COLLECT, Run, Step, run_steps, sandboxed
-from karma.testcommand import TestCommand, from_git
+from karma.nodecommand import node_command
+from karma.recipes import Stack
+from karma.testcommand import TestCommand, base_reader, from_git
 
 PYTEST_NO_TESTS = 5
 __all__ = ["Counts", "TestsGate", "parse_junit", "project_command"]
 
 
-def project_command(ctx: GateContext, default: str) -> TestCommand:
-    """The test command the base commit defines (read from git objects, never the tree)."""
+def project_command(ctx: GateContext, stack: Stack) -> TestCommand:
+    """The test command the base commit defines (read from git objects, never the tree),
+    as the stack's `test_config` says where to look."""
     try:
-        return from_git(host_git(ctx), ctx.base, default)
+        if stack.test_config == "package.json":
+            return node_command(base_reader(host_git(ctx), ctx.base), stack)
+        if stack.test_config == "none":
+            command = stack.junit_command or stack.test_command
+            return TestCommand(command, f"the {stack.name} stack", "its recipe's command")
+        return from_git(host_git(ctx), ctx.base, stack.test_command)
     except WorkspaceError as exc:
         raise GateUnavailable(f"cannot read the base's test configuration: {exc}") from None
 
@@ -75,7 +84,7 @@ class TestsGate:
         chosen: TestCommand | None = None
         command = str(settings.get("command") or "")
         if not command and ctx.stack is not None:
-            chosen = project_command(ctx, ctx.stack.test_command)
+            chosen = project_command(ctx, ctx.stack)
             command = chosen.command
         if not command:
             return GateResult(self.name, "skipped", (), time.monotonic() - started,
@@ -116,7 +125,9 @@ class TestsGate:
     ) -> GateResult:
         command = invocation.command
         listing = _listing(invocation, pytest)
-        steps = (listing.step, Step(junit=pytest)) if listing else (Step(),)
+        reported = JUNIT in command  # the command writes the report it is counted by
+        run = Step(junit=pytest or reported)
+        steps = (listing.step, run) if listing else (run,)
         *collect, head = run_steps(ctx, settings, ctx.repo, invocation, "head", steps)
         if head.timed_out:
             return GateResult(self.name, "error", (), time.monotonic() - started,
@@ -125,7 +136,10 @@ class TestsGate:
         counts, findings = self._outcome(invocation, head, ctx.repo)
         base = self._collect_base(ctx, settings, invocation, listing) if listing else None
         base_count = listing.count(base.output) if listing and base else None
-        if _ran_none(pytest, head, counts) and not base_count:
+        if reported and listing is None and head.junit is not None:
+            base_count, more = self._against_base(ctx, settings, invocation, head.junit)
+            findings += more
+        if _ran_none(pytest or reported, head, counts) and not base_count:
             return GateResult(self.name, "skipped", (), time.monotonic() - started,
                               "no tests were collected")  # fmt: skip
         if listing is not None and base is not None:
@@ -175,7 +189,7 @@ class TestsGate:
                         "tests.command-failed", f"`{command}` exited {head.exit_code}: {tail[:300]}"
                     )
                 )
-            elif invocation.parsed is not None:
+            elif invocation.parsed is not None or JUNIT in command:
                 findings.append(_finding("tests.no-report", f"`{command}` exited 0 but wrote "
                                          "no JUnit report: the run cannot be trusted"))  # fmt: skip
         if head.exit_code != 0 and not findings:
@@ -206,6 +220,25 @@ class TestsGate:
             return [_finding("tests.removed", f"base tests no longer collected: {gone}",
                              "warning")]  # fmt: skip
         return []
+
+    def _against_base(
+        self, ctx: GateContext, settings: GateSettings, invocation: Invocation, report: Path
+    ) -> tuple[int | None, list[Finding]]:
+        """A suite with no listing (Node's): the base's run reported the same way, its
+        items against the head's; a head item skipped that the base ran is a new skip."""
+        with base_worktree(ctx) as tree:
+            (base,) = run_steps(ctx, settings, tree, invocation, "base", (Step(junit=True),))
+        if base.junit is None:
+            return None, []
+        head_items, base_items = outcomes(report), outcomes(base.junit)
+        found = self._compare(settings, len(head_items), tuple(head_items), len(base_items),
+                              tuple(base_items))  # fmt: skip
+        skipped = [i for i, s in head_items.items() if s == "skipped" and base_items.get(i)
+                   != "skipped"]  # fmt: skip
+        if skipped and not settings.get("allow_new_skips", False):
+            found.append(_finding("tests.new-skip", f"{len(skipped)} test(s) skipped that the "
+                                  f"base did not skip: {', '.join(skipped[:10])}"))  # fmt: skip
+        return len(base_items), found
 
     def _collect_base(
         self, ctx: GateContext, settings: GateSettings, invocation: Invocation, listing: _Listing
@@ -248,8 +281,11 @@ def _listing(invocation: Invocation, pytest: bool) -> _Listing | None:
     return _Listing(Step(command=command), ids, count)
 
 
-def _ran_none(pytest: bool, head: Run, counts: Counts) -> bool:
-    """Whether the head's run found no test at all (pytest's exit 5, unittest's `Ran 0`)."""
-    if pytest:
-        return head.exit_code == PYTEST_NO_TESTS
+def _ran_none(reported: bool, head: Run, counts: Counts) -> bool:
+    """Whether the head's run found no test at all (pytest's exit 5, an empty report,
+    unittest's `Ran 0`)."""
+    if reported:
+        return head.exit_code == PYTEST_NO_TESTS or (
+            head.exit_code == 0 and head.junit is not None and counts.tests == 0
+        )
     return counts.tests == 0 and head.exit_code in (0, 5) and "Ran 0 tests" in head.output
