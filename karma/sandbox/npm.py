@@ -141,6 +141,12 @@ def _check_entry(where: str, entry: dict[str, Any]) -> None:
         raise refuse("no sha512 `integrity` to check the tarball against")
 
 
+def toolchain_tag(sandbox: str, base_id: str, dockerfile: bytes) -> str:
+    """The tag of a stack's toolchain image: its recipe's bytes on that base image."""
+    digest = hashlib.sha256(f"toolchain {base_id}\n".encode() + dockerfile).hexdigest()
+    return f"karma/toolchain-{sandbox}:{digest[:16]}"
+
+
 def toolchain_image(
     api: Any, base_id: str, recipe: tuple[tuple[str, bytes], ...], log: Callable[[str], None]
 ) -> str:
@@ -148,8 +154,7 @@ def toolchain_image(
     dockerfile = dict(recipe).get(TOOLCHAIN)
     if dockerfile is None:
         raise ImageBuildError(f"the node recipe has no {TOOLCHAIN}")
-    digest = hashlib.sha256(f"toolchain {base_id}\n".encode() + dockerfile).hexdigest()
-    tag = f"karma/toolchain-node:{digest[:16]}"
+    tag = toolchain_tag("node", base_id, dockerfile)
     import docker.errors
 
     try:
