@@ -17,7 +17,7 @@ JUnit, so the gate can count tests, skips and failures:
    change's diff only (`karma.gates.jsskips`).
 
 Trust: `package.json` is read from the base commit's git objects (`karma.testcommand`'s
-reader: regular files no larger than `MAX_BYTES`), parsed as JSON data and nothing else;
+reader: regular files no larger than its `MAX_BYTES`), parsed as JSON data and nothing else;
 a script that is not a string, or a file that does not parse, is the stack's default.
 """
 
@@ -28,8 +28,7 @@ import re
 import shlex
 
 from karma.recipes import Stack
-from karma.testcommand import TestCommand
-from karma.testenvs import Read
+from karma.testenvs import Read, TestCommand
 
 REPORTERS = (
     "--test-reporter=spec --test-reporter-destination=stdout "

@@ -49,24 +49,17 @@ from karma.gates.junit import (
 from karma.gates.secrets import redact
 from karma.gates.tamper import tampering
 from karma.gates.testrun import COLLECT, Run, Step, run_steps, sandboxed
-from karma.nodecommand import node_command
 from karma.recipes import Stack
-from karma.testcommand import TestCommand, base_reader, from_git
+from karma.testcommand import TestCommand, for_stack
 
 PYTEST_NO_TESTS = 5
 __all__ = ["Counts", "TestsGate", "parse_junit", "project_command"]
 
 
 def project_command(ctx: GateContext, stack: Stack) -> TestCommand:
-    """The test command the base commit defines (read from git objects, never the tree),
-    as the stack's `test_config` says where to look."""
+    """The test command the base commit defines (read from git objects, never the tree)."""
     try:
-        if stack.test_config == "package.json":
-            return node_command(base_reader(host_git(ctx), ctx.base), stack)
-        if stack.test_config == "none":
-            command = stack.junit_command or stack.test_command
-            return TestCommand(command, f"the {stack.name} stack", "its recipe's command")
-        return from_git(host_git(ctx), ctx.base, stack.test_command)
+        return for_stack(host_git(ctx), ctx.base, stack)
     except WorkspaceError as exc:
         raise GateUnavailable(f"cannot read the base's test configuration: {exc}") from None
 

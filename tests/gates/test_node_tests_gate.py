@@ -88,6 +88,15 @@ def test_another_runner_uses_the_stacks_junit_command_when_the_recipe_sets_one()
     assert node_command(jest.get, named).command == "jest --ci --outputFile={junit}"
 
 
+def test_doctor_and_plan_show_the_node_command_of_head(tmp_path: Path) -> None:
+    from karma.testcommand import for_repo
+
+    repo = make_repo(tmp_path / "r", BASE)
+    chosen = for_repo(repo)
+    assert chosen is not None and chosen.source == "package.json scripts.test", chosen
+    assert "node --test --test-reporter=spec" in chosen.command
+
+
 # -- skips from the diff ----------------------------------------------------------------
 
 
