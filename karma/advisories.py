@@ -29,6 +29,10 @@ from packaging.version import InvalidVersion, Version
 from karma.errors import UsageError
 
 ECOSYSTEM = "PyPI"
+ECOSYSTEMS = ("PyPI", "npm")
+"""What the endpoint answers for: PyPI (PEP 440 versions, PEP 503 names) and npm (semver
+versions, names as they are)."""
+SEMVER = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?")
 
 
 def normalise(name: str) -> str:
@@ -58,11 +62,31 @@ def _version(text: str) -> Version | None:
         return None
 
 
-def affects(affected: dict[str, Any], version: str) -> bool:
+def semver(text: str) -> tuple[int, int, int, tuple[tuple[int, int, str], ...]] | None:
+    """A semver version as a sortable key (a pre-release before its release); None when
+    `text` is not one."""
+    match = SEMVER.fullmatch(text.strip())
+    if match is None:
+        return None
+    major, minor, patch, pre = match.groups()
+    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in (pre or "").split("."))
+    return int(major), int(minor), int(patch), parts if pre else ((2, 0, ""),)
+
+
+def _parser(ecosystem: str) -> Any:
+    return semver if ecosystem == "npm" else _version
+
+
+def _same(ecosystem: str, a: str, b: str) -> bool:
+    return a == b if ecosystem == "npm" else normalise(a) == normalise(b)
+
+
+def affects(affected: dict[str, Any], version: str, ecosystem: str = ECOSYSTEM) -> bool:
     """Whether one `affected[]` entry covers `version` (explicit list or ranges)."""
     if version in (affected.get("versions") or ()):
         return True
-    parsed = _version(version)
+    parse = _parser(ecosystem)
+    parsed = parse(version)
     if parsed is None:
         return False
     for rng in affected.get("ranges") or ():
@@ -72,15 +96,15 @@ def affects(affected: dict[str, Any], version: str) -> bool:
         for event in rng.get("events") or ():
             if "introduced" in event:
                 start = str(event["introduced"])
-                bound = _version(start)
+                bound = parse(start)
                 if start == "0" or (bound is not None and parsed >= bound):
                     inside = True
             elif "fixed" in event:
-                bound = _version(str(event["fixed"]))
+                bound = parse(str(event["fixed"]))
                 if bound is not None and parsed >= bound:
                     inside = False
             elif "last_affected" in event:
-                bound = _version(str(event["last_affected"]))
+                bound = parse(str(event["last_affected"]))
                 if bound is not None and parsed > bound:
                     inside = False
         if inside:
@@ -131,19 +155,18 @@ class AdvisoryIndex:
     def query(
         self, name: str, version: str | None, ecosystem: str = ECOSYSTEM
     ) -> list[dict[str, Any]]:
-        if ecosystem != ECOSYSTEM:
+        if ecosystem not in ECOSYSTEMS:
             return []
-        package = normalise(name)
         found = []
-        for vuln in self._advisories(package):
+        for vuln in self._advisories(normalise(name)):
             for affected in vuln.get("affected") or ():
                 pkg = affected.get("package", {})
                 if (
-                    normalise(str(pkg.get("name", ""))) != package
-                    or pkg.get("ecosystem", ECOSYSTEM) != ECOSYSTEM
+                    not _same(ecosystem, str(pkg.get("name", "")), name)
+                    or pkg.get("ecosystem", ECOSYSTEM) != ecosystem
                 ):
                     continue
-                if version is None or affects(affected, version):
+                if version is None or affects(affected, version, ecosystem):
                     found.append(vuln)
                     break
         return found

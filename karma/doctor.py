@@ -1,8 +1,9 @@
 """`karma doctor`: is this machine ready to build? Each check is data: name, status, fix.
 
-Checks the configuration, the Docker engine and the base image, git, semgrep and
-pip-audit, and for every provider the configured models use, a key or a base URL (a
-key's value is never shown). With `[executor] kind = "dask"`, the scheduler and each of
+Checks the configuration, the Docker engine and the base image, each stack's toolchain
+(`karma.stackcheck`: ready, buildable or unavailable), git, semgrep and pip-audit, and
+for every provider the configured models use, a key or a base URL (a key's value is
+never shown). With `[executor] kind = "dask"`, the scheduler and each of
 its workers: its own engine and base image, and its keys (names only). Without `online`
 it makes no network call but to a configured scheduler (the Docker socket is local);
 with it, one cheap request per provider's base URL. In a project of a
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from karma.config import KarmaConfig, load_config
 from karma.errors import ConfigError, ExitCode, KarmaError
 from karma.models import BASE_URL_VARS, KEY_VARS
+from karma.stackcheck import StackToolchain, toolchains
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -43,6 +45,8 @@ class Check:
 @dataclass(frozen=True)
 class Diagnosis:
     checks: tuple[Check, ...]
+    stacks: tuple[StackToolchain, ...] = ()
+    """Each stack recipe's toolchain: ready, buildable or unavailable (`karma.stackcheck`)."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -57,6 +61,7 @@ class Diagnosis:
             "ok": self.exit_code == ExitCode.OK,
             "exit_code": int(self.exit_code),
             "checks": [asdict(c) for c in self.checks],
+            "stacks": [s.to_json() for s in self.stacks],
         }
 
 
@@ -76,6 +81,9 @@ def diagnose(
         checks.append(Check("config", "fail", str(exc), exc.tip))
         config = KarmaConfig()  # go on with the defaults, so the rest is still diagnosed
     checks += _docker(config)
+    engine = next(c for c in checks if c.name == "docker").status == "ok"
+    stacks = tuple(toolchains(config.sandbox.base_image)) if engine else ()
+    checks += [_stack_check(s) for s in stacks]
     checks.append(_tool("git", "install git (`apt-get install git`)"))
     checks.append(_tool("semgrep", "pip install semgrep (into KARMA's environment)"))
     checks.append(_tool("pip-audit", "pip install pip-audit (into KARMA's environment)"))
@@ -85,7 +93,16 @@ def diagnose(
     checks += _prices(config)
     checks += _dependencies(repo)
     checks += _test_command(repo)
-    return Diagnosis(tuple(checks))
+    return Diagnosis(tuple(checks), stacks)
+
+
+def _stack_check(stack: StackToolchain) -> Check:
+    """A stack whose toolchain is not built yet is fine (the first build makes it); one
+    that cannot be had only warns: a project of another stack still builds."""
+    detail = f"{stack.status}: {stack.detail}" + (f" ({stack.image})" if stack.image else "")
+    if stack.status == "unavailable":
+        return Check(f"stack {stack.name}", "warn", detail, "get the base image (`karma setup`)")
+    return Check(f"stack {stack.name}", "ok", detail)
 
 
 def _docker(config: KarmaConfig) -> list[Check]:

@@ -132,6 +132,14 @@ class Stack(_Recipe):
     test_command: str
     test_report: TestReport | None = None
     """How the tests gate counts `test_command`'s tests when it writes no JUnit report."""
+    test_config: Literal["python", "package.json", "none"] = "python"
+    """Where the tests gate reads the project's own test command at the base commit:
+    `python` (tox, nox, pytest configuration: karma/testcommand.py), `package.json` (its
+    `test` script: karma/nodecommand.py) or `none` (`test_command` as it is)."""
+    junit_command: str = ""
+    """The whole suite with a JUnit report written to `{junit}`, which the tests gate
+    counts (failures, skips, fewer tests than the base); "": the project's command, judged
+    by its exit code (a pytest command gets `--junitxml` whatever this says)."""
     checks: tuple[Check, ...] = ()
 
     def is_source(self, path: str) -> bool:

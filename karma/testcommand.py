@@ -1,5 +1,8 @@
 """The test command a Python project defines for itself, read from its base commit.
 
+(`for_stack` picks by the stack's `test_config`: this module for Python, a Node
+project's `package.json` test script by `karma.nodecommand`, or the recipe's command.)
+
 Looked for in this order, the first that names a test runner wins, and the choice says
 where it came from and why (`TestCommand.source`, `.reason`; `karma doctor` and
 `karma plan` show it):
@@ -37,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from karma.hostgit import HostGit
+from karma.recipes import Stack
 from karma.testenvs import Read, from_nox, from_tox, toml_table
+from karma.testenvs import TestCommand as TestCommand  # where it always was imported from
 from karma.teststyle import MAX_TEST_FILES, is_test_file, suite_style
 
 MAX_BYTES = 256 * 1024
@@ -53,21 +58,6 @@ _PLUGIN_OPTIONS = {
 }  # fmt: skip
 # pytest itself or one of its plugins (`pytest-cov`), not `pytest.ini` or `mypytest`.
 _PYTEST_DEP = re.compile(r"(?i)(?<![\w.-])pytest(?![\w.])")
-
-
-@dataclass(frozen=True)
-class TestCommand:
-    """The command the suite runs with, and which of the project's files chose it."""
-
-    __test__ = False  # not a pytest class, whatever its name
-
-    command: str
-    source: str
-    """Where it came from: `tox.ini [testenv] commands`, `noxfile.py session tests`, ..."""
-    reason: str
-
-    def line(self) -> str:
-        return f"`{self.command}` from {self.source}: {self.reason}"
 
 
 def plugin_free(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -240,6 +230,11 @@ def from_git(git: HostGit, commit: str, default: str) -> TestCommand:
     return choose(tree.read, tree.root_names(), default, tree.tests())
 
 
+def base_reader(git: HostGit, commit: str) -> Read:
+    """Read one file of `commit` (git objects, regular files, at most `MAX_BYTES`)."""
+    return _Tree.of(git, commit).read
+
+
 def from_commit(repo: Path, commit: str, default: str) -> TestCommand:
     """`from_git` on the repository `repo`."""
     from karma.hostgit import discover
@@ -257,6 +252,24 @@ def for_repo(repo: Path) -> TestCommand | None:
     try:
         head = _git(repo, "rev-parse", "--verify", "-q", "HEAD^{commit}").decode().strip()
         stack = detect_stack(repo, names=base_root_names(repo, head)) if head else None
-        return from_commit(repo, head, stack.test_command) if stack else None
+        if not stack:
+            return None
+        from karma.hostgit import discover
+
+        return for_stack(HostGit(discover(repo)[0]), head, stack)
     except KarmaError:
         return None
+
+
+def for_stack(git: HostGit, commit: str, stack: Stack) -> TestCommand:
+    """The test command of `commit` for `stack`, as its `test_config` says where to look:
+    Python's configuration (`from_git`), the `package.json` test script
+    (`karma.nodecommand`), or the recipe's own command."""
+    from karma.nodecommand import node_command
+
+    if stack.test_config == "package.json":
+        return node_command(base_reader(git, commit), stack)
+    if stack.test_config == "none":
+        command = stack.junit_command or stack.test_command
+        return TestCommand(command, f"the {stack.name} stack", "its recipe's command")
+    return from_git(git, commit, stack.test_command)

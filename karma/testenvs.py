@@ -18,8 +18,25 @@ import re
 import shlex
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class TestCommand:
+    """The command the suite runs with, and which of the project's files chose it."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    command: str
+    source: str
+    """Where it came from: `tox.ini [testenv] commands`, `noxfile.py session tests`, ..."""
+    reason: str
+
+    def line(self) -> str:
+        return f"`{self.command}` from {self.source}: {self.reason}"
+
 
 Read = Callable[[str], "str | None"]
 """The text of a file of the base commit by its root-relative path, or None."""

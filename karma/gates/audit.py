@@ -39,6 +39,7 @@ from karma.gates.interface import (
     GateUnavailable,
     Status,
 )
+from karma.gates.npmaudit import npm_audit
 from karma.gates.sast import find_tool
 from karma.gates.tool import run_tool
 
@@ -120,6 +121,8 @@ class AuditGate:
         globs = tuple(settings.get("requirements", ["requirements*.txt"]))
         if (untouched := self._no_dependency_change(ctx, globs, started)) is not None:
             return untouched
+        if ctx.stack is not None and ctx.stack.installer == "npm":  # package-lock.json + OSV
+            return npm_audit(ctx, settings, started, parse_ignores(settings.get("ignore", [])))
         pip_audit = find_tool(str(settings.get("pip_audit", "")), "pip-audit")
         today = dt.date.today()
         ignores = parse_ignores(settings.get("ignore", []))

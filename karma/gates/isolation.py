@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from karma.gates.change import git
-from karma.gates.interface import GateContext
+from karma.gates.interface import GateContext, GateUnavailable
 from karma.gates.junit import unittest_listing as listing
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ HOST_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR")
 PYTHON = re.compile(r"python(\d+(\.\d+)*)?")
 PYTEST_SCRIPTS = frozenset({"pytest", "py.test"})
 PYTHON_FLAGS_WITH_VALUE = frozenset({"-W", "-X"})
+JUNIT = "{junit}"
+"""In a test command (a stack's `junit_command`): the path of the JUnit report it writes."""
+SAFE_PATH = re.compile(r"[\w./-]+")
 ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -283,6 +286,11 @@ class Invocation:
         sandboxed: bool,
         installed: tuple[str, ...] = (),
     ) -> str:
+        if JUNIT in self.command:  # the command names where its report goes
+            if junit is not None and not SAFE_PATH.fullmatch(junit):
+                raise GateUnavailable(f"a JUnit report path with shell characters: {junit!r}")
+            return " ".join([self.command.replace(JUNIT, junit or "/dev/null"),
+                             *(shlex.quote(a) for a in extra)])  # fmt: skip
         report = (f"--junitxml={junit}",) if junit else ()
         if self.parsed is None or self.config is None:
             return " ".join([self.command, *(shlex.quote(a) for a in (*extra, *report))])

@@ -78,16 +78,44 @@ def _finding(case: ET.Element, kind: str, node: ET.Element, repo: Path | None) -
     return Finding(f"tests.{kind}", "error", where, line, redact(f"{name} {verb}: {first}"))
 
 
-def parse_junit(path: Path, repo: Path | None = None) -> tuple[Counts, list[Finding]]:
-    """Item counts (subtests folded into their test) and one finding per failing item."""
-    outcome: dict[tuple[str, str], str] = {}
-    findings: dict[tuple[str, str], Finding] = {}
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+"""A JUnit report larger than this is refused (20,000 pytest cases take about 4 MB)."""
+_PROLOG_BYTES = 64 * 1024
+
+
+def _refuse(path: Path) -> None:
+    """A report the sandbox wrote is untrusted: too large, or declaring a DTD (entities
+    that expand, external ones), it is not parsed."""
+    size = path.stat().st_size
+    if size > MAX_REPORT_BYTES:
+        raise GateUnavailable(f"JUnit report refused: {size} bytes, over {MAX_REPORT_BYTES}")
+    with path.open("rb") as report:
+        prolog = report.read(_PROLOG_BYTES)
+    if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
+        raise GateUnavailable("JUnit report refused: it declares a DOCTYPE or entities")
+
+
+def _items(
+    path: Path, repo: Path | None
+) -> tuple[dict[tuple[str, str, str], str], dict[tuple[str, str, str], Finding]]:
+    """Each item's outcome and first failure, keyed by (enclosing suites, classname, name):
+    Node's reporter names every case's class `test`, its `describe` blocks are suites."""
+    outcome: dict[tuple[str, str, str], str] = {}
+    findings: dict[tuple[str, str, str], Finding] = {}
+    suites: list[str] = []
     try:
+        _refuse(path)
         # Streamed: each case is dropped once read, so a 20,000-test report stays small.
-        for _, case in ET.iterparse(path):  # noqa: S314 - our own test run's report
-            if case.tag != "testcase":
+        for event, case in ET.iterparse(path, events=("start", "end")):  # noqa: S314 - _refuse
+            if case.tag == "testsuite":
+                if event == "start":
+                    suites.append(case.get("name", ""))
+                else:
+                    suites.pop()
+                    case.clear()
+            if case.tag != "testcase" or event != "end":
                 continue
-            key = (case.get("classname", ""), case.get("name", ""))
+            key = ("/".join(suites), case.get("classname", ""), case.get("name", ""))
             state = "passed"
             for child in case:
                 tag = child.tag
@@ -101,11 +129,23 @@ def parse_junit(path: Path, repo: Path | None = None) -> tuple[Counts, list[Find
             case.clear()
     except (ET.ParseError, OSError) as exc:
         raise GateUnavailable(f"unreadable JUnit XML: {exc}") from None
+    return outcome, findings
+
+
+def parse_junit(path: Path, repo: Path | None = None) -> tuple[Counts, list[Finding]]:
+    """Item counts (subtests folded into their test) and one finding per failing item."""
+    outcome, findings = _items(path, repo)
     states = list(outcome.values())
     counts = Counts(
         len(states), states.count("failure"), states.count("error"), states.count("skipped")
     )
     return counts, [findings[k] for k in outcome if k in findings and outcome[k] != "passed"]
+
+
+def outcomes(path: Path) -> dict[str, str]:
+    """Each item of a report (`suite/path::classname::name`) and its outcome: `passed`,
+    `skipped` (a todo too), `failure` or `error`."""
+    return {"::".join(key).strip(":"): state for key, state in _items(path, None)[0].items()}
 
 
 def collected_ids(output: str) -> tuple[str, ...] | None:

@@ -1,13 +1,14 @@
 """The sast gate: semgrep with KARMA's own rules, only new findings block.
 
 semgrep runs offline (`--metrics=off`, no registry rules) with `quality_gates/semgrep/`
-on the changed files and, in the same run, on their base versions exported to a
-temporary folder. A head finding whose (rule, path, matched code) also occurs at base
-is pre-existing: reported, never blocking. This is what `--baseline-commit` does, but
-it also covers uncommitted changes, which `--baseline-commit` ignores (it diffs
-commits only), and one semgrep process scans both sides. Only regular files reached
-without a symlink are scanned (semgrep skips symlinks it finds in a walk, but follows or
-rejects one named on its command line).
+(rules for Python, JavaScript/TypeScript and Go, a folder each) on the changed files
+and, in the same run, on their base versions exported to a temporary folder. A head
+finding whose (rule, path, matched code) also occurs at base is pre-existing: reported,
+never blocking. This is what `--baseline-commit` does, but it also covers uncommitted
+changes, which `--baseline-commit` ignores (it diffs commits only), and one semgrep
+process scans both sides. Only regular files reached without a symlink are scanned
+(semgrep skips symlinks it finds in a walk, but follows or rejects one named on its
+command line).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from karma.gates.interface import (
 from karma.gates.suite import semgrep_rules_dir
 from karma.gates.tool import run_tool
 
+SCANNED = (".py", ".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".go")
+"""The files KARMA's rules have a language for (`quality_gates/semgrep/<language>/`);
+semgrep applies each rule to the files of its own `languages`."""
 SEVERITY: dict[str, Severity] = {"ERROR": "error", "WARNING": "warning", "INFO": "note"}
 
 
@@ -85,14 +89,14 @@ class SastGate:
             raise GateUnavailable(f"semgrep rules folder {rules} does not exist")
         # Regular files reached without a symlink only: semgrep would follow an explicit
         # symlink target (or abort the whole scan on it), reading a file outside the tree.
-        paths = [p for p in changed_paths(ctx) if p.endswith(".py") and is_regular(ctx.repo, p)]
+        paths = [p for p in changed_paths(ctx) if p.endswith(SCANNED) and is_regular(ctx.repo, p)]
         if not paths:
             return GateResult(
                 self.name,
                 "skipped",
                 (),
                 time.monotonic() - started,
-                "no changed Python files to scan",
+                "no changed Python, JavaScript/TypeScript or Go files to scan",
             )
         block = {str(s).upper() for s in settings.get("block_severities", ["ERROR", "WARNING"])}
         workdir = Path(tempfile.mkdtemp(prefix="karma-sast-"))

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from karma.gates.change import changed_paths, diff_text, git
 from karma.gates.files import read_text_beneath
 from karma.gates.interface import Finding, GateContext, GateSettings
+from karma.gates.jsskips import is_test_script
+from karma.gates.jsskips import new_skips as script_skips
 from karma.gates.secrets import added_lines
-from karma.gates.testreport import new_skips
+from karma.gates.testreport import new_skips as marker_skips
 
 SKIP_NAMES = (
     "pytest.mark.skip",
@@ -308,9 +310,11 @@ def tampering(
     the base text (None: new) of each file whose hooks are to be left out of the run."""
     hooks = frozenset(str(h) for h in settings.get("outcome_hooks", ()))
     check_skips = not settings.get("allow_new_skips", False)
-    paths = [p for p in changed_paths(ctx) if p.endswith(".py")]
-    other = ctx.stack is not None and ctx.stack.test_report is not None
-    if not paths and not (check_skips and other):
+    changed = changed_paths(ctx)
+    paths = [p for p in changed if p.endswith(".py")]
+    scripts = [p for p in changed if check_skips and is_test_script(p)]
+    markers = ctx.stack is not None and ctx.stack.test_report is not None
+    if not paths and not scripts and not (check_skips and markers):
         return [], {}
     at_base = set(
         filter(None, git(ctx, "ls-tree", "-r", "--name-only", "-z", ctx.base).split("\0"))
@@ -320,7 +324,9 @@ def tampering(
         added.setdefault(path, []).append((line, text))
     found: list[Finding] = []
     if check_skips and ctx.stack is not None:  # a stack's own markers (`t.Skip(`, `#[ignore]`)
-        found += new_skips(ctx.stack, ((p, n, t) for p, lines in added.items() for n, t in lines))
+        found += marker_skips(
+            ctx.stack, ((p, n, t) for p, lines in added.items() for n, t in lines)
+        )
     reverted: dict[str, str | None] = {}
     for path in paths:
         head = read_text_beneath(ctx.repo, path)
@@ -333,4 +339,9 @@ def tampering(
         if any(f.rule == "tests.outcome-hook" for f in these):
             reverted[path] = base
         found += these
+    for path in scripts:  # JavaScript/TypeScript tests: skips only (karma.gates.jsskips)
+        head = read_text_beneath(ctx.repo, path)
+        if head is not None:
+            base = git(ctx, "show", f"{ctx.base}:{path}") if path in at_base else None
+            found += script_skips(path, head, base, added.get(path, []))
     return found, reverted

@@ -35,13 +35,14 @@ from karma.gates.interface import (
     Severity,
     Status,
 )
-from karma.gates.isolation import Invocation, base_config, parse_pytest, unittest_listing
+from karma.gates.isolation import JUNIT, Invocation, base_config, parse_pytest, unittest_listing
 from karma.gates.junit import (
     Counts,
     collected_count,
     collected_ids,
     listed_ids,
     missing,
+    outcomes,
     parse_junit,
     unittest_counts,
 )
@@ -49,18 +50,18 @@ from karma.gates.secrets import redact
 from karma.gates.tamper import tampering
 from karma.gates.testreport import listed_tests, report_counts
 from karma.gates.testrun import COLLECT, Run, Step, run_steps, sandboxed
-from karma.recipes import TestReport
+from karma.recipes import Stack, TestReport
 from karma.scheduler import alongside
-from karma.testcommand import TestCommand, from_git
+from karma.testcommand import TestCommand, for_stack
 
 PYTEST_NO_TESTS = 5
 __all__ = ["Counts", "TestsGate", "parse_junit", "project_command"]
 
 
-def project_command(ctx: GateContext, default: str) -> TestCommand:
+def project_command(ctx: GateContext, stack: Stack) -> TestCommand:
     """The test command the base commit defines (read from git objects, never the tree)."""
     try:
-        return from_git(host_git(ctx), ctx.base, default)
+        return for_stack(host_git(ctx), ctx.base, stack)
     except WorkspaceError as exc:
         raise GateUnavailable(f"cannot read the base's test configuration: {exc}") from None
 
@@ -78,7 +79,7 @@ class TestsGate:
         chosen: TestCommand | None = None
         command = str(settings.get("command") or "")
         if not command and ctx.stack is not None:
-            chosen = project_command(ctx, ctx.stack.test_command)
+            chosen = project_command(ctx, ctx.stack)
             command = chosen.command
         if not command:
             return GateResult(self.name, "skipped", (), time.monotonic() - started,
@@ -120,7 +121,9 @@ class TestsGate:
         command = invocation.command
         report = ctx.stack.test_report if ctx.stack is not None and not pytest else None
         listing = _listing(invocation, pytest, report)
-        steps = (listing.step, Step(junit=pytest)) if listing else (Step(),)
+        reported = JUNIT in command  # the command writes the report it is counted by
+        run = Step(junit=pytest or reported)
+        steps = (listing.step, run) if listing else (run,)
         # The base's collection (its own tree and sandbox) runs beside the head's run.
         base, (*collect, head) = alongside(
             lambda: self._collect_base(ctx, settings, invocation, listing) if listing else None,
@@ -132,7 +135,10 @@ class TestsGate:
                               data={"output_tail": redact(head.output[-2000:])})  # fmt: skip
         counts, findings = self._outcome(invocation, head, ctx.repo, report)
         base_count = listing.count(base.output) if listing and base else None
-        if _ran_none(pytest, head, counts) and not base_count:
+        if reported and listing is None and head.junit is not None:
+            base_count, more = self._against_base(ctx, settings, invocation, head.junit)
+            findings += more
+        if _ran_none(pytest or reported, head, counts) and not base_count:
             return GateResult(self.name, "skipped", (), time.monotonic() - started,
                               "no tests were collected")  # fmt: skip
         if listing is not None and base is not None:
@@ -183,7 +189,7 @@ class TestsGate:
                         "tests.command-failed", f"`{command}` exited {head.exit_code}: {tail[:300]}"
                     )
                 )
-            elif invocation.parsed is not None:
+            elif invocation.parsed is not None or JUNIT in command:
                 findings.append(_finding("tests.no-report", f"`{command}` exited 0 but wrote "
                                          "no JUnit report: the run cannot be trusted"))  # fmt: skip
         if head.exit_code != 0 and not findings:
@@ -214,6 +220,25 @@ class TestsGate:
             return [_finding("tests.removed", f"base tests no longer collected: {gone}",
                              "warning")]  # fmt: skip
         return []
+
+    def _against_base(
+        self, ctx: GateContext, settings: GateSettings, invocation: Invocation, report: Path
+    ) -> tuple[int | None, list[Finding]]:
+        """A suite with no listing (Node's): the base's run reported the same way, its
+        items against the head's; a head item skipped that the base ran is a new skip."""
+        with base_worktree(ctx) as tree:
+            (base,) = run_steps(ctx, settings, tree, invocation, "base", (Step(junit=True),))
+        if base.junit is None:
+            return None, []
+        head_items, base_items = outcomes(report), outcomes(base.junit)
+        found = self._compare(settings, len(head_items), tuple(head_items), len(base_items),
+                              tuple(base_items))  # fmt: skip
+        skipped = [i for i, s in head_items.items() if s == "skipped" and base_items.get(i)
+                   != "skipped"]  # fmt: skip
+        if skipped and not settings.get("allow_new_skips", False):
+            found.append(_finding("tests.new-skip", f"{len(skipped)} test(s) skipped that the "
+                                  f"base did not skip: {', '.join(skipped[:10])}"))  # fmt: skip
+        return len(base_items), found
 
     def _collect_base(
         self, ctx: GateContext, settings: GateSettings, invocation: Invocation, listing: _Listing
@@ -268,8 +293,11 @@ def _listing(invocation: Invocation, pytest: bool, report: TestReport | None) ->
     return _Listing(Step(command=command), ids, count)
 
 
-def _ran_none(pytest: bool, head: Run, counts: Counts) -> bool:
-    """Whether the head's run found no test at all (pytest's exit 5, unittest's `Ran 0`)."""
-    if pytest:
-        return head.exit_code == PYTEST_NO_TESTS
+def _ran_none(reported: bool, head: Run, counts: Counts) -> bool:
+    """Whether the head's run found no test at all (pytest's exit 5, an empty report,
+    unittest's `Ran 0`)."""
+    if reported:
+        return head.exit_code == PYTEST_NO_TESTS or (
+            head.exit_code == 0 and head.junit is not None and counts.tests == 0
+        )
     return counts.tests == 0 and head.exit_code in (0, 5) and "Ran 0 tests" in head.output

@@ -28,6 +28,12 @@ def has_toolchain(recipe: tuple[tuple[str, bytes], ...]) -> bool:
     return TOOLCHAIN in dict(recipe)
 
 
+def toolchain_tag(stack: str, base_id: str, dockerfile: bytes) -> str:
+    """The tag of `stack`'s toolchain image: its recipe's bytes on that base image."""
+    digest = hashlib.sha256(f"toolchain {base_id}\n".encode() + dockerfile).hexdigest()
+    return f"karma/toolchain-{stack}:{digest[:16]}"
+
+
 def toolchain_image(
     api: Any,
     base_id: str,
@@ -39,8 +45,7 @@ def toolchain_image(
     dockerfile = dict(recipe).get(TOOLCHAIN)
     if dockerfile is None:
         raise ImageBuildError(f"the {stack} recipe has no {TOOLCHAIN}")
-    digest = hashlib.sha256(f"toolchain {base_id}\n".encode() + dockerfile).hexdigest()
-    tag = f"karma/toolchain-{stack}:{digest[:16]}"
+    tag = toolchain_tag(stack, base_id, dockerfile)
     import docker.errors
 
     try:

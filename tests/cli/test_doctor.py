@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from karma.cli import main
 
 KEY = "sk-ant-test-never-print-7c1e"
+_last_report: dict[str, Any] = {}
+"""The whole --json report of the last `doctor` call."""
 
 
 class _Counting(http.server.BaseHTTPRequestHandler):
@@ -63,6 +66,8 @@ def doctor(
     assert KEY not in captured.out + captured.err  # a key's value is never shown
     report = json.loads(captured.out)
     assert report["exit_code"] == code
+    _last_report.clear()
+    _last_report.update(report)
     return code, {c["name"]: c for c in report["checks"]}
 
 
@@ -171,3 +176,41 @@ def test_dropped_dependency_lines_are_listed(
     assert (
         checks["dependencies"]["status"] == "warn" and "symlink" in checks["dependencies"]["detail"]
     )
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("env")
+def test_each_stacks_toolchain_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's builds on the base image; Node's toolchain image is ready once built, and
+    buildable when its recipe (here a KARMA_HOME's edited copy) has no image yet."""
+    from karma.home import DataRoots
+    from karma.sandbox.docker import DockerBackend
+    from karma.sandbox.images import recipe_files
+    from karma.sandbox.toolchain import toolchain_image
+
+    api = DockerBackend().client.api
+    base_id = str(api.inspect_image(os.environ["KARMA_BASE_IMAGE"])["Id"])
+    node = DataRoots.trusted().path("sandboxes", "node")
+    tag_id = toolchain_image(api, base_id, "node", recipe_files(node), lambda line: None)
+    code, checks = doctor(tmp_path, capsys)
+    stacks = {s["name"]: s for s in _last_report["stacks"]}
+    assert stacks["python"]["status"] == "ready" and checks["stack python"]["status"] == "ok"
+    assert stacks["node"]["status"] == "ready", stacks
+    assert api.inspect_image(stacks["node"]["image"])["Id"] == tag_id
+    assert set(stacks["node"]) == {"name", "status", "image", "detail"}
+    home = tmp_path / "home"
+    (home / "sandboxes" / "node" / "toolchain").mkdir(parents=True)
+    for name in ("Dockerfile", "toolchain/Dockerfile"):
+        (home / "sandboxes" / "node" / name).write_bytes((node / name).read_bytes() + b"# x\n")
+    monkeypatch.setenv("KARMA_HOME", str(home))
+    code, checks = doctor(tmp_path, capsys)
+    stacks = {s["name"]: s for s in _last_report["stacks"]}
+    assert stacks["node"]["status"] == "buildable" and checks["stack node"]["status"] == "ok"
+    assert code == 0
+    # No base image: no stack can be had (a warning each, the base image's check fails).
+    monkeypatch.setenv("KARMA_BASE_IMAGE", "karma/no-such-base:nope")
+    code, checks = doctor(tmp_path, capsys)
+    assert {s["status"] for s in _last_report["stacks"]} == {"unavailable"}
+    assert checks["stack node"]["status"] == "warn"

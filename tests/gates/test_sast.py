@@ -25,14 +25,28 @@ RULES = {
     "jinja2-autoescape-off",
     "path-traversal-open",
 }
+JS_RULES = {
+    "js-eval-input",
+    "js-child-process-built-command",
+    "js-inner-html-input",
+    "js-tls-verify-off",
+    "js-weak-hash",
+    "js-path-traversal",
+}
+GO_RULES = {"go-exec-shell-built", "go-tls-insecure-skip-verify", "go-sql-string-format"}
+FIXTURES = {"python": (".py",), "javascript": (".js", ".jsx", ".ts", ".tsx"), "go": (".go",)}
 
 
 def test_every_rule_has_a_passing_fixture() -> None:
     rules = semgrep_rules_dir()
-    names = {p.stem for p in rules.rglob("*.yaml")}
-    assert names == RULES
-    for name in names:
-        assert next(rules.rglob(f"{name}.py"), None) is not None, f"{name} has no fixture"
+    by_language = {d.name: {p.stem for p in d.glob("*.yaml")} for d in rules.iterdir()}
+    assert by_language == {"python": RULES, "javascript": JS_RULES, "go": GO_RULES}
+    for language, names in by_language.items():
+        for name in names:
+            fixtures = [p for p in (rules / language).glob(f"{name}.*") if p.suffix != ".yaml"]
+            assert fixtures, f"{name} has no fixture"
+            assert all(p.suffix in FIXTURES[language] for p in fixtures), fixtures
+    every = len(RULES | JS_RULES | GO_RULES)
     semgrep = Path(sys.executable).parent / "semgrep"
     proc = subprocess.run(
         [str(semgrep), "--test", "--metrics=off", "--disable-version-check", str(rules)],
@@ -42,7 +56,7 @@ def test_every_rule_has_a_passing_fixture() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert f"{len(RULES)}/{len(RULES)}: ✓ All tests passed" in proc.stdout + proc.stderr
+    assert f"{every}/{every}: ✓ All tests passed" in proc.stdout + proc.stderr
 
 
 def test_preexisting_finding_does_not_block(tmp_path: Path) -> None:
@@ -93,13 +107,15 @@ def test_no_python_files_is_skipped(tmp_path: Path) -> None:
     ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=KarmaConfig())
     gate = run_suite(ctx, load_suite().only(("sast",))).result("sast")
     assert (
-        gate is not None and gate.status == "skipped" and "no changed Python files" in gate.summary
+        gate is not None
+        and gate.status == "skipped"
+        and "no changed Python, JavaScript" in gate.summary
     )
 
 
 def test_native_and_python_cli_agree_on_the_fixtures(tmp_path: Path) -> None:
     rules = semgrep_rules_dir()
-    fixtures = {p.name: p.read_text() for p in rules.rglob("*.py")}
+    fixtures = {p.name: p.read_text() for p in rules.rglob("*.*") if p.suffix != ".yaml"}
     repo = make_repo(tmp_path / "r", {"README.md": "# x\n"})
     write(repo, fixtures)
     ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=KarmaConfig())
@@ -110,4 +126,42 @@ def test_native_and_python_cli_agree_on_the_fixtures(tmp_path: Path) -> None:
         assert gate is not None and gate.status == "failed"
         found.append(sorted((f.rule, f.path, f.line) for f in gate.findings))
     assert found[0] == found[1]
-    assert {rule for rule, _, _ in found[0]} == {f"karma.{name}" for name in RULES}
+    assert {rule for rule, _, _ in found[0]} == {
+        f"karma.{name}" for name in RULES | JS_RULES | GO_RULES
+    }
+
+
+NODE_API = """const express = require("express");
+const { execFile } = require("child_process");
+const app = express();
+
+app.get("/files", (req, res) => {
+  execFile("ls", ["-l", "/srv/files"], (err, out) => res.send(out));
+});
+
+module.exports = app;
+"""
+
+
+def test_a_planted_child_process_exec_of_request_input_fails_a_node_project(
+    tmp_path: Path,
+) -> None:
+    files = {"package.json": '{"name": "api", "scripts": {"test": "node --test"}}\n',
+             "src/app.js": NODE_API}  # fmt: skip
+    repo = make_repo(tmp_path / "r", files)
+    planted = NODE_API.replace(
+        'const { execFile } = require("child_process");',
+        'const { exec, execFile } = require("child_process");',
+    ).replace(
+        "module.exports",
+        'app.get("/grep", (req, res) => {\n'
+        '  exec("grep -r " + req.query.q + " /srv/files", (err, out) => res.send(out));\n'
+        "});\n\nmodule.exports",
+    )
+    write(repo, {"src/app.js": planted})
+    ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=KarmaConfig())
+    gate = run_suite(ctx, load_suite().only(("sast",))).result("sast")
+    assert gate is not None and gate.status == "failed", gate
+    (finding,) = gate.findings
+    assert finding.rule == "karma.js-child-process-built-command" and finding.new
+    assert (finding.path, finding.line) == ("src/app.js", 10)
