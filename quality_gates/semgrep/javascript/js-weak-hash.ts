@@ -15,3 +15,20 @@ export function digests(password: string, body: string): string[] {
     crypto.createHash("sha512").update(body).digest("hex"),
   ];
 }
+
+const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+export function acceptKey(key: string): string {
+  // ok: js-weak-hash
+  return createHash("sha1").update(key + WS_GUID).digest("base64");
+}
+
+export function acceptKeyInline(key: string): string {
+  // ok: js-weak-hash
+  return crypto.createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+}
+
+export function notTheHandshake(key: string): string {
+  // ruleid: js-weak-hash
+  return createHash("sha1").update(key + "some-other-salt").digest("base64");
+}
