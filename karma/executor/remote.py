@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from karma.agent import Brief
+from karma.conversation import Brief
 from karma.executor.unit import WorkEnd, WorkLimits
 from karma.executor.worker import AttemptJob, AttemptReport, BuildShare
 from karma.hostgit import HostGit

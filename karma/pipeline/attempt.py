@@ -9,7 +9,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from karma.agent import Brief
+from karma.conversation import Brief
 from karma.errors import WorkspaceError
 from karma.executor.unit import OnStep, WorkEnd, WorkLimits, do_work, run_checks, staging_failure
 from karma.failpoints import failpoint
