@@ -84,6 +84,7 @@ def overhead(builds: int, jobs: int) -> None:
                 bus=EventBus(),
                 gates=False,
                 backend=FakeBackend(),
+                image=FakeBackend.IMAGE,
             )
             assert result.status == "succeeded", result
             for attempt in store.attempts(result.run_id):

@@ -49,12 +49,14 @@ def build(
     gates: bool = True,
     base: str | None = None,
     backend: SandboxBackend | None = None,
+    image: str | None = None,
     executor: Executor | None = None,
 ) -> BuildResult:
     """Run a build (or resume one) to its end; the result says how it ended.
 
     `base` builds from another commit than HEAD (a replay); `backend` replaces the Docker
-    backend (the engine-overhead bench passes an instant one); `executor` runs the tasks
+    backend and `image` the stack's image (the engine-overhead bench passes an instant
+    backend and the name of its image); `executor` runs the tasks
     (default: a thread pool of `build.jobs`; a test passes `SynchronousExecutor` for a
     deterministic order).
     """
@@ -62,7 +64,7 @@ def build(
     models = model_factory or start.default_model_factory(config)
     # Decided once, before any model or sandbox ran: recipes and suites come from here.
     data = DataRoots.of_checkout(workspace.root)
-    env = start.BuildEnv(workspace, config, store, bus, models, backend, data)
+    env = start.BuildEnv(workspace, config, store, bus, models, backend, image, data)
     with start.build_lock(workspace.root / ".karma", bus):
         if resume:
             b = start.resume(env, resume)

@@ -50,6 +50,9 @@ class BuildEnv:
     """`provider:model` -> client (a replay answers from the record)."""
     backend: SandboxBackend | None = None
     """None: Docker, from the config."""
+    image: str | None = None
+    """The image the attempts run in; None: the stack's, built when missing (a test that
+    passes a backend which runs nothing passes the name of its image too)."""
     data: DataRoots | None = None
     """Where recipes and gate suites come from; None: the user's checkout's `.karma/`, as
     the build starts (never a worktree or the build branch, which the model writes)."""
@@ -111,11 +114,7 @@ def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: st
     stack = stack.model_copy(update={"test_command": tests.command})
     workspace.ignore_generated(stack.generated)
     backend = env.backend
-    image = (
-        ensure_image(stack.name, workspace.root, config, data=data)
-        if backend is None
-        else "injected"
-    )
+    image = env.image or ensure_image(stack.name, workspace.root, config, data=data)
     b = Build(
         run_id=run_id, request=request, config=config, store=env.store, bus=env.bus,
         workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
