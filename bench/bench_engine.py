@@ -84,18 +84,19 @@ def overhead(builds: int, jobs: int) -> None:
                 bus=EventBus(),
                 gates=False,
                 backend=FakeBackend(),
+                image=FakeBackend.IMAGE,
             )
             assert result.status == "succeeded", result
             for attempt in store.attempts(result.run_id):
                 model_s = (
                     sum(
-                        c["latency_ms"]
-                        for c in store.model_calls(result.run_id, attempt["task_id"])
-                        if c["attempt"] == attempt["number"]
+                        c.latency_ms
+                        for c in store.model_calls(result.run_id, attempt.task_id)
+                        if c.attempt == attempt.number
                     )
                     / 1000
                 )
-                per_task.append(_seconds(attempt["started_at"], attempt["finished_at"]) - model_s)
+                per_task.append(_seconds(attempt.started_at, attempt.finished_at) - model_s)
             store.close()
             started = time.perf_counter()
             git(repo, "worktree", "add", "-q", "-b", "bench", str(Path(tmp) / f"wt{number}"))
@@ -218,14 +219,14 @@ def _phases(db: Path, began: datetime, ended: datetime) -> dict[str, float]:
     """The build's wall time by phase, from its recorded events (see the docstring)."""
     store = Store(db)
     try:
-        run_id = store.runs(1)[0]["id"]
+        run_id = store.runs(1)[0].id
         events = store.events(run_id)
-        gates = store.query("SELECT * FROM gate_results WHERE run_id = ?", (run_id,))
+        gates = store.gate_results(run_id)
     finally:
         store.close()
-    at = lambda row: datetime.fromisoformat(row["ts"].replace("Z", "+00:00"))  # noqa: E731
-    first = lambda kind: next(at(e) for e in events if e["kind"] == kind)  # noqa: E731
-    last = lambda kinds: max(at(e) for e in events if e["kind"] in kinds)  # noqa: E731
+    at = lambda row: datetime.fromisoformat(row.ts.replace("Z", "+00:00"))  # noqa: E731
+    first = lambda kind: next(at(e) for e in events if e.kind == kind)  # noqa: E731
+    last = lambda kinds: max(at(e) for e in events if e.kind in kinds)  # noqa: E731
     marks = [
         began,
         first("run_started"),
@@ -235,7 +236,7 @@ def _phases(db: Path, began: datetime, ended: datetime) -> dict[str, float]:
         ended,
     ]
     split = {p: (b - a).total_seconds() for p, a, b in zip(PHASES, marks, marks[1:], strict=False)}
-    split["slowest gate"] = max((float(g["duration_s"]) for g in gates), default=0.0)
+    split["slowest gate"] = max((float(g.duration_s) for g in gates), default=0.0)
     return split
 
 

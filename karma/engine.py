@@ -18,13 +18,13 @@ from karma.config import KarmaConfig
 from karma.errors import UsageError
 from karma.events import EventBus, utcnow
 from karma.home import DataRoots
+from karma.ids import RunId, TaskId
 from karma.models.interface import ModelClient
 from karma.pipeline import start
 from karma.pipeline.build import Build
 from karma.pipeline.gates import run_gates
-from karma.pipeline.result import BuildResult, BuildStatus, task_rows, write_report
+from karma.pipeline.result import BuildResult, BuildStatus, task_results, write_report
 from karma.pipeline.task import run_task
-from karma.plan import TaskId
 from karma.sandbox.interface import SandboxBackend
 from karma.scheduler import Outcome, run_dag
 from karma.store import Store
@@ -32,8 +32,8 @@ from karma.waiting import human_input, record_waiting, summary
 from karma.workspace import Workspace
 
 
-def new_run_id() -> str:
-    return utcnow().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+def new_run_id() -> RunId:
+    return RunId(utcnow().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3))
 
 
 def build(
@@ -49,12 +49,14 @@ def build(
     gates: bool = True,
     base: str | None = None,
     backend: SandboxBackend | None = None,
+    image: str | None = None,
     executor: Executor | None = None,
 ) -> BuildResult:
     """Run a build (or resume one) to its end; the result says how it ended.
 
     `base` builds from another commit than HEAD (a replay); `backend` replaces the Docker
-    backend (the engine-overhead bench passes an instant one); `executor` runs the tasks
+    backend and `image` the stack's image (the engine-overhead bench passes an instant
+    backend and the name of its image); `executor` runs the tasks
     (default: a thread pool of `build.jobs`; a test passes `SynchronousExecutor` for a
     deterministic order).
     """
@@ -62,11 +64,11 @@ def build(
     models = model_factory or start.default_model_factory(config)
     # Decided once, before any model or sandbox ran: recipes and suites come from here.
     data = DataRoots.of_checkout(workspace.root)
-    env = start.BuildEnv(workspace, config, store, bus, models, backend, data)
+    env = start.BuildEnv(workspace, config, store, bus, models, backend, image, data)
     with start.build_lock(workspace.root / ".karma", bus):
         if resume:
-            b = start.resume(env, resume)
-            b.human = human_input(store, resume)
+            b = start.resume(env, RunId(resume))
+            b.human = human_input(store, b.run_id)
         else:
             if not request.strip():
                 raise UsageError("the request is empty", tip='karma build "what to build"')
@@ -86,29 +88,29 @@ def build(
 
 
 def _schedule(
-    b: Build, executor: Executor | None, *, only: str | None = None
-) -> dict[str, Outcome]:
+    b: Build, executor: Executor | None, *, only: TaskId | None = None
+) -> dict[TaskId, Outcome]:
     """The plan's tasks (or the task `only`) on the scheduler, under the budget."""
     graph = b.plan.graph()
     if only is not None:
         graph = graph.subgraph([only]).copy()
-    done = {row["id"] for row in b.store.tasks(b.run_id) if row["status"] == "succeeded"}
+    done = {t.id for t in b.store.tasks(b.run_id) if t.status == "succeeded"}
     done &= set(graph)
     costs = b.routed.costs
 
-    def can_start(task_id: str) -> str | None:
-        if b.budget.reserve(task_id, costs[TaskId(task_id)]):
+    def can_start(task_id: TaskId) -> str | None:
+        if b.budget.reserve(task_id, costs[task_id]):
             return None
         b.record.budget_stopped(task_id, "budget would be exceeded")
         return "the budget would be exceeded"
 
-    def run(task_id: str) -> Outcome:
+    def run(task_id: TaskId) -> Outcome:
         try:
             return run_task(b, task_id)
         finally:
             b.budget.settle(task_id, 0.0)  # actual spend is charged as it happens
 
-    def skipped(task_id: str, outcome: Outcome) -> None:
+    def skipped(task_id: TaskId, outcome: Outcome) -> None:
         b.record.task_skipped(task_id, outcome.status, outcome.reason)
 
     weight = {tid: float(r.calibrated_tokens) for tid, r in b.routing.items()}
@@ -126,12 +128,12 @@ def _schedule(
     )
 
 
-def _all_ok(outcomes: dict[str, Outcome]) -> bool:
+def _all_ok(outcomes: dict[TaskId, Outcome]) -> bool:
     return all(o.status == "succeeded" for o in outcomes.values())
 
 
 def _status(
-    b: Build, outcomes: dict[str, Outcome], gate_status: BuildStatus
+    b: Build, outcomes: dict[TaskId, Outcome], gate_status: BuildStatus
 ) -> tuple[BuildStatus, str]:
     statuses = {o.status for o in outcomes.values()}
     failing = [f"{t}: {o.reason}" for t, o in outcomes.items() if o.status != "succeeded"]
@@ -157,13 +159,13 @@ def approval_reason(gate_rows: list[dict[str, Any]]) -> str:
 
 
 def _finish(
-    b: Build, outcomes: dict[str, Outcome], gate_rows: list[dict[str, Any]], verdict: BuildStatus
+    b: Build, outcomes: dict[TaskId, Outcome], gate_rows: list[dict[str, Any]], verdict: BuildStatus
 ) -> BuildResult:
     status, reason = _status(b, outcomes, verdict)
     if status == "needs_approval" and not reason:
         reason = approval_reason(gate_rows)
     head = b.tip()
-    run_row = b.store.run(b.run_id) or {}
+    run_row = b.store.run(b.run_id)
     waiting = [summary(row) for row in record_waiting(b, status, gate_rows)]
     b.record.run_finished(status, reason, head=head, branch=b.branch, pending=waiting)
     report = write_report(b)
@@ -175,8 +177,8 @@ def _finish(
         branch=b.branch,
         base_commit=b.base_commit,
         head_commit=head,
-        cost_usd=float(run_row.get("cost_usd") or 0.0),
-        tasks=task_rows(b),
+        cost_usd=float(run_row.cost_usd if run_row else 0.0),
+        tasks=task_results(b),
         gates=gate_rows,
         report=report,
         reason=reason,

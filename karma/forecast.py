@@ -24,7 +24,8 @@ from typing import Any
 
 from karma.config import KarmaConfig
 from karma.errors import BudgetExceeded
-from karma.plan import Plan, TaskId
+from karma.ids import TaskId
+from karma.plan import Plan
 from karma.recipes import PriceTable, load_prices
 from karma.routed import RoutedPlan, Routing, critical_path
 from karma.router import Router

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from karma.errors import UsageError
+from karma.ids import RunId
 
 if TYPE_CHECKING:
     from karma.store import Store
@@ -39,6 +40,7 @@ def import_record(store: Store, data: Any, repo: Path) -> str:
     run_id, tables = data.get("run_id"), data.get("tables")
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         raise UsageError("the record's run_id is not a run id")
+    run_id = RunId(run_id)
     if store.run(run_id) is not None:
         raise UsageError(f"run {run_id} is in {store.path} already", tip=f"karma show {run_id}")
     if not isinstance(tables, dict) or not all(

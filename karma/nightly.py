@@ -30,6 +30,7 @@ from karma.errors import BudgetExceeded, KarmaError, UsageError, WorkspaceError
 from karma.events import Subscriber, iso
 from karma.heal.memory import memory_trend, patterns_learned
 from karma.hostgit import open_repo
+from karma.ids import RunId
 from karma.session import recording_bus
 from karma.store import Store
 from karma.text.inert import plain
@@ -98,7 +99,7 @@ class NightResult:
     digest: dict[str, str] = field(default_factory=dict)
     waiting: list[dict[str, Any]] = field(default_factory=list)
     """What this repository's runs wait for at the night's end (`waiting_for_humans`)."""
-    expired: list[str] = field(default_factory=list)
+    expired: list[RunId] = field(default_factory=list)
     """Runs rejected at the night's start for waiting past `approval.timeout_h`."""
 
     @property

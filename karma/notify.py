@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from karma.config import NotifyConfig
 from karma.events import EventBus
+from karma.ids import RunId
 from karma.store import Store
 from karma.text.redact import redact, redact_value
 from karma.waiting import commands, describe, summary
@@ -46,7 +47,7 @@ class Delivery:
     detail: str = ""
 
 
-def payload(run: dict[str, Any], pending: list[dict[str, Any]], commands: list[str]) -> Payload:
+def payload(run: Mapping[str, Any], pending: list[dict[str, Any]], commands: list[str]) -> Payload:
     """The JSON payload of a run end (README, "Notifications")."""
     body = {
         "run": run["id"],
@@ -243,7 +244,7 @@ def post_comment(config: NotifyConfig, thread: GitHubThread, p: Payload, *,
     return _post(url, json.dumps({"body": text}).encode(), headers, config, sleep)
 
 
-def notify_run_end(config: NotifyConfig, store: Store, bus: EventBus, run_id: str,
+def notify_run_end(config: NotifyConfig, store: Store, bus: EventBus, run_id: RunId,
                    environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
     """Tell the webhook (and, in GitHub Actions, the issue or pull request) how `run_id`
     ended; each outcome is an event, never an error."""
@@ -257,7 +258,7 @@ def notify_run_end(config: NotifyConfig, store: Store, bus: EventBus, run_id: st
     if run is None:
         return
     waiting = store.pending(run_id, open_only=True)
-    p = payload(run, [summary(r) for r in waiting], commands(run_id, waiting))
+    p = payload(run.as_dict(), [summary(r) for r in waiting], commands(run_id, waiting))
     outcomes: list[tuple[str, Delivery | None]] = [("webhook", send(config, p))]
     if thread is not None:
         outcomes.append(("github", post_comment(config, thread, p)))

@@ -19,15 +19,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, NewType
+from typing import Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from karma.errors import PlanError
+from karma.ids import TaskId
 from karma.trailers import TASK_ID
 
-TaskId = NewType("TaskId", str)
 TaskKind = Literal["code", "test", "docs", "config", "migration"]
 KINDS: tuple[TaskKind, ...] = ("code", "test", "docs", "config", "migration")
 

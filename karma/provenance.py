@@ -19,7 +19,8 @@ from typing import Any
 
 from karma.errors import UsageError, WorkspaceError
 from karma.hostgit import HostGit, open_repo
-from karma.store import Row, Store
+from karma.ids import RunId, TaskId
+from karma.store import AttemptRow, ModelCallRow, Store
 from karma.text.inert import plain
 from karma.trailers import parse_trailers
 
@@ -157,38 +158,39 @@ def _rev_with(repo: Path, path: str, store: Store | None) -> str:
     if has or store is None:
         return "HEAD"
     for run in store.runs(limit=20):
-        branch = run.get("branch")
+        branch = run.branch
         if branch and _repo(repo.resolve()).ok("cat-file", "-e", f"{branch}:{path}"):
             return str(branch)
     return "HEAD"
 
 
 def _from_record(prov: Provenance, store: Store) -> Provenance:
-    run_id = prov.trailers["Karma-Run"]
-    task_id = prov.trailers.get("Karma-Task")
+    run_id = RunId(prov.trailers["Karma-Run"])
+    named = prov.trailers.get("Karma-Task")
+    task_id = TaskId(named) if named else None
     run = store.run(run_id)
     if run is None:
         return prov
     plan_task: dict[str, Any] = {}
-    if run["plan_json"]:
-        plan = json.loads(run["plan_json"])
+    if run.plan_json:
+        plan = json.loads(run.plan_json)
         plan_task = next((t for t in plan.get("tasks", []) if t.get("id") == task_id), {})
-    task_row = next((t for t in store.tasks(run_id) if t["id"] == task_id), None)
+    task_row = next((t for t in store.tasks(run_id) if t.id == task_id), None)
     task = None
     if task_row is not None or plan_task:
         task = {
-            "id": task_id,
-            "title": plain((task_row or plan_task).get("title", ""), 200),
+            "id": named,
+            "title": plain(task_row.title if task_row else plan_task.get("title", ""), 200),
             "description": plain(plan_task.get("description", ""), 1000),
-            "kind": (task_row or plan_task).get("kind"),
+            "kind": task_row.kind if task_row else plan_task.get("kind"),
             "deps": plan_task.get("deps", []),
             "files": plan_task.get("files", []),
-            "tier": (task_row or {}).get("tier") or plan_task.get("tier"),
+            "tier": (task_row.tier if task_row else None) or plan_task.get("tier"),
         }
     attempts = store.attempts(run_id, task_id) if task_id else []
     number = int(prov.trailers.get("Karma-Attempt", "0") or 0)
-    this = next((a for a in attempts if a["number"] == number), None)
-    prior = [_attempt(a) for a in attempts if a["number"] < number]
+    this = next((a for a in attempts if a.number == number), None)
+    prior = [_attempt(a) for a in attempts if a.number < number]
     prompt, reply = _exchange(
         store.model_calls(run_id, task_id) if task_id else [], number, prov.path
     )
@@ -220,8 +222,8 @@ def _from_record(prov: Provenance, store: Store) -> Provenance:
         prov.path,
         prov.line,
         prov.line_text,
-        request=run["request"],
-        run_status=run["status"],
+        request=run.request,
+        run_status=run.status,
         task=task,
         attempt=_attempt(this) if this else None,
         prior_attempts=prior,
@@ -231,38 +233,40 @@ def _from_record(prov: Provenance, store: Store) -> Provenance:
     )
 
 
-def _attempt(row: Row) -> dict[str, Any]:
+def _attempt(row: AttemptRow) -> dict[str, Any]:
     return {
-        "number": row["number"],
-        "status": row["status"],
-        "model": row["model"],
-        "tier": row["tier"],
-        "failure_class": row["failure_class"],
-        "pattern_id": row["pattern_id"],
-        "remediation": row["remediation"],
-        "summary": plain(row["summary"] or "", 400),
-        "started_at": row["started_at"],
-        "finished_at": row["finished_at"],
+        "number": row.number,
+        "status": row.status,
+        "model": row.model,
+        "tier": row.tier,
+        "failure_class": row.failure_class,
+        "pattern_id": row.pattern_id,
+        "remediation": row.remediation,
+        "summary": plain(row.summary or "", 400),
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
     }
 
 
-def _exchange(calls: list[Row], attempt: int, path: str | None) -> tuple[str | None, str | None]:
+def _exchange(
+    calls: list[ModelCallRow], attempt: int, path: str | None
+) -> tuple[str | None, str | None]:
     """The prompt of the attempt, and the reply that wrote `path` (else the last reply)."""
-    mine = [c for c in calls if c["attempt"] == attempt] or calls
+    mine = [c for c in calls if c.attempt == attempt] or calls
     if not mine:
         return None, None
     prompt = None
     try:
-        request = json.loads(mine[0]["request_json"])
+        request = json.loads(mine[0].request_json)
         users = [m.get("text", "") for m in request.get("messages", []) if m.get("role") == "user"]
         prompt = plain(users[0] if users and users[0] else request.get("system", ""), 1200)
     except (json.JSONDecodeError, AttributeError):
         prompt = None
     chosen = None
     for call in reversed(mine):
-        if not call["reply_json"]:
+        if not call.reply_json:
             continue
-        reply = json.loads(call["reply_json"])
+        reply = json.loads(call.reply_json)
         wrote = any(
             path and path in json.dumps(tc.get("arguments", {}))
             for tc in reply.get("tool_calls", [])

@@ -14,6 +14,7 @@ from karma.config import KarmaConfig
 from karma.engine import build
 from karma.errors import UsageError
 from karma.events import EventBus
+from karma.ids import RunId
 from karma.models.interface import ModelClient
 from karma.models.recorded import ReplayModel
 from karma.pipeline.result import BuildResult
@@ -46,10 +47,10 @@ class ReplayReport:
 
 
 def replay(
-    run_id: str, *, workspace: Workspace, config: KarmaConfig, store: Store, bus: EventBus
+    run_id: RunId, *, workspace: Workspace, config: KarmaConfig, store: Store, bus: EventBus
 ) -> ReplayReport:
     recorded = store.run(run_id)
-    if recorded is None or not recorded["head_commit"]:
+    if recorded is None or not recorded.head_commit:
         raise UsageError(
             f"no finished run {run_id!r} to replay in {store.path}",
             tip="`karma runs` lists the runs",
@@ -65,21 +66,21 @@ def replay(
         return models[name]
 
     result = build(
-        recorded["request"],
+        recorded.request,
         repo=workspace.root,
         config=config,
         store=store,
         bus=bus,
         model_factory=factory,
         gates=False,
-        base=recorded["base_commit"],
+        base=recorded.base_commit,
     )
-    before = {t["id"]: t["status"] for t in store.tasks(run_id)}
-    after = {t["id"]: t["status"] for t in result.tasks}
+    before = {t.id: t.status for t in store.tasks(run_id)}
+    after = {t.id: t.status for t in result.tasks}
     changes = tuple(
         f"{task}: {before.get(task)} recorded, {after.get(task)} replayed"
         for task in sorted(set(before) | set(after))
         if before.get(task) != after.get(task)
     )
-    same = workspace.tree(recorded["head_commit"]) == workspace.tree(result.head_commit)
+    same = workspace.tree(recorded.head_commit) == workspace.tree(result.head_commit)
     return ReplayReport(run_id, result, same, tuple(divergences), changes)

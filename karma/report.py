@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from karma.ids import RunId
 from karma.run_record import (
     DIFF_LIMIT,
     RunRecord,
@@ -52,49 +53,49 @@ def to_json(record: RunRecord) -> dict[str, Any]:
     r = record.run
     return {
         "run_id": record.run_id,
-        "status": r["status"],
-        "request": plain(r["request"]),
-        "branch": r["branch"],
-        "base_commit": r["base_commit"],
-        "head_commit": r["head_commit"],
-        "created_at": r["created_at"],
-        "finished_at": r["finished_at"],
-        "reason": plain(r["reason"] or ""),
+        "status": r.status,
+        "request": plain(r.request),
+        "branch": r.branch,
+        "base_commit": r.base_commit,
+        "head_commit": r.head_commit,
+        "created_at": r.created_at,
+        "finished_at": r.finished_at,
+        "reason": plain(r.reason or ""),
         "plan": record.plan,
         "tasks": [
             {
-                "id": t["id"],
-                "title": plain(t["title"]),
-                "kind": t["kind"],
-                "status": t["status"],
-                "tier": t["tier"],
-                "model": t["model"],
-                "attempts": t["attempts"],
-                "tokens_in": t["tokens_in"],
-                "tokens_out": t["tokens_out"],
-                "cache_read_share": record.cache_share(t["id"]),
-                "cost_usd": round(float(t["cost_usd"] or 0.0), 6),
-                "started_at": t["started_at"],
-                "finished_at": t["finished_at"],
-                "commit": t["commit_sha"],
-                "reason": plain(t["reason"] or ""),
+                "id": t.id,
+                "title": plain(t.title),
+                "kind": t.kind,
+                "status": t.status,
+                "tier": t.tier,
+                "model": t.model,
+                "attempts": t.attempts,
+                "tokens_in": t.tokens_in,
+                "tokens_out": t.tokens_out,
+                "cache_read_share": record.cache_share(t.id),
+                "cost_usd": round(float(t.cost_usd or 0.0), 6),
+                "started_at": t.started_at,
+                "finished_at": t.finished_at,
+                "commit": t.commit_sha,
+                "reason": plain(t.reason or ""),
                 "attempt_log": [
                     {
-                        "number": a["number"],
-                        "status": a["status"],
-                        "model": a["model"],
-                        "tier": a["tier"],
-                        "started_at": a["started_at"],
-                        "finished_at": a["finished_at"],
-                        "failure_class": a["failure_class"],
-                        "pattern_id": a["pattern_id"],
-                        "remediation": a["remediation"],
-                        "summary": plain(a["summary"] or "", 2000),
-                        "tokens_in": a["tokens_in"],
-                        "tokens_out": a["tokens_out"],
-                        "cost_usd": round(float(a["cost_usd"] or 0.0), 6),
+                        "number": a.number,
+                        "status": a.status,
+                        "model": a.model,
+                        "tier": a.tier,
+                        "started_at": a.started_at,
+                        "finished_at": a.finished_at,
+                        "failure_class": a.failure_class,
+                        "pattern_id": a.pattern_id,
+                        "remediation": a.remediation,
+                        "summary": plain(a.summary or "", 2000),
+                        "tokens_in": a.tokens_in,
+                        "tokens_out": a.tokens_out,
+                        "cost_usd": round(float(a.cost_usd or 0.0), 6),
                     }
-                    for a in record.attempts_of(t["id"])
+                    for a in record.attempts_of(t.id)
                 ],
             }
             for t in record.tasks
@@ -130,8 +131,8 @@ def to_json(record: RunRecord) -> dict[str, Any]:
 
 def mermaid(record: RunRecord) -> str:
     ids = {task_id: f"t{i}" for i, task_id in enumerate(record.deps())}
-    titles = {t["id"]: t["title"] for t in record.tasks}
-    status = {t["id"]: t["status"] for t in record.tasks}
+    titles: dict[str, str] = {t.id: t.title for t in record.tasks}
+    status: dict[str, str] = {t.id: t.status for t in record.tasks}
     lines = ["```mermaid", "graph LR"]
     for task_id, node in ids.items():
         label = mermaid_label(f"{task_id}: {titles.get(task_id, '')}")
@@ -154,9 +155,9 @@ def _task_table(record: RunRecord) -> list[str]:
     ]
     for t in record.tasks:
         lines.append(
-            f"| {md_inline(t['id'], 60)} {md_inline(t['title'], 80)} | {t['status']} | "
-            f"{t['attempts']} | {md_inline(t['model'] or '', 60)} | "
-            f"{t['tokens_in']:,}/{t['tokens_out']:,} | ${float(t['cost_usd'] or 0):.4f} |"
+            f"| {md_inline(t.id, 60)} {md_inline(t.title, 80)} | {t.status} | "
+            f"{t.attempts} | {md_inline(t.model or '', 60)} | "
+            f"{t.tokens_in:,}/{t.tokens_out:,} | ${float(t.cost_usd or 0):.4f} |"
         )
     return lines
 
@@ -207,34 +208,34 @@ def _escalation_lines(escalations: Sequence[Mapping[str, Any]], limit: int) -> l
 def to_markdown(record: RunRecord) -> str:
     r, totals = record.run, record.totals()
     lines = [
-        f"# KARMA run {md_inline(record.run_id, 80)}: {md_inline(r['status'], 40)}",
+        f"# KARMA run {md_inline(record.run_id, 80)}: {md_inline(r.status, 40)}",
         "",
-        f"**Request:** {md_inline(r['request'], 1000)}",
+        f"**Request:** {md_inline(r.request, 1000)}",
         "",
-        f"Branch {md_code(r['branch'] or '-', 100)}, base {md_code((r['base_commit'] or '')[:12])},"
-        f" head {md_code((r['head_commit'] or '')[:12])}; cost ${totals['cost_usd']:.4f}, "
+        f"Branch {md_code(r.branch or '-', 100)}, base {md_code((r.base_commit or '')[:12])},"
+        f" head {md_code((r.head_commit or '')[:12])}; cost ${totals['cost_usd']:.4f}, "
         f"{totals['attempts']} attempt(s), {totals['model_calls']} model call(s).",
         "",
     ]
-    if r["reason"]:
-        lines += [f"**Reason:** {md_inline(r['reason'], 500)}", ""]
+    if r.reason:
+        lines += [f"**Reason:** {md_inline(r.reason, 500)}", ""]
     lines += ["## Plan", "", mermaid(record), "", "## Tasks", "", *_task_table(record), ""]
     for t in record.tasks:
-        attempts = record.attempts_of(t["id"])
+        attempts = record.attempts_of(t.id)
         if not attempts:
             continue
-        lines.append(f"### {md_inline(t['id'], 60)}")
+        lines.append(f"### {md_inline(t.id, 60)}")
         for a in attempts:
             healed = (
-                f", class {md_inline(a['failure_class'], 60)}, remediation "
-                f"{md_inline(a['remediation'] or '-', 80)}"
-                if a["failure_class"]
+                f", class {md_inline(a.failure_class, 60)}, remediation "
+                f"{md_inline(a.remediation or '-', 80)}"
+                if a.failure_class
                 else ""
             )
             lines.append(
-                f"- attempt {a['number']}: {md_inline(a['status'], 20)} on "
-                f"{md_inline(a['model'] or '', 60)}{healed}. "
-                f"{md_inline(a['summary'] or '', 200)}"
+                f"- attempt {a.number}: {md_inline(a.status, 20)} on "
+                f"{md_inline(a.model or '', 60)}{healed}. "
+                f"{md_inline(a.summary or '', 200)}"
             )
         lines.append("")
     lines += ["## Gates", "", *_gate_lines(record.gates), ""]
@@ -263,7 +264,7 @@ def summary_markdown(result: Mapping[str, Any], store: Store | None = None) -> s
         lines.append(f"Report: {md_code(result['report'], 200)} (in the artifacts).")
     lines.append("")
     record = None
-    if store is not None and run_id and store.run(str(run_id)) is not None:
+    if store is not None and run_id and store.run(RunId(str(run_id))) is not None:
         record = load_run(store, str(run_id))
     if record is not None:
         lines += ["### Plan", "", mermaid(record), "", "### Tasks", "", *_task_table(record), ""]

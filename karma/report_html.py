@@ -51,17 +51,17 @@ def _tasks_table(record: RunRecord) -> Safe:
                 '<tr><td><b>$id</b><br><span class="muted">$title</span></td><td>$st</td>'
                 "<td>$tier<br>$model</td><td>$att</td><td>$ti / $to</td><td>$cache</td>"
                 "<td>$$$cost</td><td><code>$commit</code></td></tr>",
-                id=t["id"],
-                title=t["title"],
-                st=badge(t["status"]),
-                tier=t["tier"] or "",
-                model=t["model"] or "",
-                att=t["attempts"],
-                ti=f"{t['tokens_in']:,}",
-                to=f"{t['tokens_out']:,}",
-                cache=share_text(record.cache_share(t["id"])),
-                cost=f"{float(t['cost_usd'] or 0):.4f}",
-                commit=(t["commit_sha"] or "")[:10],
+                id=t.id,
+                title=t.title,
+                st=badge(t.status),
+                tier=t.tier or "",
+                model=t.model or "",
+                att=t.attempts,
+                ti=f"{t.tokens_in:,}",
+                to=f"{t.tokens_out:,}",
+                cache=share_text(record.cache_share(t.id)),
+                cost=f"{float(t.cost_usd or 0):.4f}",
+                commit=(t.commit_sha or "")[:10],
             )
         )
     tot = record.totals()
@@ -93,14 +93,14 @@ def _attempts_table(record: RunRecord) -> Safe:
             h(
                 "<tr><td>$task</td><td>$n</td><td>$st</td><td>$model</td><td>$cls</td>"
                 "<td>$rem</td><td>$summary</td><td>$$$cost</td></tr>",
-                task=a["task_id"],
-                n=a["number"],
-                st=badge(a["status"]),
-                model=a["model"] or "",
-                cls=a["failure_class"] or "",
-                rem=a["remediation"] or "",
-                summary=plain(a["summary"] or "", 400),
-                cost=f"{float(a['cost_usd'] or 0):.4f}",
+                task=a.task_id,
+                n=a.number,
+                st=badge(a.status),
+                model=a.model or "",
+                cls=a.failure_class or "",
+                rem=a.remediation or "",
+                summary=plain(a.summary or "", 400),
+                cost=f"{float(a.cost_usd or 0):.4f}",
             )
         )
     return h("<table>$rows</table>", rows=join(rows))
@@ -158,7 +158,7 @@ def _changes(record: RunRecord, changes: Mapping[str, TaskChange]) -> Safe:
         return Safe('<p class="muted">No change recorded (or the repository was not at hand).</p>')
     parts: list[Safe] = []
     for t in record.tasks:
-        change = changes.get(str(t["id"]))
+        change = changes.get(str(t.id))
         if change is None:
             continue
         added = sum(a for _, a, _ in change.files)
@@ -175,8 +175,8 @@ def _changes(record: RunRecord, changes: Mapping[str, TaskChange]) -> Safe:
                 '<span class="add">+$a</span> <span class="del">-$r</span></p>'
                 "<table><tr><th>file</th><th>added</th><th>removed</th></tr>$rows</table>"
                 '<details><summary>diff$note</summary><pre class="diff">$diff</pre></details>',
-                id=t["id"],
-                title=t["title"],
+                id=t.id,
+                title=t.title,
                 n=len(change.files),
                 a=added,
                 r=removed,
@@ -257,22 +257,22 @@ def to_html(record: RunRecord, changes: Mapping[str, TaskChange] | None = None) 
     forecast = record.plan.get("estimated_cost_usd")
     against = f" (forecast ${float(forecast):.4f})" if isinstance(forecast, (int, float)) else ""
     bars = timeline(record)
-    reason = h("<p><b>Reason:</b> $r</p>", r=r["reason"]) if r["reason"] else Safe("")
+    reason = h("<p><b>Reason:</b> $r</p>", r=r.reason) if r.reason else Safe("")
     return h(
         PAGE,
         run_id=record.run_id,
-        status=badge(r["status"]),
+        status=badge(r.status),
         css=Safe(CSS),
-        branch=r["branch"] or "-",
-        base=(r["base_commit"] or "")[:12],
-        head=(r["head_commit"] or "")[:12],
-        created=r["created_at"],
-        finished=r["finished_at"] or "-",
+        branch=r.branch or "-",
+        base=(r.base_commit or "")[:12],
+        head=(r.head_commit or "")[:12],
+        created=r.created_at,
+        finished=r.finished_at or "-",
         cost=f"{record.totals()['cost_usd']:.4f}",
         forecast=against,
         calls=len(record.calls),
         reason=reason,
-        request=plain(r["request"], 20000),
+        request=plain(r.request, 20000),
         dag=dag_svg(record),
         parallel=max_parallel(bars),
         gantt=gantt_svg(bars),

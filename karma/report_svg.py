@@ -40,8 +40,8 @@ def colour(status: object) -> str:
 def dag_svg(record: RunRecord) -> Safe:
     gens = record.generations()
     deps = record.deps()
-    status = {t["id"]: t["status"] for t in record.tasks}
-    titles = {t["id"]: t["title"] for t in record.tasks}
+    status: dict[str, str] = {t.id: t.status for t in record.tasks}
+    titles: dict[str, str] = {t.id: t.title for t in record.tasks}
     w, hgt, gx, gy = 190, 46, 70, 22
     pos: dict[str, tuple[int, int]] = {}
     for col, gen in enumerate(gens):

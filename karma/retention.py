@@ -25,7 +25,7 @@ from typing import Any
 
 from karma.errors import UsageError
 from karma.events import iso, utcnow
-from karma.store import Row, Store
+from karma.store import RunRow, Store
 from karma.trailers import is_run_id
 
 FINISHED = frozenset({"succeeded", "failed", "escalated"})
@@ -90,7 +90,7 @@ def select(
     include_unfinished: bool = False,
     now: datetime | None = None,
     limit: int | None = None,
-) -> tuple[list[Row], list[Row]]:
+) -> tuple[list[RunRow], list[RunRow]]:
     """(runs to prune, runs kept because unfinished): older than `older_than` and not
     among the `keep` newest (either may be None; not both)."""
     if older_than is None and keep is None:
@@ -98,13 +98,13 @@ def select(
     cutoff = iso((now or utcnow()) - (older_than or timedelta(0)))
     candidates = store.runs_before(cutoff)
     if keep is not None:
-        newest = {r["id"] for r in store.runs(keep)} if keep > 0 else set()
-        candidates = [r for r in candidates if r["id"] not in newest]
-    chosen: list[Row] = []
-    kept: list[Row] = []
+        newest = {r.id for r in store.runs(keep)} if keep > 0 else set()
+        candidates = [r for r in candidates if r.id not in newest]
+    chosen: list[RunRow] = []
+    kept: list[RunRow] = []
     for row in candidates:
-        unfinished = row["status"] not in FINISHED
-        live = row["status"] == "running" and _alive(row["pid"])
+        unfinished = row.status not in FINISHED
+        live = row.status == "running" and _alive(row.pid)
         if live or (unfinished and not include_unfinished):
             kept.append(row)
         elif limit is None or len(chosen) < limit:
@@ -147,7 +147,7 @@ def prune(
         now=now,
         limit=limit,
     )
-    ids = [r["id"] for r in chosen]
+    ids = [r.id for r in chosen]
     reports = [p for run_id in ids for p in _report_files(run_id, reports_dir)]
     left = [
         b
@@ -164,7 +164,7 @@ def prune(
             store.vacuum()
     return PruneResult(
         tuple(ids),
-        tuple(r["id"] for r in kept),
+        tuple(r.id for r in kept),
         tuple(str(p) for p in reports),
         tuple(left),
         rows,

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from karma.config import Tier
-from karma.plan import Plan, TaskId
+from karma.ids import TaskId
+from karma.plan import Plan
 
 
 def critical_path(plan: Plan, weights: Mapping[TaskId, float]) -> tuple[TaskId, ...]:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from karma.config import TIERS, KarmaConfig, Tier
-from karma.plan import Plan, Task, TaskId
+from karma.ids import TaskId
+from karma.plan import Plan, Task
 from karma.routed import Routing
 
 MIN_CALIBRATION_SAMPLES = 3

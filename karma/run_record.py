@@ -17,31 +17,33 @@ from pathlib import Path
 from typing import Any
 
 from karma.errors import UsageError
-from karma.store import Row, Store
+from karma.ids import RunId
+from karma.store import AttemptRow, ModelCallRow, RunRow, Store, TaskRow
 from karma.waiting import summary
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    run: Row
+    run: RunRow
     plan: Mapping[str, Any]
-    tasks: list[Row]
-    attempts: list[Row]
-    calls: list[Row]
-    gates: list[Row]
-    escalations: list[Row]
-    human: list[Row] = field(default_factory=list)
+    tasks: list[TaskRow]
+    attempts: list[AttemptRow]
+    calls: list[ModelCallRow]
+    gates: list[dict[str, Any]]
+    """Each gate's row, with its `findings` parsed and its `summary` and `counts`."""
+    escalations: list[dict[str, Any]]
+    human: list[dict[str, Any]] = field(default_factory=list)
     """What the run waits for and what humans decided (`karma.waiting.summary` rows)."""
 
     @property
-    def run_id(self) -> str:
-        return str(self.run["id"])
+    def run_id(self) -> RunId:
+        return self.run.id
 
-    def attempts_of(self, task_id: str) -> list[Row]:
-        return [a for a in self.attempts if a["task_id"] == task_id]
+    def attempts_of(self, task_id: str) -> list[AttemptRow]:
+        return [a for a in self.attempts if a.task_id == task_id]
 
     def deps(self) -> dict[str, list[str]]:
-        known = {t["id"] for t in self.tasks}
+        known = {t.id for t in self.tasks}
         deps = {
             str(t["id"]): [str(d) for d in t.get("deps", [])] for t in self.plan.get("tasks", [])
         }
@@ -66,21 +68,21 @@ class RunRecord:
     def cache_share(self, task_id: str | None = None) -> float | None:
         """The share of input tokens served from the provider's prompt cache, over the
         model calls of one task (or of the whole run); None before any input."""
-        calls = [c for c in self.calls if task_id is None or c["task_id"] == task_id]
-        read = sum(int(c["cache_read_tokens"] or 0) for c in calls)
-        total = read + sum(int(c["input_tokens"] or 0) + int(c["cache_write_tokens"] or 0)
+        calls = [c for c in self.calls if task_id is None or c.task_id == task_id]
+        read = sum(int(c.cache_read_tokens or 0) for c in calls)
+        total = read + sum(int(c.input_tokens or 0) + int(c.cache_write_tokens or 0)
                            for c in calls)  # fmt: skip
         return round(read / total, 4) if total else None
 
     def totals(self) -> dict[str, Any]:
         return {
             "tasks": len(self.tasks),
-            "succeeded": sum(t["status"] == "succeeded" for t in self.tasks),
+            "succeeded": sum(t.status == "succeeded" for t in self.tasks),
             "attempts": len(self.attempts),
             "model_calls": len(self.calls),
-            "tokens_in": sum(int(t["tokens_in"] or 0) for t in self.tasks),
-            "tokens_out": sum(int(t["tokens_out"] or 0) for t in self.tasks),
-            "cost_usd": round(float(self.run["cost_usd"] or 0.0), 6),
+            "tokens_in": sum(int(t.tokens_in or 0) for t in self.tasks),
+            "tokens_out": sum(int(t.tokens_out or 0) for t in self.tasks),
+            "cost_usd": round(float(self.run.cost_usd or 0.0), 6),
             "cache_read_share": self.cache_share(),
         }
 
@@ -91,7 +93,7 @@ def share_text(share: float | None) -> str:
 
 
 def load_run(store: Store, run_id: str) -> RunRecord:
-    run = store.run(run_id)
+    run = store.run(RunId(run_id))
     if run is None:
         matches = store.run_ids_starting(run_id)
         if len(matches) != 1:
@@ -101,31 +103,31 @@ def load_run(store: Store, run_id: str) -> RunRecord:
         run = store.run(matches[0])
         assert run is not None
     plan: dict[str, Any] = {}
-    if run["plan_json"]:
+    if run.plan_json:
         try:
-            plan = json.loads(run["plan_json"])
+            plan = json.loads(run.plan_json)
         except json.JSONDecodeError:
             plan = {}
-    rid = run["id"]
+    rid = run.id
     events = store.events(rid)
     # A gate's one-line result and counts travel in its `gate_finished` event, in the same
     # order as its rows (both are written as it finishes).
     finished: dict[str, list[dict[str, Any]]] = {}
     for event in events:
-        if event["kind"] == "gate_finished":
-            data = json.loads(event["data_json"] or "{}")
+        if event.kind == "gate_finished":
+            data = json.loads(event.data_json or "{}")
             finished.setdefault(str(data.get("name")), []).append(data)
     gates = []
     for row in store.gate_results(rid):
         try:
-            findings = json.loads(row["findings_json"] or "[]")
+            findings = json.loads(row.findings_json or "[]")
         except json.JSONDecodeError:
             findings = []
-        seen = finished.get(row["name"]) or [{}]
+        seen = finished.get(row.name) or [{}]
         event_data = seen.pop(0) if len(seen) > 1 else seen[0]
         gates.append(
             {
-                **row,
+                **row.as_dict(),
                 "findings": findings if isinstance(findings, list) else [],
                 "summary": str(event_data.get("summary") or ""),
                 "counts": event_data.get("counts") or {},
@@ -133,12 +135,12 @@ def load_run(store: Store, run_id: str) -> RunRecord:
         )
     escalations = []
     for event in events:
-        if event["kind"] == "task_escalated":
-            data = json.loads(event["data_json"] or "{}")
+        if event.kind == "task_escalated":
+            data = json.loads(event.data_json or "{}")
             escalations.append(
                 {
-                    "task_id": event["task_id"],
-                    "ts": event["ts"],
+                    "task_id": event.task_id,
+                    "ts": event.ts,
                     "reason": data.get("reason", ""),
                     "report_md": data.get("report_md", ""),
                     "report_json": data.get("report_json"),
@@ -172,25 +174,25 @@ def timeline(record: RunRecord) -> list[dict[str, Any]]:
     """Bars of the Gantt: one per attempt (seconds from the run's start), with the Dask
     worker that ran it (None for an attempt run by `karma build` itself)."""
     bars: list[dict[str, Any]] = []
-    starts = [parse_ts(a["started_at"]) for a in record.attempts]
-    start = parse_ts(record.run["created_at"])
+    starts = [parse_ts(a.started_at) for a in record.attempts]
+    start = parse_ts(record.run.created_at)
     known = [s for s in starts if s is not None]
     if known:
         start = min([*known, *([start] if start else [])])
     if start is None:
         return bars
     for attempt in record.attempts:
-        a0, a1 = parse_ts(attempt["started_at"]), parse_ts(attempt["finished_at"])
+        a0, a1 = parse_ts(attempt.started_at), parse_ts(attempt.finished_at)
         if a0 is None:
             continue
         end = a1 or a0
         bars.append(
             {
-                "task": attempt["task_id"],
-                "attempt": attempt["number"],
-                "status": attempt["status"],
-                "model": attempt["model"],
-                "worker": attempt.get("worker"),
+                "task": attempt.task_id,
+                "attempt": attempt.number,
+                "status": attempt.status,
+                "model": attempt.model,
+                "worker": attempt.worker,
                 "start_s": round((a0 - start).total_seconds(), 3),
                 "end_s": round((end - start).total_seconds(), 3),
             }
@@ -228,7 +230,7 @@ def task_changes(repo: Path, record: RunRecord) -> dict[str, TaskChange]:
     with no external diff, no textconv and no hooks: the report never runs repo config."""
     changes: dict[str, TaskChange] = {}
     for task in record.tasks:
-        sha = str(task.get("commit_sha") or "")
+        sha = task.commit_sha or ""
         if not re.fullmatch(r"[0-9a-f]{40}", sha):
             continue
         numstat = _git(repo, "diff", "--numstat", "--no-renames", "-z", f"{sha}^", sha)
@@ -239,7 +241,7 @@ def task_changes(repo: Path, record: RunRecord) -> dict[str, TaskChange]:
         for entry in filter(None, numstat.split("\0")):
             added, removed, path = [*entry.split("\t", 2), "", ""][:3]
             files.append((path, _count(added), _count(removed)))
-        changes[str(task["id"])] = TaskChange(
+        changes[str(task.id)] = TaskChange(
             tuple(files), diff[:DIFF_LIMIT], truncated=len(diff) > DIFF_LIMIT
         )
     return changes

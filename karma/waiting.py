@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from karma.config import ApprovalConfig
 from karma.errors import UsageError
 from karma.events import iso, utcnow
+from karma.ids import RunId, TaskId
 
 if TYPE_CHECKING:
     from karma.pipeline.build import Build
-    from karma.store import Row, Store
+    from karma.store import PendingRow, Store, TaskRow
     from karma.workspace import Workspace
 
 PendingKind = Literal["approval", "escalation", "notice"]
@@ -59,22 +60,22 @@ class HumanInput:
     """task id -> a human's answer to its escalation: its next attempt's treatment."""
 
 
-def human_input(store: Store, run_id: str) -> HumanInput:
+def human_input(store: Store, run_id: RunId) -> HumanInput:
     approvals: list[Approval] = []
     hints: dict[str, str] = {}
     for row in store.pending(run_id):
-        detail = json.loads(row["detail_json"])
-        if row["kind"] == "approval" and row["decision"] == "approved":
+        detail = json.loads(row.detail_json)
+        if row.kind == "approval" and row.decision == "approved":
             approvals.append(
                 Approval(detail["commit"], tuple(detail["paths"]), tuple(detail["gates"]))
             )
-        elif row["kind"] == "escalation" and row["task_id"]:
-            if row["decision"] == "answered":
-                hints[row["task_id"]] = row["note"] or ""
-            elif row["decision"] == "approved":  # `karma approve --task`: the proposed remedy
-                hints[row["task_id"]] = (
+        elif row.kind == "escalation" and row.task_id:
+            if row.decision == "answered":
+                hints[row.task_id] = row.note or ""
+            elif row.decision == "approved":  # `karma approve --task`: the proposed remedy
+                hints[row.task_id] = (
                     f"A human approved the remedy proposed after: {detail['reason']}. "
-                    + (row["note"] or "")
+                    + (row.note or "")
                 ).strip()
     return HumanInput(tuple(approvals), hints)
 
@@ -100,30 +101,30 @@ def _covers(workspace: Workspace, a: Approval, head: str, asking: list[dict[str,
     return True
 
 
-def learn_human_hint(b: Build, task_id: str, number: int, hint: str, resolved: bool) -> None:
+def learn_human_hint(b: Build, task_id: TaskId, number: int, hint: str, resolved: bool) -> None:
     """A human's hint is a remedy like the others: its outcome is recorded against the
     failure it answered, and a hint that resolved it is recalled for that failure."""
     attempts = b.store.attempts(b.run_id, task_id)
-    failed = [a for a in attempts if a["failure_class"] and a["number"] < number]
+    failed = [a for a in attempts if a.failure_class and a.number < number]
     if not failed:
         return
     last = failed[-1]
     b.store.add_outcome(
-        run_id=b.run_id, task_id=task_id, pattern_id=last["pattern_id"] or "unknown",
-        failure_class=last["failure_class"], signature=last["signature"],
+        run_id=b.run_id, task_id=task_id, pattern_id=last.pattern_id or "unknown",
+        failure_class=last.failure_class, signature=last.signature,
         remediation="human_hint", outcome="resolved" if resolved else "failed",
         side_effects=hint[:2000],
     )  # fmt: skip
-    if resolved and last["signature"]:
-        b.store.set_failure_hint(last["signature"], f"A human's fix for this failure: {hint}")
+    if resolved and last.signature:
+        b.store.set_failure_hint(last.signature, f"A human's fix for this failure: {hint}")
 
 
-def record_waiting(b: Build, status: str, gate_rows: list[dict[str, Any]]) -> list[Row]:
+def record_waiting(b: Build, status: str, gate_rows: list[dict[str, Any]]) -> list[PendingRow]:
     """At a run's end: open records superseded (a notice keeps its override window),
     what it now waits for recorded, and each elevated remedy it went on with noticed."""
     for row in b.store.pending(b.run_id, open_only=True):
-        if row["kind"] != "notice":
-            b.store.decide_pending(row["id"], "superseded", "karma", f"the run ended {status}")
+        if row.kind != "notice":
+            b.store.decide_pending(row.id, "superseded", "karma", f"the run ended {status}")
     head = b.tip()
     if status == "needs_approval":
         asking = [g for g in gate_rows if g.get("needs_approval")]
@@ -139,73 +140,73 @@ def record_waiting(b: Build, status: str, gate_rows: list[dict[str, Any]]) -> li
         }
         b.store.add_pending(b.run_id, "approval", detail)
     elif status == "escalated":
-        tasks = [t for t in b.store.tasks(b.run_id) if t["status"] == "escalated"]
+        tasks = [t for t in b.store.tasks(b.run_id) if t.status == "escalated"]
         for task in tasks:
-            b.store.add_pending(b.run_id, "escalation", _escalation(b, task), task["id"])
+            b.store.add_pending(b.run_id, "escalation", _escalation(b, task), task.id)
         if not tasks:  # the review still asks for changes after its rounds
             reason = "the review still asks for changes after build.review_rounds rounds"
             b.store.add_pending(b.run_id, "escalation", {"reason": reason, "attempts": []})
     record_notices(b.store, b.run_id, b.config.approval)
     waiting = b.store.pending(b.run_id, open_only=True)
     for row in waiting:
-        b.bus.emit("human_needed", b.run_id, row["task_id"], pending=summary(row))
+        b.bus.emit("human_needed", b.run_id, row.task_id, pending=summary(row))
     return waiting
 
 
-def record_notices(store: Store, run_id: str, config: ApprovalConfig) -> None:
+def record_notices(store: Store, run_id: RunId, config: ApprovalConfig) -> None:
     """A `notice` (once) for each attempt that passed with an elevated-tier remedy."""
     from typing import get_args
 
     from karma.heal.remediation import tier_of
     from karma.recipes import RemediationName
 
-    names = set(get_args(RemediationName))
-    noticed = {(r["task_id"], json.loads(r["detail_json"]).get("attempt"))
-               for r in store.pending(run_id) if r["kind"] == "notice"}  # fmt: skip
-    attempts = {(a["task_id"], a["number"]): a for a in store.attempts(run_id)}
+    names: dict[str, RemediationName] = {n: n for n in get_args(RemediationName)}
+    noticed = {(r.task_id, json.loads(r.detail_json).get("attempt"))
+               for r in store.pending(run_id) if r.kind == "notice"}  # fmt: skip
+    attempts = {(a.task_id, a.number): a for a in store.attempts(run_id)}
     for (task, number), a in attempts.items():
-        name = a["remediation"]
+        name = names.get(a.remediation or "")
         after = attempts.get((task, number + 1))
-        if name not in names or tier_of(name) != "elevated" or after is None:
+        if name is None or tier_of(name) != "elevated" or after is None:
             continue
-        if after["status"] != "succeeded" or (task, after["number"]) in noticed:
+        if after.status != "succeeded" or (task, after.number) in noticed:
             continue
         until = iso(utcnow() + timedelta(hours=config.override_h)) if config.override_h else None
-        detail = {"remediation": name, "attempt": after["number"],
-                  "summary": str(after["summary"] or "")[:500], "until": until}  # fmt: skip
+        detail = {"remediation": name, "attempt": after.number,
+                  "summary": str(after.summary or "")[:500], "until": until}  # fmt: skip
         store.add_pending(run_id, "notice", detail, task)
 
 
-def _escalation(b: Build, task: Row) -> dict[str, Any]:
+def _escalation(b: Build, task: TaskRow) -> dict[str, Any]:
     attempts = [
-        {"attempt": a["number"], "status": a["status"], "class": a["failure_class"],
-         "pattern": a["pattern_id"], "remediation": a["remediation"]}
-        for a in b.store.attempts(b.run_id, task["id"])
+        {"attempt": a.number, "status": a.status, "class": a.failure_class,
+         "pattern": a.pattern_id, "remediation": a.remediation}
+        for a in b.store.attempts(b.run_id, task.id)
     ]  # fmt: skip
     report: Any = None
     for event in b.store.events(b.run_id):
-        if event["kind"] == "task_escalated" and event["task_id"] == task["id"]:
-            report = json.loads(event["data_json"]).get("report_json")
-    return {"reason": task["reason"] or "", "attempts": attempts, "report": report}
+        if event.kind == "task_escalated" and event.task_id == task.id:
+            report = json.loads(event.data_json).get("report_json")
+    return {"reason": task.reason or "", "attempts": attempts, "report": report}
 
 
-def summary(row: Row) -> dict[str, Any]:
+def summary(row: PendingRow) -> dict[str, Any]:
     """A pending record as `karma show`, events and notifications carry it."""
-    detail = json.loads(row["detail_json"])
-    item: dict[str, Any] = {"id": row["id"], "kind": row["kind"], "since": row["since"]}
-    if row["task_id"]:
-        item["task"] = row["task_id"]
-    if row["kind"] == "approval":
+    detail = json.loads(row.detail_json)
+    item: dict[str, Any] = {"id": row.id, "kind": row.kind, "since": row.since}
+    if row.task_id:
+        item["task"] = row.task_id
+    if row.kind == "approval":
         for key, empty in (("paths", []), ("gates", []), ("commit", ""), ("diff_stat", "")):
             item[key] = detail.get(key, empty)
-    elif row["kind"] == "notice":
+    elif row.kind == "notice":
         for key in ("remediation", "attempt", "summary", "until"):
             item[key] = detail.get(key)
     else:
         item.update(reason=detail.get("reason", ""), attempts=len(detail.get("attempts", [])))
-    if row["decision"]:
-        item.update(decision=row["decision"], by=row["decided_by"], at=row["decided_at"],
-                    note=row["note"] or "")  # fmt: skip
+    if row.decision:
+        item.update(decision=row.decision, by=row.decided_by, at=row.decided_at,
+                    note=row.note or "")  # fmt: skip
     return item
 
 
@@ -238,36 +239,36 @@ def what_waits(item: dict[str, Any]) -> str:
     return f"an answer for {item.get('task', 'the run')} ({log_safe(item['reason'], 200)})"
 
 
-def commands(run_id: str, waiting: list[Row]) -> list[str]:
+def commands(run_id: str, waiting: list[PendingRow]) -> list[str]:
     """The commands that answer what the run waits for."""
     lines: list[str] = []
     for row in waiting:
-        if row["kind"] == "approval":
+        if row.kind == "approval":
             lines += [f"karma approve {run_id}", f"karma reject {run_id}"]
-        elif row["kind"] == "notice":
-            if json.loads(row["detail_json"]).get("until"):
-                lines.append(f'karma reject {run_id} --task {row["task_id"]} --note "why"')
+        elif row.kind == "notice":
+            if json.loads(row.detail_json).get("until"):
+                lines.append(f'karma reject {run_id} --task {row.task_id} --note "why"')
         else:
-            lines.append(f'karma answer {run_id} --task {row["task_id"]} "hint"')
+            lines.append(f'karma answer {run_id} --task {row.task_id} "hint"')
     return lines
 
 
-def expire_waiting(store: Store, config: ApprovalConfig, repo: Path) -> list[str]:
+def expire_waiting(store: Store, config: ApprovalConfig, repo: Path) -> list[RunId]:
     """`approval.on_timeout = "reject"`: runs that waited past `approval.timeout_h` are
     rejected by `karma`; the ids rejected."""
     if not config.timeout_h or config.on_timeout == "keep_waiting":
         return []
     cutoff = iso(utcnow() - timedelta(hours=config.timeout_h))
-    expired: list[str] = []
+    expired: list[RunId] = []
     for run in store.waiting_runs(repo):
-        rows = [r for r in store.pending(run["id"], open_only=True) if r["kind"] != "notice"]
-        if not rows or any(r["since"] >= cutoff for r in rows):
+        rows = [r for r in store.pending(run.id, open_only=True) if r.kind != "notice"]
+        if not rows or any(r.since >= cutoff for r in rows):
             continue
         note = f"no decision within approval.timeout_h = {config.timeout_h:g} h"
-        if all(store.decide_pending(r["id"], "rejected", "karma", note) for r in rows):
-            store.update_run(run["id"], status="failed", reason=f"rejected by karma: {note}",
+        if all(store.decide_pending(r.id, "rejected", "karma", note) for r in rows):
+            store.update_run(run.id, status="failed", reason=f"rejected by karma: {note}",
                              finished_at=iso(utcnow()))  # fmt: skip
-            expired.append(run["id"])
+            expired.append(run.id)
     return expired
 
 
@@ -280,69 +281,69 @@ def waiting_for_humans(store: Store, repo: Path) -> list[dict[str, Any]]:
     specs = store.spec_files()
     found = []
     for run in store.waiting_runs(repo):
-        for row in store.pending(run["id"], open_only=True):
-            if row["kind"] == "notice":  # told, not waiting
+        for row in store.pending(run.id, open_only=True):
+            if row.kind == "notice":  # told, not waiting
                 continue
             item = summary(row)
             found.append({
-                "run_id": run["id"], "status": run["status"],
-                "spec": Path(specs[run["id"]]).name if run["id"] in specs else None,
-                "kind": row["kind"], "task": row["task_id"], "since": row["since"],
-                "what": plain(what_waits(item), 500), "commands": commands(run["id"], [row]),
+                "run_id": run.id, "status": run.status,
+                "spec": Path(specs[run.id]).name if run.id in specs else None,
+                "kind": row.kind, "task": row.task_id, "since": row.since,
+                "what": plain(what_waits(item), 500), "commands": commands(run.id, [row]),
             })  # fmt: skip
     return sorted(found, key=lambda w: str(w["since"]))
 
 
-def resolve_run(store: Store, run_id: str) -> str:
+def resolve_run(store: Store, run_id: str) -> RunId:
     """The full id of a run named by its id or a unique prefix of it."""
-    if store.run(run_id) is not None:
-        return run_id
+    if store.run(RunId(run_id)) is not None:
+        return RunId(run_id)
     found = store.run_ids_starting(run_id)
     if len(found) != 1 or not run_id:
         raise UsageError(f"no run {run_id!r} in {store.path}", tip="`karma runs` lists the runs")
     return found[0]
 
 
-def open_records(store: Store, run_id: str) -> list[Row]:
+def open_records(store: Store, run_id: RunId) -> list[PendingRow]:
     """Everything a waiting run waits for; a UsageError when it waits for nothing."""
     run = store.run(run_id)
     rows = store.pending(run_id, open_only=True)
-    if run is None or run["status"] not in ("needs_approval", "escalated") or not rows:
-        status = run["status"] if run else "unknown"
+    if run is None or run.status not in ("needs_approval", "escalated") or not rows:
+        status = run.status if run else "unknown"
         raise UsageError(f"run {run_id} is {status}: nothing waits for a decision")
     return rows
 
 
-def rejectable(store: Store, run_id: str, task: str | None) -> list[Row]:
+def rejectable(store: Store, run_id: RunId, task: str | None) -> list[PendingRow]:
     """What `karma reject` decides: everything a waiting run waits for, or else the
     notices (of `task`) still inside their override window."""
     run = store.run(run_id)
-    if run is not None and run["status"] in ("needs_approval", "escalated"):
+    if run is not None and run.status in ("needs_approval", "escalated"):
         return open_records(store, run_id)
     notices = [r for r in store.pending(run_id, open_only=True)
-               if r["kind"] == "notice" and task in (None, r["task_id"])]  # fmt: skip
+               if r.kind == "notice" and task in (None, r.task_id)]  # fmt: skip
     now = iso(utcnow())
-    live = [r for r in notices if (json.loads(r["detail_json"]).get("until") or "") > now]
+    live = [r for r in notices if (json.loads(r.detail_json).get("until") or "") > now]
     if notices and not live:
         raise UsageError(f"run {run_id}: too late to override (approval.override_h)")
     return live or open_records(store, run_id)
 
 
-def open_record(store: Store, run_id: str, kind: PendingKind, task: str | None) -> Row:
+def open_record(store: Store, run_id: RunId, kind: PendingKind, task: str | None) -> PendingRow:
     """The open record a decision is about; a clear UsageError (exit 2) when there is none."""
     run = store.run(run_id)
     if run is None:
         raise UsageError(f"no run {run_id!r} in {store.path}", tip="`karma runs` lists the runs")
     wanted = "needs_approval" if kind == "approval" else "escalated"
-    rows = [r for r in store.pending(run_id, open_only=True) if r["kind"] == kind]
+    rows = [r for r in store.pending(run_id, open_only=True) if r.kind == kind]
     if kind == "escalation":
         if task is None:
             raise UsageError("which task? pass --task", tip=" ".join(commands(run_id, rows)))
-        rows = [r for r in rows if r["task_id"] == task]
-    if run["status"] != wanted or not rows:
-        decided = [r for r in store.pending(run_id) if r["kind"] == kind and r["decision"]]
+        rows = [r for r in rows if r.task_id == task]
+    if run.status != wanted or not rows:
+        decided = [r for r in store.pending(run_id) if r.kind == kind and r.decision]
         last = ""
         if decided:
-            last = f" (last: {decided[-1]['decision']} by {decided[-1]['decided_by']})"
-        raise UsageError(f"run {run_id} is {run['status']}: nothing waits for {kind}{last}")
+            last = f" (last: {decided[-1].decision} by {decided[-1].decided_by})"
+        raise UsageError(f"run {run_id} is {run.status}: nothing waits for {kind}{last}")
     return rows[-1]

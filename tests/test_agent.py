@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from karma.agent import Brief, first_message, run_agent
+from karma.agent import run_agent
 from karma.config import AgentConfig
+from karma.conversation import Brief, first_message
 from karma.footprint import Footprint
 from karma.models.script import parse_script
 from karma.models.scripted import ScriptedModel
@@ -202,7 +203,7 @@ def test_rendered_agent_prompt_is_golden() -> None:
     """Regenerate with KARMA_UPDATE_GOLDEN=1 after a deliberate prompt change."""
     import os
 
-    from karma.agent import SYSTEM
+    from karma.conversation import SYSTEM
     from karma.tools import TOOLS
 
     tools = "\n".join(f"{t.name}: {sorted(t.input_schema['properties'])}" for t in TOOLS)

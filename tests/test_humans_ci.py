@@ -60,13 +60,13 @@ def test_an_exported_run_is_imported_elsewhere_and_a_comment_rejects_it(
     assert (code, out.strip()) == (0, run_id), err
     store = Store(there / ".karma" / "karma.db")
     row = store.run(run_id)
-    assert row is not None and row["repo"] == str(there.resolve())
-    assert row["pid"] is None and row["report_path"] is None
+    assert row is not None and row.repo == str(there.resolve())
+    assert row.pid is None and row.report_path is None
     # The decision taken before the export is history; it never counts again here.
-    kept = {json.loads(p["detail_json"])["paths"][0]: p for p in store.pending(run_id)}
-    assert kept["a.yml"]["decision"] is None
-    assert kept["b.yml"]["decision"] == "superseded"
-    assert "approved by Mallory before the import" in kept["b.yml"]["note"]
+    kept = {json.loads(p.detail_json)["paths"][0]: p for p in store.pending(run_id)}
+    assert kept["a.yml"].decision is None
+    assert kept["b.yml"].decision == "superseded"
+    assert "approved by Mallory before the import" in kept["b.yml"].note
     assert _cli(there, capsys, "runs", "import", str(export))[0] == 2  # already here
 
     # A stranger's comment decides nothing; neither does a comment without a decision.
@@ -89,10 +89,10 @@ def test_an_exported_run_is_imported_elsewhere_and_a_comment_rejects_it(
     assert code == 0, err
     assert not (tmp_path / "pwned").exists()
     row = store.run(run_id)
-    assert row is not None and row["status"] == "failed"
-    assert row["reason"].startswith("rejected by eve (GitHub): $(touch")
-    [decided] = [p for p in store.pending(run_id) if p["decision"] == "rejected"]
-    assert decided["decided_by"] == "eve (GitHub)" and NOTE_KEY not in decided["note"]
+    assert row is not None and row.status == "failed"
+    assert row.reason.startswith("rejected by eve (GitHub): $(touch")
+    [decided] = [p for p in store.pending(run_id) if p.decision == "rejected"]
+    assert decided.decided_by == "eve (GitHub)" and NOTE_KEY not in decided.note
     store.close()
 
 

@@ -44,7 +44,7 @@ def test_an_elevated_remedy_is_noticed_once_and_never_waits(git_repo: Path) -> N
     record_notices(store, "r1", ApprovalConfig())
     record_notices(store, "r1", ApprovalConfig())  # a resumed run's second end: still one
     [notice] = store.pending("r1", open_only=True)
-    assert (notice["kind"], notice["task_id"]) == ("notice", "csv")
+    assert (notice.kind, notice.task_id) == ("notice", "csv")
     item = summary(notice)
     assert item["remediation"] == "quarantine_flaky_test" and item["attempt"] == 2
     assert item["until"] > iso(utcnow() + timedelta(hours=23))
@@ -52,9 +52,9 @@ def test_an_elevated_remedy_is_noticed_once_and_never_waits(git_repo: Path) -> N
     assert line.startswith("told at ") and "may be overridden until" in line
     assert "\x1b" not in line and "::error::" not in line and "pwned" in line
     assert commands("r1", [notice]) == ['karma reject r1 --task csv --note "why"']
-    assert store.run("r1")["status"] == "succeeded"  # type: ignore[index]
+    assert store.run("r1").status == "succeeded"  # type: ignore[union-attr]
     # The notification tells, and says how to override.
-    body = comment_markdown(payload(dict(store.run("r1") or {}), [item], commands("r1", [notice])))
+    body = comment_markdown(payload(store.run("r1").as_dict(), [item], commands("r1", [notice])))
     assert "Told (the build went on with it)" in body and "/karma reject" in body
     assert "Waiting for a human" not in body
     # A notice holds no waiting run past approval.timeout_h open.
@@ -96,12 +96,12 @@ def test_reject_overrides_inside_the_window_only(
                         "do not skip that test", "--by", "Dev")  # fmt: skip
     assert code == 0, err
     row = store.run("r1")
-    assert row is not None and row["status"] == "failed"
-    assert row["reason"] == (
+    assert row is not None and row.status == "failed"
+    assert row.reason == (
         "rejected by Dev (overrides csv's quarantine_flaky_test): do not skip that test"
     )
     [decided] = store.pending("r1")
-    assert (decided["decision"], decided["decided_by"]) == ("rejected", "Dev")
+    assert (decided.decision, decided.decided_by) == ("rejected", "Dev")
     assert _cli(git_repo, capsys, "reject", "r1")[0] == 2  # decided already
     store.close()
 
@@ -110,9 +110,9 @@ def test_too_late_to_override(git_repo: Path, capsys: pytest.CaptureFixture[str]
     store = _run(git_repo)
     record_notices(store, "r1", ApprovalConfig())
     [notice] = store.pending("r1")
-    detail = {**json.loads(notice["detail_json"]), "until": iso(utcnow() - timedelta(hours=1))}
+    detail = {**json.loads(notice.detail_json), "until": iso(utcnow() - timedelta(hours=1))}
     store.query("UPDATE pending SET detail_json = ?", (json.dumps(detail),))
     code, _, err = _cli(git_repo, capsys, "reject", "r1", "--task", "csv")
     assert code == 2 and "too late to override" in err
-    assert store.run("r1")["status"] == "succeeded"  # type: ignore[index]
+    assert store.run("r1").status == "succeeded"  # type: ignore[union-attr]
     store.close()

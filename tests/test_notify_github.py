@@ -201,8 +201,8 @@ def test_a_run_end_is_commented_and_the_record_holds_no_token(
     notify_run_end(NotifyConfig(), store, bus, "r1", _env(tmp_path, api.start()))
     [body] = api.bodies()
     assert "a.yml" in body and TOKEN not in body
-    [event] = [e for e in store.events("r1") if e["kind"] == "notified"]
-    assert json.loads(event["data_json"])["channel"] == "github"
+    [event] = [e for e in store.events("r1") if e.kind == "notified"]
+    assert json.loads(event.data_json)["channel"] == "github"
     store.close()
     for f in tmp_path.glob("k.db*"):
         assert TOKEN.encode() not in f.read_bytes()
@@ -218,7 +218,7 @@ def test_a_failing_or_disabled_comment_is_logged_and_never_raises(
     bus.subscribe(store.record_event)
     notify_run_end(NotifyConfig(retries=3), store, bus, "r1", _env(tmp_path, url))
     assert len(api.seen) == 1  # a 403 is not retried
-    logs = [json.loads(e["data_json"]).get("message", "") for e in store.events("r1")]
+    logs = [json.loads(e.data_json).get("message", "") for e in store.events("r1")]
     assert any("the GitHub comment failed" in m and "403" in m for m in logs)
     # A closed port: logged too.
     env = _env(tmp_path, "http://127.0.0.1:9")

@@ -60,3 +60,33 @@ def test_the_last_tests_gate_time_decides_whether_checks_select(tmp_path: Path) 
         store.add_gate_result("r1", name="tests", status=status, blocking=1,
                               duration_s=seconds, findings_json="[]", ts="t")  # fmt: skip
     assert store.last_gate_seconds("tests") == 40.0  # an unavailable gate timed nothing
+
+
+def test_each_typed_row_has_one_field_per_column_of_its_table(tmp_path: Path) -> None:
+    """A migration that adds a column fails here until its row type gains the field."""
+    import dataclasses
+
+    from karma.store.rows import ROW_TYPES
+
+    Store(tmp_path / "k.db").close()
+    db = sqlite3.connect(tmp_path / "k.db")
+    for row_type in ROW_TYPES:
+        columns = [col[1] for col in db.execute(f"PRAGMA table_info({row_type.TABLE})")]
+        assert [f.name for f in dataclasses.fields(row_type)] == columns, row_type.TABLE
+
+
+def test_a_row_that_lacks_a_column_fails_loudly(tmp_path: Path) -> None:
+    from karma.store import AttemptRow, RunRow
+
+    store = Store(tmp_path / "k.db")
+    store.create_run("r1", "add a thing", tmp_path)
+    store.add_attempt("r1", "a", 1, model="scripted:small")
+    run = store.run("r1")
+    assert run is not None and (run.id, run.status, run.cost_usd) == ("r1", "running", 0.0)
+    assert run.as_dict()["request"] == "add a thing"
+    [attempt] = store.attempts("r1", "a")
+    assert (attempt.task_id, attempt.number, attempt.model) == ("a", 1, "scripted:small")
+    with pytest.raises(StoreError, match=r"runs row without column.*: request"):
+        store.typed(RunRow, "SELECT id, status FROM runs")
+    with pytest.raises(StoreError, match=r"attempts row with unknown column.*: extra"):
+        store.typed(AttemptRow, "SELECT *, 1 AS extra FROM attempts")

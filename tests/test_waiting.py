@@ -164,8 +164,8 @@ def test_a_run_waiting_past_the_timeout_is_rejected_only_when_configured(
     assert expire_waiting(store, rejecting, tmp_path / "other") == []  # another repository
     assert expire_waiting(store, rejecting, tmp_path) == ["old"]
     old, new = store.run("old"), store.run("new")
-    assert old is not None and old["status"] == "failed" and "timeout_h" in old["reason"]
-    assert new is not None and new["status"] == "needs_approval"
+    assert old is not None and old.status == "failed" and "timeout_h" in old.reason
+    assert new is not None and new.status == "needs_approval"
     [decided] = store.pending("old")
-    assert (decided["decision"], decided["decided_by"]) == ("rejected", "karma")
+    assert (decided.decision, decided.decided_by) == ("rejected", "karma")
     assert expire_waiting(store, rejecting, tmp_path) == []

@@ -18,6 +18,7 @@ import typer
 
 from karma.cli.app import TrustRepoConfig, app, err_console, out, state
 from karma.errors import ExitCode, UsageError
+from karma.ids import RunId
 
 if TYPE_CHECKING:
     from karma.ci import GitHubLog
@@ -129,12 +130,12 @@ def _run(
     return result.exit_code
 
 
-def _forecast(store: Store, run_id: str) -> float | None:
+def _forecast(store: Store, run_id: RunId) -> float | None:
     """The plan's forecast cost, as recorded with the run (None before a plan)."""
     row = store.run(run_id)
-    if row is None or not row["plan_json"]:
+    if row is None or not row.plan_json:
         return None
-    value = json.loads(row["plan_json"]).get("estimated_cost_usd")
+    value = json.loads(row.plan_json).get("estimated_cost_usd")
     return float(value) if isinstance(value, (int, float)) else None
 
 
@@ -224,14 +225,13 @@ def _stopped_run() -> str:
         rows = store.stopped_runs(Workspace(state.repo).root)
     finally:
         store.close()
-    rows = [r for r in rows if r["status"] != "running" or not _alive(r["pid"])]
+    rows = [r for r in rows if r.status != "running" or not _alive(r.pid)]
     if not rows:
         raise UsageError(
             "no interrupted or killed run to resume", tip="`karma runs` lists the runs"
         )
     lines = [
-        f"{r['id']}  {r['status']:<11}  {r['created_at']}  {' '.join(r['request'].split())[:60]}"
-        for r in rows
+        f"{r.id}  {r.status:<11}  {r.created_at}  {' '.join(r.request.split())[:60]}" for r in rows
     ]
     if len(rows) > 1:
         err_console.print(
@@ -241,7 +241,7 @@ def _stopped_run() -> str:
     err_console.print(
         f"resuming {inert_lines(lines[0])}", markup=False, highlight=False, soft_wrap=True
     )
-    return str(rows[0]["id"])
+    return rows[0].id
 
 
 def _alive(pid: int | None) -> bool:
@@ -269,7 +269,7 @@ def replay_command(
 
     config = state.config()
     with _session(config, ci=False) as (store, bus, _):
-        report = replay(run_id, workspace=Workspace(state.repo), config=config, store=store,
+        report = replay(RunId(run_id), workspace=Workspace(state.repo), config=config, store=store,
                         bus=bus)  # fmt: skip
     data = report.to_json()
     if json_out:

@@ -22,7 +22,7 @@ Note = Annotated[str, typer.Option("--note", help="Why (recorded with the decisi
 By = Annotated[
     str | None, typer.Option("--by", help="Who decides (default: git config user.name).")
 ]
-RunId = Annotated[str, typer.Argument(help="The run (a unique prefix is enough).")]
+RunArg = Annotated[str, typer.Argument(help="The run (a unique prefix is enough).")]
 
 
 def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
@@ -45,15 +45,15 @@ def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
             rows = [open_record(store, run_id, "approval" if kind == "approval" else
                                 "escalation", task)]  # fmt: skip
         for row in rows:
-            if not store.decide_pending(row["id"], decision, who, note):
+            if not store.decide_pending(row.id, decision, who, note):
                 raise UsageError(f"run {run_id}: this was decided already")
-            bus.emit("human_decided", run_id, row["task_id"], decision=decision, by=who,
-                     note=note, waited_for=row["kind"], pending=row["id"])  # fmt: skip
+            bus.emit("human_decided", run_id, row.task_id, decision=decision, by=who,
+                     note=note, waited_for=row.kind, pending=row.id)  # fmt: skip
         if decision == "rejected":
             from karma.report import write_run_report
 
-            overrides = [f"{r['task_id']}'s {json.loads(r['detail_json'])['remediation']}"
-                         for r in rows if r["kind"] == "notice"]  # fmt: skip
+            overrides = [f"{r.task_id}'s {json.loads(r.detail_json)['remediation']}"
+                         for r in rows if r.kind == "notice"]  # fmt: skip
             what = f" (overrides {', '.join(overrides)})" if overrides else ""
             reason = f"rejected by {who}{what}" + (f": {note}" if note else "")
             store.update_run(run_id, status="failed", reason=reason, finished_at=iso(utcnow()))
@@ -75,7 +75,7 @@ def _continue(run_id: str, json_out: bool) -> ExitCode:
 
 @app.command("approve")
 def approve_command(
-    run_id: RunId,
+    run_id: RunArg,
     task: Annotated[
         str | None, typer.Option("--task", help="An escalated task's proposed remedy.")
     ] = None,
@@ -90,7 +90,7 @@ def approve_command(
 
 @app.command("reject")
 def reject_command(
-    run_id: RunId,
+    run_id: RunArg,
     task: Annotated[
         str | None, typer.Option("--task", help="Override only this task's elevated remedy.")
     ] = None,
@@ -105,7 +105,7 @@ def reject_command(
 
 @app.command("answer")
 def answer_command(
-    run_id: RunId,
+    run_id: RunArg,
     hint: Annotated[str, typer.Argument(help="What to try: the next attempt's treatment.")],
     task: Annotated[str, typer.Option("--task", help="The escalated task.")],
     by: By = None,

@@ -95,13 +95,13 @@ def show_command(
         store.close()
     r, totals = record.run, record.totals()
     _print(
-        f"run {record.run_id}: {r['status']}  branch {r['branch']}  cost "
+        f"run {record.run_id}: {r.status}  branch {r.branch}  cost "
         f"${totals['cost_usd']:.4f}  {totals['attempts']} attempt(s)  cache read "
         f"{share_text(totals['cache_read_share'])}"
     )
-    _print("request: " + plain(r["request"], 400).replace("\n", " "))
-    if r["reason"]:
-        _print("reason: " + plain(r["reason"], 400))
+    _print("request: " + plain(r.request, 400).replace("\n", " "))
+    if r.reason:
+        _print("reason: " + plain(r.reason, 400))
     from rich.table import Table
     from rich.text import Text
 
@@ -110,20 +110,20 @@ def show_command(
         table.add_column(column)
     for t in record.tasks:
         table.add_row(
-            Text(log_safe(t["id"], 40)),
-            Text(log_safe(t["status"], 40)),
-            Text(log_safe(t["model"] or "", 40)),
-            str(t["attempts"]),
-            f"{t['tokens_in']:,}/{t['tokens_out']:,}",
-            share_text(record.cache_share(t["id"])),
-            f"${float(t['cost_usd']):.4f}",
+            Text(log_safe(t.id, 40)),
+            Text(log_safe(t.status, 40)),
+            Text(log_safe(t.model or "", 40)),
+            str(t.attempts),
+            f"{t.tokens_in:,}/{t.tokens_out:,}",
+            share_text(record.cache_share(t.id)),
+            f"${float(t.cost_usd):.4f}",
         )
     out.print(table)
     for a in record.attempts:
-        if a["failure_class"]:
+        if a.failure_class:
             _print(
-                f"{a['task_id']} attempt {a['number']}: {a['status']}, class "
-                f"{a['failure_class']}, remediation {a['remediation'] or '-'}"
+                f"{a.task_id} attempt {a.number}: {a.status}, class "
+                f"{a.failure_class}, remediation {a.remediation or '-'}"
             )
     for g in record.gates:
         _print(f"gate {g['name']}: {g['status']} ({len(g['findings'])} finding(s))")

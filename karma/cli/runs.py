@@ -44,9 +44,10 @@ def runs_command(
         store.close()
     keys = ("id", "status", "created_at", "finished_at", "cost_usd", "branch", "request")
     if json_out:
+        listed = [r.as_dict() for r in rows]
         _print(
             json.dumps(
-                [{k: plain(r[k], 200) if k == "request" else r[k] for k in keys} for r in rows],
+                [{k: plain(d[k], 200) if k == "request" else d[k] for k in keys} for d in listed],
                 indent=2,
             )
         )
@@ -58,11 +59,11 @@ def runs_command(
     table.add_column("request", overflow="ellipsis", no_wrap=True)
     for r in rows:
         table.add_row(
-            Text(log_safe(r["id"], 80)),
-            Text(log_safe(r["status"], 40)),
-            r["created_at"][:19],
-            f"${float(r['cost_usd']):.4f}",
-            Text(log_safe(r["request"], 70).replace("\n", " ")),
+            Text(log_safe(r.id, 80)),
+            Text(log_safe(r.status, 40)),
+            r.created_at[:19],
+            f"${float(r.cost_usd):.4f}",
+            Text(log_safe(r.request, 70).replace("\n", " ")),
         )
     out.print(table)
     return ExitCode.OK

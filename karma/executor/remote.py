@@ -18,10 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from karma.agent import Brief
+from karma.conversation import Brief
 from karma.executor.unit import WorkEnd, WorkLimits
 from karma.executor.worker import AttemptJob, AttemptReport, BuildShare
 from karma.hostgit import HostGit
+from karma.ids import TaskId
 from karma.models.recorded import next_seq
 from karma.sandbox.images import read_inputs
 from karma.transfer import accept_attempt, pack
@@ -116,7 +117,7 @@ def remote_work(build: Build, task: Task, number: int, model_name: str, treatmen
     return report.work, commit
 
 
-def _record(build: Build, task_id: str, number: int, attempt_id: int,
+def _record(build: Build, task_id: TaskId, number: int, attempt_id: int,
             report: AttemptReport) -> None:  # fmt: skip
     """The worker's record of the attempt into the run's record (redacted once more)."""
     build.record.arrived(task_id, number, report.steps, report.calls)

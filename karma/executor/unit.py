@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from karma.agent import Brief, run_agent
+from karma.agent import run_agent
 from karma.config import KarmaConfig
+from karma.conversation import Brief
 from karma.errors import WorkspaceError
 from karma.footprint import Footprint
 from karma.heal import Evidence, Remedy

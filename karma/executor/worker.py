@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from karma.agent import Brief
 from karma.config import KarmaConfig
+from karma.conversation import Brief
 from karma.executor.cluster import docker_host
 from karma.executor.unit import WorkEnd, WorkLimits, do_work
 from karma.footprint import Footprint

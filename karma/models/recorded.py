@@ -15,9 +15,10 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from karma.ids import RunId, TaskId
 from karma.models import interface
 from karma.models.codec import (
     canonical,
@@ -27,7 +28,7 @@ from karma.models.codec import (
     request_text,
 )
 from karma.models.interface import ModelClient, ModelReply, ModelRequest, ProviderError
-from karma.store import Store
+from karma.store import ModelCallRow, Store
 
 
 class ReplayDiverged(ProviderError):
@@ -96,15 +97,17 @@ class RecordingModel(CallRecorder):
         self,
         inner: ModelClient,
         store: Store,
-        run_id: str | None,
-        task_id: str | None = None,
+        run_id: RunId | None,
+        task_id: TaskId | None = None,
         attempt: int | None = None,
     ) -> None:
         super().__init__(inner, store.add_model_call, (run_id, task_id, attempt),
                          next_seq(store, run_id, task_id, attempt))  # fmt: skip
 
 
-def next_seq(store: Store, run_id: str | None, task_id: str | None, attempt: int | None) -> int:
+def next_seq(
+    store: Store, run_id: RunId | None, task_id: TaskId | None, attempt: int | None
+) -> int:
     """The `seq` of the next model call of (run, task, attempt)."""
     return store.next_call_seq(run_id, task_id, attempt)
 
@@ -115,14 +118,14 @@ class ReplayModel:
     def __init__(
         self,
         store: Store,
-        run_id: str,
-        task_id: str | None = None,
+        run_id: RunId,
+        task_id: TaskId | None = None,
         attempt: int | None = None,
         *,
         name: str | None = None,
         strict: bool = True,
         divergences: list[str] | None = None,
-        _rows: list[dict[str, Any]] | None = None,
+        _rows: list[ModelCallRow] | None = None,
     ) -> None:
         self.name = name or f"replay:{run_id}"
         self.strict = strict
@@ -138,7 +141,7 @@ class ReplayModel:
         self._seq = 0
         self._lock = threading.Lock()
 
-    def scoped(self, task_id: str | None, attempt: int | None) -> ReplayModel:
+    def scoped(self, task_id: TaskId | None, attempt: int | None) -> ReplayModel:
         """The replay of one task attempt (its own seq counter, the same record)."""
         return ReplayModel(
             self._store,
@@ -159,13 +162,13 @@ class ReplayModel:
         here = [
             r
             for r in self._rows
-            if r["task_id"] == self._task_id and r["attempt"] == self._attempt and r["seq"] == seq
+            if r.task_id == self._task_id and r.attempt == self._attempt and r.seq == seq
         ]
         for row in here:
-            if row["request_hash"] == digest:
+            if row.request_hash == digest:
                 return _answer(row)
-        same = [r for r in self._rows if r["request_hash"] == digest]
-        same.sort(key=lambda r: r["reply_json"] is None)  # a recorded success first
+        same = [r for r in self._rows if r.request_hash == digest]
+        same.sort(key=lambda r: r.reply_json is None)  # a recorded success first
         if same:
             return _answer(same[0])
         task = "-" if self._task_id is None else self._task_id
@@ -176,9 +179,7 @@ class ReplayModel:
                 f"replay of run {self._run_id}: {where} was never recorded",
                 tip="the code or prompts changed since the run; record it again",
             )
-        path = first_difference(
-            json.loads(here[0]["request_json"]), json.loads(request_text(request))
-        )
+        path = first_difference(json.loads(here[0].request_json), json.loads(request_text(request)))
         if not self.strict:
             with self._lock:
                 self.divergences.append(f"{where}: {path}")
@@ -189,10 +190,10 @@ class ReplayModel:
         )
 
 
-def _answer(row: Mapping[str, Any]) -> ModelReply:
-    if row["reply_json"] is not None:
-        return reply_from_json(row["reply_json"])
-    kind_name, _, message = str(row["error"] or "ProviderError: failed").partition(": ")
+def _answer(row: ModelCallRow) -> ModelReply:
+    if row.reply_json is not None:
+        return reply_from_json(row.reply_json)
+    kind_name, _, message = str(row.error or "ProviderError: failed").partition(": ")
     kind = getattr(interface, kind_name, None)
     if not (isinstance(kind, type) and issubclass(kind, ProviderError)):
         kind = ProviderError

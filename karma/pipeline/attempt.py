@@ -9,7 +9,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING
 
-from karma.agent import Brief
+from karma.conversation import Brief
 from karma.errors import WorkspaceError
 from karma.executor.unit import OnStep, WorkEnd, WorkLimits, do_work, run_checks, staging_failure
 from karma.failpoints import failpoint
@@ -17,6 +17,7 @@ from karma.footprint import Footprint
 from karma.heal import Evidence
 from karma.heal.remediation import quarantine_test, rerun_failed_tests, rerun_plan
 from karma.heal.treatment import AttemptEnd, Recheck, Treatment
+from karma.ids import TaskId
 from karma.models.recorded import RecordingModel
 from karma.plan import Task
 from karma.sandbox.interface import Sandbox
@@ -106,7 +107,7 @@ def brief_of(build: Build, task: Task, number: int, treatment: Treatment) -> Bri
     )
 
 
-def step_recorder(build: Build, task_id: str, number: int) -> OnStep:
+def step_recorder(build: Build, task_id: TaskId, number: int) -> OnStep:
     """Each agent step into the run record (redacted) and onto the bus."""
 
     return partial(build.record.step, task_id, number)

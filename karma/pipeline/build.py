@@ -22,10 +22,11 @@ from karma.forecast import BudgetTracker
 from karma.gates.secrets import redact
 from karma.heal import Healer
 from karma.home import DataRoots
+from karma.ids import RunId, TaskId
 from karma.models.interface import ModelClient, Usage
 from karma.models.recorded import ReplayModel
 from karma.pipeline.recorder import RunRecorder
-from karma.plan import Plan, Task, TaskId
+from karma.plan import Plan, Task
 from karma.recipes import Stack
 from karma.routed import RoutedPlan, Routing
 from karma.sandbox import spec_from_config
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class Build:
-    run_id: str
+    run_id: RunId
     request: str
     config: KarmaConfig
     store: Store
@@ -158,7 +159,7 @@ class Build:
         for name in sorted({route.model for route in self.routing.values()}):
             self.model(name)
 
-    def model_for(self, name: str, task_id: str, attempt: int) -> ModelClient:
+    def model_for(self, name: str, task_id: TaskId, attempt: int) -> ModelClient:
         """The model of one attempt; a replayed build answers from that attempt's record."""
         model = self.model(name)
         if isinstance(model, ReplayModel):
@@ -167,7 +168,7 @@ class Build:
 
     # -- the record ---------------------------------------------------------------------------
 
-    def next_attempt_number(self, task_id: str) -> int:
+    def next_attempt_number(self, task_id: TaskId) -> int:
         return self.store.last_attempt(self.run_id, task_id) + 1
 
     def select_tests(self) -> bool:
@@ -188,7 +189,7 @@ class Build:
         lines += [f"- {t.id} ({t.title}): another task's job" for t in others]
         return "\n".join(lines)
 
-    def charge(self, task_id: str, attempt_id: int, usage: Usage, cost: float) -> None:
+    def charge(self, task_id: TaskId, attempt_id: int, usage: Usage, cost: float) -> None:
         """An attempt's spend: into the record, and against the budget."""
         self.record.charge(task_id, attempt_id, usage, cost)
         self.budget.spend(cost)

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from karma.forecast import routed_plan
 from karma.gates.interface import Finding, GateResult, GateSettings
 from karma.gates.suite import SuiteResult
+from karma.ids import TaskId
 from karma.models.recorded import RecordingModel
 from karma.pipeline.build import Build
-from karma.plan import Task, TaskId
+from karma.plan import Task
 from karma.waiting import approved
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 def run_gates(
-    b: Build, run_fix: Callable[[str], Outcome]
+    b: Build, run_fix: Callable[[TaskId], Outcome]
 ) -> tuple[list[dict[str, Any]], BuildStatus]:
     """The suite on the integrated branch; a review asking for changes becomes a fix task,
     run by `run_fix` (the scheduler), at most `build.review_rounds` times. Returns the gate
@@ -72,7 +73,7 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
         b.record.gate_started(settings.name, blocking=settings.blocking, round_no=round_no)
 
     reviewer = RecordingModel(
-        b.model(b.config.models.reviewer), b.store, b.run_id, f"review-{round_no}", 1
+        b.model(b.config.models.reviewer), b.store, b.run_id, TaskId(f"review-{round_no}"), 1
     )
     plan = json.dumps(b.routed.contract(), indent=1) + f"\n\nReview round {round_no}"
     try:
@@ -109,7 +110,7 @@ def _counts(result: GateResult) -> dict[str, Any]:
     return {"counts": counts}
 
 
-def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> str:
+def _add_fix_task(b: Build, round_no: int, findings: Sequence[Finding]) -> TaskId:
     """A task that addresses the reviewer's blocking findings, routed like any other."""
     lines = [f"- [{f.severity}] {f.path}:{f.line}: {f.message}" for f in findings]
     task = Task(

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from karma.events import EventBus, EventKind, iso, utcnow
+from karma.ids import RunId, TaskId
 from karma.store import Store
 from karma.text.redact import redact
 
@@ -34,12 +35,12 @@ def redacted_json(value: object) -> str:
 class RunRecorder:
     """One run's record: `store` rows and `bus` events, written together."""
 
-    def __init__(self, store: Store, bus: EventBus, run_id: str) -> None:
+    def __init__(self, store: Store, bus: EventBus, run_id: RunId) -> None:
         self.store = store
         self.bus = bus
         self.run_id = run_id
 
-    def log(self, message: str, task_id: str | None = None) -> None:
+    def log(self, message: str, task_id: TaskId | None = None) -> None:
         self.bus.emit("log", self.run_id, task_id, message=redact(message))
 
     # -- tasks --------------------------------------------------------------------------------
@@ -56,11 +57,11 @@ class RunRecorder:
         self.bus.emit("routing_decided", self.run_id, task.id, tier=route.tier,
                       model=route.model, reason=reason)  # fmt: skip
 
-    def task_started(self, task_id: str, *, tier: str, model: str) -> None:
+    def task_started(self, task_id: TaskId, *, tier: str, model: str) -> None:
         self.bus.emit("task_started", self.run_id, task_id, tier=tier, model=model)
         self.store.upsert_task(self.run_id, task_id, status="running", started_at=iso(utcnow()))
 
-    def task_finished(self, task_id: str, status: str, *, commit: str | None = None,
+    def task_finished(self, task_id: TaskId, status: str, *, commit: str | None = None,
                       reason: str | None = None) -> None:  # fmt: skip
         self.store.upsert_task(self.run_id, task_id, status=status, commit_sha=commit,
                                reason=reason, finished_at=iso(utcnow()))  # fmt: skip
@@ -68,20 +69,20 @@ class RunRecorder:
             kind: EventKind = "task_succeeded" if status == "succeeded" else "task_failed"
             self.bus.emit(kind, self.run_id, task_id, reason=reason or "")
 
-    def task_escalated(self, task_id: str, *, reason: str, detail: str, report_md: str,
+    def task_escalated(self, task_id: TaskId, *, reason: str, detail: str, report_md: str,
                        report: dict[str, Any]) -> None:  # fmt: skip
         report_json = json.loads(redacted_json(report))
         self.bus.emit("task_escalated", self.run_id, task_id, reason=detail,
                       report_md=redact(report_md), report_json=report_json)  # fmt: skip
         self.task_finished(task_id, "escalated", reason=reason)
 
-    def task_skipped(self, task_id: str, status: str, reason: str) -> None:
+    def task_skipped(self, task_id: TaskId, status: str, reason: str) -> None:
         self.store.upsert_task(self.run_id, task_id, status=status, reason=reason)
         self.bus.emit("task_skipped", self.run_id, task_id, reason=reason)
 
     # -- attempts -------------------------------------------------------------------------------
 
-    def attempt_started(self, task_id: str, number: int, *, model: str, tier: str,
+    def attempt_started(self, task_id: TaskId, number: int, *, model: str, tier: str,
                         branch: str | None) -> int:  # fmt: skip
         """The attempt's row, and the task's latest attempt; the attempt's id."""
         self.bus.emit("attempt_started", self.run_id, task_id, attempt=number, model=model,
@@ -91,7 +92,7 @@ class RunRecorder:
         self.store.upsert_task(self.run_id, task_id, attempts=number, model=model, tier=tier)
         return attempt_id
 
-    def attempt_placed(self, attempt_id: int, task_id: str, *, image: str, container_id: str,
+    def attempt_placed(self, attempt_id: int, task_id: TaskId, *, image: str, container_id: str,
                        worker: str | None = None,
                        docker_host: str | None = None) -> None:  # fmt: skip
         """Where the attempt ran: its sandbox, and on a cluster its worker and engine."""
@@ -101,7 +102,7 @@ class RunRecorder:
         self.store.update_attempt(attempt_id, **placed)
         self.store.upsert_task(self.run_id, task_id, image=image, **placed)
 
-    def step(self, task_id: str, number: int, step: int, tool: str, args: dict[str, object],
+    def step(self, task_id: TaskId, number: int, step: int, tool: str, args: dict[str, object],
              output: str, error: bool) -> None:  # fmt: skip
         """One agent step (its output's tail)."""
         self.store.add_step(run_id=self.run_id, task_id=task_id, attempt=number, step=step,
@@ -109,7 +110,7 @@ class RunRecorder:
                             output=redact(output[-4000:]), is_error=int(error))  # fmt: skip
         self.bus.emit("tool_called", self.run_id, task_id, tool=tool, error=error)
 
-    def arrived(self, task_id: str, number: int, steps: Iterable[StepRow],
+    def arrived(self, task_id: TaskId, number: int, steps: Iterable[StepRow],
                 calls: Iterable[Mapping[str, Any]]) -> None:  # fmt: skip
         """A worker's steps and model calls of an attempt, as it reports them at its end
         (their news reached the bus as they happened, through the worker's events)."""
@@ -120,7 +121,7 @@ class RunRecorder:
                                 step=s.step, tool=s.tool, arguments_json=redacted_json(s.arguments),
                                 output=redact(s.output), is_error=int(s.is_error))  # fmt: skip
 
-    def charge(self, task_id: str, attempt_id: int, usage: Usage, cost: float) -> None:
+    def charge(self, task_id: TaskId, attempt_id: int, usage: Usage, cost: float) -> None:
         """An attempt's usage so far, added to its task and its run."""
         tokens_in, tokens_out = usage.total_in, usage.output_tokens
         self.store.update_attempt(attempt_id, tokens_in=tokens_in, tokens_out=tokens_out,
@@ -130,7 +131,7 @@ class RunRecorder:
         self.bus.emit("model_called", self.run_id, task_id, tokens=tokens_in + tokens_out,
                       cost_usd=round(cost, 6))  # fmt: skip
 
-    def attempt_finished(self, attempt_id: int, task_id: str, number: int,
+    def attempt_finished(self, attempt_id: int, task_id: TaskId, number: int,
                          end: AttemptEnd) -> None:  # fmt: skip
         c = end.classification
         self.store.update_attempt(
@@ -147,13 +148,13 @@ class RunRecorder:
         self.bus.emit(kind, self.run_id, task_id, attempt=number, status=end.status,
                       reason=end.detail)  # fmt: skip
 
-    def attempt_lost(self, task_id: str, number: int, reason: str) -> None:
+    def attempt_lost(self, task_id: TaskId, number: int, reason: str) -> None:
         """A try of an attempt lost with its worker and run again elsewhere: an
         infrastructure failure, not the task's."""
         self.bus.emit("attempt_failed", self.run_id, task_id, attempt=number, status="infra",
                       reason=reason)  # fmt: skip
 
-    def classified(self, task_id: str, number: int, c: Classification, *,
+    def classified(self, task_id: TaskId, number: int, c: Classification, *,
                    treated: bool = False) -> None:  # fmt: skip
         """How the attempt's failure was classified (`treated`: the class a failed remedy
         was treating, which stays the attempt's failure)."""
@@ -166,7 +167,7 @@ class RunRecorder:
                       pattern=c.pattern_id, confidence=c.confidence,
                       **{"class": c.failure_class})  # fmt: skip
 
-    def remedy_chosen(self, task_id: str, number: int, remedy: str | None, *,
+    def remedy_chosen(self, task_id: TaskId, number: int, remedy: str | None, *,
                       failure_class: str, tier: str | None = None) -> None:  # fmt: skip
         """The remedy for the attempt's failure; None: the task goes to a human."""
         self.store.update_attempt_by_number(self.run_id, task_id, number, remediation=remedy)
@@ -190,7 +191,7 @@ class RunRecorder:
                       blocking=blocking, findings=len(findings), summary=result.summary,
                       duration_s=round(result.duration_s, 3), **counts, round=round_no)  # fmt: skip
 
-    def budget_stopped(self, task_id: str, reason: str) -> None:
+    def budget_stopped(self, task_id: TaskId, reason: str) -> None:
         self.bus.emit("budget_stopped", self.run_id, task_id, reason=reason)
 
     def run_finished(self, status: str, reason: str, *, head: str, branch: str,
@@ -202,8 +203,8 @@ class RunRecorder:
 
     # -- integration --------------------------------------------------------------------------
 
-    def merged(self, task_id: str, commit: str) -> None:
+    def merged(self, task_id: TaskId, commit: str) -> None:
         self.bus.emit("task_merged", self.run_id, task_id, commit=commit)
 
-    def merge_conflict(self, task_id: str, files: list[str]) -> None:
+    def merge_conflict(self, task_id: TaskId, files: list[str]) -> None:
         self.bus.emit("merge_conflict", self.run_id, task_id, files=files)

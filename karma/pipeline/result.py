@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from karma.errors import ExitCode
+from karma.ids import RunId, TaskId
 from karma.pipeline.build import Build
+from karma.store import AttemptRow, TaskRow
 
 BuildStatus = Literal[
     "succeeded", "failed", "escalated", "needs_approval", "interrupted", "budget_exceeded",
@@ -27,13 +29,13 @@ STATUS_EXIT: dict[BuildStatus, ExitCode] = {
 
 @dataclass(frozen=True)
 class BuildResult:
-    run_id: str
+    run_id: RunId
     status: BuildStatus
     branch: str
     base_commit: str
     head_commit: str
     cost_usd: float
-    tasks: list[dict[str, Any]]
+    tasks: list[TaskResult]
     gates: list[dict[str, Any]] = field(default_factory=list)
     report: str | None = None
     reason: str = ""
@@ -52,50 +54,88 @@ class BuildResult:
             "base_commit": self.base_commit,
             "head_commit": self.head_commit,
             "cost_usd": round(self.cost_usd, 6),
-            "tasks": self.tasks,
+            "tasks": [t.to_json() for t in self.tasks],
             "gates": self.gates,
             "report": self.report,
         }
 
 
-def task_rows(b: Build) -> list[dict[str, Any]]:
-    """The `tasks` of the build JSON; `history` lists each attempt's class and remediation."""
-    attempts: dict[str, list[dict[str, Any]]] = {}
+@dataclass(frozen=True)
+class AttemptResult:
+    """One attempt in a task's `history`: how it ended, its failure class and remedy."""
+
+    attempt: int
+    status: str
+    model: str | None
+    failure_class: str | None
+    pattern: str | None
+    remediation: str | None
+    worker: str | None
+
+    @classmethod
+    def of(cls, a: AttemptRow) -> AttemptResult:
+        return cls(a.number, a.status, a.model, a.failure_class, a.pattern_id, a.remediation,
+                   a.worker)  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "status": self.status,
+            "model": self.model,
+            "class": self.failure_class,
+            "pattern": self.pattern,
+            "remediation": self.remediation,
+            "worker": self.worker,
+        }
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task of a build's result: its record row, the stack it ran on, its attempts."""
+
+    row: TaskRow
+    stack: str
+    history: tuple[AttemptResult, ...]
+
+    @property
+    def id(self) -> TaskId:
+        return self.row.id
+
+    @property
+    def status(self) -> str:
+        return self.row.status
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of the build JSON's `tasks`."""
+        t = self.row
+        return {
+            "id": t.id,
+            "status": t.status,
+            "attempts": t.attempts,
+            "model": t.model,
+            "tier": t.tier,
+            "tokens_in": t.tokens_in,
+            "tokens_out": t.tokens_out,
+            "cost_usd": round(t.cost_usd, 6),
+            "started_at": t.started_at,
+            "finished_at": t.finished_at,
+            "sandbox": {"image": t.image, "container_id": t.container_id},
+            "worker": t.worker,
+            "docker_host": t.docker_host,
+            "stack": self.stack,
+            "commit": t.commit_sha,
+            "history": [a.to_json() for a in self.history],
+        }
+
+
+def task_results(b: Build) -> list[TaskResult]:
+    """The build's tasks as recorded, in plan order, each with its attempts."""
+    attempts: dict[str, list[AttemptResult]] = {}
     for a in b.store.attempts(b.run_id):
-        attempts.setdefault(a["task_id"], []).append(
-            {
-                "attempt": a["number"],
-                "status": a["status"],
-                "model": a["model"],
-                "class": a["failure_class"],
-                "pattern": a["pattern_id"],
-                "remediation": a["remediation"],
-                "worker": a["worker"],
-            }
-        )
-    rows = []
-    for t in b.store.tasks(b.run_id):
-        rows.append(
-            {
-                "id": t["id"],
-                "status": t["status"],
-                "attempts": t["attempts"],
-                "model": t["model"],
-                "tier": t["tier"],
-                "tokens_in": t["tokens_in"],
-                "tokens_out": t["tokens_out"],
-                "cost_usd": round(t["cost_usd"], 6),
-                "started_at": t["started_at"],
-                "finished_at": t["finished_at"],
-                "sandbox": {"image": t["image"], "container_id": t["container_id"]},
-                "worker": t["worker"],
-                "docker_host": t["docker_host"],
-                "stack": b.stack.name,
-                "commit": t["commit_sha"],
-                "history": attempts.get(t["id"], []),
-            }
-        )
-    return rows
+        attempts.setdefault(a.task_id, []).append(AttemptResult.of(a))
+    return [
+        TaskResult(t, b.stack.name, tuple(attempts.get(t.id, ()))) for t in b.store.tasks(b.run_id)
+    ]
 
 
 def write_report(b: Build) -> str | None:

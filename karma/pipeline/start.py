@@ -22,6 +22,7 @@ from karma.executor.remote import open_executor
 from karma.forecast import BudgetTracker, check_budget, routed_plan
 from karma.heal import Healer
 from karma.home import DataRoots
+from karma.ids import RunId, TaskId
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
 from karma.pipeline.build import Build
@@ -51,6 +52,9 @@ class BuildEnv:
     """`provider:model` -> client (a replay answers from the record)."""
     backend: SandboxBackend | None = None
     """None: Docker, from the config."""
+    image: str | None = None
+    """The image the attempts run in; None: the stack's, built when missing (a test that
+    passes a backend which runs nothing passes the name of its image too)."""
     data: DataRoots | None = None
     """Where recipes and gate suites come from; None: the user's checkout's `.karma/`, as
     the build starts (never a worktree or the build branch, which the model writes)."""
@@ -120,12 +124,11 @@ def _prepare(env: BuildEnv, base: str) -> Prepared:
     tests = from_commit(workspace.root, base, stack.test_command)
     stack = stack.model_copy(update={"test_command": tests.command})
     workspace.ignore_generated(stack.generated)
-    if env.backend is not None:  # an injected backend runs whatever image it is given
-        return Prepared(stack, f"karma/stack-{stack.name}:injected")
-    return Prepared(stack, ensure_image(stack.name, workspace.root, env.config, data=data))
+    image = env.image or ensure_image(stack.name, workspace.root, env.config, data=data)
+    return Prepared(stack, image)
 
 
-def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: str,
+def _make(env: BuildEnv, run_id: RunId, request: str, routed: RoutedPlan, base: str,
           context_text: str, prepared: Prepared) -> Build:  # fmt: skip
     workspace, config, data = env.workspace, env.config, env.roots
     b = Build(
@@ -144,7 +147,7 @@ def _make(env: BuildEnv, run_id: str, request: str, routed: RoutedPlan, base: st
 
 
 def start(
-    env: BuildEnv, run_id: str, request: str, *, plan_file: Path | None = None,
+    env: BuildEnv, run_id: RunId, request: str, *, plan_file: Path | None = None,
     base: str | None = None,
 ) -> Build:  # fmt: skip
     """A new run: context, plan (the planner's or the user's), routing, forecast, budget."""
@@ -207,49 +210,49 @@ def start(
     return b
 
 
-def resume(env: BuildEnv, run_id: str) -> Build:
+def resume(env: BuildEnv, run_id: RunId) -> Build:
     """Pick a run up where it stopped: integrated tasks stay done, half-done work is salvaged."""
     workspace, config, store, bus = env.workspace, env.config, env.store, env.bus
     row = store.run(run_id)
-    if row is None or not row["plan_json"]:
+    if row is None or not row.plan_json or not row.branch or not row.base_commit:
         raise UsageError(
             f"no resumable run {run_id!r} in {store.path}", tip="`karma runs` lists the runs"
         )
-    branch, base = row["branch"], row["base_commit"]
+    branch, base = row.branch, row.base_commit
     if workspace.rev(branch) is None:
         raise KarmaError(f"the build branch {branch} of run {run_id} is gone; it cannot resume")
-    recorded_request, body = strip_derived(json.loads(row["plan_json"]))
-    plan = parse_plan(body, request=recorded_request or row["request"], repo=workspace.root)
+    recorded_request, body = strip_derived(json.loads(row.plan_json))
+    plan = parse_plan(body, request=recorded_request or row.request, repo=workspace.root)
     routed = routed_plan(plan, config, store.task_history())
     # A commit on the build branch is the truth about integration, even if the process
     # died before it could write the store.
     for sha, trailers in workspace.log_trailers(branch, base):
         if trailers.get("Karma-Run") == run_id and (merged := trailers.get("Karma-Task")):
-            store.upsert_task(run_id, merged, status="succeeded", commit_sha=sha)
+            store.upsert_task(run_id, TaskId(merged), status="succeeded", commit_sha=sha)
     for attempt in store.attempts(run_id):
-        if attempt["status"] == "running":
-            store.update_attempt(attempt["id"], status="abandoned", summary="process died")
+        if attempt.status == "running":
+            store.update_attempt(attempt.id, status="abandoned", summary="process died")
     for task in store.tasks(run_id):
-        if task["status"] != "succeeded":
-            store.upsert_task(run_id, task["id"], status="pending", reason=None, finished_at=None)
+        if task.status != "succeeded":
+            store.upsert_task(run_id, task.id, status="pending", reason=None, finished_at=None)
     _salvage(workspace, run_id)
     store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
-    bus.emit("run_started", run_id, request=row["request"], base=base, resumed=True)
+    bus.emit("run_started", run_id, request=row.request, base=base, resumed=True)
     b = _make(
         env,
         run_id,
-        row["request"],
+        row.request,
         routed,
         base,
         gather_context(workspace.root, roots=env.roots).render(),
         _prepare(env, base),
     )
     b.backend.reap_run(run_id)
-    b.budget.spend(float(row["cost_usd"] or 0.0))
+    b.budget.spend(float(row.cost_usd or 0.0))
     return b
 
 
-def _salvage(workspace: Workspace, run_id: str) -> None:
+def _salvage(workspace: Workspace, run_id: RunId) -> None:
     """Keep each half-done attempt's work on a salvage branch and remove its worktree."""
     for path in sorted((workspace.worktrees_dir / run_id).glob("*")):
         worktree = workspace.open_worktree(path)

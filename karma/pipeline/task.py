@@ -20,6 +20,7 @@ from karma.footprint import Footprint
 from karma.heal import AttemptRecord, Escalation, Evidence
 from karma.heal.remediation import unavailable
 from karma.heal.treatment import AttemptEnd, Treatment
+from karma.ids import TaskId
 from karma.models.recorded import RecordingModel
 from karma.pipeline.attempt import (
     attempt_trailers,
@@ -28,7 +29,7 @@ from karma.pipeline.attempt import (
     merge_attempt,
     run_work,
 )
-from karma.plan import Task, TaskId
+from karma.plan import Task
 from karma.sandbox.interface import Sandbox, SandboxError, SandboxUnavailable
 from karma.scheduler import Outcome
 from karma.waiting import learn_human_hint
@@ -38,10 +39,10 @@ if TYPE_CHECKING:
     from karma.workspace import Worktree
 
 
-def run_task(build: Build, task_id: str) -> Outcome:
+def run_task(build: Build, task_id: TaskId) -> Outcome:
     """Scheduler entry point: attempts until success, escalation or the retry limit."""
-    task = build.plan.by_id[TaskId(task_id)]
-    routing = build.routing[TaskId(task_id)]
+    task = build.plan.by_id[task_id]
+    routing = build.routing[task_id]
     treatment = Treatment(routing.tier, hints=tuple(build.healer.recall(task.files, task.kind)))
     if human := build.human.hints.get(task_id):  # an answered escalation: a human remedy
         treatment = Treatment(routing.tier, hints=(*treatment.hints, f"A human says: {human}"))

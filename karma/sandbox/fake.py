@@ -36,6 +36,9 @@ class FakeSandbox:
 
 
 class FakeBackend:
+    IMAGE = "karma/fake"
+    """The image a build with this backend names (it runs nothing, so none is built)."""
+
     def __init__(self) -> None:
         self.started: list[FakeSandbox] = []
 

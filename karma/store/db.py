@@ -15,13 +15,17 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from karma.errors import StoreError
+from karma.store.rows import _Row
 from karma.store.schema import MIGRATIONS
 from karma.text.redact import redact, redact_json, remember_host_secrets
 
 Row = dict[str, Any]
+"""A row of a query that is not one table's (a join, a count, the healing memory)."""
+
+R = TypeVar("R", bound=_Row)
 
 _COLUMNS: dict[str, frozenset[str]] = {}
 
@@ -147,6 +151,10 @@ class Database:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
             return [dict(row) for row in self._db.execute(sql, tuple(params)).fetchall()]
+
+    def typed(self, row_type: type[R], sql: str, params: Sequence[Any] = ()) -> list[R]:
+        """The rows of a `SELECT *` of one table, as that table's row type."""
+        return [row_type.from_row(row) for row in self.query(sql, params)]
 
     def __enter__(self) -> Self:
         return self

@@ -1,5 +1,6 @@
 """The record of runs: runs, tasks, attempts, the exchange (model calls, steps, events,
-gate results), what a run waits for, and retention."""
+gate results), what a run waits for, and retention. A run's rows are read back typed
+(`karma.store.rows`); an export's rows stay plain dicts, as the file holds them."""
 
 from __future__ import annotations
 
@@ -9,14 +10,25 @@ from typing import Any
 
 from karma.errors import StoreError
 from karma.events import Event, iso, utcnow
+from karma.ids import RunId, TaskId
 from karma.store.db import Database, Row, _json
+from karma.store.rows import (
+    AttemptRow,
+    EventRow,
+    GateResultRow,
+    ModelCallRow,
+    PendingRow,
+    RunRow,
+    StepRow,
+    TaskRow,
+)
 from karma.store.schema import RUN_TABLES
 
 
 class RunRecords(Database):
     # -- runs and tasks -------------------------------------------------------------
 
-    def create_run(self, run_id: str, request: str, repo: Path, **fields: Any) -> None:
+    def create_run(self, run_id: RunId, request: str, repo: Path, **fields: Any) -> None:
         self._insert(
             "runs",
             {
@@ -29,44 +41,45 @@ class RunRecords(Database):
             },
         )
 
-    def update_run(self, run_id: str, **fields: Any) -> None:
+    def update_run(self, run_id: RunId, **fields: Any) -> None:
         self._update("runs", {"id": run_id}, fields)
 
-    def run(self, run_id: str) -> Row | None:
-        rows = self.query("SELECT * FROM runs WHERE id = ?", (run_id,))
+    def run(self, run_id: RunId) -> RunRow | None:
+        rows = self.typed(RunRow, "SELECT * FROM runs WHERE id = ?", (run_id,))
         return rows[0] if rows else None
 
-    def run_ids_starting(self, prefix: str) -> list[str]:
+    def run_ids_starting(self, prefix: str) -> list[RunId]:
         """The ids of the runs that start with `prefix`, newest first."""
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = self.query(
             "SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC",
             (f"{like}%",),
         )
-        return [str(row["id"]) for row in rows]
+        return [RunId(str(row["id"])) for row in rows]
 
-    def runs(self, limit: int = 50) -> list[Row]:
-        return self.query("SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
+    def runs(self, limit: int = 50) -> list[RunRow]:
+        return self.typed(RunRow, "SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
 
-    def stopped_runs(self, repo: Path) -> list[Row]:
+    def stopped_runs(self, repo: Path) -> list[RunRow]:
         """Runs of `repo` that ended before their end, newest first: interrupted, Docker
         lost, or still `running` (killed, unless its `pid` lives: the caller checks)."""
-        return self.query(
+        return self.typed(
+            RunRow,
             "SELECT * FROM runs WHERE repo = ? AND plan_json IS NOT NULL AND status IN "
             "('interrupted', 'infrastructure', 'running') ORDER BY created_at DESC, rowid DESC",
             (str(repo),),
         )
 
-    def upsert_task(self, run_id: str, task_id: str, **fields: Any) -> None:
+    def upsert_task(self, run_id: RunId, task_id: TaskId, **fields: Any) -> None:
         if self.query("SELECT 1 FROM tasks WHERE run_id = ? AND id = ?", (run_id, task_id)):
             self._update("tasks", {"run_id": run_id, "id": task_id}, fields)
         else:
             self._insert("tasks", {"run_id": run_id, "id": task_id, **fields})
 
-    def tasks(self, run_id: str) -> list[Row]:
-        return self.query("SELECT * FROM tasks WHERE run_id = ? ORDER BY rowid", (run_id,))
+    def tasks(self, run_id: RunId) -> list[TaskRow]:
+        return self.typed(TaskRow, "SELECT * FROM tasks WHERE run_id = ? ORDER BY rowid", (run_id,))
 
-    def add_attempt(self, run_id: str, task_id: str, number: int, **fields: Any) -> int:
+    def add_attempt(self, run_id: RunId, task_id: TaskId, number: int, **fields: Any) -> int:
         return self._insert(
             "attempts",
             {
@@ -83,11 +96,11 @@ class RunRecords(Database):
         self._update("attempts", {"id": attempt_id}, fields)
 
     def update_attempt_by_number(
-        self, run_id: str, task_id: str, number: int, **fields: Any
+        self, run_id: RunId, task_id: TaskId, number: int, **fields: Any
     ) -> None:
         self._update("attempts", {"run_id": run_id, "task_id": task_id, "number": number}, fields)
 
-    def last_attempt(self, run_id: str, task_id: str) -> int:
+    def last_attempt(self, run_id: RunId, task_id: TaskId) -> int:
         """The number of the task's latest attempt; 0 before its first."""
         rows = self.query(
             "SELECT MAX(number) AS n FROM attempts WHERE run_id = ? AND task_id = ?",
@@ -95,7 +108,7 @@ class RunRecords(Database):
         )
         return int(rows[0]["n"] or 0)
 
-    def done_summary(self, run_id: str, task_id: str) -> str | None:
+    def done_summary(self, run_id: RunId, task_id: TaskId) -> str | None:
         """The summary of the task's succeeded attempt, None when none succeeded."""
         rows = self.query(
             "SELECT summary FROM attempts WHERE run_id = ? AND task_id = ? AND status = "
@@ -104,7 +117,7 @@ class RunRecords(Database):
         )
         return str(rows[0]["summary"] or "") if rows else None
 
-    def charge(self, run_id: str, task_id: str, *, tokens_in: int, tokens_out: int,
+    def charge(self, run_id: RunId, task_id: TaskId, *, tokens_in: int, tokens_out: int,
                cost_usd: float) -> None:  # fmt: skip
         """Add one model call's usage to its task and its run, in one transaction."""
         with self.transaction() as db:
@@ -115,10 +128,13 @@ class RunRecords(Database):
             )
             db.execute("UPDATE runs SET cost_usd = cost_usd + ? WHERE id = ?", (cost_usd, run_id))
 
-    def attempts(self, run_id: str, task_id: str | None = None) -> list[Row]:
+    def attempts(self, run_id: RunId, task_id: TaskId | None = None) -> list[AttemptRow]:
         if task_id is None:
-            return self.query("SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,))
-        return self.query(
+            return self.typed(
+                AttemptRow, "SELECT * FROM attempts WHERE run_id = ? ORDER BY id", (run_id,)
+            )
+        return self.typed(
+            AttemptRow,
             "SELECT * FROM attempts WHERE run_id = ? AND task_id = ? ORDER BY id",
             (run_id, task_id),
         )
@@ -128,15 +144,20 @@ class RunRecords(Database):
     def add_model_call(self, **fields: Any) -> int:
         return self._insert("model_calls", {"ts": iso(utcnow()), **fields})
 
-    def model_calls(self, run_id: str, task_id: str | None = None) -> list[Row]:
+    def model_calls(self, run_id: RunId, task_id: TaskId | None = None) -> list[ModelCallRow]:
         if task_id is None:
-            return self.query("SELECT * FROM model_calls WHERE run_id = ? ORDER BY id", (run_id,))
-        return self.query(
+            return self.typed(
+                ModelCallRow, "SELECT * FROM model_calls WHERE run_id = ? ORDER BY id", (run_id,)
+            )
+        return self.typed(
+            ModelCallRow,
             "SELECT * FROM model_calls WHERE run_id = ? AND task_id = ? ORDER BY id",
             (run_id, task_id),
         )
 
-    def next_call_seq(self, run_id: str | None, task_id: str | None, attempt: int | None) -> int:
+    def next_call_seq(
+        self, run_id: RunId | None, task_id: TaskId | None, attempt: int | None
+    ) -> int:
         """The `seq` of the next model call of (run, task, attempt)."""
         rows = self.query(
             "SELECT MAX(seq) AS top FROM model_calls WHERE run_id IS ? AND task_id IS ?"
@@ -149,9 +170,11 @@ class RunRecords(Database):
     def add_step(self, **fields: Any) -> int:
         return self._insert("steps", {"ts": iso(utcnow()), **fields})
 
-    def steps(self, run_id: str, task_id: str) -> list[Row]:
-        return self.query(
-            "SELECT * FROM steps WHERE run_id = ? AND task_id = ? ORDER BY id", (run_id, task_id)
+    def steps(self, run_id: RunId, task_id: TaskId) -> list[StepRow]:
+        return self.typed(
+            StepRow,
+            "SELECT * FROM steps WHERE run_id = ? AND task_id = ? ORDER BY id",
+            (run_id, task_id),
         )
 
     def record_event(self, event: Event) -> None:
@@ -167,10 +190,10 @@ class RunRecords(Database):
             },
         )
 
-    def events(self, run_id: str) -> list[Row]:
-        return self.query("SELECT * FROM events WHERE run_id = ? ORDER BY id", (run_id,))
+    def events(self, run_id: RunId) -> list[EventRow]:
+        return self.typed(EventRow, "SELECT * FROM events WHERE run_id = ? ORDER BY id", (run_id,))
 
-    def add_gate_result(self, run_id: str, **fields: Any) -> int:
+    def add_gate_result(self, run_id: RunId, **fields: Any) -> int:
         return self._insert("gate_results", {"run_id": run_id, "ts": iso(utcnow()), **fields})
 
     def last_gate_seconds(self, name: str) -> float | None:
@@ -182,30 +205,34 @@ class RunRecords(Database):
         )
         return float(rows[0]["duration_s"]) if rows else None
 
-    def gate_results(self, run_id: str) -> list[Row]:
-        return self.query("SELECT * FROM gate_results WHERE run_id = ? ORDER BY id", (run_id,))
+    def gate_results(self, run_id: RunId) -> list[GateResultRow]:
+        return self.typed(
+            GateResultRow, "SELECT * FROM gate_results WHERE run_id = ? ORDER BY id", (run_id,)
+        )
 
     # -- what a run waits for ----------------------------------------------------------------
 
-    def add_pending(self, run_id: str, kind: str, detail: Mapping[str, Any],
-                    task_id: str | None = None) -> int:  # fmt: skip
+    def add_pending(self, run_id: RunId, kind: str, detail: Mapping[str, Any],
+                    task_id: TaskId | None = None) -> int:  # fmt: skip
         return self._insert(
             "pending",
             {"run_id": run_id, "task_id": task_id, "kind": kind,
              "detail_json": _json(dict(detail)), "since": iso(utcnow())},
         )  # fmt: skip
 
-    def pending(self, run_id: str, *, open_only: bool = False) -> list[Row]:
+    def pending(self, run_id: RunId, *, open_only: bool = False) -> list[PendingRow]:
         """What the run waits for (`open_only`: not decided yet), oldest first."""
         cond = " AND decision IS NULL" if open_only else ""
-        return self.query(
+        return self.typed(
+            PendingRow,
             f"SELECT * FROM pending WHERE run_id = ?{cond} ORDER BY id",  # noqa: S608
             (run_id,),
         )
 
-    def waiting_runs(self, repo: Path) -> list[Row]:
+    def waiting_runs(self, repo: Path) -> list[RunRow]:
         """Runs of `repo` that wait for a human, oldest first."""
-        return self.query(
+        return self.typed(
+            RunRow,
             "SELECT * FROM runs WHERE repo = ? AND status IN ('needs_approval', 'escalated')"
             " ORDER BY created_at",
             (str(repo),),
@@ -223,15 +250,15 @@ class RunRecords(Database):
 
     # -- retention -------------------------------------------------------------------------
 
-    def runs_before(self, created_before: str, limit: int | None = None) -> list[Row]:
+    def runs_before(self, created_before: str, limit: int | None = None) -> list[RunRow]:
         """Runs created before an ISO time, oldest first (`limit`: at most that many)."""
-        return self.query(
-            "SELECT id, status, created_at, finished_at, pid, report_path, branch FROM runs"
-            " WHERE created_at < ? ORDER BY created_at LIMIT ?",
+        return self.typed(
+            RunRow,
+            "SELECT * FROM runs WHERE created_at < ? ORDER BY created_at LIMIT ?",
             (created_before, -1 if limit is None else limit),
         )
 
-    def run_rows(self, run_id: str) -> dict[str, list[Row]]:
+    def run_rows(self, run_id: RunId) -> dict[str, list[Row]]:
         """Every row a run owns, table by table (`karma runs export`)."""
         key = {"runs": "id"}
         return {
@@ -243,7 +270,7 @@ class RunRecords(Database):
             for table in reversed(RUN_TABLES)
         }
 
-    def import_run(self, run_id: str, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
+    def import_run(self, run_id: RunId, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> int:
         """Add an exported run's rows (`karma runs import`) in one transaction; the rows
         added. Only a run's own tables and their known columns, every row owned by
         `run_id`; row ids are this store's own. A run already here is refused."""
@@ -269,7 +296,7 @@ class RunRecords(Database):
                     added += 1
         return added
 
-    def delete_runs(self, run_ids: Sequence[str]) -> int:
+    def delete_runs(self, run_ids: Sequence[RunId]) -> int:
         """Remove the runs and every row they own in one transaction; the rows removed."""
         removed = 0
         with self._raw_transaction() as db:

@@ -100,8 +100,9 @@ def run_long_attempt(
     `ModelServer`): (the `AgentResult`, the `model_calls` rows it recorded)."""
     import threading
 
-    from karma.agent import Brief, run_agent
+    from karma.agent import run_agent
     from karma.config import AgentConfig, KarmaConfig
+    from karma.conversation import Brief
     from karma.models import get_model
     from karma.models.recorded import CallRecorder
     from karma.tools import Toolbox

@@ -90,7 +90,7 @@ def test_a_killed_build_is_resumed_without_its_id(tmp_path: Path, docker_engine:
     )
     assert killed.returncode == -9, killed.stderr[-2000:]
     store = Store(repo / ".karma" / "karma.db")
-    run_id = store.runs()[0]["id"]
+    run_id = store.runs()[0].id
     store.close()
     resumed = subprocess.run(
         [*karma, "resume", "--json"], env=env, capture_output=True, text=True, timeout=300

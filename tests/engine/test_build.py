@@ -75,8 +75,8 @@ def test_failed_first_attempt_is_healed(karma_build: Any, demo_repo: Path) -> No
     assert first["remediation"] == "retry_with_hint"
     store = Store(demo_repo / ".karma" / "karma.db")
     calls = store.model_calls(result["run_id"], "csv_export")
-    second = next(c for c in calls if c["attempt"] == 2)
-    assert "The previous attempt failed: test_failure" in second["request_json"]
+    second = next(c for c in calls if c.attempt == 2)
+    assert "The previous attempt failed: test_failure" in second.request_json
     outcomes = store.outcomes()
     assert [(o["remediation"], o["outcome"]) for o in outcomes] == [("retry_with_hint", "resolved")]
 
@@ -91,9 +91,9 @@ def test_task_failing_every_attempt_escalates(karma_build: Any, demo_repo: Path)
     assert tasks["low_stock"]["status"] == "succeeded"  # kept on the build branch
     assert tasks["cli"]["status"] == "skipped"
     store = Store(demo_repo / ".karma" / "karma.db")
-    escalations = [e for e in store.events(result["run_id"]) if e["kind"] == "task_escalated"]
+    escalations = [e for e in store.events(result["run_id"]) if e.kind == "task_escalated"]
     assert len(escalations) == 1
-    assert "What you must decide" in escalations[0]["data_json"]
+    assert "What you must decide" in escalations[0].data_json
 
 
 def test_replay_reproduces_the_build_without_model_calls(
@@ -208,7 +208,7 @@ def test_real_sdk_build_stops_on_a_rejected_key(
     assert "sk-ant-test" not in captured.err + captured.out
     store = Store(demo_repo / ".karma" / "karma.db")
     run = store.runs()[0]
-    assert run["status"] == "infrastructure"  # stopped resumable, the other tasks drained
-    assert run["id"] in {r["id"] for r in store.stopped_runs(demo_repo)}
-    calls_401 = [c for c in store.model_calls(run["id"]) if c["error"]]
-    assert calls_401 and "AuthFailed" in calls_401[0]["error"]
+    assert run.status == "infrastructure"  # stopped resumable, the other tasks drained
+    assert run.id in {r.id for r in store.stopped_runs(demo_repo)}
+    calls_401 = [c for c in store.model_calls(run.id) if c.error]
+    assert calls_401 and "AuthFailed" in calls_401[0].error

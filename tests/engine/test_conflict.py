@@ -57,5 +57,5 @@ def test_parallel_edits_of_one_line_conflict_then_heal(karma_build: Any, demo_re
     assert len(git(demo_repo, "rev-list", f"{result['base_commit']}..{result['branch']}")
                .split()) == 2  # fmt: skip
     store = Store(demo_repo / ".karma" / "karma.db")
-    second = next(c for c in store.model_calls(result["run_id"], "b") if c["attempt"] == 2)
-    assert "Merge conflict in README.md" in second["request_json"]
+    second = next(c for c in store.model_calls(result["run_id"], "b") if c.attempt == 2)
+    assert "Merge conflict in README.md" in second.request_json

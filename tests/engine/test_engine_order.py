@@ -33,7 +33,8 @@ def _started(tmp_path: Path, name: str) -> list[str | None]:
     bus.subscribe(heard.append)
     with Store(repo / ".karma" / "karma.db") as store:
         result = build(REQUEST, repo=repo, config=config, store=store, bus=bus, gates=False,
-                       backend=FakeBackend(), executor=SynchronousExecutor())  # fmt: skip
+                       backend=FakeBackend(), image=FakeBackend.IMAGE,
+                       executor=SynchronousExecutor())  # fmt: skip
     assert result.status == "succeeded", result
     kinds = [(e.kind, e.task_id) for e in heard if e.kind in ("task_started", "task_succeeded")]
     # one task at a time: each ends before the next starts

@@ -67,7 +67,7 @@ def test_flaky_test_passes_on_rerun_of_the_same_change(karma_build: Any, demo_re
     )
     assert second["status"] == "succeeded"
     store = Store(demo_repo / ".karma" / "karma.db")
-    assert not [c for c in store.model_calls(result["run_id"], "csv_export") if c["attempt"] == 2]
+    assert not [c for c in store.model_calls(result["run_id"], "csv_export") if c.attempt == 2]
     assert "test_sometimes" in git(demo_repo, "show", f"{result['branch']}:tests/test_flaky.py")
 
 
@@ -86,5 +86,5 @@ def test_flaky_test_quarantined_with_the_run_named(
         f'@pytest.mark.skip(reason="quarantined as flaky by karma run {result["run_id"]}")' in test
     )
     store = Store(demo_repo / ".karma" / "karma.db")
-    notes = [e["data_json"] for e in store.events(result["run_id"]) if e["kind"] == "log"]
+    notes = [e.data_json for e in store.events(result["run_id"]) if e.kind == "log"]
     assert any("a human should look" in note for note in notes)

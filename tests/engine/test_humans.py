@@ -147,8 +147,8 @@ def test_approve_continues_the_run_and_covers_only_its_own_paths(
     assert (code, a["status"]) == (1, "needs_approval"), err[-3000:]
     store = _store(demo_repo)
     [pending] = store.pending(a["run_id"], open_only=True)
-    detail = json.loads(pending["detail_json"])
-    assert pending["kind"] == "approval" and detail["paths"] == [".github/workflows/ci.yml"]
+    detail = json.loads(pending.detail_json)
+    assert pending.kind == "approval" and detail["paths"] == [".github/workflows/ci.yml"]
     assert detail["commit"] == a["head_commit"] and "ci.yml" in detail["diff_stat"]
     code, out, _ = cli("show", a["run_id"])
     assert code == 0 and "waiting since" in out and ".github/workflows/ci.yml" in out
@@ -173,11 +173,11 @@ def test_approve_continues_the_run_and_covers_only_its_own_paths(
     assert (code, result["status"]) == (0, "succeeded"), err[-3000:]
     assert result["head_commit"] == a["head_commit"]  # the approved change, gated again
     [decided] = store.pending(a["run_id"])
-    assert (decided["decision"], decided["decided_by"]) == ("approved", "Dev")
-    assert decided["note"] == "reviewed the workflow" and decided["decided_at"]
-    kinds = [e["kind"] for e in store.events(a["run_id"])]
+    assert (decided.decision, decided.decided_by) == ("approved", "Dev")
+    assert decided.note == "reviewed the workflow" and decided.decided_at
+    kinds = [e.kind for e in store.events(a["run_id"])]
     assert "human_decided" in kinds and kinds.count("run_finished") == 2
-    assert store.gate_results(a["run_id"])[-1]["ts"] > decided["decided_at"]
+    assert store.gate_results(a["run_id"])[-1].ts > decided.decided_at
     code, out, _ = cli("show", a["run_id"])
     assert "approved by Dev" in out and "reviewed the workflow" in out
     report = Path(result["report"]).read_text()
@@ -194,7 +194,7 @@ def test_approve_continues_the_run_and_covers_only_its_own_paths(
     code, out, err = cli("resume", b["run_id"], "--json")
     assert json.loads(out)["status"] == "needs_approval", err[-3000:]
     [still] = store.pending(b["run_id"], open_only=True)
-    assert json.loads(still["detail_json"])["paths"] == [".github/workflows/release.yml"]
+    assert json.loads(still.detail_json)["paths"] == [".github/workflows/release.yml"]
 
 
 def test_reject_ends_the_run_and_untrusted_notes_are_inert(
@@ -216,19 +216,19 @@ def test_reject_ends_the_run_and_untrusted_notes_are_inert(
         assert "notify.webhook_url is ignored" in err
         assert with_attacker.bodies == [] and with_attacker.statuses == []
         store = _store(demo_repo)
-        logs = [json.loads(e["data_json"]).get("message", "") for e in store.events(run["run_id"])]
+        logs = [json.loads(e.data_json).get("message", "") for e in store.events(run["run_id"])]
         assert any("notify: the webhook failed" in m for m in logs)
 
         note = f"no: \x1b[2J::error::pwned\n##[group]x {NOTE_KEY}"
         code, out, err = cli("reject", run["run_id"], "--note", note, "--by", "::warning::Eve")
         assert code == 0, err
         row = store.run(run["run_id"])
-        assert row is not None and row["status"] == "failed"
-        assert row["reason"].startswith("rejected by ::warning::Eve: no:")
-        assert NOTE_KEY not in row["reason"]
+        assert row is not None and row.status == "failed"
+        assert row.reason.startswith("rejected by ::warning::Eve: no:")
+        assert NOTE_KEY not in row.reason
         [decided] = store.pending(run["run_id"])
-        assert decided["decision"] == "rejected" and NOTE_KEY not in decided["note"]
-        assert "[REDACTED" in decided["note"]
+        assert decided.decision == "rejected" and NOTE_KEY not in decided.note
+        assert "[REDACTED" in decided.note
         assert NOTE_KEY not in store.path.read_bytes().decode("latin-1")
         code, out, _ = cli("show", run["run_id"])
         assert "rejected by" in out and "\x1b" not in out and NOTE_KEY not in out
@@ -259,8 +259,8 @@ def test_an_escalated_task_answered_with_a_hint_succeeds_on_its_next_attempt(
     assert run["status"] == "escalated", err[-3000:]
     store = _store(demo_repo)
     [pending] = store.pending(run["run_id"], open_only=True)
-    assert (pending["kind"], pending["task_id"]) == ("escalation", "csv_export")
-    assert json.loads(pending["detail_json"])["attempts"]
+    assert (pending.kind, pending.task_id) == ("escalation", "csv_export")
+    assert json.loads(pending.detail_json)["attempts"]
     code, out, _ = cli("show", run["run_id"])
     assert "waiting since" in out and "an answer for csv_export" in out
     failed_attempts = len(store.attempts(run["run_id"], "csv_export"))
@@ -270,13 +270,13 @@ def test_an_escalated_task_answered_with_a_hint_succeeds_on_its_next_attempt(
     result = json.loads(out)
     assert (code, result["status"]) == (0, "succeeded"), err[-3000:]
     attempts = store.attempts(run["run_id"], "csv_export")
-    assert len(attempts) == failed_attempts + 1 and attempts[-1]["status"] == "succeeded"
+    assert len(attempts) == failed_attempts + 1 and attempts[-1].status == "succeeded"
     # The human remedy is learned like the others.
     [outcome] = [o for o in store.outcomes() if o["remediation"] == "human_hint"]
     assert outcome["outcome"] == "resolved" and outcome["task_id"] == "csv_export"
     assert any(hint in (f["hint"] or "") for f in store.failures())
     [decided] = store.pending(run["run_id"])
-    assert (decided["decision"], decided["note"]) == ("answered", hint)
+    assert (decided.decision, decided.note) == ("answered", hint)
 
 
 def test_an_elevated_remedy_proceeds_a_human_is_told_and_may_override(
@@ -297,8 +297,8 @@ def test_an_elevated_remedy_proceeds_a_human_is_told_and_may_override(
     assert (code, run["status"]) == (0, "succeeded"), err[-3000:]
     store = _store(demo_repo)
     [notice] = store.pending(run["run_id"], open_only=True)
-    assert (notice["kind"], notice["task_id"]) == ("notice", "csv_export")
-    assert json.loads(notice["detail_json"])["remediation"] == "quarantine_flaky_test"
+    assert (notice.kind, notice.task_id) == ("notice", "csv_export")
+    assert json.loads(notice.detail_json)["remediation"] == "quarantine_flaky_test"
     # A human was told, with the command that overrides it.
     told = receiver.payloads()[-1]
     assert told["status"] == "succeeded" and told["pending"][0]["kind"] == "notice"
@@ -309,8 +309,8 @@ def test_an_elevated_remedy_proceeds_a_human_is_told_and_may_override(
     code, _, err = cli("reject", run["run_id"], "--task", "csv_export", "--note", "fix it")
     assert code == 0, err
     row = store.run(run["run_id"])
-    assert row is not None and row["status"] == "failed"
-    assert "overrides csv_export's quarantine_flaky_test" in row["reason"]
+    assert row is not None and row.status == "failed"
+    assert "overrides csv_export's quarantine_flaky_test" in row.reason
     code, out, _ = cli("report", run["run_id"], "--format", "md")
     assert "rejected by Dev" in out and "quarantine\\_flaky\\_test" in out  # Markdown-escaped
     assert receiver.payloads()[-1]["status"] == "failed"
@@ -370,10 +370,10 @@ def test_a_comment_continues_the_run_on_another_runner(
     assert code == 0, err[-3000:]
     store = Store(other / ".karma" / "karma.db")
     row = store.run(run["run_id"])
-    assert row is not None and row["status"] == "succeeded"
-    [approved] = [p for p in store.pending(run["run_id"]) if p["decision"] == "approved"]
-    assert approved["decided_by"] == "octocat (GitHub)"
-    assert approved["note"] == "the workflow change is fine"
+    assert row is not None and row.status == "succeeded"
+    [approved] = [p for p in store.pending(run["run_id"]) if p.decision == "approved"]
+    assert approved.decided_by == "octocat (GitHub)"
+    assert approved.note == "the workflow change is fine"
     assert "status=succeeded" in outputs.read_text()
     # The issue was told how the run ended (after a 500, retried), and never the token.
     assert receiver.statuses == [500, 200]

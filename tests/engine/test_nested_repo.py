@@ -54,11 +54,11 @@ def test_a_planted_nested_repository_is_refused_and_healed(
     first = task["history"][0]
     assert first["status"] == "failed" and first["pattern"] == "karma.nested_repository"
     store = Store(demo_repo / ".karma" / "karma.db")
-    attempts = [a for a in store.attempts(result["run_id"]) if a["task_id"] == "csv_export"]
-    assert "nested git repository in the change: vendor" in attempts[0]["summary"]
+    attempts = [a for a in store.attempts(result["run_id"]) if a.task_id == "csv_export"]
+    assert "nested git repository in the change: vendor" in attempts[0].summary
     calls = store.model_calls(result["run_id"], "csv_export")
-    second = next(c for c in calls if c["attempt"] == 2)
-    assert "nested" in second["request_json"]
+    second = next(c for c in calls if c.attempt == 2)
+    assert "nested" in second.request_json
     assert not marker.exists()
     # the refused attempt's files were kept on disk, untouched, not lost
     kept = list((demo_repo / ".karma" / "worktrees" / result["run_id"]).glob("csv_export-1"))

@@ -106,9 +106,9 @@ def test_keys_echoed_by_the_model_reach_no_record_listener_log_commit_or_report(
         assert _leaks(path.read_bytes()) == [], path
     check = Store(db)
     steps = check.steps(result.run_id, "csv_export")
-    assert any("[REDACTED:env.ANTHROPIC_API_KEY]" in s["output"] for s in steps)
+    assert any("[REDACTED:env.ANTHROPIC_API_KEY]" in s.output for s in steps)
     calls = check.model_calls(result.run_id, "csv_export")
-    assert any("[REDACTED:env.ANTHROPIC_API_KEY]" in (c["reply_json"] or "") for c in calls)
+    assert any("[REDACTED:env.ANTHROPIC_API_KEY]" in (c.reply_json or "") for c in calls)
     check.close()
     # every event a listener saw, and every log line
     assert seen and _leaks(repr([(e.kind, e.task_id, dict(e.data)) for e in seen])) == []
@@ -121,7 +121,7 @@ def test_keys_echoed_by_the_model_reach_no_record_listener_log_commit_or_report(
     from karma.workspace import Workspace
 
     trailers = [t for _, t in Workspace(demo_repo).log_trailers(result.branch, result.base_commit)]
-    assert sorted(t["Karma-Task"] for t in trailers) == sorted(t["id"] for t in result.tasks)
+    assert sorted(t["Karma-Task"] for t in trailers) == sorted(t.id for t in result.tasks)
     assert {t["Karma-Run"] for t in trailers} == {result.run_id}
     # what the CLI prints and writes from the record: show, runs, reports, why
     capsys.readouterr()

@@ -72,7 +72,7 @@ def test_kill_then_resume_gives_the_same_result(setup: dict[str, Any], point: st
     )
     assert killed.returncode == -9, killed.stderr[-2000:]
     store = Store(repo / ".karma" / "karma.db")
-    run_id = store.runs()[0]["id"]
+    run_id = store.runs()[0].id
     store.close()
 
     resumed = _karma(
@@ -196,7 +196,7 @@ def _start(repo: Path, setup: dict[str, Any], env: dict[str, str]) -> subprocess
 
 def _finishes_on_resume(repo: Path, setup: dict[str, Any]) -> None:
     store = Store(repo / ".karma" / "karma.db")
-    run_id = store.runs()[0]["id"]
+    run_id = store.runs()[0].id
     store.close()
     resumed = _karma(
         repo, setup["config"], "build", "--resume", run_id, "--json", "--no-gates", env=setup["env"]
@@ -222,8 +222,8 @@ def test_docker_daemon_lost_mid_run_is_an_infrastructure_failure(setup: dict[str
     assert result["status"] == "interrupted"
     store = Store(repo / ".karma" / "karma.db")
     attempts = store.attempts(result["run_id"])
-    assert any(a["status"] == "infra" for a in attempts)
-    assert not any(a["failure_class"] for a in attempts)  # not the task's fault
+    assert any(a.status == "infra" for a in attempts)
+    assert not any(a.failure_class for a in attempts)  # not the task's fault
     store.close()
     _finishes_on_resume(repo, setup)
 

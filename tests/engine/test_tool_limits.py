@@ -39,9 +39,9 @@ def test_attempt_that_fills_its_worktree_fails_unstaged(
     assert task["history"][0]["status"] == "failed"
     store = Store(demo_repo / ".karma" / "karma.db")
     first = store.attempts(result["run_id"], "csv_export")[0]
-    assert "agent.max_worktree_mb" in first["summary"], first
-    fill_step = next(s for s in store.steps(result["run_id"], "csv_export") if s["tool"] == "run")
-    assert fill_step["is_error"] and "this attempt fails" in fill_step["output"]
+    assert "agent.max_worktree_mb" in first.summary, first
+    fill_step = next(s for s in store.steps(result["run_id"], "csv_export") if s.tool == "run")
+    assert fill_step.is_error and "this attempt fails" in fill_step.output
     for ref in git(demo_repo, "for-each-ref", "--format=%(refname)").split():
         files = git(demo_repo, "ls-tree", "-r", "--name-only", ref)
         assert "dump.bin" not in files and "big.bin" not in files, ref

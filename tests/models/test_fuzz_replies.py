@@ -20,8 +20,9 @@ from typing import Any, get_args
 
 import pytest
 
-from karma.agent import AgentStatus, Brief, run_agent
+from karma.agent import AgentStatus, run_agent
 from karma.config import AgentConfig, KarmaConfig
+from karma.conversation import Brief
 from karma.footprint import Footprint
 from karma.models.recorded import CallRecorder
 from karma.models.script import parse_script

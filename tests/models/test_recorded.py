@@ -71,11 +71,11 @@ def test_record_then_replay(store: Store) -> None:
     recorder = RecordingModel(PricedModel(ScriptedModel("small", SCRIPT)), store, "r1", "api", 1)
     assert _conversation(recorder) == ["reading", "done"]
     rows = store.model_calls("r1")
-    assert [(r["task_id"], r["attempt"], r["seq"]) for r in rows] == [("api", 1, 0), ("api", 1, 1)]
-    assert rows[0]["model"] == "scripted:small" and rows[0]["purpose"] == "agent"
-    assert rows[0]["request_hash"] == request_hash(_first())
-    assert rows[0]["cost_usd"] > 0 and rows[0]["output_tokens"] > 0
-    assert json.loads(rows[1]["reply_json"])["text"] == "done"
+    assert [(r.task_id, r.attempt, r.seq) for r in rows] == [("api", 1, 0), ("api", 1, 1)]
+    assert rows[0].model == "scripted:small" and rows[0].purpose == "agent"
+    assert rows[0].request_hash == request_hash(_first())
+    assert rows[0].cost_usd > 0 and rows[0].output_tokens > 0
+    assert json.loads(rows[1].reply_json)["text"] == "done"
 
     replay = ReplayModel(store, "r1").scoped("api", 1)
     assert _conversation(replay) == ["reading", "done"]
@@ -105,8 +105,8 @@ def test_a_failed_call_is_recorded_and_replayed_as_failing(store: Store) -> None
     with pytest.raises(ScriptExhausted):
         recorder.complete(unscripted)
     [row] = store.model_calls("r1", "web")
-    assert row["reply_json"] is None
-    assert row["error"].startswith("ScriptExhausted: no script conversation matches")
+    assert row.reply_json is None
+    assert row.error.startswith("ScriptExhausted: no script conversation matches")
     with pytest.raises(ScriptExhausted, match="replayed"):
         ReplayModel(store, "r1").scoped("web", 1).complete(unscripted)
 
@@ -114,7 +114,7 @@ def test_a_failed_call_is_recorded_and_replayed_as_failing(store: Store) -> None
 def test_seq_continues_for_a_new_recorder_of_the_same_attempt(store: Store) -> None:
     RecordingModel(ScriptedModel("s", SCRIPT), store, "r1", "api", 1).complete(_first())
     RecordingModel(ScriptedModel("s", SCRIPT), store, "r1", "api", 1).complete(_first())
-    assert [r["seq"] for r in store.model_calls("r1")] == [0, 1]
+    assert [r.seq for r in store.model_calls("r1")] == [0, 1]
 
 
 def test_codec_round_trips() -> None:
@@ -168,7 +168,7 @@ def test_a_redacted_record_replays_with_the_placeholder(
         f"key {key}"
     )
     rows = store.model_calls("r1")
-    assert all(key not in (r["request_json"] + (r["reply_json"] or "")) for r in rows)
+    assert all(key not in (r.request_json + (r.reply_json or "")) for r in rows)
     replayed = talk(ReplayModel(store, "r1").scoped("api", 1))
     placeholder = "[REDACTED:env.DEPLOY_API_KEY]"
     assert replayed == [f"key {placeholder}", placeholder, "done"]

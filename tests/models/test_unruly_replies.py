@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from karma.agent import AgentResult, Brief, run_agent
+from karma.agent import AgentResult, run_agent
 from karma.config import AgentConfig
+from karma.conversation import Brief
 from karma.models.interface import AssistantMessage, ModelRequest, UserMessage
 from karma.models.script import parse_script
 from karma.sandbox.interface import ExecResult

@@ -110,7 +110,7 @@ def test_a_night_first_rejects_what_waited_past_the_timeout(git_repo: Path, tmp_
                       budget_usd=5.0, build_fn=WaitingBuild())  # fmt: skip
     assert night.expired == ["older"]
     row = store.run("older")
-    assert row is not None and row["status"] == "failed"
+    assert row is not None and row.status == "failed"
     assert "older" not in {w["run_id"] for w in night.waiting}
     md = Path(write_digest(night, tmp_path / "d")["md"]).read_text()
     assert "rejected by karma" in md

@@ -121,7 +121,7 @@ def test_unknown_run_is_a_usage_error(finished_run: FinishedRun, capsys) -> None
 def test_credentials_in_model_text_are_redacted(finished_run: FinishedRun, tmp_path: Path) -> None:
     key = "sk-ant-api03-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt" * 3
     attempt = finished_run.store.attempts(finished_run.run_id, "t1")[0]
-    finished_run.store.update_attempt(attempt["id"], summary=f"used {key} to log in")
+    finished_run.store.update_attempt(attempt.id, summary=f"used {key} to log in")
     record = load_run(finished_run.store, finished_run.run_id)
     for fmt in ("html", "md", "json"):
         text = render(record, fmt)  # type: ignore[arg-type]

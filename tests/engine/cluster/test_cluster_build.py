@@ -82,12 +82,12 @@ def test_a_worker_killed_mid_attempt_is_an_infrastructure_failure_run_again(
     assert all(t["status"] == "succeeded" and t["attempts"] == 1 for t in result["tasks"])
     store = Store(demo_repo / ".karma" / "karma.db")
     try:
-        lost = [e for e in store.events(result["run_id"]) if e["kind"] == "attempt_failed"]
+        lost = [e for e in store.events(result["run_id"]) if e.kind == "attempt_failed"]
     finally:
         store.close()
     assert len(lost) == 1, lost
-    assert '"status": "infra"' in lost[0]["data_json"]
-    assert "was lost mid-attempt" in lost[0]["data_json"]
+    assert '"status": "infra"' in lost[0].data_json
+    assert "was lost mid-attempt" in lost[0].data_json
 
 
 def _kill_first_busy(client: Any, pids: dict[str, int], killed: list[str]) -> None:
@@ -136,10 +136,10 @@ def test_a_scheduler_lost_mid_build_stops_it_resumable_and_resume_finishes_local
     assert stopped["status"] == "interrupted"
     store = Store(demo_repo / ".karma" / "karma.db")
     try:
-        run = store.run(stopped["run_id"]) or {}
+        run = store.run(stopped["run_id"])
     finally:
         store.close()
-    assert "was lost mid-build" in run["reason"], run["reason"]
+    assert run is not None and "was lost mid-build" in (run.reason or ""), run
     code, resumed = karma_build(with_latency(demo_script(), 1.0), "--no-gates",
                                 "--resume", stopped["run_id"], "--executor", "local")  # fmt: skip
     assert code == 0, resumed
