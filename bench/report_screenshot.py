@@ -67,7 +67,7 @@ def main() -> int:
         db, run_id = (args.db, args.run) if args.db else demo_store(Path(work))
         store = Store(db)
         if run_id is None:
-            run_id = store.runs(1)[0]["id"]
+            run_id = store.runs(1)[0].id
         from karma.report import write_run_report
 
         html = write_run_report(store, run_id, args.out)
