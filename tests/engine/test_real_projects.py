@@ -465,8 +465,10 @@ def test_a_remedy_that_fails_is_recorded_as_the_remedy_failing(build: Run, tmp_p
     ], history
     assert [h["class"] for h in history[:3]] == ["import_error"] * 3, history
     third = Store(repo / ".karma" / "karma.db").attempts(result["run_id"], "sub")[2]
-    assert third["summary"].startswith("reinstall_dependencies failed"), third["summary"]
-    assert json.loads(third["evidence_json"])["step"] == "install"
+    assert third.summary is not None and third.summary.startswith(
+        "reinstall_dependencies failed"
+    ), third.summary
+    assert json.loads(third.evidence_json or "{}")["step"] == "install"
 
 
 def test_a_project_that_does_not_install_fails_the_install_step_not_the_engine(
@@ -487,6 +489,6 @@ def test_a_project_that_does_not_install_fails_the_install_step_not_the_engine(
     code, result = build(repo, script(pkg))
     assert code != 0 and result["status"] == "escalated", result
     rows = Store(repo / ".karma" / "karma.db").attempts(result["run_id"], "sub")
-    assert rows and all(r["status"] == "failed" for r in rows)
-    assert {json.loads(r["evidence_json"])["step"] for r in rows} == {"install"}
-    assert all(r["summary"].startswith("installing the project: failed") for r in rows)
+    assert rows and all(r.status == "failed" for r in rows)
+    assert {json.loads(r.evidence_json or "{}")["step"] for r in rows} == {"install"}
+    assert all((r.summary or "").startswith("installing the project: failed") for r in rows)
