@@ -41,7 +41,7 @@ def demo_repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def karma_config(tmp_path: Path) -> Path:
     config = tmp_path / "karma.toml"
-    config.write_text(demo_config().read_text() + '\n[heal]\nchooser = "ordered"\n')
+    config.write_text(demo_config().read_text())  # its remedies in the table's order
     return config
 
 

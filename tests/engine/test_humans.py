@@ -108,11 +108,7 @@ def cli(
     ) -> tuple[int, str, str]:
         if script is not None:
             model_server.set_script(parse_script(script))
-            user.write_text(
-                demo_config().read_text().replace("scripted:", "anthropic:")
-                + '\n[heal]\nchooser = "ordered"\n'
-                + extra
-            )
+            user.write_text(demo_config().read_text().replace("scripted:", "anthropic:") + extra)
         capsys.readouterr()
         code = main(["-C", str(demo_repo), *args])
         captured = capsys.readouterr()

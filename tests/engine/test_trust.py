@@ -93,10 +93,7 @@ def test_a_build_whose_change_configures_its_own_gates_needs_approval(
         docs["replies"][1:1] = _attack_replies(marker, attacker.url, pyproject)
         model_server.set_script(parse_script(script))
         user = tmp_path / "user-config.toml"  # the user's own file: models, the demo sandbox
-        user.write_text(
-            demo_config().read_text().replace("scripted:", "anthropic:")
-            + '\n[heal]\nchooser = "ordered"\n'
-        )
+        user.write_text(demo_config().read_text().replace("scripted:", "anthropic:"))
         monkeypatch.setenv("KARMA_CONFIG", str(user))
         monkeypatch.setenv("ANTHROPIC_BASE_URL", model_server.anthropic_base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
@@ -140,11 +137,11 @@ def test_a_build_whose_change_configures_its_own_gates_needs_approval(
         "pyproject.toml",
     }
     run = Store(demo_repo / ".karma" / "karma.db").runs()[0]
-    assert run["status"] == "needs_approval"
+    assert run.status == "needs_approval"
     for path in (".gitignore", ".karma/quality_gates/default.toml", "karma.toml"):
-        assert path in run["reason"]
+        assert path in (run.reason or "")
     # The recorded config is the trusted one.
-    recorded = json.loads(run["config_json"])
+    recorded = json.loads(run.config_json or "{}")
     assert recorded["providers"]["anthropic"]["base_url"] is None
     assert "ANTHROPIC_API_KEY" not in recorded["sandbox"]["env_allowlist"]
     assert load_config(demo_repo, environ={}, warn=lambda _: None).gates.overrides == {}
