@@ -81,6 +81,15 @@ class Check(_Recipe):
     command: str
     when: Literal["always", "files"] = "always"
     """`files`: only when the task changed files matching the stack's source globs."""
+    covered_by: str = ""
+    """A regex on the project's own test script at the base commit (a `package.json`
+    stack's `test`): when it matches, running that script already does this check
+    (`tsc && node --test` compiles), so a task's checks do not run it a second time."""
+
+    @field_validator("covered_by")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        return _compiles((value,))[0] if value else value
 
 
 class TestReport(_Recipe):

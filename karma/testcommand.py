@@ -242,6 +242,24 @@ def from_commit(repo: Path, commit: str, default: str) -> TestCommand:
     return from_git(HostGit(discover(repo)[0]), commit, default)
 
 
+def for_tasks(repo: Path, commit: str, stack: Stack) -> Stack:
+    """`stack` as a build's tasks run it: the suite as `commit` defines it (`from_git`),
+    and without the checks the project's own test script at `commit` already does
+    (`Check.covered_by`: a `tsc && node --test` script compiles, so no `tsc --noEmit`
+    before it). Read from git's objects, like everything here; a change that drops `tsc`
+    from its script still meets the tests gate, which runs the base's script."""
+    from karma.hostgit import discover
+    from karma.nodecommand import test_script
+
+    git = HostGit(discover(repo)[0])
+    checks = stack.checks
+    if stack.test_config == "package.json" and any(check.covered_by for check in checks):
+        script = test_script(base_reader(git, commit)) or ""
+        checks = tuple(c for c in checks if not (c.covered_by and re.search(c.covered_by, script)))
+    command = from_git(git, commit, stack.test_command).command
+    return stack.model_copy(update={"test_command": command, "checks": checks})
+
+
 def for_repo(repo: Path) -> TestCommand | None:
     """The test command of `repo`'s HEAD commit (what `karma doctor` and `karma plan`
     show); None outside a repository of a known stack or before its first commit."""

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from karma.testcommand import MAX_BYTES, choose, from_commit
+from karma.recipes import Stack, load_stacks
+from karma.testcommand import MAX_BYTES, choose, for_tasks, from_commit
 from karma.testing.repos import git, init_repo
 from karma.teststyle import file_style, is_test_file
 
@@ -228,3 +229,44 @@ def test_plugin_options_of_the_tox_env_are_left_out_and_said() -> None:
         "    session.run('pytest', '-nauto', '--cov', '-q', *session.posargs)\n"
     )
     assert pick({"noxfile.py": noxfile}) == ("python -m pytest -q", "noxfile.py session tests")
+
+
+def _node_repo(tmp_path: Path, script: str) -> tuple[Path, str]:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "package.json").write_text(json.dumps({"scripts": {"test": script}}))
+    repo = init_repo(tmp_path / "repo", source=source, message="base")
+    return repo, git(repo, "rev-parse", "HEAD").strip()
+
+
+def _node() -> Stack:
+    return next(stack for stack in load_stacks() if stack.name == "node")
+
+
+@pytest.mark.parametrize(
+    ("script", "typecheck"),
+    [
+        ("tsc && node --test test/", False),
+        ("npx --no-install tsc -p . && node --test", False),
+        ("node --test test/", True),
+        ("tscx && node --test", True),  # another tool whose name starts with tsc
+        ("echo ok", True),
+    ],
+)
+def test_a_task_type_checks_once(tmp_path: Path, script: str, typecheck: bool) -> None:
+    """A base whose `test` script compiles with tsc has no separate `tsc --noEmit` check:
+    the tests check would type-check the same files a second time."""
+    repo, base = _node_repo(tmp_path, script)
+    names = [check.name for check in for_tasks(repo, base, _node()).checks]
+    assert names == (["typecheck", "tests"] if typecheck else ["tests"])
+
+
+def test_which_checks_a_task_runs_is_the_bases_choice_not_the_changes(tmp_path: Path) -> None:
+    """A change that rewrites the `test` script (to look as if it compiled) does not drop
+    the type check: the script is read from the base commit's objects."""
+    repo, base = _node_repo(tmp_path, "node --test test/")
+    (repo / "package.json").write_text(json.dumps({"scripts": {"test": "tsc; exit 0"}}))
+    git(repo, "commit", "-qam", "head")
+    assert [c.name for c in for_tasks(repo, base, _node()).checks] == ["typecheck", "tests"]
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert [c.name for c in for_tasks(repo, head, _node()).checks] == ["tests"]

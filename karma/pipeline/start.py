@@ -36,7 +36,7 @@ from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import SandboxBackend
 from karma.scheduler import alongside
 from karma.store import Store
-from karma.testcommand import from_commit
+from karma.testcommand import for_tasks
 from karma.workspace import Workspace
 
 
@@ -120,9 +120,9 @@ def _prepare(env: BuildEnv, base: str) -> Prepared:
     stack = detect_stack(workspace.root, data)
     if stack is None:
         raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
-    # The suite runs as the base commit defines it (tox, nox, pytest config or unittest).
-    tests = from_commit(workspace.root, base, stack.test_command)
-    stack = stack.model_copy(update={"test_command": tests.command})
+    # The suite runs as the base commit defines it (tox, nox, pytest config or unittest),
+    # and no check runs twice (one the base's test script does itself).
+    stack = for_tasks(workspace.root, base, stack)
     workspace.ignore_generated(stack.generated)
     image = env.image or ensure_image(stack.name, workspace.root, env.config, data=data)
     return Prepared(stack, image)

@@ -3,10 +3,11 @@
 The fixture is `examples/node-tally`: TypeScript in `src/` compiled by `tsc` to `dist/`,
 CommonJS tests in `test/` run by `node --test`, typescript a devDependency pinned by a
 `package-lock.json` that npm made. The scripted model builds a two-task feature; each
-task passes the stack's checks (`tsc --noEmit`, then the `test` script) in a sandbox with
-no network, and the branch's own suite (run again by itself in the stack image) passes
-its three tests. A type error in a first attempt is the
-`type_error` that tsc's `error TS2322` is, and the next attempt (told the hint) heals it.
+task passes the stack's checks (the `test` script, `tsc && node --test`: the stack's own
+`tsc --noEmit` is not run besides a script that compiles) in a sandbox with no network,
+and the branch's own suite (run again by itself in the stack image) passes its three tests.
+A type error in a first attempt is the `type_error` that tsc's `error TS2322` is, and
+the next attempt (told the hint) heals it.
 """
 
 from __future__ import annotations
@@ -160,8 +161,8 @@ def test_a_typescript_project_builds_a_two_task_feature(build: Any) -> None:
 
 
 def test_a_type_error_is_classified_by_tsc_and_healed_on_the_next_attempt(build: Any) -> None:
-    """Attempt 1 of `sub` returns a string where a number is declared: `tsc --noEmit`
-    fails with error TS2322, the failure is a `type_error`, and attempt 2 passes."""
+    """Attempt 1 of `sub` returns a string where a number is declared: the test script's
+    `tsc` fails with error TS2322, the failure is a `type_error`, and attempt 2 passes."""
     wrong = "export function sub(a: number, b: number): number {\n  return `${a - b}`;\n}\n"
     broken = _conversation("sub", "-", code=wrong)
     broken["name"] = "sub-broken"

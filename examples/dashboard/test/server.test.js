@@ -17,6 +17,7 @@ test("GET /health answers and an unknown path is a 404", async () => {
     assert.deepEqual(await health.json(), { ok: true });
     assert.equal((await fetch(`${base}/nowhere`)).status, 404);
   } finally {
+    server.closeAllConnections(); // fetch keeps sockets alive: close() waits for them
     server.close();
   }
 });
