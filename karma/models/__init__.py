@@ -9,15 +9,22 @@ that answered. Keys come only from the environment; a missing one is a
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, cast
 
 from karma.config import KarmaConfig, ProviderConfig
 from karma.errors import ConfigError, MissingKeyError
 from karma.models.interface import ModelClient
 from karma.models.pricing import PricedModel
 from karma.models.retry import RetryHook, RetryingModel, RetryPolicy
+
+if TYPE_CHECKING:
+    from karma.models.sdk import Wire
 
 KEY_VARS: Mapping[str, str] = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 BASE_URL_VARS: Mapping[str, str] = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}
@@ -80,11 +87,7 @@ def get_model(
         key, base_url = resolve_endpoint(provider, settings, environ)
         from karma.models.sdk import SdkModel
 
-        if provider == "anthropic":
-            from karma.models.anthropic import WIRE
-        else:
-            from karma.models.openai import WIRE
-        backend = SdkModel(WIRE, model, api_key=key, base_url=base_url,
+        backend = SdkModel(_wire(provider), model, api_key=key, base_url=base_url,
                            timeout_s=settings.timeout_s)  # fmt: skip
         policy = RetryPolicy(settings.max_retries, settings.backoff_s, settings.backoff_max_s)
     else:
@@ -93,3 +96,24 @@ def get_model(
 
 
 __all__ = ["KEY_VARS", "PLACEHOLDER_KEY", "check_keys", "get_model", "resolve_endpoint"]
+
+
+def _wire(provider: str) -> Wire:
+    """The provider's wire (`karma.models.anthropic` or `.openai`), imported on first use.
+
+    Importing an SDK makes thousands of classes that live as long as the process. The
+    collector is paused meanwhile (its full collections would walk them again and again:
+    a third of the import's time) and they are frozen after it, so no later collection,
+    nor the exit, walks them again.
+    """
+    name = f"karma.models.{provider}"
+    if name not in sys.modules:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            importlib.import_module(name)
+        finally:
+            gc.freeze()
+            if enabled:
+                gc.enable()
+    return cast("Wire", sys.modules[name].WIRE)
