@@ -17,6 +17,7 @@ file reaches the planner's prompt through this map.
 from __future__ import annotations
 
 import ast
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -135,22 +136,11 @@ def _targets(name: str, imports: set[str], by_module: dict[str, list[str]]) -> s
     found = set()
     folder = PurePosixPath(name).parent
     for spec in imports:  # relative JavaScript/TypeScript imports: "./x", "../lib/y.js"
-        joined = PurePosixPath(*(folder / spec).parts)
+        joined = PurePosixPath(posixpath.normpath(f"{folder}/{spec}"))
         stem = str(joined.with_suffix("")) if joined.suffix in JS_SUFFIXES else str(joined)
-        found.update(by_module.get(_normal(stem), []))
-        found.update(by_module.get(_normal(f"{stem}/index"), []))
+        found.update(by_module.get(stem, []))
+        found.update(by_module.get(f"{stem}/index", []))
     return found
-
-
-def _normal(path: str) -> str:
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part == "..":
-            if parts:
-                parts.pop()
-        elif part not in ("", "."):
-            parts.append(part)
-    return "/".join(parts)
 
 
 def _keys(name: str) -> Iterable[str]:

@@ -12,19 +12,21 @@ check with the reason, at once.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from karma.config import KarmaConfig
 from karma.home import builtin_dir
-from karma.sandbox import spec_from_config
-from karma.sandbox.docker import DockerBackend
-from karma.testing.repos import git, init_repo
+from karma.testing.repos import init_repo
 from tests.engine.conftest import ScriptedBuild
-from tests.engine.feature_script import conversation, feature_script, first_attempt
+from tests.engine.feature_script import (
+    Built,
+    branch_is_built,
+    conversation,
+    feature_script,
+    first_attempt,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -81,37 +83,19 @@ def build(scripted_build: ScriptedBuild, tmp_path: Path) -> Any:
     return lambda steps: (repo, *scripted_build(repo, steps, REQUEST))
 
 
-def _suite(image: str, tree: Path) -> str:
-    config = KarmaConfig(sandbox={"base_image": os.environ["KARMA_BASE_IMAGE"]})
-    spec = spec_from_config(config, image=image, workspace=tree, run_id="go-e2e", task_id="b")
-    box = DockerBackend().start(spec)
-    try:
-        run = box.exec("go test -v ./...", timeout_s=300)
-    finally:
-        box.close()
-    assert run.ok, run.output
-    return run.output
+BUILT = Built(
+    stack="go",
+    tasks=CASES,
+    summary="3 tests: 3 passed, 0 failed, 0 errors, 0 skipped (base collected 1)",
+    quoted="`go test -json ./...`",
+    files={"shout.go", "shout_test.go", "whisper.go", "whisper_test.go"},
+    generated=(".gotmp/",),  # go test's
+    suite="go test -v ./...",
+)
 
 
 def _branch_is_built(repo: Path, result: dict[str, Any]) -> None:
-    assert result["status"] == "succeeded", result
-    tasks = {t["id"]: t for t in result["tasks"]}
-    assert set(tasks) == set(CASES)
-    assert all(t["status"] == "succeeded" for t in tasks.values()), tasks
-    assert all(t.get("stack") == "go" for t in tasks.values()), tasks
-    gates = {g["name"]: g for g in result["gates"]}
-    assert gates["tests"]["status"] == "passed", gates["tests"]
-    summary = gates["tests"]["summary"]
-    assert summary.startswith("3 tests: 3 passed, 0 failed, 0 errors, 0 skipped (base collected 1)")
-    assert "`go test -json ./...`" in summary, summary
-    files = git(repo, "ls-tree", "-r", "--name-only", result["branch"]).split()
-    assert {"shout.go", "shout_test.go", "whisper.go", "whisper_test.go"} <= set(files)
-    assert not any(f.startswith(".gotmp/") for f in files), files  # go test's, never committed
-    tree = repo.parent / "branch"
-    git(repo, "worktree", "add", "-q", str(tree), result["branch"])
-    image = result["tasks"][0]["sandbox"]["image"]
-    assert image.startswith("karma/stack-go:"), image
-    output = _suite(image, tree)
+    output = branch_is_built(repo, result, BUILT)
     assert output.count("--- PASS: ") == 3 and "--- FAIL" not in output, output
 
 

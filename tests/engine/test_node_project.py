@@ -12,18 +12,15 @@ the next attempt (told the hint) heals it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from karma.config import KarmaConfig
 from karma.home import builtin_dir
-from karma.sandbox import spec_from_config
-from karma.sandbox.docker import DockerBackend
-from karma.testing.repos import git, init_repo
+from karma.testing.repos import init_repo
 from tests.engine.conftest import ScriptedBuild
+from tests.engine.feature_script import Built, branch_is_built
 
 pytestmark = pytest.mark.docker
 
@@ -122,35 +119,23 @@ def build(scripted_build: ScriptedBuild, tmp_path: Path) -> Any:
     return lambda steps: (repo, *scripted_build(repo, steps, REQUEST))
 
 
-def _branch_is_built(repo: Path, result: dict[str, Any]) -> None:
-    assert result["status"] == "succeeded", result
-    tasks = {t["id"]: t for t in result["tasks"]}
-    assert set(tasks) == {"sub", "mul"}
-    assert all(t["status"] == "succeeded" for t in tasks.values()), tasks
-    assert all(t.get("stack") == "node" for t in tasks.values()), tasks
-    gates = {g["name"]: g for g in result["gates"]}
-    assert gates["tests"]["status"] == "passed", gates["tests"]
+BUILT = Built(
+    stack="node",
+    tasks={"sub", "mul"},
     # The base's `test` script with Node's JUnit reporter: the tests are counted.
-    summary = gates["tests"]["summary"]
-    assert summary.startswith("3 tests: 3 passed, 0 failed"), summary
-    assert "(base collected 1)" in summary and "from package.json scripts.test" in summary
-    files = git(repo, "ls-tree", "-r", "--name-only", result["branch"]).split()
-    assert {"src/sub.ts", "src/mul.ts", "test/sub.test.js", "test/mul.test.js"} <= set(files)
-    # What tsc and npm leave behind is never committed.
-    assert not any(f.startswith(("dist/", "node_modules/", "coverage/")) for f in files), files
-    # The branch's own suite, run by itself in its stack image: the base's test and both new.
-    tree = repo.parent / "branch"
-    git(repo, "worktree", "add", "-q", str(tree), result["branch"])
-    image = result["tasks"][0]["sandbox"]["image"]
-    assert image.startswith("karma/stack-node:"), image
-    config = KarmaConfig(sandbox={"base_image": os.environ["KARMA_BASE_IMAGE"]})
-    spec = spec_from_config(config, image=image, workspace=tree, run_id="node-e2e", task_id="b")
-    box = DockerBackend().start(spec)
-    try:
-        run = box.exec("npm test --silent", timeout_s=300)
-    finally:
-        box.close()
-    assert run.ok and "# pass 3" in run.output and "# fail 0" in run.output, run.output
+    summary="3 tests: 3 passed, 0 failed",
+    quoted="(base collected 1)",
+    files={"src/sub.ts", "src/mul.ts", "test/sub.test.js", "test/mul.test.js"},
+    generated=("dist/", "node_modules/", "coverage/"),  # tsc's and npm's
+    suite="npm test --silent",  # the base's test and both new
+)
+
+
+def _branch_is_built(repo: Path, result: dict[str, Any]) -> None:
+    output = branch_is_built(repo, result, BUILT)
+    tests = next(g for g in result["gates"] if g["name"] == "tests")
+    assert "from package.json scripts.test" in tests["summary"], tests
+    assert "# pass 3" in output and "# fail 0" in output, output
 
 
 def test_a_typescript_project_builds_a_two_task_feature(build: Any) -> None:
