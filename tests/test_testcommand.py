@@ -258,7 +258,7 @@ def test_a_task_type_checks_once(tmp_path: Path, script: str, typecheck: bool) -
     the tests check would type-check the same files a second time."""
     repo, base = _node_repo(tmp_path, script)
     names = [check.name for check in for_tasks(repo, base, _node()).checks]
-    assert names == (["typecheck", "tests"] if typecheck else ["tests"])
+    assert names == (["typecheck", "lint", "tests"] if typecheck else ["lint", "tests"])
 
 
 def test_which_checks_a_task_runs_is_the_bases_choice_not_the_changes(tmp_path: Path) -> None:
@@ -267,6 +267,6 @@ def test_which_checks_a_task_runs_is_the_bases_choice_not_the_changes(tmp_path: 
     repo, base = _node_repo(tmp_path, "node --test test/")
     (repo / "package.json").write_text(json.dumps({"scripts": {"test": "tsc; exit 0"}}))
     git(repo, "commit", "-qam", "head")
-    assert [c.name for c in for_tasks(repo, base, _node()).checks] == ["typecheck", "tests"]
+    assert [c.name for c in for_tasks(repo, base, _node()).checks] == ["typecheck", "lint", "tests"]
     head = git(repo, "rev-parse", "HEAD").strip()
-    assert [c.name for c in for_tasks(repo, head, _node()).checks] == ["tests"]
+    assert [c.name for c in for_tasks(repo, head, _node()).checks] == ["lint", "tests"]

@@ -205,3 +205,48 @@ def test_a_project_without_dependencies_builds_and_a_tsconfig_without_typescript
     table = PatternTable(load_failure_patterns())
     found = table.classify_patterns(Evidence.from_exec(outcome, step=step))
     assert found.failure_class == "missing_tool", found
+
+
+ESLINT_FIXTURE = Path(__file__).parent / "fixtures" / "node-eslint"
+UNUSED = (
+    '"use strict";\nfunction f(a) {\n  const unused = 1;\n  return a;\n}\nmodule.exports = { f };\n'
+)
+
+
+@pytest.mark.docker
+def test_eslint_runs_on_the_changed_files_when_configured_and_its_problems_are_lint_errors(
+    docker_engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fixture's eslint 9 (from its npm-made lockfile) checks a task's changed files:
+    its own file passes, an unused variable is the `lint_error` eslint reports. The
+    configuration is the tree's, model-writable: it runs in the sandbox only, where the
+    host's environment (its API key) is not."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-host-secret")
+    repo = tmp_path / "lint"
+    shutil.copytree(ESLINT_FIXTURE, repo)
+    config = KarmaConfig(sandbox={"base_image": docker_engine})
+    tag = ensure_image("node", repo, config)
+    stack = detect_stack(repo)
+    assert stack is not None and stack.name == "node"
+    planted = "require('fs').writeFileSync('seen.txt', JSON.stringify(process.env));\n"
+    (repo / "eslint.config.js").write_text(planted + (repo / "eslint.config.js").read_text())
+    (repo / "src" / "bad.js").write_text(UNUSED)
+    box = DockerBackend().start(
+        spec_from_config(config, image=tag, workspace=repo, run_id="test-npm", task_id="t3")
+    )
+    try:
+        clean = run_checks(stack, repo, box, ["src/count.js"], 120)
+        dirty = run_checks(stack, repo, box, ["src/bad.js"], 120)
+    finally:
+        box.close()
+    assert [step for step, _ in clean] == ["typecheck", "lint", "test"], clean
+    assert all(outcome.ok for _, outcome in clean), clean
+    step, outcome = dirty[-1]
+    assert step == "lint" and outcome.exit_code == 1, outcome.output
+    assert "'unused' is assigned a value but never used" in outcome.output, outcome.output
+    found = PatternTable(load_failure_patterns()).classify_patterns(
+        Evidence.from_exec(outcome, step=step)
+    )
+    assert (found.failure_class, found.pattern_id) == ("lint_error", "js.eslint"), found
+    seen = (repo / "seen.txt").read_text()
+    assert "sk-host-secret" not in seen and "ANTHROPIC_API_KEY" not in seen
