@@ -37,6 +37,9 @@ PER_REPO = 6  # at most this many distinct failures of one repository
 
 _FIRST = ("out_of_memory", "disk_full", "timeout", "permission_denied", "network_error")
 BUILD_RULES: tuple[tuple[str, str, str], ...] = (
+    ("permission_denied", r"(?:Return|HTTP response) code(?: is)?: 40[13]\b", "the repository manager refused the upload (401/403: deploy credentials)"),
+    # The test JVM died without a 'Killed' line: why is not in the log (a crash, a bad JVM option).
+    ("unknown", r"The forked VM terminated without (?:saying properly goodbye|properly saying goodbye)", "the forked test JVM died; the log does not say why"),
     ("test_failure", r"maven-(?:surefire|failsafe)-plugin[^\n]*(?:There are test failures|There was a timeout|failures)|There were failing tests|Execution failed for task '[^']*:(?:test|\w*[tT]est)'|Tests? (?:run )?failed|> There were failing tests", "the build's test task reported failing tests"),
     ("dependency_resolution", r"Could not resolve dependencies|Could not find artifact|Could not resolve all (?:dependencies|files|artifacts)|Failed to collect dependencies|Could not find any version that matches|Plugin [^\n]* or one of its dependencies could not be resolved", "the build tool could not resolve a dependency"),
     ("lint_error", r"maven-(?:checkstyle|pmd|enforcer|javadoc|license|apache-rat|animal-sniffer)-plugin|(?:findbugs|spotbugs|qulice|spotless|formatter|impsort|fmt|forbiddenapis|revapi|japicmp|jacoco|cobertura)-maven-plugin|apache-rat|Execution failed for task '[^']*:(?:checkstyle\w*|pmd\w*|findbugs\w*|spotbugs\w*|spotless\w*|license\w*|javadoc|lint\w*|ktlint\w*|detekt|jacoco\w*|rat)'|Checkstyle rule violations|PMD Failure|Too many files with unapproved license|coverage checks have not been met", "a static check the build runs (style, licence headers, docs, coverage) rejected the change"),
@@ -53,10 +56,14 @@ _GHA_REPO = re.compile(r"Syncing repository: ([\w.-]+)/([\w.-]+)")
 _STEP = re.compile(r"^(?:\S+Z )?##\[group\]Run |^\$ |^The command \"", re.M)
 _MAVEN = re.compile(r"^(?:\S+Z )?\[(?:ERROR|INFO)\] BUILD FAILURE", re.M)
 _GRADLE = re.compile(r"^(?:\S+Z )?FAILURE: Build failed with an exception\.", re.M)
+_REACTOR = re.compile(r"^(?:\S+Z )?\[INFO\] Reactor Summary", re.M)
+_KILLED = re.compile(r"^(?:\S+Z )?(?:.*line \d+: +\d+ )?Killed\b", re.M)
 _SKIP = re.compile(r"-(?:repr|modified|latest)\b|reproduce_tmp|/passed/")
 
 
 def label_build(chunk: str) -> tuple[str, str]:
+    if _KILLED.search(chunk):
+        return "out_of_memory", "the kernel killed the build or its forked JVM (SIGKILL: 'Killed'), as at the memory limit"
     label, reason = cp.label_of(chunk)
     if label in _FIRST:
         return label, reason
@@ -86,7 +93,11 @@ def marked_span(log: str) -> tuple[int, int, str] | None:
     for summary in (_MAVEN, _GRADLE):
         found = [m.start() for m in summary.finditer(log, step, end)]
         if found:
-            return found[-1], end, "gha" if gha else "travis"
+            # Maven's module table and what printed into it ('Killed') belong to the summary.
+            near = max(step, found[-1] - 4_000)
+            reactor = [m.start() for m in _REACTOR.finditer(log, near, found[-1])]
+            killed = [m.start() for m in _KILLED.finditer(log, near, found[-1])]
+            return min(killed[-1:] + reactor[-1:] + found[-1:]), end, "gha" if gha else "travis"
     if re.search(r"exit(?:ed)? (?:with |code )137\b", end_match.group(0)):  # SIGKILL: the step alone
         return log.rfind("\n", step, end_match.start()) + 1, end, "gha" if gha else "travis"
     return None  # no summary of the build tool's own: nothing says why, so no label
