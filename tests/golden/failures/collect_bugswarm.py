@@ -9,8 +9,10 @@ projects as fixtures of its log analysers (`tests/analyzer/**.log`,
 - the job failed where the runner says so: Travis's first `The command "…" exited with N`
   (N ≠ 0), or GitHub Actions' first `##[error]Process completed with exit code N`;
   logs of jobs that passed, and logs where neither line is found, are skipped;
-- inside that step, Maven's `BUILD FAILURE` block or Gradle's `FAILURE: Build failed
-  with an exception.` block (the build tool's own statement of what failed), or the
+- inside that step, Maven's `BUILD FAILURE` block, Gradle's `FAILURE: Build failed
+  with an exception.` block, or a test runner's report and verdict (pytest's
+  `= N failed … in Ns =`, unittest/nose's `FAILED (failures=N)`, jest's `Tests: N
+  failed`, mocha's `N failing`): the tool's own statement of what failed; or the
   runner's line alone when the step was killed (exit 137); a failed step with neither
   is skipped: without a person's mark or the tool's summary, nothing says why it failed.
 
@@ -41,6 +43,9 @@ BUILD_RULES: tuple[tuple[str, str, str], ...] = (
     # The test JVM died without a 'Killed' line: why is not in the log (a crash, a bad JVM option).
     ("unknown", r"The forked VM terminated without (?:saying properly goodbye|properly saying goodbye)", "the forked test JVM died; the log does not say why"),
     ("test_failure", r"maven-(?:surefire|failsafe)-plugin[^\n]*(?:There are test failures|There was a timeout|failures)|There were failing tests|Execution failed for task '[^']*:(?:test|\w*[tT]est)'|Tests? (?:run )?failed|> There were failing tests", "the build's test task reported failing tests"),
+    # A test runner's verdict that tests ran and failed (pytest, unittest/nose, jest, mocha);
+    # errors alone (collection, import) are left to the generic rules.
+    ("test_failure", r"=+ (?:\d+ \w+, )*\d+ failed\b[^=]* in [\d.]+ ?s\w*\b[^=]*=+|FAILED \((?:failures|errors)=\d+|Tests: +\d+ failed|(?:^|\s)\d+ failing(?:\s|$)", "the test runner reported failing tests"),
     ("dependency_resolution", r"Could not resolve dependencies|Could not find artifact|Could not resolve all (?:dependencies|files|artifacts)|Failed to collect dependencies|Could not find any version that matches|Plugin [^\n]* or one of its dependencies could not be resolved", "the build tool could not resolve a dependency"),
     ("lint_error", r"maven-(?:checkstyle|pmd|enforcer|javadoc|license|apache-rat|animal-sniffer)-plugin|(?:findbugs|spotbugs|qulice|spotless|formatter|impsort|fmt|forbiddenapis|revapi|japicmp|jacoco|cobertura)-maven-plugin|apache-rat|Execution failed for task '[^']*:(?:checkstyle\w*|pmd\w*|findbugs\w*|spotbugs\w*|spotless\w*|license\w*|javadoc|lint\w*|ktlint\w*|detekt|jacoco\w*|rat)'|Checkstyle rule violations|PMD Failure|Too many files with unapproved license|coverage checks have not been met", "a static check the build runs (style, licence headers, docs, coverage) rejected the change"),
     ("compile_error", r"maven-compiler-plugin|Compilation failure|COMPILATION ERROR|Execution failed for task '[^']*:compile\w*'|Compilation failed", "the compiler rejected the code"),
@@ -58,7 +63,20 @@ _MAVEN = re.compile(r"^(?:\S+Z )?\[(?:ERROR|INFO)\] BUILD FAILURE", re.M)
 _GRADLE = re.compile(r"^(?:\S+Z )?FAILURE: Build failed with an exception\.", re.M)
 _REACTOR = re.compile(r"^(?:\S+Z )?\[INFO\] Reactor Summary", re.M)
 _KILLED = re.compile(r"^(?:\S+Z )?(?:.*line \d+: +\d+ )?Killed\b", re.M)
-_SKIP = re.compile(r"-(?:repr|modified|latest)\b|reproduce_tmp|/passed/")
+_TS = r"^(?:\S+Z )?"
+# A test runner's own verdict (its last line) and where its report of the failures opens.
+_TEST_RUNNERS = [(re.compile(_TS + summary, re.M), re.compile(_TS + section, re.M)) for summary, section in (
+    (r"=+ .*\b\d+ (?:failed|errors?)\b.* in [\d.]+ ?s(?:econds)?\b.*=+\s*$", r"=+ (?:FAILURES|ERRORS|short test summary info) =+\s*$|!+ Interrupted: "),
+    (r"FAILED \((?:failures|errors)=\d+(?:, (?:failures|errors|skipped)=\d+)*\)\s*$", r"={50,}\s*\n(?:\S+Z )?(?:ERROR|FAIL): "),
+    (r"Tests: +\d+ failed", r"Summary of all failing tests|\s*● "),
+    (r"\s*\d+ failing\s*$", r"\s*\d+ failing\s*$"),
+)]  # fmt: skip
+_COLLECTION = re.compile(r"Interrupted: \d+ errors? during collection")
+_COLLECTION_KIND = {"ModuleNotFoundError": "import_error", "ImportError": "import_error",
+                    "SyntaxError": "syntax_error", "IndentationError": "syntax_error"}  # fmt: skip
+_RUNNER_MARK = re.compile(r"##\[\w+\]")  # GitHub Actions' own `##[error]`: not sbt's `[error]`
+_JVM = re.compile(r"BUILD FAILURE|FAILURE: Build failed")
+_SKIP = re.compile(r"[-_](?:repr|modified|latest)\b|reproduce_tmp|/passed/")
 
 
 def label_build(chunk: str) -> tuple[str, str]:
@@ -68,6 +86,15 @@ def label_build(chunk: str) -> tuple[str, str]:
     if label in _FIRST:
         return label, reason
     flat = re.sub(r"\s+", " ", cp.normal(chunk))
+    if _COLLECTION.search(flat):  # pytest stopped before running: its first `E   <Error>` says why
+        first = re.search(r"^(?:\S+Z )?E\s+(\w+)(?::|$)", chunk, re.M)
+        kind = _COLLECTION_KIND.get(first.group(1) if first else "", "unknown")
+        return kind, f"pytest could not collect the tests: {first.group(1) if first else 'no reason shown'}"
+    if label == "import_error" and not _JVM.search(flat):
+        return label, reason  # a test module that could not be imported (unittest, nose)
+    if "Test suite failed to run" in flat:
+        return label, reason  # jest did not run a suite (it did not parse or import): why is the generic rules'
+
     for rule_label, rx, rule_reason in _BUILD_RULES:
         if rx.search(flat):
             if rule_label == "compile_error" and label in _REFINE:
@@ -98,6 +125,12 @@ def marked_span(log: str) -> tuple[int, int, str] | None:
             reactor = [m.start() for m in _REACTOR.finditer(log, near, found[-1])]
             killed = [m.start() for m in _KILLED.finditer(log, near, found[-1])]
             return min(killed[-1:] + reactor[-1:] + found[-1:]), end, "gha" if gha else "travis"
+    for summary, section in _TEST_RUNNERS:
+        found = [m.start() for m in summary.finditer(log, step, end)]
+        if found:
+            near = max(step, found[-1] - 8_000)
+            opened = [m.start() for m in section.finditer(log, near, found[-1])]
+            return min(opened[:1] + found[-1:]), end, "gha" if gha else "travis"
     if re.search(r"exit(?:ed)? (?:with |code )137\b", end_match.group(0)):  # SIGKILL: the step alone
         return log.rfind("\n", step, end_match.start()) + 1, end, "gha" if gha else "travis"
     return None  # no summary of the build tool's own: nothing says why, so no label
@@ -164,7 +197,7 @@ def bugswarm_entries(mirror: Path) -> list[dict[str, str]]:
             "id": f"bugswarm/{repo}/{stem}",
             "label": label,
             "log": cp.excerpt(log, start, end),
-            "tool": cp.tool_of(marked, language(log) if runner == "travis" else ""),
+            "tool": cp.tool_of(_RUNNER_MARK.sub("", marked), language(log) if runner == "travis" else ""),
             "source": f"https://github.com/{BUGSWARM}/blob/{commit}/{urllib.parse.quote(name)}",
             "reason": reason,
             "group": group,
