@@ -16,13 +16,17 @@ projects as fixtures of its log analysers (`tests/analyzer/**.log`,
   runner's line alone when the step was killed (exit 137); a failed step with neither
   is skipped: without a person's mark or the tool's summary, nothing says why it failed.
 
-The label is `BUILD_RULES` (what the failed Maven goal or Gradle task was: its plugin
-names the kind of check) after the generic `RULES` for the classes no goal can name
-(memory, disk, time, network, access), then the generic rules. Logs the analysers'
-authors edited (`-modified`, `-latest`) and BugSwarm's reproductions (`-repr`,
-`reproduce_tmp`) are not copies of a real job's log and are skipped. The group is the
-repository the job built (`/home/travis/build/<owner>/<name>`, `Syncing repository:`);
-a log that names none is skipped, so the by-repository split holds.
+The label: the generic `RULES` first for the classes no goal names (memory, disk, time,
+network, access; a `Killed` line is the kernel's SIGKILL: out_of_memory); pytest's
+collection errors by their first `E   <Error>` line; then `BUILD_RULES` (what the failed
+Maven goal or Gradle task was, or the test runner's verdict); then the generic rules. A
+step whose label comes out `unknown` is skipped (nobody marked a reason). One job per
+build (the others rerun it on another JDK), one copy of a failure per repository, at
+most `PER_REPO` a repository. Logs the analysers' authors edited (`-modified`,
+`-latest`) and BugSwarm's reproductions (`-repr`, `reproduce_tmp`) are not copies of a
+real job's log and are skipped. The group is the repository the job built
+(`/home/travis/build/<owner>/<name>`, `Syncing repository:`); a log that names none is
+skipped, so the by-repository split holds.
 """
 
 from __future__ import annotations
