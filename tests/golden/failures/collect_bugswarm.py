@@ -13,8 +13,10 @@ projects as fixtures of its log analysers (`tests/analyzer/**.log`,
   with an exception.` block, or a test runner's report and verdict (pytest's
   `= N failed … in Ns =`, unittest/nose's `FAILED (failures=N)`, jest's `Tests: N
   failed`, mocha's `N failing`): the tool's own statement of what failed; or the
-  runner's line alone when the step was killed (exit 137); a failed step with neither
-  is skipped: without a person's mark or the tool's summary, nothing says why it failed.
+  runner's line alone when the step was killed (exit 137), the shell's `command not
+  found` when it exited 127, Ant's `BUILD FAILED` and the JVM's own `Cannot allocate
+  memory`; a failed step with none of these is skipped: without a person's mark or the
+  tool's summary, nothing says why it failed.
 
 The label: the generic `RULES` first for the classes no goal names (memory, disk, time,
 network, access; a `Killed` line is the kernel's SIGKILL: out_of_memory); pytest's
@@ -50,6 +52,7 @@ BUILD_RULES: tuple[tuple[str, str, str], ...] = (
     # A test runner's verdict that tests ran and failed (pytest, unittest/nose, jest, mocha);
     # errors alone (collection, import) are left to the generic rules.
     ("test_failure", r"=+ (?:\d+ \w+, )*\d+ failed\b[^=]* in [\d.]+ ?s\w*\b[^=]*=+|FAILED \((?:failures|errors)=\d+|Tests: +\d+ failed|(?:^|\s)\d+ failing(?:\s|$)", "the test runner reported failing tests"),
+    ("test_failure", r"build\.xml:\d+: (?:Test \S+ failed|'[\w-]*test[\w-]*' failed|Tests? failed|Some tests failed)", "Ant's junit task reported failing tests"),
     ("dependency_resolution", r"Could not resolve dependencies|Could not find artifact|Could not resolve all (?:dependencies|files|artifacts)|Failed to collect dependencies|Could not find any version that matches|Plugin [^\n]* or one of its dependencies could not be resolved", "the build tool could not resolve a dependency"),
     ("lint_error", r"maven-(?:checkstyle|pmd|enforcer|javadoc|license|apache-rat|animal-sniffer)-plugin|(?:findbugs|spotbugs|qulice|spotless|formatter|impsort|fmt|forbiddenapis|revapi|japicmp|jacoco|cobertura)-maven-plugin|apache-rat|Execution failed for task '[^']*:(?:checkstyle\w*|pmd\w*|findbugs\w*|spotbugs\w*|spotless\w*|license\w*|javadoc|lint\w*|ktlint\w*|detekt|jacoco\w*|rat)'|Checkstyle rule violations|PMD Failure|Too many files with unapproved license|coverage checks have not been met", "a static check the build runs (style, licence headers, docs, coverage) rejected the change"),
     ("compile_error", r"maven-compiler-plugin|Compilation failure|COMPILATION ERROR|Execution failed for task '[^']*:compile\w*'|Compilation failed", "the compiler rejected the code"),
@@ -65,6 +68,8 @@ _GHA_REPO = re.compile(r"Syncing repository: ([\w.-]+)/([\w.-]+)")
 _STEP = re.compile(r"^(?:\S+Z )?##\[group\]Run |^\$ |^The command \"", re.M)
 _MAVEN = re.compile(r"^(?:\S+Z )?\[(?:ERROR|INFO)\] BUILD FAILURE", re.M)
 _GRADLE = re.compile(r"^(?:\S+Z )?FAILURE: Build failed with an exception\.", re.M)
+_ANT = re.compile(r"^(?:\S+Z )?BUILD FAILED\s*\n(?:\S+Z )?\S*build\.xml:\d+: ", re.M)
+_JVM_MEMORY = re.compile(r"^(?:\S+Z )?.*os::commit_memory\(.*Cannot allocate memory", re.M)
 _REACTOR = re.compile(r"^(?:\S+Z )?\[INFO\] Reactor Summary", re.M)
 _KILLED = re.compile(r"^(?:\S+Z )?(?:.*line \d+: +\d+ )?Killed\b", re.M)
 _TS = r"^(?:\S+Z )?"
@@ -96,6 +101,11 @@ def label_build(chunk: str) -> tuple[str, str]:
         return kind, f"pytest could not collect the tests: {first.group(1) if first else 'no reason shown'}"
     if label == "import_error" and not _JVM.search(flat):
         return label, reason  # a test module that could not be imported (unittest, nose)
+    if _ANT.search(chunk):  # Ant names the target that failed, or just `exec returned: 1`
+        for rule_label, rx, rule_reason in _BUILD_RULES:
+            if rx.search(flat):
+                return rule_label, rule_reason
+        return "unknown", "Ant's BUILD FAILED names no kind of failure"
     if "Test suite failed to run" in flat:
         return label, reason  # jest did not run a suite (it did not parse or import): why is the generic rules'
 
@@ -135,8 +145,16 @@ def marked_span(log: str) -> tuple[int, int, str] | None:
             near = max(step, found[-1] - 8_000)
             opened = [m.start() for m in section.finditer(log, near, found[-1])]
             return min(opened[:1] + found[-1:]), end, "gha" if gha else "travis"
+    for summary in (_JVM_MEMORY, _ANT):
+        found = [m.start() for m in summary.finditer(log, step, end)]
+        if found:
+            return found[-1], end, "gha" if gha else "travis"
     if re.search(r"exit(?:ed)? (?:with |code )137\b", end_match.group(0)):  # SIGKILL: the step alone
         return log.rfind("\n", step, end_match.start()) + 1, end, "gha" if gha else "travis"
+    if re.search(r"exit(?:ed)? (?:with |code )127\b", end_match.group(0)):  # the shell's: not found
+        lines = [m.start() for m in re.finditer(r"^.*(?:command not found|: not found)$", log[step:end], re.M)]
+        if lines:
+            return step + lines[-1], end, "gha" if gha else "travis"
     return None  # no summary of the build tool's own: nothing says why, so no label
 
 
