@@ -3,7 +3,7 @@
     .venv/bin/python tests/golden/failures/collect_public.py MIRROR_DIR
     .venv/bin/python tests/golden/failures/collect_public.py --threads-only
 
-MIRROR_DIR holds bare clones (as `git clone --mirror` makes them) of the two public
+MIRROR_DIR holds bare clones (as `git clone --mirror` makes them) of the three public
 repositories the logs are copied from:
 
 - `lacinoire/master-thesis` (the LogChunks data set, Brandt et al., MSR 2020): ~800
@@ -11,6 +11,9 @@ repositories the logs are copied from:
   reason the build failed (`tool/example-sets/BuildFailureReason/**.xml`);
 - `labri-progress/cidiff` (Apache-2.0): GitHub Actions logs with the line ranges a
   person marked as the error (`data/**/fail.log` + `groundtruth`);
+- `BugSwarm/bugswarm` (BSD-3-Clause): original logs of failed Travis CI and GitHub
+  Actions jobs of Java projects (Maven, Gradle) kept as its analysers' fixtures; the
+  chunk is the build tool's own failure summary (see `collect_bugswarm.py`);
 - `threads/*.jsonl`: log blocks pasted in public GitHub issue/PR threads, each with its
   thread URL (the kernel's OOM killer and JVM heap exhaustion, which CI fixtures lack).
 
@@ -291,6 +294,9 @@ def main() -> int:
         entries = thesis_entries(mirror_dir / "lacinoire+master-thesis" / "repo")
         entries += cidiff_entries(mirror_dir / "labri-progress+cidiff" / "repo")
         entries += thread_entries()
+        from collect_bugswarm import bugswarm_entries  # its reader imports this module's helpers
+
+        entries += bugswarm_entries(mirror_dir / "BugSwarm+bugswarm" / "repo")
     train, test = split(entries)
     OUT.mkdir(exist_ok=True)
     for name, rows in (("train", train), ("test", test)):
