@@ -12,6 +12,7 @@ rich Consoles when first used.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -37,10 +38,15 @@ class _FirstUse:
     def __getattr__(self, name: str) -> Any:  # only for what this object has not (yet)
         from rich.console import Console
 
-        options = self.__dict__.pop("_console_options")
-        self.__class__ = Console  # type: ignore[assignment]
-        Console.__init__(self, **options)  # type: ignore[arg-type]
+        with _first_use:
+            if not isinstance(self, Console):  # another thread may have made it meanwhile
+                options = self.__dict__.pop("_console_options")
+                self.__class__ = Console  # type: ignore[assignment]
+                Console.__init__(self, **options)  # type: ignore[arg-type]
         return getattr(self, name)
+
+
+_first_use = threading.Lock()
 
 
 out: Console = _FirstUse(soft_wrap=True)  # type: ignore[assignment]

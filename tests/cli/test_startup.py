@@ -78,3 +78,21 @@ def test_flags_show_no_value_in_help() -> None:
     assert "<bool>" not in text
     assert "--json " in text and "-j, --jobs <int>" in text
     assert "[tool.karma]" in text  # help text is not eaten as markup
+
+
+def test_the_consoles_are_made_on_first_use_and_are_rich_consoles_then() -> None:
+    code = (
+        "import sys\n"
+        "from karma.cli.app import err_console, out\n"
+        "before = 'rich' in sys.modules\n"
+        "held = err_console\n"
+        "width = err_console.width\n"
+        "from rich.console import Console\n"
+        "assert held is err_console and isinstance(held, Console) and held.stderr\n"
+        "assert not isinstance(out, Console)  # untouched: still to be made\n"
+        "out.print('[bold]x[/bold]', 'y')\n"
+        "assert isinstance(out, Console) and not out.stderr and out.soft_wrap\n"
+        "print(before)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["x y", "False"]
