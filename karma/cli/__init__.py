@@ -8,7 +8,6 @@ the rest); Ctrl-C exits 130. The commands themselves live in the sibling modules
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import TYPE_CHECKING, Any
 
 from karma.errors import ExitCode, KarmaError
@@ -55,6 +54,8 @@ def _run(args: list[str]) -> ExitCode | int:
         from karma.text.inert import inert_lines
 
         if state.traceback:
+            import traceback
+
             traceback.print_exc()
         # An error may quote model or tool text: redacted and inert, like any other output.
         err_console.print(Text.assemble(("error: ", "bold red"), inert_lines(str(exc))))
