@@ -3,7 +3,9 @@
 Each command runs REPEAT times as a fresh process, in rounds (the interpreter, then each
 command, then again), and its median wall time is printed beside the interpreter's own
 start-up, so a loaded machine shifts both figures alike; the CPU time (user + system,
-median) beside it says what the start-up costs whatever else the machine runs. The targets
+median) beside it says what the start-up costs whatever else the machine runs.
+`python -c 'import typer'` is printed too: the CLI library's own import, the floor under
+any help text. The targets
 (issue 12): `karma --version` and `karma --help` within 150 ms, any command's `--help`
 (its start-up without its own work) within 300 ms.
 
@@ -73,6 +75,7 @@ def main() -> int:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a cold compile is no start-up a user sees
     runs: dict[tuple[str, ...], list[str]] = {(): [sys.executable, "-c", "pass"]}
+    runs[("import typer",)] = [sys.executable, "-c", "import typer"]  # the floor of any help
     runs.update({command: [*karma, *command] for command in _commands()})
     for argv in runs.values():  # writes the .pyc files
         subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -87,8 +90,14 @@ def main() -> int:
     print(f"{'command':<28} {'median':>8} {'minus python':>13} {'cpu':>7} {'target':>8}")
     print(f"{'python -c pass':<28} {baseline:>6.0f}ms {'':>13} {cpu[()]:>5.0f}ms")
     missed = 0
+    typer_floor = ("import typer",)
+    floor_name = "python -c 'import typer'"
+    print(
+        f"{floor_name:<28} {wall[typer_floor]:>6.0f}ms "
+        f"{wall[typer_floor] - baseline:>+11.0f}ms {cpu[typer_floor]:>5.0f}ms"
+    )
     for command in runs:
-        if not command:
+        if command in ((), typer_floor):
             continue
         ms = wall[command]
         target = TARGETS_MS.get(command[0], DEFAULT_TARGET_MS) if len(command) == 1 else 300.0
