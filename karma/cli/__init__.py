@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import gc
 import sys
-import traceback
 from typing import TYPE_CHECKING, Any
 
 from karma.errors import ExitCode, KarmaError
 
 if TYPE_CHECKING:
-    from typer._click import Command
+    from typer._click import Command, Context
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,19 +42,25 @@ def _run(args: list[str]) -> ExitCode | int:
     except ImportError:  # pragma: no cover - older typer on the real click
         from click import ClickException  # type: ignore[assignment]
 
-    from karma.cli.app import app, err_console, state
+    from karma.cli.app import app, state
+    from karma.cli.group import root_command
 
-    _register()
     try:
-        command = typer.main.get_command(app)
-        _plain_flags(command)
+        command = root_command(app)
+        help_context = _help_context(command, args)
+        if help_context is not None:
+            sys.stdout.write(help_context.get_help() + "\n")
+            return ExitCode.OK
         result = command.main(args=args, prog_name="karma", standalone_mode=False)
     except KarmaError as exc:
         from rich.text import Text
 
+        from karma.cli.app import err_console
         from karma.text.inert import inert_lines
 
         if state.traceback:
+            import traceback
+
             traceback.print_exc()
         # An error may quote model or tool text: redacted and inert, like any other output.
         err_console.print(Text.assemble(("error: ", "bold red"), inert_lines(str(exc))))
@@ -63,6 +68,8 @@ def _run(args: list[str]) -> ExitCode | int:
             err_console.print(Text(f"Tip: {inert_lines(exc.tip)}"))
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
+        from karma.cli.app import err_console
+
         err_console.print("interrupted")
         return ExitCode.INTERRUPTED
     except typer.Exit as exc:
@@ -75,43 +82,39 @@ def _run(args: list[str]) -> ExitCode | int:
     return ExitCode.OK
 
 
-def _register() -> None:
-    """Import the command modules: each registers its commands on the app. Their top level
-    imports only typer and `karma.cli.app`; what a command needs loads when it runs."""
-    from karma.cli import (  # noqa: F401
-        advisories,
-        build,
-        doctor,
-        gate,
-        heal,
-        humans,
-        plan,
-        record,
-        runs,
-        setup,
-    )
-
-
-def _plain_flags(command: Command) -> None:
-    """Plain help, at once: a flag takes no value, so its help shows none (typer prints
-    `<bool>` beside every flag, `--help` included), and help is click's plain text, not
-    rich panels (rendering those imports rich's markdown stack: about 4x `--help`'s time)."""
-    if hasattr(command, "rich_markup_mode"):
-        command.rich_markup_mode = None
+def _help_context(command: Command, args: list[str]) -> Context | None:
+    """`karma [COMMAND...] --help`, nothing else: the asked command's context, made without
+    parsing. Parsing would run the app's callback and coerce its options first (typer
+    coerces through pydantic: its import is most of a command's start-up), and help
+    depends on neither. Anything else (an option before `--help`, an argument, `--`)
+    goes the ordinary way, and prints the same help."""
+    if not args or args[-1] != "--help" or any(arg.startswith("-") for arg in args[:-1]):
+        return None
     try:
         from typer._click import Context
     except ImportError:  # pragma: no cover - older typer on the real click
         from click import Context  # type: ignore[assignment]
 
-    for param in command.params:
-        if getattr(param, "is_flag", False):
-            param.metavar = ""
-    help_option = command.get_help_option(Context(command, help_option_names=["--help"]))
-    if help_option is not None:
-        help_option.metavar = ""
-    subcommands: dict[str, Command] = getattr(command, "commands", {})
-    for sub in subcommands.values():
-        _plain_flags(sub)
+    context = Context(command, info_name="karma", **command.context_settings)
+    for name in args[:-1]:
+        group = context.command
+        sub = group.get_command(context, name) if hasattr(group, "get_command") else None
+        if sub is None:
+            return None
+        context = Context(sub, info_name=name, parent=context, **sub.context_settings)
+    return context
+
+
+def _register() -> None:
+    """Import every command module: each registers its commands on the app (a command
+    run from the CLI loads its own alone, `karma.cli.commands`)."""
+    import importlib
+
+    from karma.cli.commands import COMMANDS
+
+    for entry in COMMANDS.values():
+        for module in entry.modules:
+            importlib.import_module(module)
 
 
 def __getattr__(name: str) -> Any:

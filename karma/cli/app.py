@@ -3,36 +3,74 @@
 Commands live one module per concern beside this one and only parse, build config,
 call into the engine and map the outcome to an `ExitCode`. Results go to stdout;
 progress, logs and errors to stderr (`err_console`).
+
+The app's group loads a command's module when the command is used (`karma.cli.group`),
+so start-up costs typer and the one command asked for; `out` and `err_console` become
+rich Consoles when first used.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from karma import __version__
+from karma.cli.group import LazyGroup
 
 if TYPE_CHECKING:  # the config loads pydantic: only when a command asks for it
+    from rich.console import Console
+
     from karma.config import KarmaConfig, RepoText
+
+
+class _FirstUse:
+    """A `Console` to be: on first use, rich is imported and this object becomes the
+    Console (its class and state), so what holds it holds a real one from then on."""
+
+    def __init__(self, **options: Any) -> None:
+        self._console_options = options
+
+    def __getattr__(self, name: str) -> Any:  # only for what this object has not (yet)
+        from rich.console import Console
+
+        with _first_use:
+            if not isinstance(self, Console):  # another thread may have made it meanwhile
+                options = self.__dict__.pop("_console_options")
+                self.__class__ = Console  # type: ignore[assignment]
+                Console.__init__(self, **options)  # type: ignore[arg-type]
+        return getattr(self, name)
+
+
+_first_use = threading.Lock()
+
+
+out: Console = _FirstUse(soft_wrap=True)  # type: ignore[assignment]
+"""Results and `--json` (stdout)."""
+err_console: Console = _FirstUse(stderr=True)  # type: ignore[assignment]
+"""Progress, logs and errors (stderr)."""
+
+
+class _Group(LazyGroup):
+    @staticmethod
+    def source() -> typer.Typer:
+        return app
+
 
 app = typer.Typer(
     name="karma",
     help="KARMA: turn a feature request into tested, reviewed code on a new branch.",
+    cls=_Group,
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-
-out = Console(soft_wrap=True)
-"""Results and `--json` (stdout)."""
-err_console = Console(stderr=True)
-"""Progress, logs and errors (stderr)."""
 
 
 @dataclass

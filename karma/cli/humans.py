@@ -16,7 +16,6 @@ import typer
 
 from karma.cli.app import app, err_console, state
 from karma.errors import ExitCode, UsageError
-from karma.events import iso, utcnow
 
 Note = Annotated[str, typer.Option("--note", help="Why (recorded with the decision).")]
 By = Annotated[
@@ -29,6 +28,7 @@ def _decide(run_id: str, kind: str, task: str | None, decision: str, note: str,
             by: str | None) -> str:  # fmt: skip
     """Record the decision on the open record; the run's full id."""
     from karma.cli.build import _session
+    from karma.events import iso, utcnow
     from karma.text.inert import inert_lines
     from karma.waiting import open_record, rejectable, resolve_run
     from karma.workspace import Workspace
