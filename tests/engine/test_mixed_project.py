@@ -111,17 +111,25 @@ def script() -> dict[str, Any]:
             {
                 "name": "planner",
                 "match": {"tool": "submit_plan"},
-                "replies": [{"text": "Two tasks, one a stack.",
-                             "tool_calls": [{"name": "submit_plan", "arguments": plan}]}],
-            },  # fmt: skip
+                "replies": [
+                    {
+                        "text": "Two tasks, one a stack.",
+                        "tool_calls": [{"name": "submit_plan", "arguments": plan}],
+                    }
+                ],
+            },
             _conversation("report", backend, "python -m pytest -q"),
             _conversation("badge", frontend, "cd web && npm test --silent"),
             {
                 "name": "reviewer",
                 "match": {"tool": "submit_review"},
-                "replies": [{"text": "Reviewed.",
-                             "tool_calls": [{"name": "submit_review", "arguments": review}]}],
-            },  # fmt: skip
+                "replies": [
+                    {
+                        "text": "Reviewed.",
+                        "tool_calls": [{"name": "submit_review", "arguments": review}],
+                    }
+                ],
+            },
         ]
     }
 
