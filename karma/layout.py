@@ -21,7 +21,7 @@ import posixpath
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from karma.home import DataRoots
 from karma.hostgit import HostGit
@@ -152,3 +152,10 @@ def base_layout(git: HostGit, commit: str, roots: DataRoots | None = None) -> St
         if kind == "blob" and mode in ("100644", "100755"):
             paths.append(raw.decode("utf-8", "surrogateescape"))
     return detect_layout(paths, roots)
+
+
+def commit_layout(repo: Path, commit: str, roots: DataRoots | None = None) -> StackLayout:
+    """`base_layout` of the repository `repo` (what `karma gate` and the action place)."""
+    from karma.hostgit import discover
+
+    return base_layout(HostGit(discover(repo)[0]), commit, roots)
