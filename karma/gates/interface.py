@@ -114,6 +114,10 @@ class GateContext:
     """The folder of `stack` (a per-stack gate's run in a mixed repository): its test
     command is read from there at the base, and runs there."""
 
+    def at_folder(self, name: str) -> str:
+        """The repository path of `name` in this run's stack folder."""
+        return name if self.folder in ("", ".") else f"{self.folder}/{name}"
+
     def owns(self, path: str) -> bool:
         """Whether a changed `path` is this run's stack's to judge (every path but those
         of the other stacks' folders, or all of them outside a mixed repository)."""

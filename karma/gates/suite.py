@@ -157,10 +157,11 @@ ALONE = frozenset({"bench"})
 """Gates that measure time: nothing else runs beside them."""
 LAST = frozenset({"approval", "review"})
 """Gates that read the others' results: they run after every other gate, in order."""
-PER_STACK = frozenset({"tests"})
+PER_STACK = frozenset({"tests", "audit"})
 """Gates that run once per stack of a mixed repository (karma/layout.py), each in its
 stack's folder and image: the first stack's result keeps the gate's name, each other's
-is `<gate>:<folder>` (`tests:web`). SAST, secrets and the rest read the whole tree once."""
+is `<gate>:<folder>` (`tests:web`, `audit:web`). SAST, secrets and the rest read the
+whole tree once."""
 SLOW_FIRST = ("tests", "audit")
 """Gates that start a sandbox (given one): the slowest of a wave, started first so the
 quick ones fill the other cores beside them. Each gets its own copy of the tree (or an

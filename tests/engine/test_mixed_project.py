@@ -154,6 +154,9 @@ def test_a_mixed_repository_builds_with_tasks_in_two_stack_images(
     gates = {g["name"]: g for g in result["gates"]}
     tests = sorted(name for name in gates if name.split(":")[0] == "tests")
     assert tests == ["tests", "tests:web"], tests  # no gate for the planted tools/
+    audits = sorted(name for name in gates if name.split(":")[0] == "audit")
+    assert audits == ["audit", "audit:web"], audits
+    assert all(gates[name]["status"] == "passed" for name in audits), audits
     assert gates["tests"]["status"] == "passed", gates["tests"]
     assert gates["tests"]["stack"] == "python" and gates["tests"]["folder"] == "."
     summary = gates["tests"]["summary"]  # the base's 3 and the new one; none of web/

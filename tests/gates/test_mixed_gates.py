@@ -36,10 +36,12 @@ def test_each_stack_has_its_tests_gate_and_judges_its_own_files(
     test = repo / "web" / "test" / "stock.test.js"
     test.write_text(test.read_text() + SKIP)
     result = gate_tree(repo, base, config, data=data, stack=layout.primary.stack,
-                       only=("tests",), start_sandbox=DockerBackend().start,
+                       only=("tests", "audit"), start_sandbox=DockerBackend().start,
                        sandbox_image=layout.primary.image, layout=layout)  # fmt: skip
     rows = {g["name"]: g for g in result.as_json()["gates"]}
-    assert list(rows) == ["tests", "tests:web"]
+    assert list(rows) == ["audit", "audit:web", "tests", "tests:web"]
+    # No dependency file of either stack changed: each audit passes without a query.
+    assert [rows[n]["status"] for n in ("audit", "audit:web")] == ["passed", "passed"]
     backend, frontend = rows["tests"], rows["tests:web"]
     assert (backend["stack"], backend["folder"], backend["status"]) == ("python", ".", "passed")
     assert backend["summary"].startswith("3 tests: 3 passed"), backend
