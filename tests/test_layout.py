@@ -178,3 +178,29 @@ def test_the_planner_sees_each_stack_with_its_folder(tmp_path: Path) -> None:
     assert "Stack: python\nStacks: python (the root), node (in web/)." in text
     single = _repo(tmp_path / "one", {"pyproject.toml": ""})
     assert "Stacks:" not in gather_context(single).render()
+
+
+def test_a_stack_folder_the_model_made_a_link_is_not_read_through_on_the_host(
+    tmp_path: Path,
+) -> None:
+    """Test selection walks the folder on the host: through a link it would read any
+    folder of this machine, so a linked folder gets the whole suite, selected by no read."""
+    layout = detect_layout(["README.md", "api/pyproject.toml"])
+    (api,) = layout.placed
+    files = {"calc.py": "X = 1\n", "tests/test_calc.py": "import calc\n\ndef test_x():\n    pass\n"}
+    worktree = tmp_path / "worktree"
+    _write(worktree / "api", files)
+    box = _Recording()
+    run_checks(api.stack, worktree, box, ["api/calc.py"], 10, select=True, folder=api.folder,
+               workdir="/workspace")  # type: ignore[arg-type]  # fmt: skip
+    assert box.calls[-1] == ("python -m pytest -q -p no:cacheprovider tests/test_calc.py",
+                             "/workspace/api")  # fmt: skip
+    outside = tmp_path / "outside"
+    _write(outside, files)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    os.symlink(outside, linked / "api")
+    box.calls.clear()
+    run_checks(api.stack, linked, box, ["api/calc.py"], 10, select=True, folder=api.folder,
+               workdir="/workspace")  # type: ignore[arg-type]  # fmt: skip
+    assert box.calls[-1] == (api.stack.test_command, "/workspace/api")
