@@ -51,6 +51,11 @@ class Placed:
         """The folder as `karma build --json` and the gate names show it ("." the root)."""
         return str(self.folder)
 
+    def outer(self, relative: str) -> str:
+        """A path relative to this folder (a test id of its suite) from the repository's
+        root."""
+        return relative if self.folder == ROOT else f"{self.folder.as_posix()}/{relative}"
+
     def inner(self, path: str) -> str | None:
         """`path` (repository-relative) relative to this folder; None outside it."""
         if self.folder == ROOT:

@@ -97,6 +97,8 @@ def test_a_task_runs_on_the_stack_most_of_its_files_belong_to() -> None:
     assert layout.primary.inner("web/x.ts") == "web/x.ts"
     assert layout.placed[1].inner("web/src/x.ts") == "src/x.ts"
     assert layout.placed[1].inner("webby/x.ts") is None
+    assert layout.placed[1].outer("test/a.test.js") == "web/test/a.test.js"
+    assert layout.primary.outer("tests/test_a.py::test_b") == "tests/test_a.py::test_b"
 
 
 def test_the_layout_is_the_base_commits_whatever_the_change_adds(tmp_path: Path) -> None:

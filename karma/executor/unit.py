@@ -95,7 +95,7 @@ def do_work(
     remedy = limits.remedy
     if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
         if remedy.regenerate_lockfile:
-            fix = regenerate_lockfile(sandbox, timeout_s=timeout)
+            fix = regenerate_lockfile(sandbox, timeout_s=timeout, workdir=workdir)
         else:
             fix = reinstall_dependencies(sandbox, workdir=workdir, timeout_s=timeout)
         if fix.result is not None and not fix.ok:

@@ -18,7 +18,7 @@ from karma.heal import Evidence
 from karma.heal.remediation import quarantine_test, rerun_failed_tests, rerun_plan
 from karma.heal.treatment import AttemptEnd, Recheck, Treatment
 from karma.ids import TaskId
-from karma.layout import Placed
+from karma.layout import Placed, in_folder
 from karma.models.recorded import RecordingModel
 from karma.plan import Task
 from karma.sandbox.interface import Sandbox
@@ -134,8 +134,10 @@ def _recheck(
     (passing on a rerun marks them flaky), or quarantined and the checks run again."""
     if recheck.quarantine:
         plan = rerun_plan(recheck.output)
-        done = [quarantine_test(worktree.path, test, build.run_id) for test in
-                (plan.test_ids if plan else ())]  # fmt: skip
+        # A test id is relative to the stack's folder, where the suite ran; the file is
+        # opened beneath the worktree (confined, no symlink on the way) all the same.
+        done = [quarantine_test(worktree.path, placed.outer(test), build.run_id)
+                for test in (plan.test_ids if plan else ())]  # fmt: skip
         skipped = [q.test_id for q in done if q.applied]
         if not skipped:
             why = "; ".join(f"{q.test_id}: {q.reason}" for q in done if q.reason)
@@ -165,7 +167,8 @@ def _recheck(
             carried=True,
         )
     rerun = rerun_failed_tests(sandbox, recheck.output, reruns=build.config.heal.reruns,
-                               timeout_s=timeout)  # fmt: skip
+                               timeout_s=timeout, workdir=in_folder(
+                                   build.config.sandbox.workdir, placed.folder))  # fmt: skip
     if rerun.flaky:
         tests = ", ".join(rerun.plan.test_ids if rerun.plan else ())
         return _integrate(build, task, number, model_name, worktree,
