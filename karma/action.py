@@ -211,8 +211,8 @@ def run_gate_action(inputs: ActionInputs, *, repo: Path, environ: Mapping[str, s
     from karma.config import load_config
     from karma.gates import gate_tree
     from karma.gates.change import resolve
-    from karma.home import base_root_names, base_roots, commit_text
-    from karma.recipes import detect_stack
+    from karma.home import base_roots, commit_text
+    from karma.layout import commit_layout
 
     base = inputs.base_branch or environ.get("GITHUB_BASE_REF", "")
     base_ref = f"origin/{base}" if base and not base.startswith("origin/") else base or "HEAD"
@@ -226,9 +226,9 @@ def run_gate_action(inputs: ActionInputs, *, repo: Path, environ: Mapping[str, s
         )
         # The checkout is the pull request's head: gate data and the stack come from the base.
         with base_roots(repo, base_sha, environ) as data:
-            names = base_root_names(repo, base_sha)
-            stack = detect_stack(repo, data, names=names)
-            result = gate_tree(repo, base_sha, config, data=data, stack=stack)
+            layout = commit_layout(repo, base_sha, data)
+            stack = layout.primary.stack if layout.placed else None
+            result = gate_tree(repo, base_sha, config, data=data, stack=stack, layout=layout)
     except KarmaError as exc:  # the gates could not run: the action still reports
         fail_action(environ, f"{exc}" + (f" (tip: {exc.tip})" if exc.tip else ""))
         return int(exc.exit_code)

@@ -19,6 +19,7 @@ from typing import Any
 from karma.errors import WorkspaceError
 from karma.home import DataRoots
 from karma.hostgit import open_repo
+from karma.layout import StackLayout, detect_layout
 from karma.recipes import detect_stack
 from karma.symbols import symbol_map
 
@@ -36,11 +37,18 @@ class RepoContext:
     stack: str | None
     test_command: str | None
     summarised: bool
+    stacks: str = ""
+    """Where each stack is when the repository has several (`StackLayout.describe`)."""
 
     def render(self) -> str:
         stack = self.stack or "unknown"
-        parts = [
-            f"Stack: {stack}",
+        parts = [f"Stack: {stack}"]
+        if self.stacks:
+            parts.append(
+                f"Stacks: {self.stacks}. A task works in one stack's folder: its checks "
+                "run there, in that stack's sandbox image"
+            )
+        parts += [
             f"Test command: {self.test_command or 'unknown'}",
             f"Files ({len(self.files)}):",
             self.tree,
@@ -135,14 +143,17 @@ def render_tree(files: list[str], max_chars: int) -> tuple[str, bool]:
 
 
 def gather_context(
-    repo: Path, *, max_tokens: int = 4000, roots: DataRoots | None = None
-) -> RepoContext:
-    """The planner's view of `repo`, at most about `max_tokens` tokens."""
+    repo: Path, *, max_tokens: int = 4000, roots: DataRoots | None = None,
+    layout: StackLayout | None = None,
+) -> RepoContext:  # fmt: skip
+    """The planner's view of `repo`, at most about `max_tokens` tokens; `layout`: the
+    stacks the build placed (default: as the listed files place them)."""
     files = list_files(repo)
     budget = max_tokens * CHARS_PER_TOKEN
     tree, tree_cut = render_tree(files, int(budget * TREE_SHARE))
     symbols, symbols_cut = symbol_map(repo, files, budget - len(tree))
-    stack = detect_stack(repo, roots)
+    layout = layout if layout is not None else detect_layout(files, roots)
+    stack = layout.primary.stack if layout.placed else detect_stack(repo, roots)
     return RepoContext(
         files=tuple(files),
         tree=tree,
@@ -150,4 +161,5 @@ def gather_context(
         stack=stack.name if stack else None,
         test_command=stack.test_command if stack else None,
         summarised=tree_cut or symbols_cut,
+        stacks=layout.describe() if layout.mixed else "",
     )

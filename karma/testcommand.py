@@ -195,6 +195,14 @@ class _Tree:
                 blobs[raw.decode("utf-8", "surrogateescape")] = sha
         return cls(git, blobs)
 
+    def under(self, folder: str) -> _Tree:
+        """The files of `folder` ("." the whole tree), by path relative to it."""
+        if folder in ("", "."):
+            return self
+        prefix = folder.rstrip("/") + "/"
+        inner = {p[len(prefix) :]: s for p, s in self.blobs.items() if p.startswith(prefix)}
+        return _Tree(self.git, inner)
+
     def root_names(self) -> list[str]:
         return list(dict.fromkeys(path.split("/", 1)[0] for path in self.blobs))
 
@@ -224,26 +232,28 @@ class _Tree:
         yield from self.texts(found[:MAX_TEST_FILES])
 
 
-def from_git(git: HostGit, commit: str, default: str) -> TestCommand:
-    """`choose` on the files of `commit` (git objects: the trusted side)."""
-    tree = _Tree.of(git, commit)
+def from_git(git: HostGit, commit: str, default: str, *, folder: str = ".") -> TestCommand:
+    """`choose` on the files of `commit` (git objects: the trusted side), those of its
+    `folder` when a stack is placed in one (karma/layout.py)."""
+    tree = _Tree.of(git, commit).under(folder)
     return choose(tree.read, tree.root_names(), default, tree.tests())
 
 
-def base_reader(git: HostGit, commit: str) -> Read:
-    """Read one file of `commit` (git objects, regular files, at most `MAX_BYTES`)."""
-    return _Tree.of(git, commit).read
+def base_reader(git: HostGit, commit: str, *, folder: str = ".") -> Read:
+    """Read one file of `commit` (git objects, regular files, at most `MAX_BYTES`), by
+    its path relative to `folder`."""
+    return _Tree.of(git, commit).under(folder).read
 
 
-def from_commit(repo: Path, commit: str, default: str) -> TestCommand:
+def from_commit(repo: Path, commit: str, default: str, *, folder: str = ".") -> TestCommand:
     """`from_git` on the repository `repo`."""
     from karma.hostgit import discover
 
-    return from_git(HostGit(discover(repo)[0]), commit, default)
+    return from_git(HostGit(discover(repo)[0]), commit, default, folder=folder)
 
 
-def for_tasks(repo: Path, commit: str, stack: Stack) -> Stack:
-    """`stack` as a build's tasks run it: the suite as `commit` defines it (`from_git`),
+def for_tasks(repo: Path, commit: str, stack: Stack, *, folder: str = ".") -> Stack:
+    """`stack` as a build's tasks run it in `folder`: the suite as `commit` defines it,
     and without the checks the project's own test script at `commit` already does
     (`Check.covered_by`: a `tsc && node --test` script compiles, so no `tsc --noEmit`
     before it). Read from git's objects, like everything here; a change that drops `tsc`
@@ -254,9 +264,9 @@ def for_tasks(repo: Path, commit: str, stack: Stack) -> Stack:
     git = HostGit(discover(repo)[0])
     checks = stack.checks
     if stack.test_config == "package.json" and any(check.covered_by for check in checks):
-        script = test_script(base_reader(git, commit)) or ""
+        script = test_script(base_reader(git, commit, folder=folder)) or ""
         checks = tuple(c for c in checks if not (c.covered_by and re.search(c.covered_by, script)))
-    command = from_git(git, commit, stack.test_command).command
+    command = from_git(git, commit, stack.test_command, folder=folder).command
     return stack.model_copy(update={"test_command": command, "checks": checks})
 
 
@@ -279,15 +289,15 @@ def for_repo(repo: Path) -> TestCommand | None:
         return None
 
 
-def for_stack(git: HostGit, commit: str, stack: Stack) -> TestCommand:
+def for_stack(git: HostGit, commit: str, stack: Stack, *, folder: str = ".") -> TestCommand:
     """The test command of `commit` for `stack`, as its `test_config` says where to look:
     Python's configuration (`from_git`), the `package.json` test script
     (`karma.nodecommand`), or the recipe's own command."""
     from karma.nodecommand import node_command
 
     if stack.test_config == "package.json":
-        return node_command(base_reader(git, commit), stack)
+        return node_command(base_reader(git, commit, folder=folder), stack)
     if stack.test_config == "none":
         command = stack.junit_command or stack.test_command
         return TestCommand(command, f"the {stack.name} stack", "its recipe's command")
-    return from_git(git, commit, stack.test_command)
+    return from_git(git, commit, stack.test_command, folder=folder)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the gates, the config and the recipes load at the command, 
     from karma.config import KarmaConfig
     from karma.gates import GateResult
     from karma.home import DataRoots
-    from karma.recipes import Stack
+    from karma.layout import StackLayout
     from karma.sandbox.interface import Sandbox, SandboxSpec
 
 
@@ -49,18 +49,27 @@ def _config(base: str) -> KarmaConfig:
 
 
 def _sandbox(
-    repo: Path, config: KarmaConfig, stack: Stack | None, data: DataRoots
-) -> tuple[Callable[[SandboxSpec], Sandbox], str]:
+    repo: Path, config: KarmaConfig, layout: StackLayout, data: DataRoots
+) -> tuple[Callable[[SandboxSpec], Sandbox], StackLayout]:
+    """The sandbox backend, and each placed stack with its image (built when missing)."""
     from karma.sandbox import get_sandbox
     from karma.sandbox.images import ensure_image
 
-    if stack is None:
+    if not layout.placed:
         raise UsageError("--sandbox: no stack detected in this repository")
     backend = get_sandbox(config)
-    image = ensure_image(
-        stack.name, repo, config, log=lambda line: err_console.print(line, markup=False), data=data
-    )
-    return backend.start, image
+    images = [
+        ensure_image(
+            p.stack.name,
+            repo,
+            config,
+            data=data,
+            folder=p.folder,
+            log=lambda line: err_console.print(line, markup=False),
+        )
+        for p in layout.placed
+    ]
+    return backend.start, layout.with_images(images)
 
 
 @app.command()
@@ -96,8 +105,8 @@ def gate(
     from karma.gates.change import resolve
     from karma.gates.interface import GateUnavailable
     from karma.gates.render import render
-    from karma.home import base_root_names, base_roots
-    from karma.recipes import detect_stack
+    from karma.home import base_roots
+    from karma.layout import commit_layout
     from karma.text.inert import log_safe
 
     state.trust(trust_repo_config)
@@ -122,18 +131,21 @@ def gate(
 
     names = tuple(name for item in only or () for name in item.split(",") if name)
     with base_roots(repo, base_sha) as data:
-        stack = detect_stack(repo, data, names=base_root_names(repo, base_sha))
-        start_sandbox, image = _sandbox(repo, config, stack, data) if sandbox else (None, None)
+        layout = commit_layout(repo, base_sha, data)  # the base's stacks, each in its folder
+        start_sandbox = None
+        if sandbox:
+            start_sandbox, layout = _sandbox(repo, config, layout, data)
         result = gate_tree(
             repo,
             base_sha,
             config,
             data=data,
-            stack=stack,
+            stack=layout.primary.stack if layout.placed else None,
             only=names,
             on_result=progress,
             start_sandbox=start_sandbox,
-            sandbox_image=image,
+            sandbox_image=layout.primary.image or None if layout.placed else None,
+            layout=layout,
         )
     if ci:
         publish_gates(result, repo=repo, environ=os.environ)

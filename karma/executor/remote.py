@@ -101,6 +101,7 @@ def remote_work(build: Build, task: Task, number: int, model_name: str, treatmen
         memory_factor=treatment.memory_factor,
         trailers=tuple(trailers.items()),
         first_seq=next_seq(build.store, build.run_id, task.id, number),
+        folder=build.placed(task.id).label,
     )  # fmt: skip
     report = build.remote.run(job, partial(build_share, build))
     for worker, engine in build.remote.lost(job):
@@ -131,12 +132,18 @@ def _record(build: Build, task_id: TaskId, number: int, attempt_id: int,
 def build_share(build: Build) -> BuildShare:
     """What every worker gets once: the trusted config, the stack and its image inputs
     (read from the user's checkout), and the base commit as a bundle."""
+    root, data = build.workspace.root, build.data
+    primary, *others = build.layout.placed
     return BuildShare(
         config=build.config,
-        stack=build.stack,
-        image_inputs=read_inputs(build.stack.name, build.workspace.root, build.data),
+        stack=primary.stack,
+        image_inputs=read_inputs(primary.stack.name, root, data, folder=primary.folder),
         base=build.base_commit,
         seed=_packed(build.workspace.git, build.base_commit, since=[]),
+        placed=tuple(
+            (p.label, p.stack, read_inputs(p.stack.name, root, data, folder=p.folder))
+            for p in others
+        ),
     )
 
 

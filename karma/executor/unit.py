@@ -15,7 +15,7 @@ import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from karma.agent import run_agent
@@ -26,6 +26,7 @@ from karma.footprint import Footprint
 from karma.heal import Evidence, Remedy
 from karma.heal.evidence import Step
 from karma.heal.remediation import regenerate_lockfile, reinstall_dependencies
+from karma.layout import ROOT, in_folder
 from karma.models.interface import AuthFailed, ModelClient, ProviderError, SpendLimitReached, Usage
 from karma.recipes import Stack
 from karma.sandbox.interface import ExecResult, Sandbox
@@ -80,10 +81,13 @@ def do_work(
     footprint: Footprint,
     stop: threading.Event,
     on_step: OnStep,
+    folder: PurePosixPath = ROOT,
 ) -> WorkEnd:
-    """Install the project, apply the remedy, run the agent, stage and check its change."""
+    """Install the project, apply the remedy, run the agent, stage and check its change;
+    `folder`: where the stack is placed (karma/layout.py): the project installed and
+    checked there."""
     timeout = limits.timeout_s
-    workdir = config.sandbox.workdir
+    workdir = in_folder(config.sandbox.workdir, folder)
     installed = install_project(sandbox, workdir=workdir, timeout_s=timeout)
     if installed.result is not None and not installed.ok:
         evidence = Evidence.from_exec(installed.result, step="install")
@@ -91,7 +95,7 @@ def do_work(
     remedy = limits.remedy
     if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
         if remedy.regenerate_lockfile:
-            fix = regenerate_lockfile(sandbox, timeout_s=timeout)
+            fix = regenerate_lockfile(sandbox, timeout_s=timeout, workdir=workdir)
         else:
             fix = reinstall_dependencies(sandbox, workdir=workdir, timeout_s=timeout)
         if fix.result is not None and not fix.ok:
@@ -122,12 +126,18 @@ def do_work(
         detail, evidence = staging_failure(exc)
         return replace(spent, status="failed", detail=detail, evidence=evidence)
     for step, outcome in run_checks(stack, worktree, sandbox, changed, timeout,
-                                    select=limits.select_tests):  # fmt: skip
+                                    select=limits.select_tests, folder=folder,
+                                    workdir=config.sandbox.workdir):  # fmt: skip
         if not outcome.ok:
             detail = f"{step} check failed (exit {outcome.exit_code}): {outcome.command}"
             evidence = Evidence.from_exec(outcome, step=step)
             return replace(spent, status="failed", detail=detail, evidence=evidence)
     return replace(spent, summary=result.summary, changed=tuple(changed))
+
+
+def _relative(path: str, folder: PurePosixPath) -> str | None:
+    pure = PurePosixPath(path)
+    return pure.relative_to(folder).as_posix() if folder in pure.parents else None
 
 
 def staging_failure(exc: WorkspaceError) -> tuple[str, Evidence]:
@@ -151,6 +161,17 @@ def reached_tests(worktree: Path, changed: list[str]) -> tuple[str, ...] | None:
     return in_tree(worktree, changed, paths)
 
 
+def _plain(worktree: Path, folder: PurePosixPath) -> bool:
+    """Whether `folder` is a directory of `worktree` reached through no symlink (the
+    model may have replaced it with one: the host then reads nothing through it)."""
+    current = worktree
+    for part in folder.parts:
+        current = current / part
+        if current.is_symlink() or not current.is_dir():
+            return False
+    return True
+
+
 def run_checks(
     stack: Stack,
     worktree: Path,
@@ -159,11 +180,23 @@ def run_checks(
     timeout: float,
     *,
     select: bool = False,
+    folder: PurePosixPath = ROOT,
+    workdir: str | None = None,
 ) -> list[tuple[Step, ExecResult]]:
     """The stack's checks on what the task changed; stops at the first failure. `select`:
     a `{tests}` check runs the tests the change reaches rather than the whole suite, and
-    none when it reaches none (the tests gate runs the whole suite on the result)."""
-    sources = [p for p in changed if stack.is_source(p) and (worktree / p).is_file()]
+    none when it reaches none (the tests gate runs the whole suite on the result).
+    `folder`: where the stack is placed; the checks run there (`workdir` being the
+    workspace's path in the sandbox), over the changed files inside it alone."""
+    if folder != ROOT:
+        changed = [rel for p in changed if (rel := _relative(p, folder)) is not None]
+        plain = _plain(worktree, folder)
+        worktree = worktree / folder
+        select = select and plain
+    else:
+        plain = True
+    where = in_folder(workdir, folder) if workdir is not None else None
+    sources = [p for p in changed if stack.is_source(p) and (not plain or (worktree / p).is_file())]
     tests = [p for p in sources if stack.is_test(p)]
     reached = reached_tests(worktree, changed) if select else None
     done: list[tuple[Step, ExecResult]] = []
@@ -180,7 +213,7 @@ def run_checks(
                 files=" ".join(map(shlex.quote, sources)),
                 tests=" ".join(map(shlex.quote, selected)),
             )
-        outcome = sandbox.exec(command, timeout_s=timeout)
+        outcome = sandbox.exec(command, timeout_s=timeout, workdir=where)
         done.append((check.step, outcome))
         if not outcome.ok:
             break

@@ -25,7 +25,7 @@ import re
 import tempfile
 import threading
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from karma.config import KarmaConfig
@@ -62,6 +62,13 @@ class BuildShare:
     """The build's base commit."""
     seed: bytes
     """A bundle of `base`."""
+    placed: tuple[tuple[str, Stack, Inputs], ...] = ()
+    """A mixed repository's other stacks (karma/layout.py): folder, stack, image inputs."""
+
+    def stack_in(self, folder: str) -> tuple[Stack, Inputs]:
+        """The stack placed in `folder` and its image inputs (the primary's by default)."""
+        return next(((s, i) for f, s, i in self.placed if f == folder),
+                    (self.stack, self.image_inputs))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,8 @@ class AttemptJob:
     trailers: tuple[tuple[str, str], ...]
     first_seq: int
     """The `seq` of the attempt's first model call in the run record."""
+    folder: str = "."
+    """The folder of the task's stack: its image, its checks' working directory."""
 
     @property
     def key(self) -> str:
@@ -152,14 +161,16 @@ def run_attempt(job: AttemptJob, share: BuildShare) -> AttemptReport:
     from karma.sandbox.docker import DockerBackend
 
     workspace = _repository(job, share, worker)
-    workspace.ignore_generated(share.stack.generated)
+    stack, inputs = share.stack_in(job.folder)
+    generated = [share.stack, *(s for _, s, _ in share.placed)]
+    workspace.ignore_generated(list(dict.fromkeys(g for s in generated for g in s.generated)))
     name = f"{job.task_id}-{job.number}"
     worktree = workspace.add_worktree(name, f"karma-work/{job.run_id}/{name}", job.tip)
     steps: list[StepRow] = []
     calls: list[dict[str, Any]] = []
     backend = DockerBackend()
     try:
-        image = _image(backend, share)
+        image = _image(backend, share, stack.name, inputs)
         spec = spec_from_config(share.config, image=image, workspace=worktree.path,
                                 run_id=job.run_id, task_id=job.task_id)  # fmt: skip
         if job.memory_factor != 1.0:
@@ -178,8 +189,8 @@ def run_attempt(job: AttemptJob, share: BuildShare) -> AttemptReport:
 
             work = do_work(
                 job.brief, model, sandbox, worktree.path,
-                stage=lambda: workspace.changed_files(worktree), stack=share.stack,
-                config=share.config, limits=job.limits,
+                stage=lambda: workspace.changed_files(worktree), stack=stack,
+                folder=PurePosixPath(job.folder), config=share.config, limits=job.limits,
                 footprint=Footprint(worktree.path, share.config.agent.max_worktree_mb),
                 stop=threading.Event(), on_step=on_step,
             )  # fmt: skip
@@ -224,10 +235,10 @@ def _repository(job: AttemptJob, share: BuildShare, worker: str) -> Workspace:
         return Workspace(repo)
 
 
-def _image(backend: Any, share: BuildShare) -> str:
+def _image(backend: Any, share: BuildShare, stack: str, inputs: Inputs) -> str:
     """The stack image on this worker's engine, built here from the build's inputs if missing."""
     with _images:
-        return image_for(share.stack.name, share.image_inputs, share.config, backend=backend)
+        return image_for(stack, inputs, share.config, backend=backend)
 
 
 def _redacted(call: dict[str, Any]) -> dict[str, Any]:

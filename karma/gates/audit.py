@@ -113,6 +113,16 @@ def _requirement_files(root_files: Iterable[str], globs: Iterable[str]) -> list[
     return sorted(f for f in root_files if any(fnmatch.fnmatch(f, g) for g in globs))
 
 
+def _linked(repo: Path, folder: str) -> bool:
+    """Whether a step down to `folder` is a symlink or no directory (nothing is listed)."""
+    current = repo
+    for part in Path(folder).parts:
+        current = current / part
+        if current.is_symlink() or not current.is_dir():
+            return True
+    return False
+
+
 class AuditGate:
     name = "audit"
 
@@ -132,9 +142,10 @@ class AuditGate:
                 "sandbox" if ctx.start_sandbox is not None and ctx.sandbox_image else "requirements"
             )
         # Never through a symlink: a `requirements.txt -> /proc/self/environ` is not read.
-        head_files = _requirement_files(
-            (p.name for p in ctx.repo.iterdir() if is_regular(ctx.repo, p.name)), globs
-        )
+        top = ctx.repo / ctx.folder  # the stack's folder, in a mixed repository
+        names = [] if _linked(ctx.repo, ctx.folder) else [p.name for p in top.iterdir()]
+        head_files = [ctx.at_folder(name) for name in _requirement_files(
+            (n for n in names if is_regular(ctx.repo, ctx.at_folder(n))), globs)]  # fmt: skip
         head = [
             pin for f in head_files for pin in parse_pins(read_text_beneath(ctx.repo, f) or "", f)
         ]
@@ -147,10 +158,11 @@ class AuditGate:
                 located.get((pin.name, pin.version), Pin(pin.name, pin.version, anchor, 0))
                 for pin in self._frozen(ctx, settings)
             ]
-        listed = git(ctx, "ls-tree", "--name-only", ctx.base).splitlines()
+        tree = ctx.base if ctx.folder == "." else f"{ctx.base}:{ctx.folder}"
+        listed = git(ctx, "ls-tree", "--name-only", tree, check=ctx.folder == ".").splitlines()
         base = [
             pin
-            for f in _requirement_files(listed, globs)
+            for f in map(ctx.at_folder, _requirement_files(listed, globs))
             for pin in parse_pins(git(ctx, "show", f"{ctx.base}:{f}"), f)
         ]
         if not head and source == "sandbox":
@@ -231,6 +243,8 @@ class AuditGate:
         in it is one the base already had, which never blocks."""
         names = (*DEPENDENCY_FILES, *globs, *(ctx.stack.dependency_files if ctx.stack else ()))
         for path in all_changed_paths(ctx):
+            if not ctx.owns(path):  # another stack's (a mixed repository's): its own run
+                continue
             base = path.rsplit("/", 1)[-1]
             if any(fnmatch.fnmatch(base, g) or fnmatch.fnmatch(path, g) for g in names):
                 return None

@@ -18,6 +18,7 @@ from karma.home import DataRoots
 
 if TYPE_CHECKING:
     from karma.config import KarmaConfig
+    from karma.layout import StackLayout
     from karma.models.interface import ModelClient
     from karma.recipes import Stack
     from karma.sandbox.interface import Sandbox, SandboxSpec
@@ -107,6 +108,23 @@ class GateContext:
     """The main repository's git directory, read before any sandbox ran: every gate's git
     runs on it, never on a `.git` found in `repo`. None: discovered from `repo` (only
     for the user's own working tree)."""
+    layout: StackLayout | None = None
+    """The stacks the base commit places (karma/layout.py); None: `stack` at the root."""
+    folder: str = "."
+    """The folder of `stack` (a per-stack gate's run in a mixed repository): its test
+    command is read from there at the base, and runs there."""
+
+    def at_folder(self, name: str) -> str:
+        """The repository path of `name` in this run's stack folder."""
+        return name if self.folder in ("", ".") else f"{self.folder}/{name}"
+
+    def owns(self, path: str) -> bool:
+        """Whether a changed `path` is this run's stack's to judge (every path but those
+        of the other stacks' folders, or all of them outside a mixed repository)."""
+        if self.layout is None or not self.layout.mixed:
+            return True
+        owner = self.layout.owner(path) or self.layout.primary
+        return owner.label == self.folder
 
 
 class Gate(Protocol):

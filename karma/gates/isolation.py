@@ -166,8 +166,10 @@ def _table(name: str, text: str) -> Mapping[str, Any] | None:
 
 
 def base_config(ctx: GateContext) -> BaseConfig:
-    """The configuration pytest would use at the base commit's root."""
-    listing = git(ctx, "ls-tree", "-z", ctx.base)
+    """The configuration pytest would use at the base commit's root (the stack's folder,
+    in a mixed repository)."""
+    tree = ctx.base if ctx.folder in ("", ".") else f"{ctx.base}:{ctx.folder}"
+    listing = git(ctx, "ls-tree", "-z", tree)
     blobs = {}
     for entry in filter(None, listing.split("\0")):
         meta, _, path = entry.partition("\t")
@@ -176,7 +178,7 @@ def base_config(ctx: GateContext) -> BaseConfig:
     for name in CONFIG_FILES:
         if name not in blobs:
             continue
-        text = git(ctx, "show", f"{ctx.base}:{name}")
+        text = git(ctx, "show", f"{ctx.base}:{ctx.at_folder(name)}")
         table = _table(name, text)
         if table is None:
             continue

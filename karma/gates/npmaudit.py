@@ -133,12 +133,13 @@ def query(url: str, pins: list[Pin], timeout_s: float) -> Vulns:
 
 
 def _base_lock(ctx: GateContext) -> str | None:
-    listed = git(ctx, "ls-tree", ctx.base, LOCKFILE).split()
+    lockfile = ctx.at_folder(LOCKFILE)
+    listed = git(ctx, "ls-tree", ctx.base, lockfile).split()
     if len(listed) < 3 or listed[1] != "blob":
         return None
     if int(git(ctx, "cat-file", "-s", listed[2]) or 0) > MAX_LOCK_BYTES:
         return None
-    return git(ctx, "show", f"{ctx.base}:{LOCKFILE}")
+    return git(ctx, "show", f"{ctx.base}:{lockfile}")
 
 
 def _line(text: str, name: str) -> int:
@@ -156,11 +157,12 @@ def npm_audit(
         status: Status, summary: str, findings: tuple[Finding, ...] = (), **data: Any
     ) -> GateResult:
         return GateResult("audit", status, findings, time.monotonic() - started, summary,
-                          data={"source": LOCKFILE, **data})  # fmt: skip
+                          data={"source": lockfile, **data})  # fmt: skip
 
-    raw = read_beneath(ctx.repo, LOCKFILE, MAX_LOCK_BYTES)
+    lockfile = ctx.at_folder(LOCKFILE)  # the stack's folder's, in a mixed repository
+    raw = read_beneath(ctx.repo, lockfile, MAX_LOCK_BYTES)
     if raw is None:
-        return done("skipped", f"no {LOCKFILE} (a regular file of at most {MAX_LOCK_BYTES} "
+        return done("skipped", f"no {lockfile} (a regular file of at most {MAX_LOCK_BYTES} "
                     "bytes): the versions npm installs are not pinned", packages=0)  # fmt: skip
     if not url:
         return done("skipped", "no OSV endpoint configured for npm (gates.audit.osv_url or "
@@ -185,10 +187,10 @@ def npm_audit(
             fix = f"; fixed in {', '.join(fixed)}" if fixed else ""
             alias = f" ({', '.join(sorted(aliases))})" if aliases else ""
             message = f"{name} {version} is vulnerable: {vid}{alias}{fix}. {summary[:300]}"
-            findings.append(Finding(vid, "error" if new else "warning", LOCKFILE,
+            findings.append(Finding(vid, "error" if new else "warning", lockfile,
                                     _line(text, name), message, new))  # fmt: skip
     blocking = sum(f.new and f.severity == "error" for f in findings)
     status: Status = "failed" if blocking else ("warning" if findings else "passed")
-    return done(status, f"{len(head)} npm package(s) from {LOCKFILE}: {blocking} new "
+    return done(status, f"{len(head)} npm package(s) from {lockfile}: {blocking} new "
                 f"vulnerability(ies), {len(findings) - blocking} pre-existing, {ignored} "
                 "ignored", tuple(findings), packages=len(head))  # fmt: skip

@@ -32,7 +32,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -138,6 +137,7 @@ def load_suite(
 if TYPE_CHECKING:
     from karma.config import KarmaConfig
     from karma.home import DataRoots
+    from karma.layout import StackLayout
     from karma.models.interface import ModelClient
     from karma.recipes import Stack
     from karma.sandbox.interface import Sandbox, SandboxSpec
@@ -157,6 +157,11 @@ ALONE = frozenset({"bench"})
 """Gates that measure time: nothing else runs beside them."""
 LAST = frozenset({"approval", "review"})
 """Gates that read the others' results: they run after every other gate, in order."""
+PER_STACK = frozenset({"tests", "audit"})
+"""Gates that run once per stack of a mixed repository (karma/layout.py), each in its
+stack's folder and image: the first stack's result keeps the gate's name, each other's
+is `<gate>:<folder>` (`tests:web`, `audit:web`). SAST, secrets and the rest read the
+whole tree once."""
 SLOW_FIRST = ("tests", "audit")
 """Gates that start a sandbox (given one): the slowest of a wave, started first so the
 quick ones fill the other cores beside them. Each gets its own copy of the tree (or an
@@ -168,14 +173,20 @@ def waves(suite: Suite, *, sandboxed: bool) -> list[tuple[GateSettings, ...]]:
     wave's gates in the order they start."""
     first = SLOW_FIRST if sandboxed else ()
     free = [s for s in suite.gates if s.name not in ALONE | LAST]
-    free.sort(key=lambda s: first.index(s.name) if s.name in first else len(first))
+    free.sort(key=lambda s: first.index(kind) if (kind := gate_kind(s.name)) in first
+              else len(first))  # fmt: skip
     alone = [(s,) for s in suite.gates if s.name in ALONE - LAST]
     last = [(s,) for s in suite.gates if s.name in LAST]
     return [wave for wave in (tuple(free), *alone, *last) if wave]
 
 
+def gate_kind(name: str) -> str:
+    """The gate a suite entry runs: `tests` for `tests:web`."""
+    return name.partition(":")[0]
+
+
 def gate_named(name: str) -> Gate:
-    module, _, cls = GATES[name].partition(":")
+    module, _, cls = GATES[gate_kind(name)].partition(":")
     gate: Gate = getattr(importlib.import_module(module), cls)()
     return gate
 
@@ -224,6 +235,11 @@ class SuiteResult:
                     "blocking": o.blocking,
                     "duration_s": round(o.result.duration_s, 3),
                     **({"needs_approval": True} if o.result.data.get("needs_approval") else {}),
+                    **(
+                        {"stack": o.result.data["stack"], "folder": o.result.data["folder"]}
+                        if "folder" in o.result.data
+                        else {}
+                    ),
                     "summary": redact(o.result.summary),
                     "findings": [
                         {**f.as_json(), "message": redact(f.message), "new": f.new}
@@ -244,7 +260,31 @@ def run_gate(ctx: GateContext, settings: GateSettings) -> GateResult:
         if exc.tip:
             reason += f" (tip: {exc.tip})"
         result = GateResult(settings.name, "error", (), time.monotonic() - started, reason)
+    if ctx.layout is not None and ctx.layout.mixed and gate_kind(settings.name) in PER_STACK:
+        placed = {"stack": ctx.stack.name if ctx.stack else None, "folder": ctx.folder}
+        result = replace(result, name=settings.name, data={**result.data, **placed})
     return replace(result, duration_s=time.monotonic() - started)
+
+
+def per_stack(suite: Suite, ctx: GateContext) -> tuple[Suite, dict[str, GateContext]]:
+    """The suite with each `PER_STACK` gate once per stack of a mixed repository, and
+    the context of each such entry (its stack, folder and image)."""
+    layout = ctx.layout
+    if layout is None or not layout.mixed:
+        return suite, {}
+    gates: list[GateSettings] = []
+    contexts: dict[str, GateContext] = {}
+    for settings in suite.gates:
+        gates.append(settings)
+        if settings.name not in PER_STACK:
+            continue
+        for index, placed in enumerate(layout.placed):
+            name = settings.name if index == 0 else f"{settings.name}:{placed.label}"
+            if index:
+                gates.append(replace(settings, name=name))
+            contexts[name] = replace(ctx, stack=placed.stack, folder=placed.label,
+                                     sandbox_image=placed.image or ctx.sandbox_image)  # fmt: skip
+    return Suite(suite.name, tuple(gates)), contexts
 
 
 def run_suite(
@@ -263,6 +303,7 @@ def run_suite(
         with contextlib.suppress(WorkspaceError):
             ctx = replace(ctx, git_dir=discover(ctx.repo)[0])
     limit = jobs if jobs is not None else os.cpu_count() or 1
+    suite, contexts = per_stack(suite, ctx)
     done: dict[str, GateResult] = {}
 
     def finished(settings: GateSettings, result: GateResult) -> None:
@@ -270,9 +311,14 @@ def run_suite(
             on_result(result, settings.blocking)
 
     for wave in waves(suite, sandboxed=ctx.start_sandbox is not None):
+        previous = tuple(done.values())
+
+        def run(settings: GateSettings, previous: tuple[GateResult, ...] = previous) -> GateResult:
+            return run_gate(replace(contexts.get(settings.name, ctx), previous=previous), settings)
+
         results = run_each(
             wave,
-            partial(run_gate, replace(ctx, previous=tuple(done.values()))),
+            run,
             jobs=min(limit, len(wave)),
             on_start=on_start or (lambda _settings: None),
             on_done=finished,
@@ -300,6 +346,7 @@ def gate_tree(
     on_result: Callable[[GateResult, bool], None] | None = None,
     git_dir: Path | None = None,
     on_start: Callable[[GateSettings], None] | None = None,
+    layout: StackLayout | None = None,
 ) -> SuiteResult:
     """The configured suite (`gates.suite` + `gates.overrides`) on `repo` against `base`.
 
@@ -308,6 +355,8 @@ def gate_tree(
     The suite, rules, rubric (`data`) and the stack come from trusted places the caller
     decided before anything ran: never from `repo`, which is the change under check.
     `git_dir`: the repository's git directory when `repo` is an export without `.git`.
+    `layout`: the stacks the base commit places, with their images (the tests gate runs
+    once per stack of a mixed repository: `PER_STACK`); None: `stack` alone.
     """
     suite = load_suite(config.gates.suite, roots=data, overrides=config.gates.overrides)
     if only:
@@ -326,5 +375,6 @@ def gate_tree(
         plan=plan,
         run_id=run_id,
         git_dir=git_dir,
+        layout=layout,
     )
     return run_suite(ctx, suite, on_result=on_result, on_start=on_start)

@@ -310,7 +310,7 @@ def tampering(
     the base text (None: new) of each file whose hooks are to be left out of the run."""
     hooks = frozenset(str(h) for h in settings.get("outcome_hooks", ()))
     check_skips = not settings.get("allow_new_skips", False)
-    changed = changed_paths(ctx)
+    changed = [p for p in changed_paths(ctx) if ctx.owns(p)]  # each stack's run judges its own
     paths = [p for p in changed if p.endswith(".py")]
     scripts = [p for p in changed if check_skips and is_test_script(p)]
     markers = ctx.stack is not None and ctx.stack.test_report is not None
@@ -321,6 +321,8 @@ def tampering(
     )
     added: dict[str, list[tuple[int, str]]] = {}
     for path, line, text in added_lines(diff_text(ctx, context_lines=0)):
+        if not ctx.owns(path):
+            continue
         added.setdefault(path, []).append((line, text))
     found: list[Finding] = []
     if check_skips and ctx.stack is not None:  # a stack's own markers (`t.Skip(`, `#[ignore]`)

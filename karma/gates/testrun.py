@@ -15,7 +15,7 @@ import signal
 import subprocess
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from karma.gates.files import throwaway
 from karma.gates.interface import GateContext, GateSettings, GateUnavailable
@@ -71,9 +71,21 @@ def run_steps(
     if invocation.reverted and which == "head":
         with throwaway(tree) as copy:
             invocation.revert(copy)
-            return [_on_host(ctx, settings, copy, invocation, scratch, i, s)
+            return [_on_host(ctx, settings, _folder(copy, ctx), invocation, scratch, i, s)
                     for i, s in enumerate(steps)]  # fmt: skip
-    return [_on_host(ctx, settings, tree, invocation, scratch, i, s) for i, s in enumerate(steps)]
+    return [_on_host(ctx, settings, _folder(tree, ctx), invocation, scratch, i, s)
+            for i, s in enumerate(steps)]  # fmt: skip
+
+
+def _folder(tree: Path, ctx: GateContext) -> Path:
+    """Where the stack of `ctx` is placed in `tree` (a mixed repository's), through no
+    symlink: a folder the change made a link refuses the gate."""
+    current = tree
+    for part in PurePosixPath(ctx.folder).parts:
+        current = current / part
+        if current.is_symlink() or not current.is_dir():
+            raise GateUnavailable(f"the stack folder {ctx.folder} is not a plain directory")
+    return current
 
 
 def _on_host(
@@ -128,6 +140,7 @@ def _in_sandbox(
     which: str,
     steps: tuple[Step, ...],
 ) -> list[Run]:
+    from karma.layout import in_folder
     from karma.sandbox import spec_from_config
     from karma.sandbox.interface import SandboxError
     from karma.sandbox.project import install_project
@@ -142,9 +155,11 @@ def _in_sandbox(
             ctx.config, image=ctx.sandbox_image, workspace=copy, run_id=ctx.run_id,
             task_id="gate-tests",
         )  # fmt: skip
+        _folder(copy, ctx)
+        workdir = in_folder(spec.workdir, PurePosixPath(ctx.folder))
         box = ctx.start_sandbox(spec)
         try:
-            installed = install_project(box, workdir=spec.workdir, timeout_s=settings.timeout_s)
+            installed = install_project(box, workdir=workdir, timeout_s=settings.timeout_s)
             if installed.result is not None and not installed.ok:
                 failed = installed.result
                 output = f"{installed.detail}\n{failed.output}"
@@ -154,14 +169,14 @@ def _in_sandbox(
             for index, step in enumerate(steps):
                 report = scratch / f"junit-{index}.xml"
                 text = step.command or invocation.shell(
-                    rootdir=spec.workdir,
+                    rootdir=workdir,
                     config_file=f"{SANDBOX_CONFIG}/{invocation.config_name}",
                     junit=SANDBOX_JUNIT if step.junit else None,
                     extra=step.extra,
                     sandboxed=True,
                     installed=installed.paths,
                 )
-                result = box.exec(text, timeout_s=settings.timeout_s)
+                result = box.exec(text, timeout_s=settings.timeout_s, workdir=workdir)
                 if step.junit and not result.timed_out:
                     # No report (or a broken archive): the run is judged by its exit code.
                     with contextlib.suppress(OSError, SandboxError, tarfile.TarError):

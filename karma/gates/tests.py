@@ -61,7 +61,7 @@ __all__ = ["Counts", "TestsGate", "parse_junit", "project_command"]
 def project_command(ctx: GateContext, stack: Stack) -> TestCommand:
     """The test command the base commit defines (read from git objects, never the tree)."""
     try:
-        return for_stack(host_git(ctx), ctx.base, stack)
+        return for_stack(host_git(ctx), ctx.base, stack, folder=ctx.folder)
     except WorkspaceError as exc:
         raise GateUnavailable(f"cannot read the base's test configuration: {exc}") from None
 

@@ -152,14 +152,17 @@ class RerunOutcome:
 
 
 def rerun_failed_tests(
-    sandbox: Sandbox, output: str, *, reruns: int = 3, timeout_s: float = 600.0
-) -> RerunOutcome:
+    sandbox: Sandbox, output: str, *, reruns: int = 3, timeout_s: float = 600.0,
+    workdir: str | None = None,
+) -> RerunOutcome:  # fmt: skip
+    """The failed tests of `output` run again, in `workdir` (the stack's folder; None:
+    the sandbox's own), until one run passes or `reruns` runs failed."""
     plan = rerun_plan(output)
     if plan is None:
         return RerunOutcome(None, (), None)
     runs: list[ExecResult] = []
     for number in range(1, reruns + 1):
-        result = sandbox.exec(plan.command, timeout_s=timeout_s)
+        result = sandbox.exec(plan.command, timeout_s=timeout_s, workdir=workdir)
         runs.append(result)
         if result.ok:
             return RerunOutcome(plan, tuple(runs), number)
@@ -204,19 +207,22 @@ class DependencyOutcome:
         return f"{' && '.join(self.commands)}: {state}"
 
 
-def _lockfile(sandbox: Sandbox) -> tuple[str, str, str] | None:
-    listing = sandbox.exec("ls -1a", timeout_s=30).output.split()
+def _lockfile(sandbox: Sandbox, workdir: str | None = None) -> tuple[str, str, str] | None:
+    listing = sandbox.exec("ls -1a", timeout_s=30, workdir=workdir).output.split()
     return next((entry for entry in LOCKFILES if entry[0] in listing), None)
 
 
-def regenerate_lockfile(sandbox: Sandbox, *, timeout_s: float = 600.0) -> DependencyOutcome:
-    """Remove the workspace's lockfile and re-resolve it."""
-    found = _lockfile(sandbox)
+def regenerate_lockfile(
+    sandbox: Sandbox, *, timeout_s: float = 600.0, workdir: str | None = None
+) -> DependencyOutcome:
+    """Remove the lockfile of `workdir` (the stack's folder; None: the workspace) and
+    re-resolve it."""
+    found = _lockfile(sandbox, workdir)
     if found is None:
         return DependencyOutcome("regenerate_lockfile", None, (), None)
     lockfile, relock, _ = found
     commands = (f"rm -f {lockfile}", relock)
-    result = sandbox.exec(" && ".join(commands), timeout_s=timeout_s)
+    result = sandbox.exec(" && ".join(commands), timeout_s=timeout_s, workdir=workdir)
     return DependencyOutcome("regenerate_lockfile", lockfile, commands, result)
 
 

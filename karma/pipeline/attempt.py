@@ -18,6 +18,7 @@ from karma.heal import Evidence
 from karma.heal.remediation import quarantine_test, rerun_failed_tests, rerun_plan
 from karma.heal.treatment import AttemptEnd, Recheck, Treatment
 from karma.ids import TaskId
+from karma.layout import Placed, in_folder
 from karma.models.recorded import RecordingModel
 from karma.plan import Task
 from karma.sandbox.interface import Sandbox
@@ -47,11 +48,14 @@ def run_work(
     sandbox: Sandbox,
     attempt_id: int,
     footprint: Footprint,
+    placed: Placed,
 ) -> AttemptEnd:
+    """The attempt's work in `sandbox` (the image of the stack `placed`, whose folder its
+    checks run in), judged and integrated."""
     timeout = build.config.sandbox.exec_timeout_s * treatment.timeout_factor
     if treatment.recheck is not None:
         return _recheck(build, task, number, model_name, worktree, sandbox, treatment.recheck,
-                        timeout, footprint)  # fmt: skip
+                        timeout, footprint, placed)  # fmt: skip
     model = RecordingModel(
         build.model_for(model_name, task.id, number), build.store, build.run_id, task.id, number
     )
@@ -61,7 +65,8 @@ def run_work(
         sandbox,
         worktree.path,
         stage=lambda: build.workspace.changed_files(worktree),
-        stack=build.stack,
+        stack=placed.stack,
+        folder=placed.folder,
         config=build.config,
         limits=WorkLimits(timeout, treatment.remedy, select_tests=build.select_tests()),
         footprint=footprint,
@@ -123,13 +128,16 @@ def _recheck(
     recheck: Recheck,
     timeout: float,
     footprint: Footprint,
+    placed: Placed,
 ) -> AttemptEnd:
     """The failed attempt's change again, without the model: its failed tests rerun
     (passing on a rerun marks them flaky), or quarantined and the checks run again."""
     if recheck.quarantine:
         plan = rerun_plan(recheck.output)
-        done = [quarantine_test(worktree.path, test, build.run_id) for test in
-                (plan.test_ids if plan else ())]  # fmt: skip
+        # A test id is relative to the stack's folder, where the suite ran; the file is
+        # opened beneath the worktree (confined, no symlink on the way) all the same.
+        done = [quarantine_test(worktree.path, placed.outer(test), build.run_id)
+                for test in (plan.test_ids if plan else ())]  # fmt: skip
         skipped = [q.test_id for q in done if q.applied]
         if not skipped:
             why = "; ".join(f"{q.test_id}: {q.reason}" for q in done if q.reason)
@@ -142,7 +150,9 @@ def _recheck(
             changed = build.workspace.changed_files(worktree)
         except WorkspaceError as exc:
             return staging_failed_end(build, exc)
-        for step, outcome in run_checks(build.stack, worktree.path, sandbox, changed, timeout):
+        for step, outcome in run_checks(placed.stack, worktree.path, sandbox, changed, timeout,
+                                        folder=placed.folder,
+                                        workdir=build.config.sandbox.workdir):  # fmt: skip
             if not outcome.ok:
                 return failed_end(build, Evidence.from_exec(outcome, step=step),
                                   f"{step} check failed after quarantine")  # fmt: skip
@@ -157,7 +167,8 @@ def _recheck(
             carried=True,
         )
     rerun = rerun_failed_tests(sandbox, recheck.output, reruns=build.config.heal.reruns,
-                               timeout_s=timeout)  # fmt: skip
+                               timeout_s=timeout, workdir=in_folder(
+                                   build.config.sandbox.workdir, placed.folder))  # fmt: skip
     if rerun.flaky:
         tests = ", ".join(rerun.plan.test_ids if rerun.plan else ())
         return _integrate(build, task, number, model_name, worktree,

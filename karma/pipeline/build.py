@@ -23,6 +23,7 @@ from karma.gates.secrets import redact
 from karma.heal import Healer
 from karma.home import DataRoots
 from karma.ids import RunId, TaskId
+from karma.layout import Placed, StackLayout
 from karma.models.interface import ModelClient, Usage
 from karma.models.recorded import ReplayModel
 from karma.pipeline.recorder import RunRecorder
@@ -50,8 +51,8 @@ class Build:
     branch: str
     base_commit: str
     routed: RoutedPlan
-    stack: Stack
-    image: str
+    layout: StackLayout
+    """The repository's stacks as the base commit places them, each with its image."""
     backend: SandboxBackend
     healer: Healer
     budget: BudgetTracker
@@ -74,6 +75,20 @@ class Build:
 
     def __post_init__(self) -> None:
         self.record = RunRecorder(self.store, self.bus, self.run_id)
+
+    @property
+    def stack(self) -> Stack:
+        """The primary stack (the root's, or the first placed)."""
+        return self.layout.primary.stack
+
+    @property
+    def image(self) -> str:
+        return self.layout.primary.image
+
+    def placed(self, task_id: TaskId) -> Placed:
+        """The stack a task runs on: the one most of its planned files belong to."""
+        task = self.plan.by_id.get(task_id)
+        return self.layout.for_paths(task.files if task else ())
 
     @property
     def plan(self) -> Plan:
@@ -122,10 +137,11 @@ class Build:
 
     # -- sandboxes and models ----------------------------------------------------------------
 
-    def start_sandbox(self, task_id: str, path: Path, memory_factor: float) -> Sandbox:
-        spec = spec_from_config(
-            self.config, image=self.image, workspace=path, run_id=self.run_id, task_id=task_id
-        )
+    def start_sandbox(
+        self, task_id: str, path: Path, memory_factor: float, *, image: str | None = None
+    ) -> Sandbox:
+        spec = spec_from_config(self.config, image=image or self.image, workspace=path,
+                                run_id=self.run_id, task_id=task_id)  # fmt: skip
         if memory_factor != 1.0:
             spec = replace(spec, memory_mb=int(spec.memory_mb * memory_factor))
         sandbox = self.backend.start(spec)

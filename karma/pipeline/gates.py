@@ -94,6 +94,7 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             on_result=recorded,
             git_dir=b.workspace.git_dir,
             on_start=started,
+            layout=b.layout,
         )
     finally:
         shutil.rmtree(tree, ignore_errors=True)

@@ -96,6 +96,8 @@ class TaskResult:
     row: TaskRow
     stack: str
     history: tuple[AttemptResult, ...]
+    folder: str = "."
+    """Where its stack is placed in the repository ("." the root)."""
 
     @property
     def id(self) -> TaskId:
@@ -123,6 +125,7 @@ class TaskResult:
             "worker": t.worker,
             "docker_host": t.docker_host,
             "stack": self.stack,
+            "folder": self.folder,
             "commit": t.commit_sha,
             "history": [a.to_json() for a in self.history],
         }
@@ -133,9 +136,11 @@ def task_results(b: Build) -> list[TaskResult]:
     attempts: dict[str, list[AttemptResult]] = {}
     for a in b.store.attempts(b.run_id):
         attempts.setdefault(a.task_id, []).append(AttemptResult.of(a))
-    return [
-        TaskResult(t, b.stack.name, tuple(attempts.get(t.id, ()))) for t in b.store.tasks(b.run_id)
-    ]
+    rows = []
+    for t in b.store.tasks(b.run_id):
+        placed = b.placed(t.id)
+        rows.append(TaskResult(t, placed.stack.name, tuple(attempts.get(t.id, ())), placed.label))
+    return rows
 
 
 def write_report(b: Build) -> str | None:

@@ -23,13 +23,14 @@ from karma.forecast import BudgetTracker, check_budget, routed_plan
 from karma.heal import Healer
 from karma.home import DataRoots
 from karma.ids import RunId, TaskId
+from karma.layout import StackLayout, base_layout
 from karma.models.interface import ModelClient
 from karma.models.recorded import RecordingModel
 from karma.pipeline.build import Build
 from karma.pipeline.recorder import RunRecorder
 from karma.plan import Plan, parse_plan, strip_derived
 from karma.planner import make_plan, plan_from_file
-from karma.recipes import Stack, detect_stack, load_failure_patterns
+from karma.recipes import load_failure_patterns
 from karma.routed import RoutedPlan
 from karma.sandbox import get_sandbox
 from karma.sandbox.images import ensure_image
@@ -104,37 +105,38 @@ def _alive(pid: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """What a build's tasks run on, ready before its first task: the stack (its test
-    command as the base commit defines it) and the stack image's tag."""
+def _layout(env: BuildEnv, base: str) -> StackLayout:
+    """The stacks the base commit places (git objects, never the tree a model writes)."""
+    layout = base_layout(env.workspace.git, base, env.roots)
+    if not layout.placed:
+        raise UsageError(f"{env.workspace.root}: no known stack (see recipes/stacks/)")
+    return layout
 
-    stack: Stack
-    image: str
 
-
-def _prepare(env: BuildEnv, base: str) -> Prepared:
-    """The stack and its image (built when no cached one exists); for a new run this runs
-    while the planner thinks."""
+def _prepare(env: BuildEnv, base: str, layout: StackLayout) -> StackLayout:
+    """Each placed stack with its test command as the base commit defines it (tox, nox,
+    pytest config, unittest, a package.json script, in its folder) and its image (built
+    when no cached one exists); for a new run this runs while the planner thinks."""
     workspace, data = env.workspace, env.roots
-    stack = detect_stack(workspace.root, data)
-    if stack is None:
-        raise UsageError(f"{workspace.root}: no known stack (see recipes/stacks/)")
-    # The suite runs as the base commit defines it (tox, nox, pytest config or unittest),
-    # and no check runs twice (one the base's test script does itself).
-    stack = for_tasks(workspace.root, base, stack)
-    workspace.ignore_generated(stack.generated)
-    image = env.image or ensure_image(stack.name, workspace.root, env.config, data=data)
-    return Prepared(stack, image)
+    # No check runs twice in a task: not one the base's own test script does itself.
+    stacks = [for_tasks(workspace.root, base, p.stack, folder=p.label) for p in layout.placed]
+    layout = layout.with_stacks(stacks)
+    workspace.ignore_generated(list(dict.fromkeys(g for s in stacks for g in s.generated)))
+    images = [
+        env.image
+        or ensure_image(p.stack.name, workspace.root, env.config, data=data, folder=p.folder)
+        for p in layout.placed
+    ]
+    return layout.with_images(images)
 
 
 def _make(env: BuildEnv, run_id: RunId, request: str, routed: RoutedPlan, base: str,
-          context_text: str, prepared: Prepared) -> Build:  # fmt: skip
+          context_text: str, layout: StackLayout) -> Build:  # fmt: skip
     workspace, config, data = env.workspace, env.config, env.roots
     b = Build(
         run_id=run_id, request=request, config=config, store=env.store, bus=env.bus,
         workspace=workspace, branch=f"karma/{run_id}", base_commit=base, routed=routed,
-        stack=prepared.stack, image=prepared.image, backend=env.backend or get_sandbox(config),
+        layout=layout, backend=env.backend or get_sandbox(config),
         healer=Healer(env.store, config, load_failure_patterns(data), run_id=run_id),
         budget=BudgetTracker(config.budget.max_cost_usd), model_factory=env.models,
         context_text=context_text, data=data,
@@ -155,7 +157,8 @@ def start(
     base = workspace.rev(base) if base else workspace.head()
     if base is None:
         raise UsageError("the base commit to build from does not exist")
-    context = gather_context(workspace.root, roots=env.roots)
+    layout = _layout(env, base)
+    context = gather_context(workspace.root, roots=env.roots, layout=layout)
     store.create_run(
         run_id,
         request,
@@ -175,7 +178,7 @@ def start(
         return outcome.plan, outcome.cost_usd
 
     # The sandbox image is made ready (checked, or built) while the planner thinks.
-    prepared, (plan, planner_cost) = alongside(lambda: _prepare(env, base), planned)
+    prepared, (plan, planner_cost) = alongside(lambda: _prepare(env, base, layout), planned)
     routed = routed_plan(plan, config, store.task_history())
     store.update_run(run_id, plan_json=json.dumps(routed.contract()), cost_usd=planner_cost)
     record = RunRecorder(store, bus, run_id)
@@ -238,14 +241,15 @@ def resume(env: BuildEnv, run_id: RunId) -> Build:
     _salvage(workspace, run_id)
     store.update_run(run_id, status="running", pid=os.getpid(), finished_at=None)
     bus.emit("run_started", run_id, request=row.request, base=base, resumed=True)
+    layout = _layout(env, base)
     b = _make(
         env,
         run_id,
         row.request,
         routed,
         base,
-        gather_context(workspace.root, roots=env.roots).render(),
-        _prepare(env, base),
+        gather_context(workspace.root, roots=env.roots, layout=layout).render(),
+        _prepare(env, base, layout),
     )
     b.backend.reap_run(run_id)
     b.budget.spend(float(row.cost_usd or 0.0))

@@ -80,8 +80,9 @@ def run_task(build: Build, task_id: TaskId) -> Outcome:
         if not end.remedy_failed:
             build.healer.observe(end.evidence, end.classification, files=task.files, kind=task.kind)
         record.classified(task_id, number, end.classification, treated=treated)
+        stack = build.placed(task_id).stack.name
         decision = build.healer.decide(
-            task_id, end.classification, records, unavailable=unavailable(build.stack.name)
+            task_id, end.classification, records, unavailable=unavailable(stack)
         )
         remedy = None if isinstance(decision, Escalation) else decision
         attempt = AttemptRecord(number, end.evidence, end.classification,
@@ -119,6 +120,7 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
     sandbox: Sandbox | None = None
     worktree: Worktree | None = None
     footprint: Footprint | None = None
+    placed = build.placed(task.id)
     try:
         if build.remote is not None and treatment.recheck is None:
             work, commit = remote_work(
@@ -133,11 +135,12 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
             start_at = treatment.recheck.branch if treatment.recheck else build.tip()
             worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
         footprint = Footprint(worktree.path, build.config.agent.max_worktree_mb)
-        sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor)
+        sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor,
+                                      image=placed.image)  # fmt: skip
         build.record.attempt_placed(attempt_id, task.id, image=sandbox.image,
                                     container_id=sandbox.id)  # fmt: skip
         end = run_work(build, task, number, model_name, treatment, worktree, sandbox,
-                       attempt_id, footprint)  # fmt: skip
+                       attempt_id, footprint, placed)  # fmt: skip
     except (SandboxUnavailable, ClusterUnavailable) as exc:  # the scheduler stops the run
         end = AttemptEnd("infra", detail=f"infrastructure failure: {exc}")
     except SandboxError as exc:

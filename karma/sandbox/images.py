@@ -28,11 +28,12 @@ import tempfile
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from karma.config import KarmaConfig
 from karma.home import DataRoots
+from karma.layout import ROOT
 from karma.recipes import Stack, load_stacks
 from karma.sandbox import npm, sandbox_user
 from karma.sandbox.docker import DockerBackend
@@ -171,19 +172,42 @@ def _digest(base: str, base_id: str, inputs: Inputs, allow_sdists: bool) -> str:
     return digest.hexdigest()
 
 
-def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None) -> Inputs:
-    """The recipe and dependency files an image of `stack_name` for `repo` is built from;
-    recipes from `data` (default: trusted places and the user's checkout `repo`)."""
+def project_folder(repo: Path, folder: PurePosixPath) -> Path:
+    """The folder of `repo` a stack is placed in (karma/layout.py), reached through no
+    symlink: each step down is a plain directory, or the image build is refused."""
+    current = repo
+    for part in folder.parts:
+        if part in ("..", "/") or "/" in part:
+            raise ImageBuildError(f"stack folder {folder} refused: not inside the repository")
+        current = current / part
+        try:
+            mode = current.lstat().st_mode
+        except OSError as exc:
+            raise ImageBuildError(f"stack folder {folder} refused: {exc.strerror}") from None
+        if not stat.S_ISDIR(mode):
+            raise ImageBuildError(
+                f"stack folder {folder} refused: {current.name} is not a plain directory "
+                "(a symlink?)"
+            )
+    return current
+
+
+def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None, *,
+                folder: PurePosixPath = ROOT) -> Inputs:  # fmt: skip
+    """The recipe and dependency files an image of `stack_name` for `repo` is built from
+    (those of its `folder`, when the stack is placed in one); recipes from `data`
+    (default: trusted places and the user's checkout `repo`)."""
     roots = data or DataRoots.of_checkout(repo)
-    folder, globs = _recipe(stack_name, roots)
+    recipe, globs = _recipe(stack_name, roots)
     stack = _stack(stack_name, roots)
     installer = stack.installer if stack else "pip"
-    _no_links_between(repo, folder)
+    _no_links_between(repo, recipe)
+    project = project_folder(repo, folder)
     deps = tuple(
         (path.name, _read(path, DEPENDENCY_FILE_LIMIT, "dependency file"))
-        for path in dependency_files(repo, globs)
+        for path in dependency_files(project, globs)
     )
-    return Inputs(recipe_files(folder), deps, installer)
+    return Inputs(recipe_files(recipe), deps, installer)
 
 
 def ensure_image(
@@ -195,15 +219,17 @@ def ensure_image(
     log: Callable[[str], None] | None = None,
     data: DataRoots | None = None,
     environ: Mapping[str, str] | None = None,
+    folder: PurePosixPath = ROOT,
 ) -> str:
-    """The tag of the stack image for `repo`, built first when no cached one exists.
+    """The tag of the stack image for `repo` (its `folder`), built first when no cached
+    one exists.
 
     `ImageMissing` when the base image is not on the engine, `SandboxUnavailable` when
     the engine is not reachable, `ImageBuildError` (with the log's tail) when the build
     fails or an input is refused. `environ` is where the user's pip index settings come
     from (default: this process's environment).
     """
-    inputs = read_inputs(stack_name, repo, data)
+    inputs = read_inputs(stack_name, repo, data, folder=folder)
     return image_for(stack_name, inputs, config, backend=backend, log=log, environ=environ)
 
 

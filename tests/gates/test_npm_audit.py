@@ -137,3 +137,33 @@ def test_a_symlinked_or_huge_lockfile_is_not_read(tmp_path: Path, npm_osv: Advis
         out.truncate(MAX_LOCK_BYTES + 1)
     result = _audit(repo, npm_osv.url)
     assert result.status == "skipped" and "at most" in result.summary, result
+
+
+def test_in_a_mixed_repository_the_frontends_lockfile_is_audited_by_audit_web(
+    tmp_path: Path, npm_osv: AdvisoryServer
+) -> None:
+    """`audit:web` reads `web/package-lock.json` (base and head); the root's Python audit
+    leaves the frontend's files alone; a lockfile linked out of the folder is not read."""
+    from karma.layout import commit_layout
+
+    files = {f"web/{name}": text for name, text in _pair("4.17.21").items()}
+    repo = make_repo(tmp_path / "r", {"pyproject.toml": "[project]\nname = 'a'\n", **files})
+    write(repo, {f"web/{name}": text for name, text in _pair("4.17.20").items()})
+    base = git(repo, "rev-parse", "HEAD")
+    config = KarmaConfig.model_validate({"gates": {"audit": {"osv_url": npm_osv.url}}})
+    layout = commit_layout(repo, base)
+    ctx = GateContext(repo=repo, base=base, config=config, stack=layout.primary.stack,
+                      layout=layout)  # fmt: skip
+    suite = run_suite(ctx, load_suite().only(("audit",)))
+    root, web = suite.result("audit"), suite.result("audit:web")
+    assert root is not None and root.status == "passed", root  # no Python dependency changed
+    assert web is not None and web.status == "failed", web
+    (finding,) = web.findings
+    assert finding.rule == ADVISORY and finding.path == "web/package-lock.json"
+    assert web.data["folder"] == "web" and web.data["stack"] == "node"
+    outside = tmp_path / "outside.json"
+    outside.write_text(_pair("4.17.20")["package-lock.json"])
+    (repo / "web" / "package-lock.json").unlink()
+    os.symlink(outside, repo / "web" / "package-lock.json")
+    linked = run_suite(ctx, load_suite().only(("audit",))).result("audit:web")
+    assert linked is not None and linked.status == "skipped", linked
