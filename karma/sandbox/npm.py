@@ -13,8 +13,8 @@ running trusted code on trusted or checked input:
    (Debian's `nodejs` and `npm` on the base image), built with the host's network. Its
    context is that recipe file alone (trusted data, `karma.home.DataRoots`): no byte of
    the project is in it. Cached by the base image's id and the recipe's bytes.
-1. The download: `npm ci --ignore-scripts` (`pnpm fetch`, `yarnpkg install
-   --frozen-lockfile --ignore-scripts --no-default-rc`) in a throwaway container of the
+1. The download: `npm ci --ignore-scripts` (`pnpm install --frozen-lockfile`, `yarnpkg
+   install --frozen-lockfile --ignore-scripts --no-default-rc`) in a throwaway container of the
    toolchain with the network, on a copy of the project's `package.json` and its lockfile
    only (never its `.npmrc`, `.yarnrc`, `.pnpmfile.cjs`, `pnpm-workspace.yaml`, nor any
    other file), with the tool's user and global configuration pointed at nothing and the
@@ -80,8 +80,10 @@ user's `.npmrc` (npm would read `userconfig`/`globalconfig` otherwise)."""
 
 DOWNLOAD: Mapping[Manager, str] = {
     "npm": "npm ci --ignore-scripts --no-audit --no-fund --loglevel=warn",
-    "pnpm": f"pnpm fetch --store-dir {CACHE} --registry {REGISTRY} --ignore-pnpmfile "
-    "--config.manage-package-manager-versions=false --reporter=append-only",
+    "pnpm": f"pnpm install --frozen-lockfile --ignore-scripts --ignore-pnpmfile "
+    f"--store-dir {CACHE} --registry {REGISTRY} --config.node-linker=hoisted "
+    "--config.package-import-method=copy --config.manage-package-manager-versions=false "
+    "--reporter=append-only",
     "yarn": f"yarnpkg install --frozen-lockfile --ignore-scripts --non-interactive "
     f"--no-default-rc --registry {REGISTRY} --cache-folder {CACHE} "
     f"--modules-folder {SCRATCH}/node_modules --network-timeout 300000",

@@ -176,12 +176,34 @@ def test_yarn_and_pnpm_projects_build_from_the_registry_alone_and_their_tests_pa
         )
         try:
             listed = box.exec("ls /node_modules", timeout_s=60)
+            versions = "yarn --version && yarnpkg --version && pnpm --version"
+            tools = box.exec(versions, timeout_s=60, workdir="/")
             checks = run_checks(stack, repo, box, ["src/since.js"], 120)
         finally:
             box.close()
         assert listed.output.split() == ["debug", "ms"], listed.output
+        assert tools.output.split() == ["1.22.19", "1.22.19", "10.34.9"], tools.output
         assert [step for step, _ in checks] == ["typecheck", "lint", "test"], checks
         assert all(outcome.ok for _, outcome in checks), [o.output for _, o in checks]
         assert canary.asked == []
     finally:
         canary.close()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("fixture", [YARN, PNPM], ids=["yarn", "pnpm"])
+def test_a_lockfile_out_of_date_with_package_json_fails_the_download_at_once(
+    docker_engine: str, tmp_path: Path, fixture: Path
+) -> None:
+    """package.json asks for a package the lockfile does not have: the frozen download
+    fails with the tool's reason and the tip to update the lockfile, not a hang."""
+    repo = tmp_path / fixture.name
+    shutil.copytree(fixture, repo)
+    manifest = json.loads((repo / "package.json").read_text())
+    manifest["dependencies"]["left-pad"] = "^1.3.0"
+    (repo / "package.json").write_text(json.dumps(manifest, indent=2))
+    with pytest.raises(ImageBuildError, match="packages failed") as caught:
+        ensure_image("node", repo, KarmaConfig(sandbox={"base_image": docker_engine}))
+    lockfile = "yarn.lock" if fixture is YARN else "pnpm-lock.yaml"
+    assert lockfile in (caught.value.tip or "")
+    assert re.search(r"lockfile needs to be updated|not up to date|OUTDATED", str(caught.value))
