@@ -41,8 +41,14 @@ def refused(reason: str) -> ImageBuildError:
 
 
 def load(data: bytes) -> dict[str, Any]:
+    """The lockfile as plain data; an alias (`*name`, which pnpm never writes) is refused
+    before anything is built from it: shared nodes would let a small file expand into a
+    huge structure when printed or walked (the "billion laughs")."""
     try:
-        lock = yaml.safe_load(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, yaml.SafeLoader)):
+            raise refused("a YAML alias (`*name`), which pnpm never writes")
+        lock = yaml.safe_load(text)
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise refused(f"not valid YAML ({str(exc)[:200]})") from None
     if not isinstance(lock, dict):

@@ -111,6 +111,9 @@ ATTACKS = [
      "patchedDependencies"),
     ("lockfileVersion: '9.0'", "lockfileVersion: '6.0'", "lockfileVersion '6.0'"),
     ("lockfileVersion: '9.0'", "lockfileVersion: [", "not valid YAML"),
+    ("packages:\n", "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+     + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10))
+     + "packages:\n  ms@2.1.3:\n    resolution: {a: *l9}\n", "a YAML alias"),
 ]  # fmt: skip
 
 
