@@ -1,4 +1,9 @@
-"""The audit gate for a Node project: `package-lock.json` versions against an OSV endpoint.
+"""The audit gate for a Node project: its lockfile's versions against an OSV endpoint.
+
+The lockfile is the package manager's (`karma.sandbox.npm.LOCKFILES`, in that order):
+`package-lock.json`, `pnpm-lock.yaml` (its `packages` keys, `name@version`) or
+`yarn.lock` (each entry's name and `version`, read by the strict v1 parser of
+`karma.sandbox.yarnlock`).
 
 `npm audit` asks the registry's audit endpoint, which is not reachable from here (the
 registry answers package requests only), and would run npm on the host with the
@@ -8,12 +13,12 @@ advisories serve` answers npm queries from an OSV folder) about each installed p
 (`querybatch`, then each hit's record). No endpoint configured: `skipped`, saying so.
 The base's lockfile is audited in the same query: what it already had never blocks.
 
-Trust: `package-lock.json` is the target repository's, untrusted, parsed on the host as
-JSON data only: a regular file reached without a symlink, at most `MAX_LOCK_BYTES`; a
-package is a name that npm would accept (`NAME`) at a semver version, anything else in
-it (a path-shaped key, a `resolved` URL, `link` entries, a nested `..`) is never
-followed, fetched or run. Only names and versions leave the host, to the configured
-endpoint.
+Trust: the lockfile is the target repository's, untrusted, parsed on the host as data
+only (JSON, `yaml.safe_load`, yarn's v1 format): a regular file reached without a
+symlink, at most `MAX_LOCK_BYTES`; a package is a name that npm would accept (`NAME`)
+at a semver version, anything else in it (a path-shaped key, a `resolved` URL, `link`
+entries, a nested `..`) is never followed, fetched or run. Only names and versions
+leave the host, to the configured endpoint.
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ from karma.gates.interface import (
     GateUnavailable,
     Status,
 )
+from karma.sandbox import pnpmlock, yarnlock
+from karma.sandbox.interface import ImageBuildError
 
 LOCKFILE = "package-lock.json"
+LOCKFILES = (LOCKFILE, pnpmlock.LOCKFILE, yarnlock.LOCKFILE)
+"""Each package manager's lockfile, in the order the image build chooses one."""
 MAX_LOCK_BYTES = 32 * 1024 * 1024
 MAX_PACKAGES = 20_000
 MAX_REPLY_BYTES = 16 * 1024 * 1024
@@ -72,6 +81,22 @@ def lock_pins(text: str) -> list[Pin]:
             found[(name, version)] = None
         if len(found) > MAX_PACKAGES:
             raise GateUnavailable(f"{LOCKFILE} lists over {MAX_PACKAGES} packages")
+    return list(found)
+
+
+def pins_of(lockfile: str, text: str) -> list[Pin]:
+    """The (name, version) pairs of any of the three lockfiles; what is not a package
+    name at a semver version is left out."""
+    if lockfile == LOCKFILE:
+        return lock_pins(text)
+    read = pnpmlock.pins if lockfile == pnpmlock.LOCKFILE else yarnlock.pins
+    try:
+        pairs = read(text.encode())
+    except (ImageBuildError, RecursionError) as exc:
+        raise GateUnavailable(f"{lockfile} is unreadable: {exc}") from None
+    found = {(n, v): None for n, v in pairs if NAME.fullmatch(n) and semver(v) is not None}
+    if len(found) > MAX_PACKAGES:
+        raise GateUnavailable(f"{lockfile} lists over {MAX_PACKAGES} packages")
     return list(found)
 
 
@@ -132,8 +157,7 @@ def query(url: str, pins: list[Pin], timeout_s: float) -> Vulns:
     return found
 
 
-def _base_lock(ctx: GateContext) -> str | None:
-    lockfile = ctx.at_folder(LOCKFILE)
+def _base_lock(ctx: GateContext, lockfile: str) -> str | None:
     listed = git(ctx, "ls-tree", ctx.base, lockfile).split()
     if len(listed) < 3 or listed[1] != "blob":
         return None
@@ -142,9 +166,13 @@ def _base_lock(ctx: GateContext) -> str | None:
     return git(ctx, "show", f"{ctx.base}:{lockfile}")
 
 
-def _line(text: str, name: str) -> int:
-    at = text.find(f'"node_modules/{name}"')
-    return text.count("\n", 0, at) + 1 if at >= 0 else 0
+def _line(text: str, name: str, lockfile: str) -> int:
+    needles = {LOCKFILE: (f'"node_modules/{name}"',), pnpmlock.LOCKFILE: (f"\n  {name}@",),
+               yarnlock.LOCKFILE: (f"\n{name}@", f'\n"{name}@')}  # fmt: skip
+    found = [at for n in needles[lockfile] if (at := text.find(n)) >= 0]
+    if not found:
+        return 0
+    return text.count("\n", 0, min(found)) + 1 + (lockfile != LOCKFILE)
 
 
 def npm_audit(
@@ -153,25 +181,30 @@ def npm_audit(
     """The audit of a Node project (module docstring); `ignores`: the audit's ignore list."""
     url = ctx.config.gates.audit.osv_url
 
+    raw, kind, lockfile = None, LOCKFILE, ctx.at_folder(LOCKFILE)
+    for kind in LOCKFILES:  # the stack's folder's, in a mixed repository
+        lockfile = ctx.at_folder(kind)
+        if (raw := read_beneath(ctx.repo, lockfile, MAX_LOCK_BYTES)) is not None:
+            break
+
     def done(
         status: Status, summary: str, findings: tuple[Finding, ...] = (), **data: Any
     ) -> GateResult:
         return GateResult("audit", status, findings, time.monotonic() - started, summary,
                           data={"source": lockfile, **data})  # fmt: skip
 
-    lockfile = ctx.at_folder(LOCKFILE)  # the stack's folder's, in a mixed repository
-    raw = read_beneath(ctx.repo, lockfile, MAX_LOCK_BYTES)
     if raw is None:
-        return done("skipped", f"no {lockfile} (a regular file of at most {MAX_LOCK_BYTES} "
-                    "bytes): the versions npm installs are not pinned", packages=0)  # fmt: skip
+        names = " / ".join(ctx.at_folder(name) for name in LOCKFILES)
+        return done("skipped", f"no {names} (a regular file of at most {MAX_LOCK_BYTES} "
+                    "bytes): the versions installed are not pinned", packages=0)  # fmt: skip
     if not url:
         return done("skipped", "no OSV endpoint configured for npm (gates.audit.osv_url or "
                     "KARMA_OSV_URL; `npm audit` needs the registry's audit endpoint, not "
                     "used)", packages=0)  # fmt: skip
     text = raw.decode("utf-8", "replace")
-    head = lock_pins(text)
-    base_text = _base_lock(ctx)
-    base = lock_pins(base_text) if base_text else []
+    head = pins_of(kind, text)
+    base_text = _base_lock(ctx, lockfile)
+    base = pins_of(kind, base_text) if base_text else []
     vulns = query(url, sorted(set(head) | set(base)), min(settings.timeout_s, 60))
     at_base = {v for pin in base for v in vulns.get(pin, {})}
     today = dt.date.today()
@@ -188,7 +221,7 @@ def npm_audit(
             alias = f" ({', '.join(sorted(aliases))})" if aliases else ""
             message = f"{name} {version} is vulnerable: {vid}{alias}{fix}. {summary[:300]}"
             findings.append(Finding(vid, "error" if new else "warning", lockfile,
-                                    _line(text, name), message, new))  # fmt: skip
+                                    _line(text, name, kind), message, new))  # fmt: skip
     blocking = sum(f.new and f.severity == "error" for f in findings)
     status: Status = "failed" if blocking else ("warning" if findings else "passed")
     return done(status, f"{len(head)} npm package(s) from {lockfile}: {blocking} new "

@@ -320,28 +320,29 @@ def _pip_deps(api: Any, base_id: str, inputs: Inputs, scratch: Path, deps: Path,
 def _npm_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Path,
               config: KarmaConfig, *, environ: Mapping[str, str],
               say: Callable[[str], None]) -> dict[str, str]:  # fmt: skip
-    """Stage 1 for npm: the lockfile checked, npm's cache filled from the public registry."""
-    del environ  # npm's configuration is npm.NPM_ENV alone
+    """Stage 1 for Node: the lockfile checked, the package manager's cache filled from
+    the public registry (`karma.sandbox.npm`)."""
+    del environ  # the package manager's configuration is npm.NPM_ENV alone
     files = dict(inputs.deps)
     packages = npm.check_lockfile(files)
+    manager, lockfile = npm.manager_of(files)
     project = deps / "project"
     project.mkdir(parents=True)
-    for name in (npm.MANIFEST, npm.LOCKFILE):
-        if name in files:
-            (project / name).write_bytes(files[name])
+    for name in npm.install_files(files):
+        (project / name).write_bytes(files[name])
     (deps / "npm-cache").mkdir()
     if packages:
         staging = scratch / "download"
         (staging / "in").mkdir(parents=True)
-        for name in (npm.MANIFEST, npm.LOCKFILE):
+        for name in npm.install_files(files):
             (staging / "in" / name).write_bytes(files[name])
-        say(f"karma: stage 1: downloading {packages} npm packages from {npm.REGISTRY}")
+        say(f"karma: stage 1: downloading {packages} {manager} packages from {npm.REGISTRY}")
         npm.download(api, toolchain, staging, user=sandbox_user(config),
                      memory_mb=config.sandbox.memory_mb, log=say)  # fmt: skip
         (deps / "npm-cache").rmdir()
         (staging / "cache").rename(deps / "npm-cache")
-    say(f"karma: stage 2: installing {packages} npm packages with no network")
-    lock = files.get(npm.LOCKFILE, b"")
+    say(f"karma: stage 2: installing {packages} {manager} packages with no network")
+    lock = files.get(lockfile, b"") if lockfile else b""
     return {"karma.lock_sha256": hashlib.sha256(lock).hexdigest()}
 
 

@@ -1,5 +1,11 @@
 """The npm side of a Node stack image: the toolchain, the lockfile's rules, the download.
 
+The package manager is the lockfile's (`manager_of`): `package-lock.json` is npm's,
+else `pnpm-lock.yaml` pnpm's (`karma.sandbox.pnpmlock`), else `yarn.lock` yarn 1's
+(`karma.sandbox.yarnlock`), in that order when a project has several; none: npm, with
+nothing to install. A `packageManager` field in package.json is not obeyed (the
+toolchain has one version of each: Debian's npm and yarnpkg, a pinned pnpm).
+
 A Node image (`sandboxes/node/`) is built in three steps, the only two with a network
 running trusted code on trusted or checked input:
 
@@ -7,18 +13,22 @@ running trusted code on trusted or checked input:
    (Debian's `nodejs` and `npm` on the base image), built with the host's network. Its
    context is that recipe file alone (trusted data, `karma.home.DataRoots`): no byte of
    the project is in it. Cached by the base image's id and the recipe's bytes.
-1. The download: `npm ci --ignore-scripts` in a throwaway container of the toolchain with
-   the network, on a copy of the project's `package.json` and `package-lock.json` only
-   (never its `.npmrc`, nor any other file), with npm's user and global configuration
-   pointed at nothing and the registry set to the public one. It keeps npm's cache (the
-   tarballs, checked against the lockfile's `integrity`); the tree it installed is thrown
-   away. The container has no capability, a read-only root, a non-root user, a tmpfs,
-   and is stopped past the cache size limit or the timeout (`wheelhouse.watched`).
-2. The install (`images._build`, no network): `npm ci --offline --ignore-scripts` from
-   that cache into `/node_modules`, where Node's resolution reaches from `/workspace`.
+1. The download: `npm ci --ignore-scripts` (`pnpm install --frozen-lockfile`, `yarnpkg
+   install --frozen-lockfile --ignore-scripts --no-default-rc`) in a throwaway container of the
+   toolchain with the network, on a copy of the project's `package.json` and its lockfile
+   only (never its `.npmrc`, `.yarnrc`, `.pnpmfile.cjs`, `pnpm-workspace.yaml`, nor any
+   other file), with the tool's user and global configuration pointed at nothing and the
+   registry set to the public one. It keeps the tool's cache (the tarballs, checked
+   against the lockfile's `integrity`); the tree it installed is thrown away. The
+   container has no capability, a read-only root, a non-root user, a tmpfs, and is
+   stopped past the cache size limit or the timeout (`wheelhouse.watched`).
+2. The install (`images._build`, no network): `npm ci --offline --ignore-scripts` (or
+   pnpm's and yarn's `--offline` install) from that cache into `/node_modules`, where
+   Node's resolution reaches from `/workspace`.
 
-Trust: `package.json` and `package-lock.json` are the target repository's, untrusted.
-The host parses them as JSON only, never runs or obeys them: `check_lockfile` refuses a
+Trust: `package.json` and the lockfile are the target repository's, untrusted.
+The host parses them as data only (JSON; YAML and yarn's v1 format in their modules),
+never runs or obeys them: `check_lockfile` refuses a
 lockfile that fetches anything but a tarball of the public npm registry (an `http://`, a
 git, a `file:` or another host's URL), that links local folders, or that places a
 package outside `node_modules/`. Lifecycle scripts (`preinstall`, `install`,
@@ -30,10 +40,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from karma.sandbox import SCRATCH
+from karma.sandbox import SCRATCH, pnpmlock, yarnlock
 from karma.sandbox.interface import ImageBuildError
 from karma.sandbox.wheelhouse import IN, WHEELHOUSE_LIMIT, start_download, watched
 
@@ -43,6 +53,13 @@ MANIFEST = "package.json"
 LOCKFILE = "package-lock.json"
 CACHE = "/karma/npm-cache"
 DEPENDENCY_KEYS = ("dependencies", "devDependencies", "optionalDependencies")
+Manager = Literal["npm", "pnpm", "yarn"]
+LOCKFILES: Mapping[Manager, str] = {
+    "npm": LOCKFILE,
+    "pnpm": pnpmlock.LOCKFILE,
+    "yarn": yarnlock.LOCKFILE,
+}
+"""Each package manager's lockfile, in the order one is chosen when a project has several."""
 NPM_ENV: Mapping[str, str] = {
     "HOME": SCRATCH,
     "npm_config_registry": REGISTRY,
@@ -53,9 +70,25 @@ NPM_ENV: Mapping[str, str] = {
     "npm_config_audit": "false",
     "npm_config_fund": "false",
     "npm_config_cache": CACHE,
+    "npm_config_manage_package_manager_versions": "false",
+    "npm_config_package_manager_strict": "false",
+    "YARN_IGNORE_PATH": "1",
 }
 """npm's whole configuration in the download container: nothing of a project's or a
 user's `.npmrc` (npm would read `userconfig`/`globalconfig` otherwise)."""
+
+
+DOWNLOAD: Mapping[Manager, str] = {
+    "npm": "npm ci --ignore-scripts --no-audit --no-fund --loglevel=warn",
+    "pnpm": f"pnpm install --frozen-lockfile --ignore-scripts --ignore-pnpmfile "
+    f"--store-dir {CACHE} --registry {REGISTRY} --config.node-linker=hoisted "
+    "--config.package-import-method=copy --config.manage-package-manager-versions=false "
+    "--reporter=append-only",
+    "yarn": f"yarnpkg install --frozen-lockfile --ignore-scripts --non-interactive "
+    f"--no-default-rc --registry {REGISTRY} --cache-folder {CACHE} "
+    f"--modules-folder {SCRATCH}/node_modules --network-timeout 300000",
+}
+"""Each manager's download (its tree is thrown away; its cache is kept)."""
 
 
 def _json(name: str, data: bytes) -> Any:
@@ -63,6 +96,20 @@ def _json(name: str, data: bytes) -> Any:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ImageBuildError(f"{name} refused: not valid JSON ({exc})") from None
+
+
+def manager_of(files: Mapping[str, bytes]) -> tuple[Manager, str | None]:
+    """The package manager of a project's files and its lockfile (None: no lockfile)."""
+    for manager, lockfile in LOCKFILES.items():
+        if lockfile in files:
+            return manager, lockfile
+    return "npm", None
+
+
+def install_files(files: Mapping[str, bytes]) -> tuple[str, ...]:
+    """The files the download and the install get: package.json and the lockfile."""
+    lockfile = manager_of(files)[1]
+    return (MANIFEST,) if lockfile is None else (MANIFEST, lockfile)
 
 
 def _registry_tarball(url: str) -> bool:
@@ -86,14 +133,22 @@ def check_lockfile(files: Mapping[str, bytes]) -> int:
     if not isinstance(manifest, dict):
         raise ImageBuildError(f"{MANIFEST} refused: not a JSON object")
     wanted = [key for key in DEPENDENCY_KEYS if manifest.get(key)]
-    if LOCKFILE not in files:
+    manager, lockfile = manager_of(files)
+    if lockfile is None:
         if wanted:
             raise ImageBuildError(
-                f"{MANIFEST} declares {', '.join(wanted)} but there is no {LOCKFILE}: "
-                "dependencies are installed from a lockfile only",
+                f"{MANIFEST} declares {', '.join(wanted)} but there is no lockfile "
+                f"({', '.join(LOCKFILES.values())}): dependencies are installed from a "
+                "lockfile only",
                 tip="run `npm install --package-lock-only` and commit package-lock.json",
             )
         return 0
+    if manager != "npm" and manifest.get("workspaces"):
+        raise ImageBuildError(f"{MANIFEST} refused: `workspaces` (one project at the root only)")
+    if manager == "yarn":
+        return yarnlock.check(files[lockfile])
+    if manager == "pnpm":
+        return pnpmlock.check(files[lockfile])
     lock = _json(LOCKFILE, files[LOCKFILE])
     if not isinstance(lock, dict) or not isinstance(lock.get("packages"), dict):
         raise ImageBuildError(
@@ -144,13 +199,14 @@ def download(
     memory_mb: int,
     log: Callable[[str], None],
 ) -> None:
-    """Step 1: `npm ci --ignore-scripts` on `folder/in` (the two npm files), keeping npm's
-    cache in `folder/cache`."""
+    """Step 1: the package manager's download on `folder/in` (package.json and the
+    lockfile), keeping its cache (pnpm's store) in `folder/cache`."""
     cache = folder / "cache"
     cache.mkdir()
+    manager, lockfile = manager_of({path.name: b"" for path in (folder / "in").iterdir()})
     script = (
-        f"mkdir {SCRATCH}/project && cp {IN}/{MANIFEST} {IN}/{LOCKFILE} {SCRATCH}/project/ && "
-        f"cd {SCRATCH}/project && npm ci --ignore-scripts --no-audit --no-fund --loglevel=warn"
+        f"mkdir {SCRATCH}/project && cp {IN}/{MANIFEST} {IN}/{lockfile} {SCRATCH}/project/ && "
+        f"cd {SCRATCH}/project && {DOWNLOAD[manager]}"
     )
     created = start_download(api, toolchain, ["sh", "-c", script], inputs=folder / "in",
                              out=cache, out_at=CACHE, user=user, memory_mb=memory_mb,
@@ -162,6 +218,6 @@ def download(
     if code != 0:
         log_tail = "\n".join(tail)
         raise ImageBuildError(
-            f"downloading the npm packages failed (npm ci exit {code})\n{log_tail}",
-            tip="check that package-lock.json matches package.json (`npm install`)",
+            f"downloading the {manager} packages failed (exit {code})\n{log_tail}",
+            tip=f"check that {lockfile} matches package.json (`{manager} install`)",
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from karma.advisories import AdvisoryServer, semver, serving
 from karma.config import KarmaConfig
 from karma.gates import GateContext, load_suite, run_suite
 from karma.gates.interface import GateResult, GateUnavailable
-from karma.gates.npmaudit import MAX_LOCK_BYTES, lock_pins
+from karma.gates.npmaudit import MAX_LOCK_BYTES, lock_pins, pins_of
 from karma.home import builtin_dir
 from karma.recipes import detect_stack
 from tests.gates.conftest import git, make_repo, write
@@ -167,3 +168,45 @@ def test_in_a_mixed_repository_the_frontends_lockfile_is_audited_by_audit_web(
     os.symlink(outside, repo / "web" / "package-lock.json")
     linked = run_suite(ctx, load_suite().only(("audit",))).result("audit:web")
     assert linked is not None and linked.status == "skipped", linked
+
+
+# -- yarn.lock and pnpm-lock.yaml (made by yarnpkg 1.22.19 and pnpm 10.34.9) ---------------
+
+
+def _made_by(manager: str, version: str) -> dict[str, str]:
+    lockfile = "yarn.lock" if manager == "yarn" else "pnpm-lock.yaml"
+    return {
+        "package.json": (NPM / f"lodash-{version}.{manager}.package.json").read_text(),
+        lockfile: (NPM / f"lodash-{version}.{lockfile}").read_text(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("manager", "lockfile", "line"), [("yarn", "yarn.lock", 5), ("pnpm", "pnpm-lock.yaml", 17)]
+)
+def test_a_downgrade_in_a_yarn_or_pnpm_lockfile_fails_and_the_fix_passes(
+    tmp_path: Path, npm_osv: AdvisoryServer, manager: str, lockfile: str, line: int
+) -> None:
+    repo = make_repo(tmp_path / "r", _made_by(manager, "4.17.21"))
+    write(repo, _made_by(manager, "4.17.20"))
+    result = _audit(repo, npm_osv.url)
+    assert result.status == "failed", result
+    (finding,) = result.findings
+    assert finding.rule == ADVISORY and finding.new
+    assert (finding.path, finding.line) == (lockfile, line)
+    assert result.data == {"source": lockfile, "packages": 1}
+    write(repo, _made_by(manager, "4.17.21"))
+    assert _audit(repo, npm_osv.url).status == "passed"
+
+
+def test_yarn_and_pnpm_entries_that_are_paths_or_urls_are_not_packages() -> None:
+    yarn = (NPM / "lodash-4.17.20.yarn.lock").read_text()
+    evil = '\n"../../etc@^1":\n  version "1.0.0"\n\nok@^1:\n  version "latest"\n'
+    assert pins_of("yarn.lock", yarn + evil) == [("lodash", "4.17.20")]
+    pnpm = (NPM / "lodash-4.17.20.pnpm-lock.yaml").read_text()
+    pnpm = pnpm.replace("\nsnapshots:", "  ../../etc@1.0.0: {}\n  x@https://e.example/x.tgz: {}\n"
+                        "\nsnapshots:")  # fmt: skip
+    assert pins_of("pnpm-lock.yaml", pnpm) == [("lodash", "4.17.20")]
+    for lockfile, text in (("yarn.lock", "# yarn lockfile v1\n x\n"), ("pnpm-lock.yaml", "a: [")):
+        with pytest.raises(GateUnavailable, match=f"{re.escape(lockfile)} is unreadable"):
+            pins_of(lockfile, text)
