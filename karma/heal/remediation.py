@@ -176,7 +176,7 @@ LOCKFILES: tuple[tuple[str, str, str], ...] = (
     ("poetry.lock", "poetry lock --no-interaction", "poetry install --no-interaction"),
     ("uv.lock", "uv lock", "uv sync"),
     ("package-lock.json", "npm install --package-lock-only --no-audit --no-fund", "npm ci"),
-    ("yarn.lock", "yarn install --mode update-lockfile", "yarn install --frozen-lockfile"),
+    ("yarn.lock", "yarn install --non-interactive", "yarn install --frozen-lockfile"),  # yarn 1
     ("pnpm-lock.yaml", "pnpm install --lockfile-only", "pnpm install --frozen-lockfile"),
     ("Cargo.lock", "cargo generate-lockfile", "cargo fetch"),
     ("go.sum", "go mod tidy", "go mod download"),
