@@ -3,7 +3,8 @@
 `karma advisories serve DIR` answers `POST /v1/query` and `POST /v1/querybatch` (the
 OSV API's shapes) from a folder of OSV YAML/JSON files such as the PyPA advisory
 database, so the real `pip-audit --vulnerability-service osv --osv-url URL` can audit
-without reaching the internet. It listens on 127.0.0.1 only.
+without reaching the internet, and the audit gate's npm, Go and crates.io queries are
+answered (`ECOSYSTEMS`). It listens on 127.0.0.1 only.
 
 The index is loaded in one pass: the PyPA layout (`vulns/<package>/<id>.yaml`) names the
 package in the folder, so only the files of a queried package are parsed, on first
@@ -29,9 +30,10 @@ from packaging.version import InvalidVersion, Version
 from karma.errors import UsageError
 
 ECOSYSTEM = "PyPI"
-ECOSYSTEMS = ("PyPI", "npm")
-"""What the endpoint answers for: PyPI (PEP 440 versions, PEP 503 names) and npm (semver
-versions, names as they are)."""
+ECOSYSTEMS = ("PyPI", "npm", "Go", "crates.io")
+"""What the endpoint answers for: PyPI (PEP 440 versions, PEP 503 names); npm, Go (module
+paths, versions with or without their `v`) and crates.io (semver versions, names as they
+are)."""
 SEMVER = re.compile(r"v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?")
 
 
@@ -74,16 +76,17 @@ def semver(text: str) -> tuple[int, int, int, tuple[tuple[int, int, str], ...]] 
 
 
 def _parser(ecosystem: str) -> Any:
-    return semver if ecosystem == "npm" else _version
+    return _version if ecosystem == ECOSYSTEM else semver
 
 
 def _same(ecosystem: str, a: str, b: str) -> bool:
-    return a == b if ecosystem == "npm" else normalise(a) == normalise(b)
+    return normalise(a) == normalise(b) if ecosystem == ECOSYSTEM else a == b
 
 
 def affects(affected: dict[str, Any], version: str, ecosystem: str = ECOSYSTEM) -> bool:
     """Whether one `affected[]` entry covers `version` (explicit list or ranges)."""
-    if version in (affected.get("versions") or ()):
+    listed = affected.get("versions") or ()
+    if version in listed or (ecosystem == "Go" and version.removeprefix("v") in listed):
         return True
     parse = _parser(ecosystem)
     parsed = parse(version)

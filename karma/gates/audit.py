@@ -39,6 +39,7 @@ from karma.gates.interface import (
     GateUnavailable,
     Status,
 )
+from karma.gates.lockaudit import ROUTES, lock_audit
 from karma.gates.npmaudit import npm_audit
 from karma.gates.sast import find_tool
 from karma.gates.tool import run_tool
@@ -51,6 +52,7 @@ PIN = re.compile(
 DEPENDENCY_FILES = (
     "pyproject.toml", "setup.py", "setup.cfg", "requirements*.txt", "requirements*.in",
     "constraints*.txt", "Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock",
+    "go.mod", "go.sum", "Cargo.toml", "Cargo.lock",
 )  # fmt: skip
 """File names (at any depth) that can change what is installed, besides the audit's
 `requirements` globs and the stack's `dependency_files`."""
@@ -133,6 +135,8 @@ class AuditGate:
             return untouched
         if ctx.stack is not None and ctx.stack.installer == "npm":  # package-lock.json + OSV
             return npm_audit(ctx, settings, started, parse_ignores(settings.get("ignore", [])))
+        if ctx.stack is not None and ctx.stack.name in ROUTES:  # go.sum / Cargo.lock + OSV
+            return lock_audit(ctx, settings, started, parse_ignores(settings.get("ignore", [])))
         pip_audit = find_tool(str(settings.get("pip_audit", "")), "pip-audit")
         today = dt.date.today()
         ignores = parse_ignores(settings.get("ignore", []))
