@@ -244,3 +244,46 @@ def test_the_advisories_server_answers_go_and_crates_io(
     assert _post(go_rust_osv, "/v1/querybatch", {"queries": queries}) == {
         "results": [{}] * len(queries)
     }
+
+
+def test_an_ignore_by_its_cve_silences_the_go_advisory(
+    tmp_path: Path, go_rust_osv: AdvisoryServer
+) -> None:
+    repo = make_repo(tmp_path / "r", _go(GO_FIXED))
+    write(repo, _go(GO_VULNERABLE))
+    ignore = [{"id": "CVE-2022-32149", "reason": "no Accept-Language parsing"}]
+    config = KarmaConfig.model_validate({"gates": {"audit": {"osv_url": go_rust_osv.url}}})
+    stack = detect_stack(repo)
+    ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=config, stack=stack)
+    suite = load_suite(overrides={"audit": {"ignore": ignore}}).only(("audit",))
+    result = run_suite(ctx, suite).result("audit")
+    assert result is not None and result.status == "passed", result
+    assert "1 ignored" in result.summary
+
+
+def test_in_a_mixed_repository_the_go_services_go_sum_is_audited(
+    tmp_path: Path, go_rust_osv: AdvisoryServer
+) -> None:
+    """`audit:svc` reads `svc/go.sum` (base and head); a go.sum linked out of the folder is
+    not read."""
+    from karma.layout import commit_layout
+
+    files = {f"svc/{name}": text for name, text in _go(GO_FIXED).items()}
+    repo = make_repo(tmp_path / "r", {"pyproject.toml": "[project]\nname = 'a'\n", **files})
+    write(repo, {f"svc/{name}": text for name, text in _go(GO_VULNERABLE).items()})
+    base = git(repo, "rev-parse", "HEAD")
+    config = KarmaConfig.model_validate({"gates": {"audit": {"osv_url": go_rust_osv.url}}})
+    layout = commit_layout(repo, base)
+    ctx = GateContext(repo=repo, base=base, config=config, stack=layout.primary.stack,
+                      layout=layout)  # fmt: skip
+    suite = run_suite(ctx, load_suite().only(("audit",)))
+    svc = suite.result("audit:svc")
+    assert svc is not None and svc.status == "failed", suite
+    (finding,) = svc.findings
+    assert (finding.rule, finding.path, finding.line) == (GO_ADVISORY, "svc/go.sum", 6)
+    outside = tmp_path / "outside.sum"
+    outside.write_text(_go(GO_VULNERABLE)["go.sum"])
+    (repo / "svc" / "go.sum").unlink()
+    os.symlink(outside, repo / "svc" / "go.sum")
+    linked = run_suite(ctx, load_suite().only(("audit",))).result("audit:svc")
+    assert linked is not None and linked.status == "skipped", linked
