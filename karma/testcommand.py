@@ -261,12 +261,12 @@ def for_tasks(repo: Path, commit: str, stack: Stack, *, folder: str = ".") -> St
     from karma.hostgit import discover
     from karma.nodecommand import test_script
 
-    git = HostGit(discover(repo)[0])
+    tree = _Tree.of(HostGit(discover(repo)[0]), commit).under(folder)  # listed once
     checks = stack.checks
     if stack.test_config == "package.json" and any(check.covered_by for check in checks):
-        script = test_script(base_reader(git, commit, folder=folder)) or ""
+        script = test_script(tree.read) or ""
         checks = tuple(c for c in checks if not (c.covered_by and re.search(c.covered_by, script)))
-    command = from_git(git, commit, stack.test_command, folder=folder).command
+    command = choose(tree.read, tree.root_names(), stack.test_command, tree.tests()).command
     return stack.model_copy(update={"test_command": command, "checks": checks})
 
 
