@@ -15,7 +15,7 @@ import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from karma.gates.interface import Finding, GateUnavailable
 from karma.gates.secrets import redact
@@ -59,7 +59,10 @@ class Counts:
 
 
 def junit_file(classname: str, root: Path | None) -> str:
-    """The repository-relative file of a JUnit classname (`pkg.test_mod.TestClass`)."""
+    """The repository-relative file of a JUnit classname (`pkg.test_mod.TestClass`, or a
+    path as vitest writes it: `test/add.test.js`)."""
+    if root is not None and "/" in classname and _plain_file(root, classname):
+        return classname
     parts = classname.split(".")
     for end in range(len(parts), 0, -1):
         candidate = "/".join(parts[:end]) + ".py"
@@ -68,8 +71,28 @@ def junit_file(classname: str, root: Path | None) -> str:
     return ""
 
 
+def _plain_file(root: Path, relative: str) -> bool:
+    parts = PurePosixPath(relative).parts
+    return (
+        bool(parts)
+        and ".." not in parts
+        and not relative.startswith("/")
+        and (root / relative).is_file()
+    )
+
+
+def _within(file: str, repo: Path | None) -> str:
+    """A report's `file` (mocha's xunit writes it absolute, in the sandbox's paths) as the
+    repository-relative path it ends with, when one exists."""
+    if not file.startswith("/") or repo is None:
+        return file
+    parts = PurePosixPath(file).parts[1:]
+    return next((tail for i in range(len(parts))
+                 if _plain_file(repo, tail := "/".join(parts[i:]))), file)  # fmt: skip
+
+
 def _finding(case: ET.Element, kind: str, node: ET.Element, repo: Path | None) -> Finding:
-    where = case.get("file") or junit_file(case.get("classname", ""), repo)
+    where = _within(case.get("file") or "", repo) or junit_file(case.get("classname", ""), repo)
     name = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
     detail = (node.get("message") or node.text or "").strip().splitlines()
     first = detail[0][:300] if detail else kind

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from karma.gates.files import throwaway
 from karma.gates.interface import GateContext, GateSettings, GateUnavailable
 from karma.gates.isolation import Invocation, host_env
+from karma.gates.jestjson import as_junit, is_jest_json
 
 # Inside the sandbox, /tmp is its own private tmpfs (SandboxSpec.tmpfs_mb).
 SANDBOX_JUNIT = "/tmp/junit.xml"  # noqa: S108
@@ -129,7 +130,16 @@ def _on_host(
         os.killpg(proc.pid, signal.SIGKILL)
         output, _ = proc.communicate()
         return Run(-9, output, True, None)
-    return Run(proc.returncode, output, False, report if report.is_file() else None)
+    return Run(proc.returncode, output, False, _report(report, str(tree)))
+
+
+def _report(path: Path, root: str) -> Path | None:
+    """The run's JUnit report, if it wrote one (jest's JSON results made JUnit first)."""
+    if not path.is_file() or path.is_symlink():
+        return None
+    if is_jest_json(path):
+        as_junit(path, root)
+    return path
 
 
 def _in_sandbox(
@@ -181,7 +191,7 @@ def _in_sandbox(
                     # No report (or a broken archive): the run is judged by its exit code.
                     with contextlib.suppress(OSError, SandboxError, tarfile.TarError):
                         box.copy_out(SANDBOX_JUNIT, report)
-                junit = report if report.is_file() else None
+                junit = _report(report, workdir)
                 runs.append(Run(result.exit_code, result.output, result.timed_out, junit))
         finally:
             box.close()

@@ -150,8 +150,10 @@ class DockerBackend:
                 working_dir=spec.workdir,
                 environment=dict(spec.env),
                 labels={LABEL_RUN: spec.run_id, LABEL_TASK: spec.task_id},
+                # network_mode "none" alone: the container's own namespace with a loopback
+                # only, and the engine's /etc/hosts (`localhost`, which test servers bind);
+                # `network_disabled` would leave that file empty.
                 host_config=host_config,
-                network_disabled=True,
             )
             box = DockerSandbox(self, created["Id"], spec, lent)
             try:

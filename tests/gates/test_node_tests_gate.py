@@ -66,7 +66,7 @@ def test_a_node_test_script_gets_nodes_junit_reporter() -> None:
     # Two runs, or a reporter of the script's own: the script as it is, by its exit code.
     assert with_reporters("node --test a/ && node --test b/") is None
     assert with_reporters("node --test --test-reporter=tap") is None
-    assert with_reporters("jest --ci") is None
+    assert with_reporters("eslint . && ava") is None
 
 
 @pytest.mark.parametrize(
@@ -81,11 +81,11 @@ def test_a_package_json_that_is_not_what_it_should_be_is_the_stacks_default(
 
 
 def test_another_runner_uses_the_stacks_junit_command_when_the_recipe_sets_one() -> None:
-    jest = {"package.json": json.dumps({"scripts": {"test": "jest --ci"}})}
-    plain = node_command(jest.get, NODE)
-    assert plain.command.endswith("sh -c 'jest --ci'") and "{junit}" not in plain.command
-    named = NODE.model_copy(update={"junit_command": "jest --ci --outputFile={junit}"})
-    assert node_command(jest.get, named).command == "jest --ci --outputFile={junit}"
+    ava = {"package.json": json.dumps({"scripts": {"test": "ava --verbose"}})}
+    plain = node_command(ava.get, NODE)
+    assert plain.command.endswith("sh -c 'ava --verbose'") and "{junit}" not in plain.command
+    named = NODE.model_copy(update={"junit_command": "ava --tap > {junit}.tap"})
+    assert node_command(ava.get, named).command == "ava --tap > {junit}.tap"
 
 
 def test_doctor_and_plan_show_the_node_command_of_head(tmp_path: Path) -> None:

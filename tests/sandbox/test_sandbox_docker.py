@@ -106,6 +106,21 @@ def test_no_network(box: DockerSandbox) -> None:
     assert [i for i in interfaces if i and not i.startswith(("refused", "Inter", "face"))] == ["lo"]
 
 
+def test_localhost_is_the_sandboxs_own_loopback(box: DockerSandbox) -> None:
+    """A suite's server on `localhost` (vite's, a test's HTTP server) resolves and binds:
+    the name is the sandbox's loopback, which reaches nothing outside it."""
+    probe = (
+        "import socket\n"
+        "address = socket.getaddrinfo('localhost', 0, socket.AF_INET)[0][4][0]\n"
+        "server = socket.create_server(('localhost', 0))\n"
+        "client = socket.create_connection(server.getsockname(), timeout=3)\n"
+        "print(address, 'served')\n"
+    )
+    result = box.exec(f'python3 -c "{probe}"', timeout_s=20)
+    assert result.ok, result.output
+    assert result.output.strip() == "127.0.0.1 served"
+
+
 def test_host_environment_is_invisible(box: DockerSandbox) -> None:
     result = box.exec("env; cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n'", timeout_s=10)
     assert result.ok
