@@ -45,7 +45,8 @@ _RUNNERS = [(re.compile(summary, re.M), re.compile(section, re.M)) for summary, 
 )]  # fmt: skip
 _STOPPED = re.compile(
     r"^No output has been received in the last \d+m|"
-    r"^The job exceeded the maximum time limit for jobs", re.M
+    r"^The job exceeded the maximum time limit for jobs",
+    re.M,
 )
 _RAKE = re.compile(r"^rake aborted!\s*$", re.M)
 _TEST_VERDICT = (
