@@ -36,7 +36,7 @@ from karma.heal.patterns import PATTERN_SURE, Classification, PatternTable  # no
 from karma.recipes import load_failure_patterns  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden" / "failures"
-C = 0.3
+C = 1.0
 # Chosen, with C, on out-of-fold predictions of train (folds by repository).
 GROUP_POWER = 0.5
 MIN_GROUPS = 2

@@ -119,7 +119,7 @@ def pattern_features(pattern: Classification | None) -> list[str]:
 
 
 MODEL_TAIL = 8_000
-MODEL_LINES = 24
+MODEL_LINES = 40
 
 
 def model_lines(evidence: Evidence) -> list[str]:

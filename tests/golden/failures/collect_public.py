@@ -3,8 +3,9 @@
     .venv/bin/python tests/golden/failures/collect_public.py MIRROR_DIR
     .venv/bin/python tests/golden/failures/collect_public.py --threads-only
 
-MIRROR_DIR holds bare clones (as `git clone --mirror` makes them) of the three public
-repositories the logs are copied from:
+MIRROR_DIR holds bare clones (as `git clone --mirror` makes them) of the public
+repositories the logs are copied from (`<owner>+<name>/repo`); a source whose clone is
+absent keeps the entries already copied from it, so one source can be re-read alone:
 
 - `lacinoire/master-thesis` (the LogChunks data set, Brandt et al., MSR 2020): ~800
   Travis CI logs of 80 repositories, and for each log the chunk a person marked as the
@@ -14,6 +15,9 @@ repositories the logs are copied from:
 - `BugSwarm/bugswarm` (BSD-3-Clause): original logs of failed Travis CI and GitHub
   Actions jobs of Java projects (Maven, Gradle) kept as its analysers' fixtures; the
   chunk is the build tool's own failure summary (see `collect_bugswarm.py`);
+- `TestRoots/travistorrent-tools` (MIT): original Travis CI logs of Java, Ruby, Python
+  and Go jobs its build-log analysers keep as fixtures (`dev_logs/`); the chunk is the
+  runner's or the test tool's own verdict (see `collect_travistorrent.py`);
 - `threads/*.jsonl`: log blocks pasted in public GitHub issue/PR threads, each with its
   thread URL (the kernel's OOM killer and JVM heap exhaustion, which CI fixtures lack).
 
@@ -32,8 +36,9 @@ import html
 import json
 import re
 import subprocess
-import urllib.parse
 import sys
+import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -283,20 +288,31 @@ def split(entries: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dic
     return train, test
 
 
-def main() -> int:
-    if sys.argv[1] == "--threads-only":
-        # Without the mirrors: keep the entries already copied, re-read the threads.
-        kept = [json.loads(line) for name in ("train", "test")
-                for line in (OUT / f"{name}.jsonl").open()]  # fmt: skip
-        entries = [e for e in kept if not e["id"].startswith("thread/")] + thread_entries()
-    else:
-        mirror_dir = Path(sys.argv[1])
-        entries = thesis_entries(mirror_dir / "lacinoire+master-thesis" / "repo")
-        entries += cidiff_entries(mirror_dir / "labri-progress+cidiff" / "repo")
-        entries += thread_entries()
-        from collect_bugswarm import bugswarm_entries  # its reader imports this module's helpers
+def mirror_sources() -> list[tuple[str, str, Callable[[Path], list[dict[str, str]]]]]:
+    """(id prefix, mirror folder, reader) of each mirrored source."""
+    from collect_bugswarm import bugswarm_entries  # their readers import this module's helpers
+    from collect_travistorrent import travistorrent_entries
 
-        entries += bugswarm_entries(mirror_dir / "BugSwarm+bugswarm" / "repo")
+    return [
+        ("logchunks/", "lacinoire+master-thesis", thesis_entries),
+        ("cidiff/", "labri-progress+cidiff", cidiff_entries),
+        ("bugswarm/", "BugSwarm+bugswarm", bugswarm_entries),
+        ("travistorrent/", "TestRoots+travistorrent-tools", travistorrent_entries),
+    ]
+
+
+def main() -> int:
+    kept = [json.loads(line) for name in ("train", "test") if (OUT / f"{name}.jsonl").is_file()
+            for line in (OUT / f"{name}.jsonl").open()]  # fmt: skip
+    entries = []
+    mirror_dir = None if sys.argv[1] == "--threads-only" else Path(sys.argv[1])
+    for prefix, folder, reader in mirror_sources():
+        mirror = None if mirror_dir is None else mirror_dir / folder / "repo"
+        if mirror is not None and mirror.is_dir():
+            entries += reader(mirror)
+        else:  # without its mirror a source keeps the entries already copied from it
+            entries += [e for e in kept if e["id"].startswith(prefix)]
+    entries += thread_entries()
     train, test = split(entries)
     OUT.mkdir(exist_ok=True)
     for name, rows in (("train", train), ("test", test)):
