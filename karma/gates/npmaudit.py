@@ -58,6 +58,8 @@ def lock_pins(text: str) -> list[Pin]:
     for key, entry in entries:
         if not isinstance(entry, dict) or entry.get("link") or not isinstance(key, str):
             continue
+        if packages is not None and key and "node_modules/" not in key:
+            continue  # an npm workspace (`packages/core`): the project's own code
         # v2/v3: the path `node_modules/a/node_modules/b` ends in the name ("" is the root);
         # an alias (`"node_modules/x": {"name": "lodash"}`) installs its `name`.
         name = key if packages is None else key.rpartition("node_modules/")[2]

@@ -32,8 +32,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from karma.config import KarmaConfig
+from karma.confine import opened, read_bytes, relative_parts
 from karma.home import DataRoots
-from karma.layout import ROOT
+from karma.layout import ROOT, in_folder
 from karma.recipes import Stack, load_stacks
 from karma.sandbox import npm, sandbox_user
 from karma.sandbox.docker import DockerBackend
@@ -65,9 +66,13 @@ class Inputs:
     recipe: tuple[tuple[str, bytes], ...]
     """(path relative to the recipe folder, content)."""
     deps: tuple[tuple[str, bytes], ...]
-    """(file name at the project's root, content)."""
+    """(path relative to the project's folder, content): its root's dependency files, and
+    an npm workspace's `package.json` as `packages/core/package.json`."""
     installer: Literal["pip", "npm", "none"] = "pip"
     """The stack's: how stage 1 fetches the dependencies (`none`: it has no stage 1)."""
+    folder: str = ""
+    """The stack's folder in the repository ("" at its root): where the sandbox mounts
+    the workspaces an image links to (npm workspaces only; hashed only then)."""
 
     def requirements(self) -> Requirements:
         text = {name: data.decode("utf-8", "replace") for name, data in self.deps}
@@ -169,6 +174,8 @@ def _digest(base: str, base_id: str, inputs: Inputs, allow_sdists: bool) -> str:
         for name, data in items:
             digest.update(f"{label} {name} {len(data)}\n".encode())
             digest.update(data)
+    if inputs.folder:
+        digest.update(f"folder {inputs.folder}\n".encode())
     return digest.hexdigest()
 
 
@@ -207,7 +214,30 @@ def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None, *,
         (path.name, _read(path, DEPENDENCY_FILE_LIMIT, "dependency file"))
         for path in dependency_files(project, globs)
     )
-    return Inputs(recipe_files(recipe), deps, installer)
+    if installer == "npm":
+        deps += _workspace_manifests(project, dict(deps))
+    linked = folder != ROOT and any("/" in name for name, _ in deps)
+    return Inputs(recipe_files(recipe), deps, installer, folder.as_posix() if linked else "")
+
+
+def _workspace_manifests(project: Path, deps: dict[str, bytes]) -> tuple[tuple[str, bytes], ...]:
+    """Each npm workspace's `package.json` that the lockfile lists, read below `project`
+    through no symlink (`karma.sandbox.npm`)."""
+    if npm.LOCKFILE not in deps or npm.manager_of(deps)[1] != npm.LOCKFILE:
+        return ()
+    found = []
+    with opened(project) as root:
+        for name in npm.workspace_manifests(deps[npm.LOCKFILE]):
+            try:
+                contents = read_bytes(root, relative_parts(name), DEPENDENCY_FILE_LIMIT)
+            except OSError as exc:  # PathRefused too: a symlink on the way, `..`, `.git`
+                raise ImageBuildError(f"dependency file {name} refused: {exc}") from None
+            if contents.size > DEPENDENCY_FILE_LIMIT:
+                raise ImageBuildError(
+                    f"dependency file {name} refused: larger than {DEPENDENCY_FILE_LIMIT >> 10} KiB"
+                )
+            found.append((name, contents.data))
+    return tuple(found)
 
 
 def ensure_image(
@@ -276,7 +306,9 @@ def image_for(
         with engine_errors(base):
             labels |= fill(api, base_id, inputs, Path(scratch), context / DEPS_DIR, config,
                            environ=os.environ if environ is None else environ, say=say)  # fmt: skip
-        _build(api, context, tag, base_id, labels, say)
+        workdir = in_folder(config.sandbox.workdir, PurePosixPath(inputs.folder or "."))
+        args = {"KARMA_WORKDIR": workdir} if inputs.installer == "npm" else {}
+        _build(api, context, tag, base_id, labels, say, args)
     return tag
 
 
@@ -328,14 +360,13 @@ def _npm_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Pat
     manager, lockfile = npm.manager_of(files)
     project = deps / "project"
     project.mkdir(parents=True)
+    staging = scratch / "download"
     for name in npm.install_files(files):
-        (project / name).write_bytes(files[name])
+        for folder in (project, staging / "in"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(files[name])
     (deps / "npm-cache").mkdir()
     if packages:
-        staging = scratch / "download"
-        (staging / "in").mkdir(parents=True)
-        for name in npm.install_files(files):
-            (staging / "in" / name).write_bytes(files[name])
         say(f"karma: stage 1: downloading {packages} {manager} packages from {npm.REGISTRY}")
         npm.download(api, toolchain, staging, user=sandbox_user(config),
                      memory_mb=config.sandbox.memory_mb, log=say)  # fmt: skip
@@ -361,7 +392,13 @@ def _no_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Path
 
 
 def _build(
-    api: Any, context: Path, tag: str, base: str, labels: dict[str, str], log: Callable[[str], None]
+    api: Any,
+    context: Path,
+    tag: str,
+    base: str,
+    labels: dict[str, str],
+    log: Callable[[str], None],
+    args: Mapping[str, str] | None = None,
 ) -> None:
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     error: str | None = None
@@ -369,7 +406,7 @@ def _build(
         chunks = api.build(
             path=str(context),
             tag=tag,
-            buildargs={"BASE_IMAGE": base},
+            buildargs={"BASE_IMAGE": base, **(args or {})},
             network_mode="none",
             labels=labels,
             rm=True,

@@ -30,15 +30,28 @@ Trust: `package.json` and the lockfile are the target repository's, untrusted.
 The host parses them as data only (JSON; YAML and yarn's v1 format in their modules),
 never runs or obeys them: `check_lockfile` refuses a
 lockfile that fetches anything but a tarball of the public npm registry (an `http://`, a
-git, a `file:` or another host's URL), that links local folders, or that places a
-package outside `node_modules/`. Lifecycle scripts (`preinstall`, `install`,
-`postinstall`, `prepare`, a dependency's) never run: `--ignore-scripts` in both steps.
+git, a `file:` or another host's URL), that links a local folder other than one of its
+own workspaces, or that places a package outside `node_modules/`. Lifecycle scripts
+(`preinstall`, `install`, `postinstall`, `prepare`, a dependency's) never run:
+`--ignore-scripts` in both steps.
+
+npm workspaces (a monorepo's packages, `"workspaces": ["packages/*"]` in the root
+`package.json`): the lockfile names each workspace by its folder (`"packages/core": {...}`)
+and links it (`"node_modules/core": {"link": true, "resolved": "packages/core"}`). A
+workspace folder is a plain relative path (no `..`, no `node_modules`, no `.git`); each
+one's `package.json` is read beside the root's (no symlink on the way, `read_inputs`),
+and both steps get those manifests only, never a workspace's other files. A link to
+anything but a workspace the lockfile lists, and a package npm installed inside a
+workspace (`packages/core/node_modules/x`: a version it could not hoist), are refused.
+The image's `/node_modules/<name>` of a workspace points at its folder in the sandbox's
+mounted tree (`/workspace/packages/core`), so its code is the change's, as the root's is.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -107,9 +120,44 @@ def manager_of(files: Mapping[str, bytes]) -> tuple[Manager, str | None]:
 
 
 def install_files(files: Mapping[str, bytes]) -> tuple[str, ...]:
-    """The files the download and the install get: package.json and the lockfile."""
+    """The files the download and the install get: package.json, the lockfile and, for
+    npm workspaces, each workspace's package.json (`folder/package.json`)."""
     lockfile = manager_of(files)[1]
-    return (MANIFEST,) if lockfile is None else (MANIFEST, lockfile)
+    if lockfile is None:
+        return (MANIFEST,)
+    manifests = sorted(name for name in files if name.endswith(f"/{MANIFEST}"))
+    return (MANIFEST, lockfile, *manifests)
+
+
+def workspace_manifests(lockfile: bytes) -> tuple[str, ...]:
+    """The `package.json` of each npm workspace `package-lock.json` lists, to be read
+    beside the root's; `ImageBuildError` for a workspace path that is not a plain folder
+    of the project."""
+    lock = _json(LOCKFILE, lockfile)
+    packages = lock.get("packages") if isinstance(lock, dict) else None
+    if not isinstance(packages, dict):
+        return ()
+    return tuple(f"{folder}/{MANIFEST}" for folder in sorted(_workspaces(packages)))
+
+
+def _workspaces(packages: dict[str, Any]) -> set[str]:
+    """The workspace folders of a lockfile's `packages` map (keys outside node_modules)."""
+    found = set()
+    for where in packages:
+        where = str(where)
+        if where == "" or where.startswith("node_modules/"):
+            continue
+        segments = where.split("/")
+        if "node_modules" in segments:
+            raise ImageBuildError(
+                f"{LOCKFILE} refused: {where}: a package installed inside a workspace (a "
+                "version npm could not hoist to the root's node_modules/)",
+                tip="align the workspaces' versions of it so that npm hoists one copy",
+            )
+        if any(s in ("", ".", "..", ".git") or "\\" in s for s in segments) or where[0] == "/":
+            raise ImageBuildError(f"{LOCKFILE} refused: {where!r} is not a folder of the project")
+        found.add(where)
+    return found
 
 
 def _registry_tarball(url: str) -> bool:
@@ -144,7 +192,9 @@ def check_lockfile(files: Mapping[str, bytes]) -> int:
             )
         return 0
     if manager != "npm" and manifest.get("workspaces"):
-        raise ImageBuildError(f"{MANIFEST} refused: `workspaces` (one project at the root only)")
+        raise ImageBuildError(
+            f"{MANIFEST} refused: `workspaces` with {lockfile} (npm's workspaces only)"
+        )
     if manager == "yarn":
         return yarnlock.check(files[lockfile])
     if manager == "pnpm":
@@ -155,18 +205,27 @@ def check_lockfile(files: Mapping[str, bytes]) -> int:
             f"{LOCKFILE} refused: no `packages` map (lockfileVersion 2 or 3 is needed)",
             tip="regenerate it with npm 7 or later (`npm install --package-lock-only`)",
         )
+    workspaces = _workspaces(lock["packages"])
+    for folder in sorted(workspaces):
+        if not isinstance(_json(f"{folder}/{MANIFEST}", files.get(f"{folder}/{MANIFEST}", b"{}")),
+                          dict):  # fmt: skip
+            raise ImageBuildError(f"{folder}/{MANIFEST} refused: not a JSON object")
+        if f"{folder}/{MANIFEST}" not in files:
+            raise ImageBuildError(f"{LOCKFILE} refused: workspace {folder} has no {MANIFEST}")
     count = 0
     for where, entry in lock["packages"].items():
-        if where == "":
+        if where == "" or where in workspaces:
             continue
         if not isinstance(entry, dict):
             raise ImageBuildError(f"{LOCKFILE} refused: {where!r} is not an object")
-        _check_entry(str(where), entry)
-        count += 0 if entry.get("inBundle") else 1
+        _check_entry(str(where), entry, workspaces)
+        count += 0 if entry.get("inBundle") or entry.get("link") else 1
     return count
 
 
-def _check_entry(where: str, entry: dict[str, Any]) -> None:
+def _check_entry(
+    where: str, entry: dict[str, Any], workspaces: AbstractSet[str] = frozenset()
+) -> None:
     def refuse(reason: str) -> ImageBuildError:
         return ImageBuildError(
             f"{LOCKFILE} refused: {where}: {reason}",
@@ -177,6 +236,8 @@ def _check_entry(where: str, entry: dict[str, Any]) -> None:
     if segments[0] != "node_modules" or ".." in segments or "" in segments:
         raise refuse("a package outside node_modules/ (a workspace or a local folder)")
     if entry.get("link"):
+        if entry.get("resolved") in workspaces and len(segments) <= 3:
+            return  # node_modules/<name> or node_modules/@scope/<name>: one of its workspaces
         raise refuse(f"a link to the local folder {str(entry.get('resolved'))[:120]!r}")
     if entry.get("inBundle"):
         return  # inside its parent's tarball, which is checked
@@ -205,7 +266,7 @@ def download(
     cache.mkdir()
     manager, lockfile = manager_of({path.name: b"" for path in (folder / "in").iterdir()})
     script = (
-        f"mkdir {SCRATCH}/project && cp {IN}/{MANIFEST} {IN}/{lockfile} {SCRATCH}/project/ && "
+        f"mkdir {SCRATCH}/project && cp -R {IN}/. {SCRATCH}/project/ && "
         f"cd {SCRATCH}/project && {DOWNLOAD[manager]}"
     )
     created = start_download(api, toolchain, ["sh", "-c", script], inputs=folder / "in",

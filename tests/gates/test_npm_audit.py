@@ -110,6 +110,7 @@ def test_lockfile_keys_and_names_that_are_paths_or_urls_are_not_packages() -> No
             "node_modules/Upper": {"version": "1.0.0"},
             "node_modules/ok": {"version": "1.0.0", "resolved": "file:///etc/shadow"},
             "node_modules/x": "not an object",
+            "packages/core": {"name": "lodash", "version": "4.17.10"},  # a workspace: its own
         },
     }
     assert lock_pins(json.dumps(lock)) == [("lodash", "4.17.20"), ("@scope/b", "2.0.0"),
