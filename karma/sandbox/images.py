@@ -36,7 +36,7 @@ from karma.confine import opened, read_bytes, relative_parts
 from karma.home import DataRoots
 from karma.layout import ROOT, in_folder
 from karma.recipes import Stack, load_stacks
-from karma.sandbox import npm, sandbox_user
+from karma.sandbox import jsworkspaces, npm, pnpmlock, sandbox_user
 from karma.sandbox.docker import DockerBackend
 from karma.sandbox.engine import engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
@@ -223,11 +223,9 @@ def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None, *,
 def _workspace_manifests(project: Path, deps: dict[str, bytes]) -> tuple[tuple[str, bytes], ...]:
     """Each npm workspace's `package.json` that the lockfile lists, read below `project`
     through no symlink (`karma.sandbox.npm`)."""
-    if npm.LOCKFILE not in deps or npm.manager_of(deps)[1] != npm.LOCKFILE:
-        return ()
     found = []
     with opened(project) as root:
-        for name in npm.workspace_manifests(deps[npm.LOCKFILE]):
+        for name in jsworkspaces.manifests(npm.workspace_folders(deps)):
             try:
                 contents = read_bytes(root, relative_parts(name), DEPENDENCY_FILE_LIMIT)
             except OSError as exc:  # PathRefused too: a symlink on the way, `..`, `.git`
@@ -361,10 +359,15 @@ def _npm_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Pat
     project = deps / "project"
     project.mkdir(parents=True)
     staging = scratch / "download"
-    for name in npm.install_files(files):
+    workspaces = npm.workspace_folders(files)
+    generated = {}
+    if manager == "pnpm" and workspaces:  # never the project's own (settings, hooks)
+        generated[pnpmlock.WORKSPACE] = pnpmlock.workspace_file(workspaces).encode()
+    for name, data in [*((n, files[n]) for n in npm.install_files(files)), *generated.items()]:
         for folder in (project, staging / "in"):
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(files[name])
+            (folder / name).write_bytes(data)
+    (deps / jsworkspaces.LINKS).write_text(jsworkspaces.links_file(workspaces, files))
     (deps / "npm-cache").mkdir()
     if packages:
         say(f"karma: stage 1: downloading {packages} {manager} packages from {npm.REGISTRY}")

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from karma.sandbox import SCRATCH, pnpmlock, yarnlock
+from karma.sandbox import SCRATCH, jsworkspaces, pnpmlock, yarnlock
 from karma.sandbox.interface import ImageBuildError
 from karma.sandbox.wheelhouse import IN, WHEELHOUSE_LIMIT, start_download, watched
 
@@ -129,15 +129,18 @@ def install_files(files: Mapping[str, bytes]) -> tuple[str, ...]:
     return (MANIFEST, lockfile, *manifests)
 
 
-def workspace_manifests(lockfile: bytes) -> tuple[str, ...]:
-    """The `package.json` of each npm workspace `package-lock.json` lists, to be read
-    beside the root's; `ImageBuildError` for a workspace path that is not a plain folder
-    of the project."""
-    lock = _json(LOCKFILE, lockfile)
-    packages = lock.get("packages") if isinstance(lock, dict) else None
-    if not isinstance(packages, dict):
+def workspace_folders(files: Mapping[str, bytes]) -> tuple[str, ...]:
+    """The folder of each workspace the project's lockfile lists (npm's `packages` keys
+    outside node_modules/, pnpm's importers other than `.`); `ImageBuildError` for one
+    that is not a plain folder of the project (`jsworkspaces.plain_folder`)."""
+    manager, lockfile = manager_of(files)
+    if lockfile is None or manager == "yarn":
         return ()
-    return tuple(f"{folder}/{MANIFEST}" for folder in sorted(_workspaces(packages)))
+    if manager == "pnpm":
+        return tuple(sorted(pnpmlock.workspaces(pnpmlock.load(files[lockfile]))))
+    lock = _json(LOCKFILE, files[LOCKFILE])
+    packages = lock.get("packages") if isinstance(lock, dict) else None
+    return tuple(sorted(_workspaces(packages))) if isinstance(packages, dict) else ()
 
 
 def _workspaces(packages: dict[str, Any]) -> set[str]:
@@ -147,14 +150,13 @@ def _workspaces(packages: dict[str, Any]) -> set[str]:
         where = str(where)
         if where == "" or where.startswith("node_modules/"):
             continue
-        segments = where.split("/")
-        if "node_modules" in segments:
+        if "node_modules" in where.split("/"):
             raise ImageBuildError(
                 f"{LOCKFILE} refused: {where}: a package installed inside a workspace (a "
                 "version npm could not hoist to the root's node_modules/)",
                 tip="align the workspaces' versions of it so that npm hoists one copy",
             )
-        if any(s in ("", ".", "..", ".git") or "\\" in s for s in segments) or where[0] == "/":
+        if not jsworkspaces.plain_folder(where):
             raise ImageBuildError(f"{LOCKFILE} refused: {where!r} is not a folder of the project")
         found.add(where)
     return found
@@ -191,14 +193,16 @@ def check_lockfile(files: Mapping[str, bytes]) -> int:
                 tip="run `npm install --package-lock-only` and commit package-lock.json",
             )
         return 0
-    if manager != "npm" and manifest.get("workspaces"):
+    if manager == "yarn" and manifest.get("workspaces"):
         raise ImageBuildError(
-            f"{MANIFEST} refused: `workspaces` with {lockfile} (npm's workspaces only)"
+            f"{MANIFEST} refused: `workspaces` with {lockfile} (npm's and pnpm's workspaces only)"
         )
     if manager == "yarn":
         return yarnlock.check(files[lockfile])
     if manager == "pnpm":
-        return pnpmlock.check(files[lockfile])
+        count = pnpmlock.check(files[lockfile])
+        jsworkspaces.links_file(workspace_folders(files), files)  # each manifest checked
+        return count
     lock = _json(LOCKFILE, files[LOCKFILE])
     if not isinstance(lock, dict) or not isinstance(lock.get("packages"), dict):
         raise ImageBuildError(
@@ -206,12 +210,7 @@ def check_lockfile(files: Mapping[str, bytes]) -> int:
             tip="regenerate it with npm 7 or later (`npm install --package-lock-only`)",
         )
     workspaces = _workspaces(lock["packages"])
-    for folder in sorted(workspaces):
-        if not isinstance(_json(f"{folder}/{MANIFEST}", files.get(f"{folder}/{MANIFEST}", b"{}")),
-                          dict):  # fmt: skip
-            raise ImageBuildError(f"{folder}/{MANIFEST} refused: not a JSON object")
-        if f"{folder}/{MANIFEST}" not in files:
-            raise ImageBuildError(f"{LOCKFILE} refused: workspace {folder} has no {MANIFEST}")
+    jsworkspaces.links_file(sorted(workspaces), files)  # each workspace's manifest checked
     count = 0
     for where, entry in lock["packages"].items():
         if where == "" or where in workspaces:

@@ -6,26 +6,35 @@ project folder to its dependencies (`specifier`, `version`), `packages` maps
 registry pnpm writes `resolution: {integrity: sha512-…}` and no URL (the registry it is
 installed with, the public one, is the source).
 
-The rules (`check`) are `package-lock.json`'s (`karma.sandbox.npm`): one importer, `.`
-(a workspace's other folders are not in the copy the download gets, and its
-`pnpm-workspace.yaml` is never read); no importer dependency on `link:`/`file:`/a URL;
-every package a name at a version with a sha512 `integrity` and either no `tarball` or a
-tarball of https://registry.npmjs.org/; no git, directory or other host's resolution; no
-`patchedDependencies` (patch files the copy does not have). The file is the target
-repository's, untrusted: parsed as data, never run or obeyed on the host.
+The rules (`check`) are `package-lock.json`'s (`karma.sandbox.npm`): the importers are
+`.` and, in a workspace, plain folders of the project (`jsworkspaces.plain_folder`),
+whose `package.json` alone joins the root's in the download and the install; the
+project's `pnpm-workspace.yaml` is never read (it carries settings, hooks, catalogs):
+KARMA writes its own, listing the lockfile's importers (`workspace_file`). No importer
+dependency on `file:` or a URL, and `link:` only to another importer (a workspace
+dependency, `workspace:*`); every package a name at a version with a sha512 `integrity`
+and either no `tarball` or a tarball of https://registry.npmjs.org/; no git, directory
+or other host's resolution; no `patchedDependencies` (patch files the copy does not
+have). The file is the target repository's, untrusted: parsed as data, never run or
+obeyed on the host.
 """
 
 from __future__ import annotations
 
+import json
+import posixpath
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from karma.sandbox.interface import ImageBuildError
+from karma.sandbox.jsworkspaces import plain_folder
 from karma.sandbox.yarnlock import NAME, registry_tarball
 
 LOCKFILE = "pnpm-lock.yaml"
+WORKSPACE = "pnpm-workspace.yaml"
 VERSIONS = ("9.0",)
 VERSION = re.compile(r"\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
 PEERS = re.compile(r"(\([^()\s]+\))*")
@@ -88,18 +97,18 @@ def check(data: bytes) -> int:
     if lock.get("patchedDependencies"):
         raise refused("patchedDependencies (patch files are not part of what is installed)")
     importers = lock.get("importers")
-    if not isinstance(importers, dict) or set(importers) - {"."}:
-        others = sorted(str(k) for k in (importers or {}) if k != ".")[:3]
-        raise refused(f"a workspace (importers {others}): one project at the root only")
-    for kind, deps in (importers.get(".") or {}).items():
-        if kind not in ("dependencies", "devDependencies", "optionalDependencies"):
-            continue
-        for name, spec in (deps or {}).items():
-            version = spec.get("version") if isinstance(spec, dict) else spec
-            if not _pinned(version):
-                raise refused(
-                    f"importer .: {name} is {str(version)[:120]!r}, not a registry version"
-                )
+    folders = workspaces(lock)
+    if not isinstance(importers, dict) or "." not in importers:
+        raise refused("no importer `.` (the project at the root)")
+    for importer, entry in importers.items():
+        for kind, deps in (entry or {}).items() if isinstance(entry, dict) else ():
+            if kind not in ("dependencies", "devDependencies", "optionalDependencies"):
+                continue
+            for name, spec in (deps or {}).items() if isinstance(deps, dict) else ():
+                version = spec.get("version") if isinstance(spec, dict) else spec
+                if not _pinned(version) and _linked(str(importer), version) not in folders:
+                    raise refused(f"importer {importer}: {name} is {str(version)[:120]!r}, "
+                                  "not a registry version or a workspace")  # fmt: skip
     packages = lock.get("packages") or {}
     if not isinstance(packages, dict):
         raise refused("`packages` is not a mapping")
@@ -124,6 +133,32 @@ def check(data: bytes) -> int:
             if not _pinned(version):
                 raise refused(f"snapshot {key}: {name} is {str(version)[:120]!r}")
     return len(packages)
+
+
+def workspaces(lock: dict[str, Any]) -> set[str]:
+    """The workspace folders of a loaded lockfile: its importers other than `.`."""
+    importers = lock.get("importers")
+    folders = (
+        {str(key) for key in importers if key != "."} if isinstance(importers, dict) else set()
+    )
+    for folder in folders:
+        if not plain_folder(folder):
+            raise refused(f"importer {folder[:120]!r} is not a folder of the project")
+    return folders
+
+
+def _linked(importer: str, version: object) -> str | None:
+    """The folder a `link:../core` of `importer` points at, relative to the project."""
+    if not isinstance(version, str) or not version.startswith("link:"):
+        return None
+    target = posixpath.normpath(posixpath.join(importer, version[len("link:") :]))
+    return None if target.startswith("..") or posixpath.isabs(target) else target
+
+
+def workspace_file(folders: Sequence[str]) -> str:
+    """KARMA's own `pnpm-workspace.yaml`: the workspace folders, quoted (JSON strings are
+    YAML), and nothing else."""
+    return "packages:\n" + "".join(f"  - {json.dumps(folder)}\n" for folder in sorted(folders))
 
 
 def pins(data: bytes) -> list[tuple[str, str]]:

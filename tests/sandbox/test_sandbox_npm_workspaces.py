@@ -1,12 +1,14 @@
-"""npm workspaces: a monorepo's packages in one Node stack image, their code the tree's.
+"""npm and pnpm workspaces: a monorepo's packages in one Node stack image, their code the tree's.
 
-The fixture (`tests/sandbox/fixtures/node-workspaces`, its lockfile made by npm) is two
-workspaces, `@mono/app` using `@mono/core`, which uses `ms` from the registry. Its image
-installs `ms` and links each workspace's `/node_modules/<name>` to its folder in the
-sandbox's mounted tree: the root's `node --test packages/` passes, and a change to
-`packages/core` is what `@mono/app` runs. The attacks: a workspace path out of the
-project, a link to a folder that is no workspace, a package npm placed inside a
-workspace, a workspace's `package.json` reached through a symlink or missing.
+The fixtures (`tests/sandbox/fixtures/node-workspaces`, `node-pnpm-workspaces`, their
+lockfiles made by npm and pnpm) are two workspaces, `@mono/app` using `@mono/core`, which
+uses `ms` from the registry. Each image installs `ms` and links each workspace's
+`/node_modules/<name>` to its folder in the sandbox's mounted tree: the root's `node
+--test packages/` passes, and a change to `packages/core` is what `@mono/app` runs. The
+attacks: a workspace path out of the project, a link to a folder that is no workspace,
+a package npm placed inside a workspace, a workspace's `package.json` reached through a
+symlink or missing, a workspace name that is a path, the project's own
+`pnpm-workspace.yaml` (never read: KARMA writes its own).
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ from karma.sandbox import spec_from_config
 from karma.sandbox.docker import DockerBackend
 from karma.sandbox.images import ensure_image, read_inputs
 from karma.sandbox.interface import ImageBuildError
-from karma.sandbox.npm import check_lockfile, install_files, workspace_manifests
+from karma.sandbox.jsworkspaces import links_file
+from karma.sandbox.npm import check_lockfile, install_files, workspace_folders
+from karma.sandbox.pnpmlock import workspace_file
 
 FIXTURE = Path(__file__).parent / "fixtures" / "node-workspaces"
+PNPM_FIXTURE = Path(__file__).parent / "fixtures" / "node-pnpm-workspaces"
 MANIFESTS = ("packages/app/package.json", "packages/core/package.json")
 
 
-def _files(root: Path = FIXTURE) -> dict[str, bytes]:
-    names = ("package.json", "package-lock.json", *MANIFESTS)
+def _files(root: Path = FIXTURE, lockfile: str = "package-lock.json") -> dict[str, bytes]:
+    names = ("package.json", lockfile, *MANIFESTS)
     return {name: (root / name).read_bytes() for name in names}
 
 
@@ -40,11 +45,41 @@ def _lock() -> dict[str, dict[str, object]]:
     return json.loads((FIXTURE / "package-lock.json").read_text())
 
 
-def test_the_workspaces_lockfile_npm_made_is_accepted_with_each_workspaces_manifest() -> None:
+@pytest.mark.parametrize(
+    ("root", "lockfile"), [(FIXTURE, "package-lock.json"), (PNPM_FIXTURE, "pnpm-lock.yaml")]
+)
+def test_the_workspaces_lockfiles_are_accepted_with_each_workspaces_manifest(
+    root: Path, lockfile: str
+) -> None:
+    files = _files(root, lockfile)
+    assert workspace_folders(files) == ("packages/app", "packages/core")
+    assert check_lockfile(files) == 1  # ms; the links and the workspaces are not packages
+    assert install_files(files) == ("package.json", lockfile, *MANIFESTS)
+    assert links_file(workspace_folders(files), files) == (
+        "@mono/app packages/app\n@mono/core packages/core\n"
+    )
+
+
+def test_karmas_pnpm_workspace_file_lists_the_folders_and_nothing_else() -> None:
+    assert workspace_file(["packages/core", "packages/a b"]) == (
+        'packages:\n  - "packages/a b"\n  - "packages/core"\n'
+    )
+
+
+def test_a_workspace_named_as_a_path_or_a_pnpm_link_out_of_the_workspaces_is_refused() -> None:
     files = _files()
-    assert workspace_manifests(files["package-lock.json"]) == MANIFESTS
-    assert check_lockfile(files) == 1  # ms; the two links and the workspaces are not packages
-    assert install_files(files) == ("package.json", "package-lock.json", *MANIFESTS)
+    files["packages/core/package.json"] = b'{"name": "../../etc", "version": "1.0.0"}'
+    with pytest.raises(ImageBuildError, match=r"packages/core/package\.json refused: name"):
+        check_lockfile(files)
+    pnpm = _files(PNPM_FIXTURE, "pnpm-lock.yaml")
+    lock = pnpm["pnpm-lock.yaml"].decode()
+    for target in ("link:../../../outside", "link:../../src", "file:../core"):
+        pnpm["pnpm-lock.yaml"] = lock.replace("link:../core", target).encode()
+        with pytest.raises(ImageBuildError, match="not a registry version or a workspace"):
+            check_lockfile(pnpm)
+    pnpm["pnpm-lock.yaml"] = lock.replace("packages/core:", "packages/../../core:").encode()
+    with pytest.raises(ImageBuildError, match="is not a folder of the project"):
+        check_lockfile(pnpm)
 
 
 def test_read_inputs_reads_each_workspaces_manifest_and_hashes_the_folder(tmp_path: Path) -> None:
@@ -77,7 +112,6 @@ def test_a_workspace_lockfile_reaching_out_of_its_workspaces_is_refused(
     change(lock["packages"])  # type: ignore[operator]
     files = {**_files(), "package-lock.json": json.dumps(lock).encode()}
     with pytest.raises(ImageBuildError, match=re.escape("refused")) as caught:
-        workspace_manifests(files["package-lock.json"])
         check_lockfile(files)
     assert reason in str(caught.value), str(caught.value)
 
@@ -100,11 +134,14 @@ def test_a_workspace_manifest_through_a_symlink_or_missing_is_refused(tmp_path: 
 
 
 @pytest.mark.docker
+@pytest.mark.parametrize("fixture", [FIXTURE, PNPM_FIXTURE], ids=["npm", "pnpm"])
 def test_a_workspaces_monorepo_builds_and_its_workspaces_are_the_trees_code(
-    docker_engine: str, tmp_path: Path
+    docker_engine: str, tmp_path: Path, fixture: Path
 ) -> None:
     repo = tmp_path / "mono"
-    shutil.copytree(FIXTURE, repo)
+    shutil.copytree(fixture, repo)
+    # The project's own pnpm-workspace.yaml is never read: this one would not even parse.
+    (repo / "pnpm-workspace.yaml").write_text("packages: [\nregistry: http://127.0.0.1:9/\n")
     config = KarmaConfig(sandbox={"base_image": docker_engine})
     tag = ensure_image("node", repo, config)
     stack = detect_stack(repo)

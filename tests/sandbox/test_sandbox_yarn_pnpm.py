@@ -106,7 +106,7 @@ ATTACKS = [
     ("        version: 2.1.3", "        version: file:../outside", "'file:../outside'"),
     ("  ms@2.1.3:\n    resolution", "  ../../evil@2.1.3:\n    resolution", "not a package name"),
     ("      ms: 2.1.3", "      ms: link:../../evil", "snapshot debug@4.4.3"),
-    ("importers:\n", "importers:\n\n  packages/evil: {}\n", "a workspace"),
+    ("importers:\n", "importers:\n\n  ../evil: {}\n", "is not a folder of the project"),
     ("settings:", "patchedDependencies:\n  ms: {path: ../p.patch, hash: x}\nsettings:",
      "patchedDependencies"),
     ("lockfileVersion: '9.0'", "lockfileVersion: '6.0'", "lockfileVersion '6.0'"),

@@ -1,0 +1,62 @@
+"""A JavaScript monorepo's workspaces (npm's and pnpm's), as the image build sees them.
+
+A lockfile names each workspace by its folder (npm: a `packages` key outside
+`node_modules/`; pnpm: an `importers` key other than `.`); its name is that folder's
+`package.json` `name`. The image links `/node_modules/<name>` to the folder in the
+sandbox's mounted tree (`links_file`, read by `sandboxes/node/Dockerfile`), so a
+workspace that imports another runs the change's code, wherever the package manager put
+its own link (npm at the root's `node_modules/`, pnpm's hoisted linker inside the
+dependent workspace).
+
+Trust: folders and names come from the target repository's lockfile and manifests,
+untrusted. A folder is used only when it is a plain relative path (`plain_folder`: no
+`..`, `.`, `.git`, `node_modules`, backslash or empty segment) and a name only when npm
+would accept it (`NAME`); the links file KARMA writes from them is data the recipe reads
+line by line, two words a line, never evaluated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from karma.sandbox.interface import ImageBuildError
+from karma.sandbox.yarnlock import NAME
+
+MANIFEST = "package.json"
+LINKS = "workspaces.txt"
+"""The file in the image context's deps folder: `<name> <folder>` per workspace."""
+
+
+def plain_folder(where: str) -> bool:
+    """Whether `where` is a folder below the project that a workspace may be."""
+    segments = where.split("/")
+    return not where.startswith("/") and all(
+        s not in ("", ".", "..", "node_modules") and s.lower() != ".git" and "\\" not in s
+        for s in segments
+    )
+
+
+def manifests(folders: Sequence[str]) -> tuple[str, ...]:
+    """The `package.json` of each workspace folder, as paths below the project."""
+    return tuple(f"{folder}/{MANIFEST}" for folder in sorted(folders))
+
+
+def links_file(folders: Sequence[str], files: Mapping[str, bytes]) -> str:
+    """`<name> <folder>` for each workspace whose manifest names it (`ImageBuildError`
+    for a manifest that is not a JSON object or a name npm would not accept)."""
+    lines = []
+    for folder in sorted(folders):
+        try:
+            manifest = json.loads(files[f"{folder}/{MANIFEST}"].decode("utf-8"))
+        except (KeyError, UnicodeDecodeError, ValueError, RecursionError):
+            raise ImageBuildError(f"{folder}/{MANIFEST} refused: missing or not JSON") from None
+        if not isinstance(manifest, dict):
+            raise ImageBuildError(f"{folder}/{MANIFEST} refused: not a JSON object")
+        name = manifest.get("name")
+        if name is None:
+            continue  # nothing can import it by name
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise ImageBuildError(f"{folder}/{MANIFEST} refused: name {str(name)[:80]!r}")
+        lines.append(f"{name} {folder}\n")
+    return "".join(lines)
