@@ -33,7 +33,7 @@ from karma.advisories import semver
 from karma.gates.files import read_beneath
 from karma.gates.interface import GateContext, GateResult, GateSettings, GateUnavailable
 from karma.gates.osv import MAX_LOCK_BYTES, Pin, at_most, audit_pins, base_text, skipped
-from karma.sandbox import pnpmlock, yarnlock
+from karma.sandbox import berrylock, pnpmlock, yarnlock
 from karma.sandbox.interface import ImageBuildError
 
 LOCKFILE = "package-lock.json"
@@ -71,11 +71,15 @@ def lock_pins(text: str) -> list[Pin]:
 
 
 def pins_of(lockfile: str, text: str) -> list[Pin]:
-    """The (name, version) pairs of any of the three lockfiles; what is not a package
-    name at a semver version is left out."""
+    """The (name, version) pairs of any of the lockfiles (a `yarn.lock` yarn 1's or
+    berry's); what is not a package name at a semver version is left out."""
     if lockfile == LOCKFILE:
         return lock_pins(text)
-    read = pnpmlock.pins if lockfile == pnpmlock.LOCKFILE else yarnlock.pins
+    read = yarnlock.pins
+    if lockfile == pnpmlock.LOCKFILE:
+        read = pnpmlock.pins
+    elif berrylock.is_berry(text.encode()):
+        read = berrylock.pins
     try:
         pairs = read(text.encode())
     except (ImageBuildError, RecursionError) as exc:

@@ -2,9 +2,10 @@
 
 The package manager is the lockfile's (`manager_of`): `package-lock.json` is npm's,
 else `pnpm-lock.yaml` pnpm's (`karma.sandbox.pnpmlock`), else `yarn.lock` yarn 1's
-(`karma.sandbox.yarnlock`), in that order when a project has several; none: npm, with
+(`karma.sandbox.yarnlock`) or, when it is berry's YAML, yarn 4's
+(`karma.sandbox.berrylock`), in that order when a project has several; none: npm, with
 nothing to install. A `packageManager` field in package.json is not obeyed (the
-toolchain has one version of each: Debian's npm and yarnpkg, a pinned pnpm).
+toolchain has one version of each: Debian's npm and yarnpkg, a pinned pnpm and yarn 4).
 
 A Node image (`sandboxes/node/`) is built in three steps, the only two with a network
 running trusted code on trusted or checked input:
@@ -56,7 +57,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from karma.sandbox import SCRATCH, jsworkspaces, pnpmlock, yarnlock
+from karma.sandbox import SCRATCH, berrylock, jsworkspaces, pnpmlock, yarnlock
 from karma.sandbox.interface import ImageBuildError
 from karma.sandbox.wheelhouse import IN, WHEELHOUSE_LIMIT, start_download, watched
 
@@ -66,7 +67,7 @@ MANIFEST = "package.json"
 LOCKFILE = "package-lock.json"
 CACHE = "/karma/npm-cache"
 DEPENDENCY_KEYS = ("dependencies", "devDependencies", "optionalDependencies")
-Manager = Literal["npm", "pnpm", "yarn"]
+Manager = Literal["npm", "pnpm", "yarn", "berry"]
 LOCKFILES: Mapping[Manager, str] = {
     "npm": LOCKFILE,
     "pnpm": pnpmlock.LOCKFILE,
@@ -100,8 +101,16 @@ DOWNLOAD: Mapping[Manager, str] = {
     "yarn": f"yarnpkg install --frozen-lockfile --ignore-scripts --non-interactive "
     f"--no-default-rc --registry {REGISTRY} --cache-folder {CACHE} "
     f"--modules-folder {SCRATCH}/node_modules --network-timeout 300000",
+    "berry": "env YARN_ENABLE_TELEMETRY=0 YARN_ENABLE_GLOBAL_CACHE=0 YARN_ENABLE_SCRIPTS=0 "
+    f"YARN_NODE_LINKER=node-modules YARN_CACHE_FOLDER={CACHE} YARN_GLOBAL_FOLDER="
+    f"{SCRATCH}/yarn-global YARN_NPM_REGISTRY_SERVER={REGISTRY.rstrip('/')} "
+    "YARN_CHECKSUM_BEHAVIOR=throw YARN_ENABLE_PROGRESS_BARS=0 YARN_ENABLE_COLORS=0 "
+    "yarn-berry install --immutable --mode=skip-build",
 }
-"""Each manager's download (its tree is thrown away; its cache is kept)."""
+"""Each manager's download (its tree is thrown away; its cache is kept). yarn 4 is told
+everything by its environment (no `.yarnrc.yml` is copied; HOME is the scratch folder):
+the public registry, its own cache folder, no scripts, no telemetry, checksums that must
+match the lockfile's."""
 
 
 def _json(name: str, data: bytes) -> Any:
@@ -115,6 +124,8 @@ def manager_of(files: Mapping[str, bytes]) -> tuple[Manager, str | None]:
     """The package manager of a project's files and its lockfile (None: no lockfile)."""
     for manager, lockfile in LOCKFILES.items():
         if lockfile in files:
+            if manager == "yarn" and berrylock.is_berry(files[lockfile]):
+                return "berry", lockfile
             return manager, lockfile
     return "npm", None
 
@@ -134,7 +145,7 @@ def workspace_folders(files: Mapping[str, bytes]) -> tuple[str, ...]:
     outside node_modules/, pnpm's importers other than `.`); `ImageBuildError` for one
     that is not a plain folder of the project (`jsworkspaces.plain_folder`)."""
     manager, lockfile = manager_of(files)
-    if lockfile is None or manager == "yarn":
+    if lockfile is None or manager in ("yarn", "berry"):
         return ()
     if manager == "pnpm":
         return tuple(sorted(pnpmlock.workspaces(pnpmlock.load(files[lockfile]))))
@@ -193,12 +204,14 @@ def check_lockfile(files: Mapping[str, bytes]) -> int:
                 tip="run `npm install --package-lock-only` and commit package-lock.json",
             )
         return 0
-    if manager == "yarn" and manifest.get("workspaces"):
+    if manager in ("yarn", "berry") and manifest.get("workspaces"):
         raise ImageBuildError(
             f"{MANIFEST} refused: `workspaces` with {lockfile} (npm's and pnpm's workspaces only)"
         )
     if manager == "yarn":
         return yarnlock.check(files[lockfile])
+    if manager == "berry":
+        return berrylock.check(files[lockfile])
     if manager == "pnpm":
         count = pnpmlock.check(files[lockfile])
         jsworkspaces.links_file(workspace_folders(files), files)  # each manifest checked
@@ -263,7 +276,8 @@ def download(
     lockfile), keeping its cache (pnpm's store) in `folder/cache`."""
     cache = folder / "cache"
     cache.mkdir()
-    manager, lockfile = manager_of({path.name: b"" for path in (folder / "in").iterdir()})
+    given = {path.name: path.read_bytes() for path in (folder / "in").iterdir() if path.is_file()}
+    manager, lockfile = manager_of(given)
     script = (
         f"mkdir {SCRATCH}/project && cp -R {IN}/. {SCRATCH}/project/ && "
         f"cd {SCRATCH}/project && {DOWNLOAD[manager]}"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -50,18 +50,24 @@ def refused(reason: str) -> ImageBuildError:
 
 
 def load(data: bytes) -> dict[str, Any]:
-    """The lockfile as plain data; an alias (`*name`, which pnpm never writes) is refused
-    before anything is built from it: shared nodes would let a small file expand into a
-    huge structure when printed or walked (the "billion laughs")."""
+    """The lockfile as plain data (`safe_yaml`)."""
+    return safe_yaml(data, refused)
+
+
+def safe_yaml(data: bytes, refuse: Callable[[str], ImageBuildError]) -> dict[str, Any]:
+    """A lockfile's YAML mapping as plain data; an alias (`*name`, which no package
+    manager writes) is refused before anything is built from it: shared nodes would let a
+    small file expand into a huge structure when printed or walked (the "billion
+    laughs")."""
     try:
         text = data.decode("utf-8")
         if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, yaml.SafeLoader)):
-            raise refused("a YAML alias (`*name`), which pnpm never writes")
+            raise refuse("a YAML alias (`*name`), which package managers never write")
         lock = yaml.safe_load(text)
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise refused(f"not valid YAML ({str(exc)[:200]})") from None
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise refuse(f"not valid YAML ({str(exc)[:200]})") from None
     if not isinstance(lock, dict):
-        raise refused("not a YAML mapping")
+        raise refuse("not a YAML mapping")
     return lock
 
 

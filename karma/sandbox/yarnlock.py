@@ -12,7 +12,8 @@ The rules (`check`) are `package-lock.json`'s (`karma.sandbox.npm`): every entry
 name at a version, fetched from a tarball of the public registry over https (yarn writes
 `registry.yarnpkg.com`, yarn's name for the same registry, or `registry.npmjs.org` —
 both accepted, no other host), with a sha512 `integrity`. A git, `file:`, `link:` or
-other host's source is refused, and so is a yarn 2+ ("berry") lockfile.
+other host's source is refused. A yarn 2+ ("berry") lockfile is YAML, read by
+`karma.sandbox.berrylock`.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _tokens(text: str, line: int) -> list[str]:
 def parse(text: str) -> list[Entry]:
     """The entries of a yarn v1 lockfile, or `ImageBuildError` on anything else."""
     if "__metadata:" in text:
-        raise refused("a yarn 2+ (berry) lockfile; only yarn 1's format is installed")
+        raise refused("a yarn 2+ (berry) lockfile, read by karma.sandbox.berrylock")
     if "# yarn lockfile v1" not in text.splitlines()[:5]:
         raise refused("no `# yarn lockfile v1` header")
     entries: list[Entry] = []

@@ -77,7 +77,6 @@ def test_the_fixtures_lockfiles_made_by_yarn_and_pnpm_are_accepted() -> None:
         ("ms@^2.1.3:", '"ms@git+ssh://git@github.com/e/ms.git":', "names a source other"),
         ('  version "2.1.3"', '   version "2.1.3"', "indented 3 spaces"),
         ('  version "2.1.3"', '\tversion "2.1.3"', "a tab"),
-        ("# yarn lockfile v1", "__metadata:\n  version: 6", "a yarn 2+ (berry) lockfile"),
         ("# yarn lockfile v1", "# not yarn", "no `# yarn lockfile v1` header"),
     ],
 )
