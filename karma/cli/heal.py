@@ -129,6 +129,13 @@ def _explain(
 
     decided = data["decided_by"]
     table = healer.table
+    if data["precedence"]:
+        known = table.precedence.rules if table.precedence else ()
+        rules = {(r.cause, r.symptom): r for r in known}
+        for step in data["precedence"]:
+            rule = rules.get((step["cause"], step["symptom"]))
+            why = rule.describe() if rule else f"{step['cause']} over {step['symptom']}"
+            out.print(f"precedence: {why}", markup=False, highlight=False)
     if decided == "pattern":
         how = (f"pattern {data['pattern']}, confidence {data['confidence']:.2f} >= "
                f"{PATTERN_SURE:.2f} or learned here (sure: the model not asked)")  # fmt: skip

@@ -4,7 +4,8 @@ Every pattern whose hard conditions hold (exit code, sandbox limit, `all`, `excl
 and whose output regexes hit scores its recipe confidence, plus small bonuses for a
 matching tool or step and for more than one regex hitting. The best pattern wins; the
 best pattern of another class is the runner-up, and the closer it scores the lower the
-winner's confidence.
+winner's confidence. A precedence rule (`karma.heal.precedence`, learned out of fold)
+may then hand the win to a root cause whose pattern matched beside its symptom's.
 
 Patterns decide when they are sure (`PATTERN_SURE`). Otherwise - nothing matched, or the
 best match is unsure - the learned model (`karma.heal.model`) scores every class from the
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from karma.heal.evidence import Evidence
+from karma.heal.precedence import MAX_CHAIN, Precedence, PrecedenceRule, builtin_precedence
 from karma.heal.scan import Hits, LineRegex, LiteralScan
 from karma.heal.signature import MAX_KEY_LINES, key_lines, signature
 from karma.recipes import FailureClass, FailurePattern
@@ -66,6 +68,8 @@ class Classification:
     matched: tuple[tuple[FailureClass, str], ...] = ()
     """(class, pattern id) of every pattern that matched, best first: the model reads
     them as evidence, `--explain` shows them; not in `to_json`."""
+    precedence: tuple[PrecedenceRule, ...] = ()
+    """The precedence rules by which the winning pattern's class beat the best-scoring one."""
 
     def to_json(self) -> dict[str, Any]:
         runner = self.runner_up
@@ -80,6 +84,8 @@ class Classification:
             "key_lines": list(self.key_lines),
             "decided_by": self.decided_by,
             "flakiness": round(self.flakiness, 3),
+            "precedence": [{"cause": r.cause, "symptom": r.symptom, "when": r.when}
+                           for r in self.precedence],
         }  # fmt: skip
 
 
@@ -156,8 +162,12 @@ class PatternTable:
         self,
         patterns: list[FailurePattern],
         model: ClassModel | Literal["builtin"] | None = "builtin",
+        precedence: Precedence | Literal["builtin"] | None = "builtin",
     ) -> None:
         self._model = model
+        if precedence == "builtin":
+            precedence = builtin_precedence()
+        self.precedence = precedence or None
         self._compiled = [_Compiled(p) for p in patterns]
         fallbacks = [c for c in self._compiled if c.is_fallback]
         if not fallbacks:
@@ -239,6 +249,20 @@ class PatternTable:
         if guess.runner_up is not None:
             runner = RunnerUp(guess.runner_up, f"{MODEL_PREFIX}{guess.runner_up}",  # type: ignore[arg-type]
                               round(guess.runner_up_probability, 4))  # fmt: skip
+        rule = None
+        if self.precedence is not None:
+            rule = self.precedence.overrule_decision(chosen.klass, (k for k, _ in result.matched))
+        if rule is not None:
+            # The model chose a symptom whose cause's pattern matched too: the cause's
+            # pattern (the best of its class) decides, at the model's confidence.
+            cause = next(self.by_id[i] for k, i in result.matched if k == rule.cause)
+            runner = RunnerUp(chosen.klass, f"{MODEL_PREFIX}{chosen.klass}",
+                              round(guess.probability, 4))  # fmt: skip
+            return Classification(
+                cause.klass, cause.id, round(guess.probability, 4), runner,
+                signature(cause.klass, cause.id, lines), shown, "model",
+                matched=result.matched, precedence=(rule,),
+            )  # fmt: skip
         # `model:<class>` in the record: the healing memory and reflection can tell a
         # learned guess from a pattern's match; `by_id` maps it to the class's recipe.
         model_id = f"{MODEL_PREFIX}{chosen.klass}"
@@ -294,11 +318,12 @@ class PatternTable:
                 signature(fallback.klass, fallback.id, lines), tuple(lines),
             )  # fmt: skip
         scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
-        best_score, _, best, spans = scored[0]
-        own = {best.pattern.klass, *best.pattern.specialises}
-        rival = next((s for s in scored[1:] if s[2].pattern.klass not in own), None)
+        top, applied = self._precede(scored)
+        best_score, _, best, spans = top
+        own = {best.pattern.klass, *best.pattern.specialises, *(r.symptom for r in applied)}
+        rival = next((s for s in scored if s[2].pattern.klass not in own), None)
         second = rival or next(
-            (s for s in scored[1:] if s[2].pattern.klass != best.pattern.klass), None
+            (s for s in scored if s[2].pattern.klass != best.pattern.klass), None
         )
         confidence = min(best_score, MAX_CONFIDENCE)
         if rival is not None:
@@ -318,4 +343,32 @@ class PatternTable:
             pattern.klass, pattern.id, round(confidence, 4), runner_up,
             signature(pattern.klass, pattern.id, first), tuple(shown),
             matched=tuple((s[2].pattern.klass, s[2].pattern.id) for s in scored),
+            precedence=applied,
         )  # fmt: skip
+
+    def _precede(self, scored: list[_Scored]) -> tuple[_Scored, tuple[PrecedenceRule, ...]]:
+        """The winner after precedence: the best-scoring pattern, or a cause's that beats it."""
+        top = scored[0]
+        if self.precedence is None or len(scored) == 1:
+            return top, ()
+        best_of: dict[str, _Scored] = {}
+        firsts: dict[str, int | None] = {}
+        for entry in scored:  # best first: the first entry of a class is its best
+            klass = entry[2].pattern.klass
+            best_of.setdefault(klass, entry)
+            first = min((start for start, _ in entry[3]), default=None)
+            earlier = firsts.get(klass)
+            firsts[klass] = first if earlier is None or first is None else min(earlier, first)
+            if first is None and earlier is not None:
+                firsts[klass] = earlier
+        applied: list[PrecedenceRule] = []
+        for _ in range(MAX_CHAIN):
+            klass = top[2].pattern.klass
+            last = max((start for start, _ in top[3]), default=None)
+            others = {k: v for k, v in firsts.items() if k != klass}
+            rule = self.precedence.overrule(klass, last, others)
+            if rule is None:
+                break
+            applied.append(rule)
+            top = best_of[rule.cause]
+        return top, tuple(applied)
