@@ -20,7 +20,7 @@ import pytest
 from karma.executor.cluster import connect
 from karma.store import Store
 from karma.testing.demo import demo_script, with_latency
-from karma.testing.repos import git
+from karma.testing.repos import git, init_repo
 
 pytestmark = pytest.mark.docker
 
@@ -61,6 +61,32 @@ def test_a_build_on_two_engines_makes_the_tree_a_local_build_makes(
     assert code == 0, local
     assert {t["worker"] for t in local["tasks"]} == {None}
     assert git(demo_repo, "rev-parse", f"{local['head_commit']}^{{tree}}") == remote_tree
+
+
+def test_a_mixed_repository_builds_on_the_cluster_each_task_in_its_stacks_image(
+    scripted_build: Any, dask_cluster: str, engines: tuple[str, str], tmp_path: Path
+) -> None:
+    """A Python backend and a Node frontend (`examples/mixed`): each attempt carries its
+    own stack's image inputs to the worker, which builds that image on its own engine and
+    runs the task's checks in its folder; the branch holds both tasks' files."""
+    from tests.engine import test_mixed_project as mixed
+
+    repo = init_repo(tmp_path / "mixed", source=mixed.FIXTURE, message="mixed: initial")
+    code, result = scripted_build(repo, mixed.script(), mixed.REQUEST, "--no-gates",
+                                  "--executor", _dask(dask_cluster))  # fmt: skip
+    assert code == 0, result
+    assert result["status"] == "succeeded", result
+    tasks = {t["id"]: t for t in result["tasks"]}
+    assert {i: (t["stack"], t["folder"]) for i, t in tasks.items()} == {
+        "report": ("python", "."),
+        "badge": ("node", "web"),
+    }
+    assert tasks["report"]["sandbox"]["image"].startswith("karma/stack-python:"), tasks
+    assert tasks["badge"]["sandbox"]["image"].startswith("karma/stack-node:"), tasks
+    assert all(t["status"] == "succeeded" and t["attempts"] == 1 for t in tasks.values())
+    assert all(t["worker"] in ("w0", "w1") and t["docker_host"] in engines for t in tasks.values())
+    files = set(git(repo, "ls-tree", "-r", "--name-only", result["branch"]).split())
+    assert {"inventory/report.py", "web/src/badge.js", "web/test/badge.test.js"} <= files
 
 
 def test_a_worker_killed_mid_attempt_is_an_infrastructure_failure_run_again(
