@@ -36,7 +36,7 @@ from karma.gates.interface import (
 from karma.gates.suite import semgrep_rules_dir
 from karma.gates.tool import run_tool
 
-SCANNED = (".py", ".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".go")
+SCANNED = (".py", ".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts", ".go", ".rs")
 """The files KARMA's rules have a language for (`quality_gates/semgrep/<language>/`);
 semgrep applies each rule to the files of its own `languages`."""
 SEVERITY: dict[str, Severity] = {"ERROR": "error", "WARNING": "warning", "INFO": "note"}
@@ -96,7 +96,7 @@ class SastGate:
                 "skipped",
                 (),
                 time.monotonic() - started,
-                "no changed Python, JavaScript/TypeScript or Go files to scan",
+                "no changed Python, JavaScript/TypeScript, Go or Rust files to scan",
             )
         block = {str(s).upper() for s in settings.get("block_severities", ["ERROR", "WARNING"])}
         workdir = Path(tempfile.mkdtemp(prefix="karma-sast-"))

@@ -34,19 +34,23 @@ JS_RULES = {
     "js-path-traversal",
 }
 GO_RULES = {"go-exec-shell-built", "go-tls-insecure-skip-verify", "go-sql-string-format"}
-FIXTURES = {"python": (".py",), "javascript": (".js", ".jsx", ".ts", ".tsx"), "go": (".go",)}
+RUST_RULES = {"rust-command-shell-built", "rust-tls-verify-off", "rust-sql-string-format"}
+FIXTURES = {"python": (".py",), "javascript": (".js", ".jsx", ".ts", ".tsx"), "go": (".go",),
+            "rust": (".rs",)}  # fmt: skip
 
 
 def test_every_rule_has_a_passing_fixture() -> None:
     rules = semgrep_rules_dir()
     by_language = {d.name: {p.stem for p in d.glob("*.yaml")} for d in rules.iterdir()}
-    assert by_language == {"python": RULES, "javascript": JS_RULES, "go": GO_RULES}
+    assert by_language == {
+        "python": RULES, "javascript": JS_RULES, "go": GO_RULES, "rust": RUST_RULES
+    }  # fmt: skip
     for language, names in by_language.items():
         for name in names:
             fixtures = [p for p in (rules / language).glob(f"{name}.*") if p.suffix != ".yaml"]
             assert fixtures, f"{name} has no fixture"
             assert all(p.suffix in FIXTURES[language] for p in fixtures), fixtures
-    every = len(RULES | JS_RULES | GO_RULES)
+    every = len(RULES | JS_RULES | GO_RULES | RUST_RULES)
     semgrep = Path(sys.executable).parent / "semgrep"
     proc = subprocess.run(
         [str(semgrep), "--test", "--metrics=off", "--disable-version-check", str(rules)],
@@ -127,7 +131,7 @@ def test_native_and_python_cli_agree_on_the_fixtures(tmp_path: Path) -> None:
         found.append(sorted((f.rule, f.path, f.line) for f in gate.findings))
     assert found[0] == found[1]
     assert {rule for rule, _, _ in found[0]} == {
-        f"karma.{name}" for name in RULES | JS_RULES | GO_RULES
+        f"karma.{name}" for name in RULES | JS_RULES | GO_RULES | RUST_RULES
     }
 
 
@@ -165,3 +169,30 @@ def test_a_planted_child_process_exec_of_request_input_fails_a_node_project(
     (finding,) = gate.findings
     assert finding.rule == "karma.js-child-process-built-command" and finding.new
     assert (finding.path, finding.line) == ("src/app.js", 10)
+
+
+RUST_MAIN = """use std::process::Command;
+
+fn main() {
+    let name = std::env::args().nth(1).unwrap_or_default();
+    Command::new("id").arg(&name).status().unwrap();
+}
+"""
+
+
+def test_a_planted_shell_command_of_input_fails_a_rust_project(tmp_path: Path) -> None:
+    files = {"Cargo.toml": '[package]\nname = "who"\nversion = "0.1.0"\nedition = "2021"\n',
+             "src/main.rs": RUST_MAIN}  # fmt: skip
+    repo = make_repo(tmp_path / "r", files)
+    planted = RUST_MAIN.replace(
+        '    Command::new("id").arg(&name).status().unwrap();',
+        '    Command::new("id").arg(&name).status().unwrap();\n'
+        '    Command::new("sh").arg("-c").arg(format!("finger {}", name)).status().unwrap();',
+    )
+    write(repo, {"src/main.rs": planted})
+    ctx = GateContext(repo=repo, base=git(repo, "rev-parse", "HEAD"), config=KarmaConfig())
+    gate = run_suite(ctx, load_suite().only(("sast",))).result("sast")
+    assert gate is not None and gate.status == "failed", gate
+    (finding,) = gate.findings
+    assert finding.rule == "karma.rust-command-shell-built" and finding.new
+    assert (finding.path, finding.line) == ("src/main.rs", 6)
