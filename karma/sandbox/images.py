@@ -224,8 +224,11 @@ def _workspace_manifests(project: Path, deps: dict[str, bytes]) -> tuple[tuple[s
     """Each npm workspace's `package.json` that the lockfile lists, read below `project`
     through no symlink (`karma.sandbox.npm`)."""
     found = []
+    folders = npm.workspace_folders(deps)
+    if npm.manager_of(deps)[0] == "yarn":  # yarn.lock names no workspace: the root's globs
+        folders = _expand(project, jsworkspaces.patterns(deps.get(npm.MANIFEST, b"")))
     with opened(project) as root:
-        for name in jsworkspaces.manifests(npm.workspace_folders(deps)):
+        for name in jsworkspaces.manifests(folders):
             try:
                 contents = read_bytes(root, relative_parts(name), DEPENDENCY_FILE_LIMIT)
             except OSError as exc:  # PathRefused too: a symlink on the way, `..`, `.git`
@@ -236,6 +239,31 @@ def _workspace_manifests(project: Path, deps: dict[str, bytes]) -> tuple[tuple[s
                 )
             found.append((name, contents.data))
     return tuple(found)
+
+
+def _expand(project: Path, patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """The folders below `project` that yarn 1's `workspaces` patterns name and that hold
+    a `package.json` (as yarn skips others): `packages/core`, or each plain folder in
+    `packages/` for `packages/*`; never through a symlink, never a hidden folder."""
+    found: set[str] = set()
+    for pattern in patterns:
+        parent, star = (pattern[:-2], True) if pattern.endswith("/*") else (pattern, False)
+        try:
+            base = project_folder(project, PurePosixPath(parent))
+        except ImageBuildError:
+            continue  # a pattern naming no folder installs nothing
+        if not star:
+            candidates = [(parent, base)]
+        else:
+            with os.scandir(base) as entries:
+                candidates = [(f"{parent}/{e.name}", Path(e.path)) for e in entries
+                              if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+                              and e.name != "node_modules"]  # fmt: skip
+        for folder, path in candidates:
+            manifest = path / npm.MANIFEST
+            if manifest.is_file() and not manifest.is_symlink():
+                found.add(folder)
+    return tuple(sorted(found))
 
 
 def ensure_image(

@@ -37,6 +37,33 @@ def plain_folder(where: str) -> bool:
     )
 
 
+def patterns(manifest: bytes) -> tuple[str, ...]:
+    """The `workspaces` of a root `package.json` (a list, or `{"packages": [...]}`), each a
+    plain folder or a plain folder's `*` children (`packages/*`); `ImageBuildError` for
+    another glob (`**`, braces, `!`), which KARMA does not expand."""
+    try:
+        root = json.loads(manifest.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return ()
+    wanted = root.get("workspaces") if isinstance(root, dict) else None
+    if isinstance(wanted, dict):
+        wanted = wanted.get("packages")
+    if not wanted:
+        return ()
+    if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+        raise ImageBuildError(f"{MANIFEST} refused: `workspaces` is not a list of folders")
+    found = []
+    for pattern in wanted:
+        folder = pattern.removesuffix("/").removesuffix("/*").removeprefix("./")
+        if not plain_folder(folder) or any(c in folder for c in "*?[]{}!"):
+            raise ImageBuildError(
+                f"{MANIFEST} refused: workspace pattern {pattern[:80]!r} (a folder, or a "
+                "folder's `/*`, is expanded; no other glob)"
+            )
+        found.append(pattern.removesuffix("/").removeprefix("./"))
+    return tuple(found)
+
+
 def manifests(folders: Sequence[str]) -> tuple[str, ...]:
     """The `package.json` of each workspace folder, as paths below the project."""
     return tuple(f"{folder}/{MANIFEST}" for folder in sorted(folders))

@@ -142,11 +142,15 @@ def install_files(files: Mapping[str, bytes]) -> tuple[str, ...]:
 
 def workspace_folders(files: Mapping[str, bytes]) -> tuple[str, ...]:
     """The folder of each workspace the project's lockfile lists (npm's `packages` keys
-    outside node_modules/, pnpm's importers other than `.`); `ImageBuildError` for one
-    that is not a plain folder of the project (`jsworkspaces.plain_folder`)."""
+    outside node_modules/, pnpm's importers other than `.`; yarn 1's lockfile lists none:
+    the folders of the manifests read for the root's `workspaces` patterns);
+    `ImageBuildError` for one that is not a plain folder of the project
+    (`jsworkspaces.plain_folder`)."""
     manager, lockfile = manager_of(files)
-    if lockfile is None or manager in ("yarn", "berry"):
+    if lockfile is None or manager == "berry":
         return ()
+    if manager == "yarn":  # the manifests `read_inputs` found for the root's patterns
+        return tuple(sorted(n.removesuffix(f"/{MANIFEST}") for n in files if "/" in n))
     if manager == "pnpm":
         return tuple(sorted(pnpmlock.workspaces(pnpmlock.load(files[lockfile]))))
     lock = _json(LOCKFILE, files[LOCKFILE])
@@ -204,12 +208,15 @@ def check_lockfile(files: Mapping[str, bytes]) -> int:
                 tip="run `npm install --package-lock-only` and commit package-lock.json",
             )
         return 0
-    if manager in ("yarn", "berry") and manifest.get("workspaces"):
+    if manager == "berry" and manifest.get("workspaces"):
         raise ImageBuildError(
-            f"{MANIFEST} refused: `workspaces` with {lockfile} (npm's and pnpm's workspaces only)"
+            f"{MANIFEST} refused: `workspaces` with yarn 4 (npm's, pnpm's and yarn 1's "
+            "workspaces only)"
         )
     if manager == "yarn":
-        return yarnlock.check(files[lockfile])
+        count = yarnlock.check(files[lockfile])
+        jsworkspaces.links_file(workspace_folders(files), files)  # each manifest checked
+        return count
     if manager == "berry":
         return berrylock.check(files[lockfile])
     if manager == "pnpm":

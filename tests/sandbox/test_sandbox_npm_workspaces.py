@@ -1,14 +1,18 @@
-"""npm and pnpm workspaces: a monorepo's packages in one Node stack image, their code the tree's.
+"""npm, pnpm and yarn 1 workspaces: a monorepo's packages in one Node stack image, their
+code the tree's.
 
-The fixtures (`tests/sandbox/fixtures/node-workspaces`, `node-pnpm-workspaces`, their
-lockfiles made by npm and pnpm) are two workspaces, `@mono/app` using `@mono/core`, which
-uses `ms` from the registry. Each image installs `ms` and links each workspace's
-`/node_modules/<name>` to its folder in the sandbox's mounted tree: the root's `node
---test packages/` passes, and a change to `packages/core` is what `@mono/app` runs. The
-attacks: a workspace path out of the project, a link to a folder that is no workspace,
-a package npm placed inside a workspace, a workspace's `package.json` reached through a
-symlink or missing, a workspace name that is a path, the project's own
-`pnpm-workspace.yaml` (never read: KARMA writes its own).
+The fixtures (`tests/sandbox/fixtures/node-workspaces`, `node-pnpm-workspaces`,
+`node-yarn-workspaces`, their lockfiles made by npm, pnpm and yarn) are two workspaces,
+`@mono/app` using `@mono/core`, which uses `ms` from the registry. Each image installs
+`ms` and links each workspace's `/node_modules/<name>` to its folder in the sandbox's
+mounted tree: the root's `node --test packages/` passes, and a change to `packages/core`
+is what `@mono/app` runs.
+
+The attacks: a workspace path out of the project, a link to a folder that is no
+workspace, a package npm placed inside a workspace, a workspace's `package.json` reached
+through a symlink or missing, a workspace name that is a path, the project's own
+`pnpm-workspace.yaml` (never read: KARMA writes its own), yarn patterns that are globs
+KARMA does not expand, and a symlinked or hidden folder a pattern would reach.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from karma.sandbox.pnpmlock import workspace_file
 
 FIXTURE = Path(__file__).parent / "fixtures" / "node-workspaces"
 PNPM_FIXTURE = Path(__file__).parent / "fixtures" / "node-pnpm-workspaces"
+YARN_FIXTURE = Path(__file__).parent / "fixtures" / "node-yarn-workspaces"
 MANIFESTS = ("packages/app/package.json", "packages/core/package.json")
 
 
@@ -46,8 +51,10 @@ def _lock() -> dict[str, dict[str, object]]:
 
 
 @pytest.mark.parametrize(
-    ("root", "lockfile"), [(FIXTURE, "package-lock.json"), (PNPM_FIXTURE, "pnpm-lock.yaml")]
-)
+    ("root", "lockfile"),
+    [(FIXTURE, "package-lock.json"), (PNPM_FIXTURE, "pnpm-lock.yaml"),
+     (YARN_FIXTURE, "yarn.lock")],
+)  # fmt: skip
 def test_the_workspaces_lockfiles_are_accepted_with_each_workspaces_manifest(
     root: Path, lockfile: str
 ) -> None:
@@ -134,7 +141,9 @@ def test_a_workspace_manifest_through_a_symlink_or_missing_is_refused(tmp_path: 
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("fixture", [FIXTURE, PNPM_FIXTURE], ids=["npm", "pnpm"])
+@pytest.mark.parametrize(
+    "fixture", [FIXTURE, PNPM_FIXTURE, YARN_FIXTURE], ids=["npm", "pnpm", "yarn"]
+)
 def test_a_workspaces_monorepo_builds_and_its_workspaces_are_the_trees_code(
     docker_engine: str, tmp_path: Path, fixture: Path
 ) -> None:
@@ -161,3 +170,22 @@ def test_a_workspaces_monorepo_builds_and_its_workspaces_are_the_trees_code(
     assert passing and all(result.ok for _, result in passing), passing
     tests = next(result for step, result in failing if step == "test")
     assert not tests.ok and "says a timeout in seconds" in tests.output, tests.output
+
+
+def test_yarn_patterns_expand_to_plain_folders_with_a_manifest_only(tmp_path: Path) -> None:
+    repo = tmp_path / "yarn"
+    shutil.copytree(YARN_FIXTURE, repo)
+    outside = tmp_path / "outside"
+    (outside / "evil").mkdir(parents=True)
+    (outside / "evil" / "package.json").write_text('{"name": "evil", "version": "1.0.0"}')
+    (repo / "packages" / "linked").symlink_to(outside / "evil")  # a folder through a link
+    (repo / "packages" / ".hidden").mkdir()
+    (repo / "packages" / ".hidden" / "package.json").write_text('{"name": "hidden"}')
+    (repo / "packages" / "docs").mkdir()  # no package.json: not a workspace
+    inputs = read_inputs("node", repo)
+    assert [name for name, _ in inputs.deps] == ["package.json", "yarn.lock", *MANIFESTS]
+    for pattern in ("packages/**", "{a,b}/*", "!packages/x", "../*", "packages/*/src"):
+        manifest = json.loads((repo / "package.json").read_text()) | {"workspaces": [pattern]}
+        (repo / "package.json").write_text(json.dumps(manifest))
+        with pytest.raises(ImageBuildError, match="workspace pattern"):
+            read_inputs("node", repo)

@@ -126,13 +126,6 @@ def test_a_pnpm_lock_from_anywhere_but_the_public_registry_is_refused(
     assert reason in str(caught.value), str(caught.value)
 
 
-def test_a_workspace_manifest_is_refused_for_yarn_and_pnpm() -> None:
-    manifest = json.loads(MANIFEST) | {"workspaces": ["packages/*"]}
-    files = _yarn(YARN_LOCK) | {"package.json": json.dumps(manifest).encode()}
-    with pytest.raises(ImageBuildError, match=re.escape("package.json refused: `workspaces`")):
-        check_lockfile(files)
-
-
 def _plant(repo: Path, canary: Canary) -> None:
     """Every configuration file yarn and pnpm would read in a project, each pointing at
     the canary (registry, a yarn binary to run instead, a pnpm hook, a workspace)."""
