@@ -1,12 +1,13 @@
-"""A JavaScript monorepo's workspaces (npm's and pnpm's), as the image build sees them.
+"""A JavaScript monorepo's workspaces (npm's, pnpm's, yarn 1's), as the image build sees them.
 
 A lockfile names each workspace by its folder (npm: a `packages` key outside
-`node_modules/`; pnpm: an `importers` key other than `.`); its name is that folder's
-`package.json` `name`. The image links `/node_modules/<name>` to the folder in the
-sandbox's mounted tree (`links_file`, read by `sandboxes/node/Dockerfile`), so a
-workspace that imports another runs the change's code, wherever the package manager put
-its own link (npm at the root's `node_modules/`, pnpm's hoisted linker inside the
-dependent workspace).
+`node_modules/`; pnpm: an `importers` key other than `.`); yarn 1's names none, so the
+root `package.json`'s `workspaces` patterns are expanded (`patterns`: a folder, or a
+folder's `/*`). A workspace's name is its folder's `package.json` `name`. The image
+links `/node_modules/<name>` to the folder in the sandbox's mounted tree (`links_file`,
+read by `sandboxes/node/Dockerfile`), so a workspace that imports another runs the
+change's code, wherever the package manager put its own link (npm and yarn at the
+root's `node_modules/`, pnpm's hoisted linker inside the dependent workspace).
 
 Trust: folders and names come from the target repository's lockfile and manifests,
 untrusted. A folder is used only when it is a plain relative path (`plain_folder`: no
