@@ -21,6 +21,7 @@ from karma.config import KarmaConfig
 from karma.executor.unit import run_checks
 from karma.recipes import detect_stack
 from karma.sandbox import spec_from_config
+from karma.sandbox.berrylock import YARN_BERRY
 from karma.sandbox.docker import DockerBackend
 from karma.sandbox.images import ensure_image
 from karma.sandbox.interface import ImageBuildError
@@ -31,6 +32,12 @@ from tests.sandbox.test_sandbox_images import Canary
 FIXTURES = Path(__file__).parent / "fixtures"
 YARN = FIXTURES / "node-yarn"
 PNPM = FIXTURES / "node-pnpm"
+BERRY = FIXTURES / "node-berry"
+BUILT = {  # packages downloaded, /node_modules, the file a task changed
+    "node-yarn": (2, ["debug", "ms"], "src/since.js"),
+    "node-pnpm": (2, ["debug", "ms"], "src/since.js"),
+    "node-berry": (6, ["@types", "ms", "typescript", "undici-types"], "src/duration.ts"),
+}
 YARN_LOCK = (YARN / "yarn.lock").read_text()
 PNPM_LOCK = (PNPM / "pnpm-lock.yaml").read_text()
 MANIFEST = (YARN / "package.json").read_bytes()
@@ -137,6 +144,13 @@ def _plant(repo: Path, canary: Canary) -> None:
     (repo / ".npmrc").write_text(f"registry={canary.url}/npmrc-registry/\nignore-scripts=false\n")
     (repo / ".pnpmfile.cjs").write_text(f"{phone};\nmodule.exports = {{ hooks: {{}} }};\n")
     (repo / "pnpm-workspace.yaml").write_text("packages:\n  - '../../*'\n")
+    (repo / ".yarn" / "releases").mkdir(parents=True)
+    (repo / ".yarn" / "releases" / "evil.cjs").write_text(f"{phone};\n")
+    (repo / ".yarnrc.yml").write_text(  # yarn 4's: a registry, its own binary, a plugin
+        f'npmRegistryServer: "{canary.url}/yarnrc-yml-registry"\n'
+        "yarnPath: .yarn/releases/evil.cjs\nenableScripts: true\nnodeLinker: pnp\n"
+        "plugins:\n  - path: .yarn/releases/evil.cjs\n"
+    )
     manifest = json.loads((repo / "package.json").read_text())
     manifest["scripts"] |= {"preinstall": f'node -e "{phone}"', "postinstall": "node evil.js"}
     manifest["packageManager"] = "pnpm@9.0.0"
@@ -144,13 +158,14 @@ def _plant(repo: Path, canary: Canary) -> None:
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("fixture", [YARN, PNPM], ids=["yarn", "pnpm"])
+@pytest.mark.parametrize("fixture", [YARN, PNPM, BERRY], ids=["yarn", "pnpm", "berry"])
 def test_yarn_and_pnpm_projects_build_from_the_registry_alone_and_their_tests_pass(
     docker_engine: str, tmp_path: Path, fixture: Path
 ) -> None:
-    """The image installs the lockfile's two packages from the public registry while every
+    """The image installs the lockfile's packages from the public registry while every
     planted configuration points elsewhere; none is read (the canary is never asked, no
     script runs), and the project's own `node --test` suite passes in the sandbox."""
+    packages, installed, changed = BUILT[fixture.name]
     served = tmp_path / "served"
     served.mkdir()
     canary = Canary(served)
@@ -162,8 +177,8 @@ def test_yarn_and_pnpm_projects_build_from_the_registry_alone_and_their_tests_pa
         built: list[str] = []
         tag = ensure_image("node", repo, config, log=built.append)
         assert canary.asked == []
-        manager = "yarn" if fixture is YARN else "pnpm"
-        assert any(f"downloading 2 {manager} packages" in line for line in built), built
+        manager = fixture.name.removeprefix("node-")
+        assert any(f"downloading {packages} {manager} packages" in line for line in built), built
         stack = detect_stack(repo)
         assert stack is not None and stack.name == "node"
         box = DockerBackend().start(
@@ -172,12 +187,13 @@ def test_yarn_and_pnpm_projects_build_from_the_registry_alone_and_their_tests_pa
         try:
             listed = box.exec("ls /node_modules", timeout_s=60)
             versions = "yarn --version && yarnpkg --version && pnpm --version"
+            versions += " && yarn-berry --version"
             tools = box.exec(versions, timeout_s=60, workdir="/")
-            checks = run_checks(stack, repo, box, ["src/since.js"], 120)
+            checks = run_checks(stack, repo, box, [changed], 180)
         finally:
             box.close()
-        assert listed.output.split() == ["debug", "ms"], listed.output
-        assert tools.output.split() == ["1.22.19", "1.22.19", "10.34.9"], tools.output
+        assert listed.output.split() == installed, listed.output
+        assert tools.output.split() == ["1.22.19", "1.22.19", "10.34.9", YARN_BERRY], tools
         assert [step for step, _ in checks] == ["typecheck", "lint", "test"], checks
         assert all(outcome.ok for _, outcome in checks), [o.output for _, o in checks]
         assert canary.asked == []
@@ -186,7 +202,7 @@ def test_yarn_and_pnpm_projects_build_from_the_registry_alone_and_their_tests_pa
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("fixture", [YARN, PNPM], ids=["yarn", "pnpm"])
+@pytest.mark.parametrize("fixture", [YARN, PNPM, BERRY], ids=["yarn", "pnpm", "berry"])
 def test_a_lockfile_out_of_date_with_package_json_fails_the_download_at_once(
     docker_engine: str, tmp_path: Path, fixture: Path
 ) -> None:
@@ -199,6 +215,7 @@ def test_a_lockfile_out_of_date_with_package_json_fails_the_download_at_once(
     (repo / "package.json").write_text(json.dumps(manifest, indent=2))
     with pytest.raises(ImageBuildError, match="packages failed") as caught:
         ensure_image("node", repo, KarmaConfig(sandbox={"base_image": docker_engine}))
-    lockfile = "yarn.lock" if fixture is YARN else "pnpm-lock.yaml"
+    lockfile = "pnpm-lock.yaml" if fixture is PNPM else "yarn.lock"
     assert lockfile in (caught.value.tip or "")
-    assert re.search(r"lockfile needs to be updated|not up to date|OUTDATED", str(caught.value))
+    assert re.search(r"lockfile needs to be updated|not up to date|OUTDATED|would have been "
+                     "modified", str(caught.value))  # fmt: skip
