@@ -73,10 +73,14 @@ def run_agent(
     stop: threading.Event,
     on_step: Callable[[int, str, dict[str, object], str, bool], None] = lambda *_: None,
     context_window: int | None = None,
+    ready: Callable[[], str | None] = lambda: None,
 ) -> AgentResult:
     """Drive one attempt to `finish` or to the limit that ends it.
 
-    `context_window`: tokens; default the model's `context_window` in the price table."""
+    `context_window`: tokens; default the model's `context_window` in the price table.
+    `ready` is asked after each reply, before its tools run (the first time it waits for
+    the sandbox, which starts while the model thinks): a reason ends the attempt there,
+    `interrupted`, so at most one reply is asked for in a sandbox that never got ready."""
     messages: list[Message] = [UserMessage(first_message(brief))]
     result = AgentResult("limit")
     started = time.monotonic()
@@ -113,6 +117,9 @@ def run_agent(
             result.status, result.detail, result.error = "provider_error", str(exc), exc
             return result
         failpoint("after_model_reply")
+        if (unready := ready()) is not None:
+            result.status, result.detail = "interrupted", unready
+            return result
         window.observe(estimate, reply.usage.total_in)
         message = reply.as_message(f"karma_{result.steps}")
         messages.append(kept(message))

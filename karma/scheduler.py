@@ -12,14 +12,16 @@ gate (the budget) may refuse new work. Ctrl-C cancels what waits and drains what
 Tests pass `SynchronousExecutor` and get a deterministic order. `run_each` runs a flat
 list of independent calls the same way (the gates of one wave); `alongside` runs one call
 in the background while the caller works (a build's sandbox image is made ready while its
-planner thinks).
+planner thinks), and `ahead` hands the caller a wait for it (an attempt's sandbox starts
+while its model thinks of the first reply).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -217,14 +219,27 @@ def alongside(background: Callable[[], B], work: Callable[[], R]) -> tuple[B, R]
     The caller's `work` keeps Ctrl-C and its own errors; an error of either is raised
     once both have ended (the caller's first), so nothing runs on unattended.
     """
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alongside")
+    with ahead(background) as result:
+        done = work()
+        return result(), done
+
+
+@contextmanager
+def ahead(background: Callable[[], B]) -> Iterator[Callable[[], B]]:
+    """`background` starts in another thread; the caller's block gets a call that waits
+    for its result (raising its error), which it may call any number of times.
+
+    Leaving the block waits for `background`, so nothing runs on unattended: an error of
+    the block comes first; one of `background` the block never asked for is raised then.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ahead")
     try:
         future = pool.submit(background)
         try:
-            result = work()
+            yield future.result
         except BaseException:
             wait([future])
             raise
-        return future.result(), result
+        future.result()
     finally:
         pool.shutdown(wait=True)

@@ -314,3 +314,18 @@ def test_past_the_second_threshold_the_attempt_restarts_from_a_summary(tmp_path:
     assert "line of big file" in after.messages[2].text  # the newest output is carried
     assert any(note.startswith("summarised") for note in after.notes)  # on the record
     assert result.steps == len(model.requests)
+
+
+def test_a_sandbox_that_never_got_ready_ends_the_attempt_before_any_tool_runs(
+    tmp_path: Path,
+) -> None:
+    """`ready` is asked after the reply, before its tools: a reason ends the attempt
+    there, with the one reply counted, and the file the reply wrote is never written."""
+    runner = CannedRunner()
+    box = Toolbox(tmp_path, runner, output_chars=1000)
+    replies = [call("write_file", path="app/api.py", content="X = 1\n"), call("finish")]
+    result = run_agent(BRIEF, model(replies), box, AgentConfig(), stop=threading.Event(),
+                       ready=lambda: "installing the project: failed")  # fmt: skip
+    assert (result.status, result.detail) == ("interrupted", "installing the project: failed")
+    assert result.steps == 1 and result.usage.output_tokens > 0
+    assert not (tmp_path / "app").exists() and runner.commands == []

@@ -1,11 +1,25 @@
-"""What the coordinator takes from a worker's messages: only news of its own attempt."""
+"""What the coordinator takes from a worker's messages (only news of its own attempt), and
+an attempt's work (`do_work`) with its sandbox starting while the model thinks."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from karma.events import Event, EventBus
 from karma.executor.remote import relay
+from karma.executor.unit import WorkEnd
+from karma.models.interface import ModelReply, ModelRequest
+from karma.sandbox.fake import FakeSandbox
+from karma.sandbox.interface import (
+    ExecResult,
+    Sandbox,
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+)
 
 
 def test_a_workers_messages_become_the_events_the_local_runner_emits() -> None:
@@ -55,3 +69,123 @@ def test_a_worker_runs_a_job_on_the_stack_and_image_inputs_of_its_folder(tmp_pat
     assert share.stack_in("web") == (web.stack, in_web)
     assert share.stack_in(".") == (python.stack, at_root)
     assert dict(in_web.deps) == {"package.json": b'{"name": "web"}'}
+
+
+# -- do_work: the sandbox starts while the model thinks -------------------------------
+
+
+class ToldModel:
+    """The scripted model, telling when it was first asked."""
+
+    def __init__(self, replies: list[dict[str, object]]) -> None:
+        from karma.models.script import parse_script
+        from karma.models.scripted import ScriptedModel
+
+        script = parse_script({"conversations": [{"match": {"user": ["Task t1:"]},
+                                                  "replies": replies}]})  # fmt: skip
+        self.inner = ScriptedModel("small", script, sleep=lambda _s: None)
+        self.name = self.inner.name
+        self.asked = threading.Event()
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        self.asked.set()
+        return self.inner.complete(request)
+
+
+class CannedSandbox(FakeSandbox):
+    """Runs nothing; the install command exits `install_exit`."""
+
+    def __init__(self, spec: SandboxSpec, install_exit: int = 0) -> None:
+        super().__init__(spec)
+        self.install_exit = install_exit
+
+    def exec(self, command: str, *, timeout_s: float, workdir: str | None = None) -> ExecResult:
+        self.commands.append(command)
+        if "pip install" in command:
+            return ExecResult(command, self.install_exit, "ERROR: no build backend\n", 0.1)
+        return ExecResult(command, 0, "1 passed\n", 0.1)
+
+
+def _work(tmp_path: Path, model: ToldModel, start: Callable[[], Sandbox]) -> WorkEnd:
+    from karma.config import KarmaConfig
+    from karma.conversation import Brief
+    from karma.executor.unit import WorkLimits, do_work
+    from karma.footprint import Footprint
+    from karma.recipes import load_stacks
+
+    (tmp_path / "pyproject.toml").write_text("[build-system]\nrequires = []\n")
+    stack = next(s for s in load_stacks() if s.name == "python")
+    return do_work(Brief("t1", "Part", "Add part.py.", "Parts", 1), model, start, tmp_path,
+                   stage=lambda: ["part.py"], stack=stack, config=KarmaConfig(),
+                   limits=WorkLimits(60.0), footprint=Footprint(tmp_path, 100),
+                   stop=threading.Event(), on_step=lambda *_: None)  # fmt: skip
+
+
+def _spec(tmp_path: Path) -> SandboxSpec:
+    from karma.config import KarmaConfig
+    from karma.sandbox import spec_from_config
+
+    return spec_from_config(KarmaConfig(), image="karma/fake", workspace=tmp_path,
+                            run_id="run-1", task_id="t1")  # fmt: skip
+
+
+WRITE_AND_FINISH: list[dict[str, object]] = [
+    {"tool_calls": [{"name": "write_file", "arguments": {"path": "part.py", "content": "P=1\n"}}]},
+    {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]},
+]
+
+
+def test_the_sandbox_starts_while_the_model_thinks_and_no_tool_runs_before_it_is_ready(
+    tmp_path: Path,
+) -> None:
+    model = ToldModel(WRITE_AND_FINISH)
+    seen: list[str] = []
+
+    def start() -> Sandbox:
+        seen.append(f"model asked before the sandbox was up: {model.asked.wait(5)}")
+        time.sleep(0.2)  # a slow start: the reply's tool must wait for it
+        seen.append(f"part.py written before the sandbox was up: {(tmp_path / 'part.py').exists()}")
+        return CannedSandbox(_spec(tmp_path))
+
+    work = _work(tmp_path, model, start)
+    assert work.status == "finished" and work.ran_agent, work
+    assert seen == ["model asked before the sandbox was up: True",
+                    "part.py written before the sandbox was up: False"]  # fmt: skip
+    assert (tmp_path / "part.py").read_text() == "P=1\n"
+
+
+def test_a_failed_install_ends_the_attempt_as_the_install_after_one_reply_charged(
+    tmp_path: Path,
+) -> None:
+    boxes: list[CannedSandbox] = []
+
+    def start() -> Sandbox:
+        boxes.append(CannedSandbox(_spec(tmp_path), install_exit=1))
+        return boxes[-1]
+
+    work = _work(tmp_path, ToldModel(WRITE_AND_FINISH), start)
+    assert work.status == "failed" and work.detail.startswith("installing the project: failed")
+    assert work.evidence is not None and work.evidence.step == "install"
+    assert work.ran_agent and work.usage.output_tokens > 0  # the one reply is charged
+    assert not (tmp_path / "part.py").exists()  # its tool never ran
+    assert len(boxes[0].commands) == 1  # the install alone: no check ran
+
+
+def test_an_engine_lost_as_the_sandbox_starts_stops_the_build_with_the_reply_charged(
+    tmp_path: Path,
+) -> None:
+    def start() -> Sandbox:
+        raise SandboxUnavailable("the Docker engine is not reachable")
+
+    work = _work(tmp_path, ToldModel(WRITE_AND_FINISH), start)
+    assert work.status == "interrupted" and isinstance(work.error, SandboxUnavailable)
+    assert work.ran_agent and work.usage.output_tokens > 0
+
+
+def test_another_sandbox_error_is_the_attempts_failure(tmp_path: Path) -> None:
+    def start() -> Sandbox:
+        raise SandboxError("workspace /x is not a directory")
+
+    work = _work(tmp_path, ToldModel(WRITE_AND_FINISH), start)
+    assert work.status == "failed" and work.detail == "workspace /x is not a directory"
+    assert work.evidence is not None and work.evidence.step == "agent"

@@ -8,8 +8,8 @@ import time
 import networkx as nx
 import pytest
 
-from karma.errors import EnvironmentProblem, WorkspaceError
-from karma.scheduler import Outcome, SynchronousExecutor, remaining_path, run_dag
+from karma.errors import EnvironmentProblem, KarmaError, WorkspaceError
+from karma.scheduler import Outcome, SynchronousExecutor, ahead, remaining_path, run_dag
 
 
 def dag(*edges: tuple[str, str], nodes: tuple[str, ...] = ()) -> nx.DiGraph:
@@ -167,3 +167,40 @@ def test_a_bug_in_a_task_is_raised_once_the_running_tasks_have_ended() -> None:
     with pytest.raises(ZeroDivisionError):
         run_dag(dag(nodes=("bug", "other")), run, jobs=2, weight={"bug": 2}, stop=stop)
     assert ended == ["other"] and stop.is_set()
+
+
+def test_ahead_runs_in_the_background_and_its_result_is_waited_for() -> None:
+    began = threading.Event()
+
+    def background() -> str:
+        began.set()
+        return "ready"
+
+    with ahead(background) as result:
+        assert began.wait(5)  # it started before the block asked for it
+        assert result() == "ready" and result() == "ready"
+
+
+def test_ahead_raises_an_error_the_block_never_asked_for_once_it_has_ended() -> None:
+    ended: list[str] = []
+
+    def background() -> str:
+        raise KarmaError("the engine is gone")
+
+    with pytest.raises(KarmaError, match="engine is gone"), ahead(background):
+        ended.append("block")
+    assert ended == ["block"]
+
+
+def test_ahead_lets_the_blocks_own_error_through_after_waiting_for_the_background() -> None:
+    release = threading.Event()
+    done: list[str] = []
+
+    def background() -> None:
+        release.wait(5)
+        done.append("background")
+
+    with pytest.raises(ValueError, match="the block's"), ahead(background):
+        release.set()
+        raise ValueError("the block's")
+    assert done == ["background"]  # waited for: nothing runs on unattended

@@ -92,11 +92,14 @@ def _run(
     gates: bool,
     executor: str | None = None,
 ) -> ExitCode:
-    from karma.ci import finish_ci
-    from karma.engine import build
-    from karma.executor.cluster import executor_flags
-    from karma.notify import notify_run_end
-    from karma.text.inert import inert_lines
+    from karma.heap import long_lived
+
+    with long_lived():  # the engine's modules: 0.05 s less of the start
+        from karma.ci import finish_ci
+        from karma.engine import build
+        from karma.executor.cluster import executor_flags
+        from karma.notify import notify_run_end
+        from karma.text.inert import inert_lines
 
     flags = executor_flags(executor) if executor else {}
     config = state.config(**{"build.jobs": jobs, "budget.max_cost_usd": max_cost, **flags})

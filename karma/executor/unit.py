@@ -2,7 +2,7 @@
 
 `do_work` is the unit that the local executor runs in a worktree of the user's repository
 and a Dask worker runs in a worktree of its own cache: it takes only what it is handed
-(the brief, a model, a sandbox on the worktree, the stack, the limits, how to stage the
+(the brief, a model, how to start a sandbox on the worktree, the stack, the limits, how to stage the
 change) and returns how the work ended (`WorkEnd`). It never classifies a failure, never
 commits and never merges: those stay with the coordinator, which holds the learned
 pattern table and the build branch.
@@ -29,8 +29,9 @@ from karma.heal.remediation import regenerate_lockfile, reinstall_dependencies
 from karma.layout import ROOT, in_folder
 from karma.models.interface import AuthFailed, ModelClient, ProviderError, SpendLimitReached, Usage
 from karma.recipes import Stack
-from karma.sandbox.interface import ExecResult, Sandbox
+from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
 from karma.sandbox.project import install_project
+from karma.scheduler import ahead
 from karma.testselect import MAX_FILES, in_tree
 from karma.tools import Toolbox
 
@@ -52,8 +53,8 @@ class WorkEnd:
     """The paths the change touches, as staged (status `finished`)."""
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
-    error: ProviderError | None = None
-    """A provider error that stops the whole build (a bad key, a spend limit)."""
+    error: ProviderError | SandboxUnavailable | None = None
+    """An error that stops the whole build (a bad key, a spend limit, the engine lost)."""
     ran_agent: bool = False
     """The model was asked (its usage is to be charged), even if for nothing."""
 
@@ -71,7 +72,7 @@ class WorkLimits:
 def do_work(
     brief: Brief,
     model: ModelClient,
-    sandbox: Sandbox,
+    start: Callable[[], Sandbox],
     worktree: Path,
     *,
     stage: Callable[[], list[str]],
@@ -83,34 +84,109 @@ def do_work(
     on_step: OnStep,
     folder: PurePosixPath = ROOT,
 ) -> WorkEnd:
-    """Install the project, apply the remedy, run the agent, stage and check its change;
-    `folder`: where the stack is placed (karma/layout.py): the project installed and
-    checked there."""
+    """Start the sandbox (`start`) and install the project, apply the remedy, run the
+    agent, stage and check its change; `folder`: where the stack is placed
+    (karma/layout.py): the project installed and checked there.
+
+    The sandbox starts and the project installs while the model thinks of its first
+    reply (`karma.scheduler.ahead`): no tool runs before both are done, and a sandbox
+    that does not get ready ends the attempt as it would have before the model was asked,
+    that one reply charged. A remedy that fixes the sandbox runs first, so a remedy that
+    fails costs no reply."""
     timeout = limits.timeout_s
     workdir = in_folder(config.sandbox.workdir, folder)
-    installed = install_project(sandbox, workdir=workdir, timeout_s=timeout)
-    if installed.result is not None and not installed.ok:
-        evidence = Evidence.from_exec(installed.result, step="install")
-        return WorkEnd("failed", installed.detail, evidence=evidence)
-    remedy = limits.remedy
-    if remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies):
-        if remedy.regenerate_lockfile:
-            fix = regenerate_lockfile(sandbox, timeout_s=timeout, workdir=workdir)
-        else:
-            fix = reinstall_dependencies(sandbox, workdir=workdir, timeout_s=timeout)
-        if fix.result is not None and not fix.ok:
-            evidence = Evidence.from_exec(fix.result, step="install")
-            return WorkEnd("remedy_failed", f"{fix.action} failed: {fix.detail}", evidence=evidence)
+
+    def prepare() -> Sandbox | WorkEnd:
+        return _prepare(start, limits.remedy, workdir, timeout, stop)
+
+    def work(prepared: Callable[[], Sandbox | WorkEnd]) -> WorkEnd:
+        return _agent_work(brief, model, prepared, worktree, stage=stage, stack=stack,
+                           config=config, limits=limits, footprint=footprint, stop=stop,
+                           on_step=on_step, folder=folder)  # fmt: skip
+
+    if _fixes_sandbox(limits.remedy):
+        first = prepare()
+        return first if isinstance(first, WorkEnd) else work(lambda: first)
+    with ahead(prepare) as prepared:
+        return work(prepared)
+
+
+def _fixes_sandbox(remedy: Remedy | None) -> bool:
+    return remedy is not None and (remedy.regenerate_lockfile or remedy.reinstall_dependencies)
+
+
+def _prepare(start: Callable[[], Sandbox], remedy: Remedy | None, workdir: str,
+             timeout: float, stop: threading.Event) -> Sandbox | WorkEnd:  # fmt: skip
+    """The started sandbox with the project installed (and the remedy applied), or how
+    the attempt ends when it cannot be: a failed install or remedy, the engine lost
+    (`error`: it stops the build), another sandbox error (a failed attempt)."""
+    try:
+        sandbox = start()
+        installed = install_project(sandbox, workdir=workdir, timeout_s=timeout)
+        if installed.result is not None and not installed.ok:
+            evidence = Evidence.from_exec(installed.result, step="install")
+            return WorkEnd("failed", installed.detail, evidence=evidence)
+        if remedy is not None and _fixes_sandbox(remedy):
+            if remedy.regenerate_lockfile:
+                fix = regenerate_lockfile(sandbox, timeout_s=timeout, workdir=workdir)
+            else:
+                fix = reinstall_dependencies(sandbox, workdir=workdir, timeout_s=timeout)
+            if fix.result is not None and not fix.ok:
+                evidence = Evidence.from_exec(fix.result, step="install")
+                return WorkEnd("remedy_failed", f"{fix.action} failed: {fix.detail}",
+                               evidence=evidence)  # fmt: skip
+    except SandboxUnavailable as exc:
+        return WorkEnd("interrupted", str(exc), error=exc)
+    except SandboxError as exc:
+        if stop.is_set():
+            return WorkEnd("interrupted", "the run was interrupted")
+        evidence = Evidence.from_log(str(exc), step="agent", command="sandbox")
+        return WorkEnd("failed", str(exc), evidence=evidence)
+    return sandbox
+
+
+def _agent_work(
+    brief: Brief,
+    model: ModelClient,
+    prepared: Callable[[], Sandbox | WorkEnd],
+    worktree: Path,
+    *,
+    stage: Callable[[], list[str]],
+    stack: Stack,
+    config: KarmaConfig,
+    limits: WorkLimits,
+    footprint: Footprint,
+    stop: threading.Event,
+    on_step: OnStep,
+    folder: PurePosixPath,
+) -> WorkEnd:
+    """The agent, then the staging and the checks of its change, in the sandbox that
+    `prepared` waits for."""
+    timeout = limits.timeout_s
+
+    def sandbox() -> Sandbox:
+        ready = prepared()
+        assert not isinstance(ready, WorkEnd), "a tool ran in a sandbox that is not ready"
+        return ready
+
+    def unready() -> str | None:
+        ready = prepared()
+        return ready.detail or ready.status if isinstance(ready, WorkEnd) else None
+
     toolbox = Toolbox(
         worktree,
-        lambda cmd, left: sandbox.exec(cmd, timeout_s=min(timeout, left)),
+        lambda cmd, left: sandbox().exec(cmd, timeout_s=min(timeout, left)),
         config.agent.output_chars,
         footprint=footprint,
     )
-    result = run_agent(brief, model, toolbox, config.agent, stop=stop, on_step=on_step)
+    result = run_agent(brief, model, toolbox, config.agent, stop=stop, on_step=on_step,
+                       ready=unready)  # fmt: skip
     spent = WorkEnd("finished", usage=result.usage, cost_usd=result.cost_usd, ran_agent=True)
     if isinstance(result.error, AuthFailed | SpendLimitReached):  # no task can succeed now
         return replace(spent, status="interrupted", detail=result.detail, error=result.error)
+    ready = prepared()
+    if isinstance(ready, WorkEnd):  # the sandbox never got ready: the attempt ends as it did
+        return replace(ready, usage=spent.usage, cost_usd=spent.cost_usd, ran_agent=True)
     if result.status == "interrupted" or stop.is_set():
         return replace(spent, status="interrupted", detail=result.detail or "interrupted")
     if result.status != "finished":
@@ -125,7 +201,7 @@ def do_work(
     except WorkspaceError as exc:
         detail, evidence = staging_failure(exc)
         return replace(spent, status="failed", detail=detail, evidence=evidence)
-    for step, outcome in run_checks(stack, worktree, sandbox, changed, timeout,
+    for step, outcome in run_checks(stack, worktree, ready, changed, timeout,
                                     select=limits.select_tests, folder=folder,
                                     workdir=config.sandbox.workdir):  # fmt: skip
         if not outcome.ok:

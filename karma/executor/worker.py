@@ -40,6 +40,7 @@ from karma.models.recorded import CallRecorder
 from karma.recipes import Stack
 from karma.sandbox import spec_from_config
 from karma.sandbox.images import Inputs, image_for
+from karma.sandbox.interface import Sandbox
 from karma.trailers import commit_message
 from karma.transfer import pack, receive
 from karma.workspace import Workspace
@@ -175,7 +176,12 @@ def run_attempt(job: AttemptJob, share: BuildShare) -> AttemptReport:
                                 run_id=job.run_id, task_id=job.task_id)  # fmt: skip
         if job.memory_factor != 1.0:
             spec = replace(spec, memory_mb=int(spec.memory_mb * job.memory_factor))
-        sandbox = backend.start(spec)
+        sandboxes: list[Sandbox] = []
+
+        def start() -> Sandbox:  # while the model thinks of its first reply (do_work)
+            sandboxes.append(backend.start(spec))
+            return sandboxes[-1]
+
         try:
             where = (job.run_id, job.task_id, job.number)
             model = CallRecorder(get_model(job.model, share.config),
@@ -188,21 +194,22 @@ def run_attempt(job: AttemptJob, share: BuildShare) -> AttemptReport:
                                       "tool": tool, "error": error})  # fmt: skip
 
             work = do_work(
-                job.brief, model, sandbox, worktree.path,
+                job.brief, model, start, worktree.path,
                 stage=lambda: workspace.changed_files(worktree), stack=stack,
                 folder=PurePosixPath(job.folder), config=share.config, limits=job.limits,
                 footprint=Footprint(worktree.path, share.config.agent.max_worktree_mb),
                 stop=threading.Event(), on_step=on_step,
             )  # fmt: skip
         finally:
-            sandbox.close()
+            for sandbox in sandboxes:
+                sandbox.close()
         commit, bundle = _commit(job, workspace, worktree, work) if work.status == "finished" \
             else (None, None)  # fmt: skip
     finally:
         workspace.remove_worktree(worktree.path)
     return AttemptReport(work, commit, bundle, tuple(steps),
                          tuple(_redacted(call) for call in calls), worker, engine, image,
-                         sandbox.id)  # fmt: skip
+                         sandboxes[0].id if sandboxes else "")  # fmt: skip
 
 
 def _commit(job: AttemptJob, workspace: Workspace, worktree: Any,

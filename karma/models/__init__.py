@@ -9,7 +9,6 @@ that answered. Keys come only from the environment; a missing one is a
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
 import sys
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 
 from karma.config import KarmaConfig, ProviderConfig
 from karma.errors import ConfigError, MissingKeyError
+from karma.heap import long_lived
 from karma.models.interface import ModelClient
 from karma.models.pricing import PricedModel
 from karma.models.retry import RetryHook, RetryingModel, RetryPolicy
@@ -99,21 +99,10 @@ __all__ = ["KEY_VARS", "PLACEHOLDER_KEY", "check_keys", "get_model", "resolve_en
 
 
 def _wire(provider: str) -> Wire:
-    """The provider's wire (`karma.models.anthropic` or `.openai`), imported on first use.
-
-    Importing an SDK makes thousands of classes that live as long as the process. The
-    collector is paused meanwhile (its full collections would walk them again and again:
-    a third of the import's time) and they are frozen after it, so no later collection,
-    nor the exit, walks them again.
-    """
+    """The provider's wire (`karma.models.anthropic` or `.openai`), imported on first use,
+    as a long-lived part of the heap (`karma.heap`: an SDK is thousands of classes)."""
     name = f"karma.models.{provider}"
     if name not in sys.modules:
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with long_lived():
             importlib.import_module(name)
-        finally:
-            gc.freeze()
-            if enabled:
-                gc.enable()
     return cast("Wire", sys.modules[name].WIRE)

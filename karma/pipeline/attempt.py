@@ -45,16 +45,16 @@ def run_work(
     model_name: str,
     treatment: Treatment,
     worktree: Worktree,
-    sandbox: Sandbox,
+    start: Callable[[], Sandbox],
     attempt_id: int,
     footprint: Footprint,
     placed: Placed,
 ) -> AttemptEnd:
-    """The attempt's work in `sandbox` (the image of the stack `placed`, whose folder its
-    checks run in), judged and integrated."""
+    """The attempt's work in the sandbox `start` makes (the image of the stack `placed`,
+    whose folder its checks run in), judged and integrated."""
     timeout = build.config.sandbox.exec_timeout_s * treatment.timeout_factor
     if treatment.recheck is not None:
-        return _recheck(build, task, number, model_name, worktree, sandbox, treatment.recheck,
+        return _recheck(build, task, number, model_name, worktree, start(), treatment.recheck,
                         timeout, footprint, placed)  # fmt: skip
     model = RecordingModel(
         build.model_for(model_name, task.id, number), build.store, build.run_id, task.id, number
@@ -62,7 +62,7 @@ def run_work(
     work = do_work(
         brief_of(build, task, number, treatment),
         model,
-        sandbox,
+        start,
         worktree.path,
         stage=lambda: build.workspace.changed_files(worktree),
         stack=placed.stack,

@@ -117,7 +117,7 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
     attempt_id = build.record.attempt_started(task.id, number, model=model_name,
                                               tier=treatment.tier, branch=branch)  # fmt: skip
     end = AttemptEnd("interrupted", detail="the run was interrupted")
-    sandbox: Sandbox | None = None
+    sandboxes: list[Sandbox] = []
     worktree: Worktree | None = None
     footprint: Footprint | None = None
     placed = build.placed(task.id)
@@ -135,11 +135,16 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
             start_at = treatment.recheck.branch if treatment.recheck else build.tip()
             worktree = build.workspace.add_worktree(f"{build.run_id}/{name}", branch, start_at)
         footprint = Footprint(worktree.path, build.config.agent.max_worktree_mb)
-        sandbox = build.start_sandbox(task.id, worktree.path, treatment.memory_factor,
-                                      image=placed.image)  # fmt: skip
-        build.record.attempt_placed(attempt_id, task.id, image=sandbox.image,
-                                    container_id=sandbox.id)  # fmt: skip
-        end = run_work(build, task, number, model_name, treatment, worktree, sandbox,
+        at = worktree.path
+
+        def start() -> Sandbox:  # while the model thinks of its first reply (do_work)
+            box = build.start_sandbox(task.id, at, treatment.memory_factor, image=placed.image)
+            sandboxes.append(box)
+            build.record.attempt_placed(attempt_id, task.id, image=box.image,
+                                        container_id=box.id)  # fmt: skip
+            return box
+
+        end = run_work(build, task, number, model_name, treatment, worktree, start,
                        attempt_id, footprint, placed)  # fmt: skip
     except (SandboxUnavailable, ClusterUnavailable) as exc:  # the scheduler stops the run
         end = AttemptEnd("infra", detail=f"infrastructure failure: {exc}")
@@ -150,7 +155,7 @@ def _attempt(build: Build, task: Task, number: int, treatment: Treatment) -> Att
             evidence = Evidence.from_log(str(exc), step="agent", command="sandbox")
             end = AttemptEnd("failed", evidence, build.healer.classify(evidence), detail=str(exc))
     finally:
-        if sandbox is not None:
+        for sandbox in sandboxes:
             build.release_sandbox(sandbox)
         if worktree is not None:
             keep = end.status != "succeeded"  # an oversized worktree is never staged
