@@ -134,12 +134,9 @@ def script() -> dict[str, Any]:
     }
 
 
-def test_a_mixed_repository_builds_with_tasks_in_two_stack_images(
-    scripted_build: ScriptedBuild, tmp_path: Path
-) -> None:
-    repo = init_repo(tmp_path / "mixed", source=FIXTURE, message="mixed: initial")
-    code, result = scripted_build(repo, script(), REQUEST)
-    assert code == 0, result
+def tasks_in_two_stacks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The build succeeded, `report` in the Python stack's image at the root and `badge`
+    in the Node stack's in `web/`, each at its first attempt; its tasks by id."""
     assert result["status"] == "succeeded", result
     tasks = {t["id"]: t for t in result["tasks"]}
     assert {i: (t["stack"], t["folder"]) for i, t in tasks.items()} == {
@@ -150,6 +147,16 @@ def test_a_mixed_repository_builds_with_tasks_in_two_stack_images(
     assert images["report"].startswith("karma/stack-python:"), images
     assert images["badge"].startswith("karma/stack-node:"), images
     assert all(t["status"] == "succeeded" and t["attempts"] == 1 for t in tasks.values()), tasks
+    return tasks
+
+
+def test_a_mixed_repository_builds_with_tasks_in_two_stack_images(
+    scripted_build: ScriptedBuild, tmp_path: Path
+) -> None:
+    repo = init_repo(tmp_path / "mixed", source=FIXTURE, message="mixed: initial")
+    code, result = scripted_build(repo, script(), REQUEST)
+    assert code == 0, result
+    tasks_in_two_stacks(result)
 
     gates = {g["name"]: g for g in result["gates"]}
     tests = sorted(name for name in gates if name.split(":")[0] == "tests")

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from karma.config import KarmaConfig
-from karma.gates import GateContext, load_suite, run_suite
-from karma.gates.interface import GateResult, GateUnavailable
+from karma.gates.interface import GateUnavailable
 from karma.gates.jestjson import as_junit, is_jest_json
 from karma.gates.junit import MAX_REPORT_BYTES, parse_junit
 from karma.nodecommand import node_command, runner_of, with_reporters
-from karma.recipes import detect_stack, load_stacks
+from karma.recipes import load_stacks
 from tests.gates.conftest import git
+from tests.gates.test_node_tests_gate import _gate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NODE = next(s for s in load_stacks() if s.name == "node")
@@ -135,20 +135,6 @@ def _repo(tmp_path: Path, runner: str) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "base")
     return repo
-
-
-def _gate(repo: Path, config: KarmaConfig, image: str) -> GateResult:
-    from karma.sandbox import get_sandbox
-
-    stack = detect_stack(repo)
-    assert stack is not None and stack.name == "node"
-    ctx = GateContext(
-        repo=repo, base=git(repo, "rev-parse", "HEAD"), config=config, stack=stack,
-        start_sandbox=get_sandbox(config).start, sandbox_image=image, run_id="runner-gate",
-    )  # fmt: skip
-    result = run_suite(ctx, load_suite().only(("tests",))).result("tests")
-    assert result is not None
-    return result
 
 
 @pytest.mark.docker

@@ -75,15 +75,7 @@ def test_a_mixed_repository_builds_on_the_cluster_each_task_in_its_stacks_image(
     code, result = scripted_build(repo, mixed.script(), mixed.REQUEST, "--no-gates",
                                   "--executor", _dask(dask_cluster))  # fmt: skip
     assert code == 0, result
-    assert result["status"] == "succeeded", result
-    tasks = {t["id"]: t for t in result["tasks"]}
-    assert {i: (t["stack"], t["folder"]) for i, t in tasks.items()} == {
-        "report": ("python", "."),
-        "badge": ("node", "web"),
-    }
-    assert tasks["report"]["sandbox"]["image"].startswith("karma/stack-python:"), tasks
-    assert tasks["badge"]["sandbox"]["image"].startswith("karma/stack-node:"), tasks
-    assert all(t["status"] == "succeeded" and t["attempts"] == 1 for t in tasks.values())
+    tasks = mixed.tasks_in_two_stacks(result)
     assert all(t["worker"] in ("w0", "w1") and t["docker_host"] in engines for t in tasks.values())
     files = set(git(repo, "ls-tree", "-r", "--name-only", result["branch"]).split())
     assert {"inventory/report.py", "web/src/badge.js", "web/test/badge.test.js"} <= files
