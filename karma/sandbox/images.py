@@ -32,7 +32,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from karma.config import KarmaConfig
-from karma.confine import opened, read_bytes, relative_parts
 from karma.home import DataRoots
 from karma.layout import ROOT, in_folder
 from karma.recipes import Stack, load_stacks
@@ -221,49 +220,15 @@ def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None, *,
 
 
 def _workspace_manifests(project: Path, deps: dict[str, bytes]) -> tuple[tuple[str, bytes], ...]:
-    """Each npm workspace's `package.json` that the lockfile lists, read below `project`
-    through no symlink (`karma.sandbox.npm`)."""
-    found = []
-    folders = npm.workspace_folders(deps)
+    """Each workspace's `package.json`: the folders the lockfile lists, or yarn 1's root
+    patterns expanded (`karma.sandbox.jsworkspaces`), read below `project` through no
+    symlink."""
     if npm.manager_of(deps)[0] == "yarn":  # yarn.lock names no workspace: the root's globs
-        folders = _expand(project, jsworkspaces.patterns(deps.get(npm.MANIFEST, b"")))
-    with opened(project) as root:
-        for name in jsworkspaces.manifests(folders):
-            try:
-                contents = read_bytes(root, relative_parts(name), DEPENDENCY_FILE_LIMIT)
-            except OSError as exc:  # PathRefused too: a symlink on the way, `..`, `.git`
-                raise ImageBuildError(f"dependency file {name} refused: {exc}") from None
-            if contents.size > DEPENDENCY_FILE_LIMIT:
-                raise ImageBuildError(
-                    f"dependency file {name} refused: larger than {DEPENDENCY_FILE_LIMIT >> 10} KiB"
-                )
-            found.append((name, contents.data))
-    return tuple(found)
-
-
-def _expand(project: Path, patterns: tuple[str, ...]) -> tuple[str, ...]:
-    """The folders below `project` that yarn 1's `workspaces` patterns name and that hold
-    a `package.json` (as yarn skips others): `packages/core`, or each plain folder in
-    `packages/` for `packages/*`; never through a symlink, never a hidden folder."""
-    found: set[str] = set()
-    for pattern in patterns:
-        parent, star = (pattern[:-2], True) if pattern.endswith("/*") else (pattern, False)
-        try:
-            base = project_folder(project, PurePosixPath(parent))
-        except ImageBuildError:
-            continue  # a pattern naming no folder installs nothing
-        if not star:
-            candidates = [(parent, base)]
-        else:
-            with os.scandir(base) as entries:
-                candidates = [(f"{parent}/{e.name}", Path(e.path)) for e in entries
-                              if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
-                              and e.name != "node_modules"]  # fmt: skip
-        for folder, path in candidates:
-            manifest = path / npm.MANIFEST
-            if manifest.is_file() and not manifest.is_symlink():
-                found.add(folder)
-    return tuple(sorted(found))
+        patterns = jsworkspaces.patterns(deps.get(npm.MANIFEST, b""))
+        folders = jsworkspaces.expand(project, patterns)
+    else:
+        folders = npm.workspace_folders(deps)
+    return jsworkspaces.read_manifests(project, folders, DEPENDENCY_FILE_LIMIT)
 
 
 def ensure_image(

@@ -19,8 +19,11 @@ line by line, two words a line, never evaluated.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from karma.confine import kind_at, open_dir, opened, read_bytes, relative_parts
 from karma.sandbox.interface import ImageBuildError
 from karma.sandbox.yarnlock import NAME
 
@@ -88,3 +91,54 @@ def links_file(folders: Sequence[str], files: Mapping[str, bytes]) -> str:
             raise ImageBuildError(f"{folder}/{MANIFEST} refused: name {str(name)[:80]!r}")
         lines.append(f"{name} {folder}\n")
     return "".join(lines)
+
+
+def expand(project: Path, wanted: Sequence[str]) -> tuple[str, ...]:
+    """The folders below `project` that yarn 1's `patterns` name and that hold a
+    `package.json` (yarn skips the others): `packages/core`, or each folder in `packages/`
+    for `packages/*`; never through a symlink, never a hidden folder or node_modules."""
+    found: set[str] = set()
+    with opened(project) as root:
+        for pattern in wanted:
+            folders = _children(root, pattern[:-2]) if pattern.endswith("/*") else [pattern]
+            for folder in folders:
+                try:
+                    if kind_at(root, relative_parts(f"{folder}/{MANIFEST}")) == "file":
+                        found.add(folder)
+                except OSError:  # a symlink on the way
+                    continue
+    return tuple(sorted(found))
+
+
+def _children(root: int, parent: str) -> list[str]:
+    """The plain, visible folders in `parent` (none when it is missing or a link)."""
+    try:
+        fd = open_dir(root, relative_parts(parent))
+    except OSError:
+        return []
+    try:
+        with os.scandir(fd) as entries:
+            names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    finally:
+        os.close(fd)
+    return [f"{parent}/{n}" for n in names if not n.startswith(".") and n != "node_modules"]
+
+
+def read_manifests(
+    project: Path, folders: Sequence[str], limit: int
+) -> tuple[tuple[str, bytes], ...]:
+    """Each folder's `package.json` below `project`, read through no symlink, at most
+    `limit` bytes (`ImageBuildError` for one that is missing, linked or larger)."""
+    found = []
+    with opened(project) as root:
+        for name in manifests(folders):
+            try:
+                contents = read_bytes(root, relative_parts(name), limit)
+            except OSError as exc:  # PathRefused too: a symlink on the way, `..`, `.git`
+                raise ImageBuildError(f"dependency file {name} refused: {exc}") from None
+            if contents.size > limit:
+                raise ImageBuildError(
+                    f"dependency file {name} refused: larger than {limit >> 10} KiB"
+                )
+            found.append((name, contents.data))
+    return tuple(found)
