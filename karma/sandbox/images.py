@@ -35,7 +35,7 @@ from karma.config import KarmaConfig
 from karma.home import DataRoots
 from karma.layout import ROOT, in_folder
 from karma.recipes import Stack, load_stacks
-from karma.sandbox import jsworkspaces, npm, pnpmlock, sandbox_user
+from karma.sandbox import npm, sandbox_user
 from karma.sandbox.docker import DockerBackend
 from karma.sandbox.engine import engine_errors
 from karma.sandbox.interface import ImageBuildError, ImageMissing
@@ -214,21 +214,9 @@ def read_inputs(stack_name: str, repo: Path, data: DataRoots | None = None, *,
         for path in dependency_files(project, globs)
     )
     if installer == "npm":
-        deps += _workspace_manifests(project, dict(deps))
+        deps += npm.workspace_manifests(project, dict(deps), DEPENDENCY_FILE_LIMIT)
     linked = folder != ROOT and any("/" in name for name, _ in deps)
     return Inputs(recipe_files(recipe), deps, installer, folder.as_posix() if linked else "")
-
-
-def _workspace_manifests(project: Path, deps: dict[str, bytes]) -> tuple[tuple[str, bytes], ...]:
-    """Each workspace's `package.json`: the folders the lockfile lists, or yarn 1's root
-    patterns expanded (`karma.sandbox.jsworkspaces`), read below `project` through no
-    symlink."""
-    if npm.manager_of(deps)[0] == "yarn":  # yarn.lock names no workspace: the root's globs
-        patterns = jsworkspaces.patterns(deps.get(npm.MANIFEST, b""))
-        folders = jsworkspaces.expand(project, patterns)
-    else:
-        folders = npm.workspace_folders(deps)
-    return jsworkspaces.read_manifests(project, folders, DEPENDENCY_FILE_LIMIT)
 
 
 def ensure_image(
@@ -343,34 +331,11 @@ def _pip_deps(api: Any, base_id: str, inputs: Inputs, scratch: Path, deps: Path,
 def _npm_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Path,
               config: KarmaConfig, *, environ: Mapping[str, str],
               say: Callable[[str], None]) -> dict[str, str]:  # fmt: skip
-    """Stage 1 for Node: the lockfile checked, the package manager's cache filled from
-    the public registry (`karma.sandbox.npm`)."""
+    """Stage 1 for Node (`karma.sandbox.npm.stage_one`)."""
     del environ  # the package manager's configuration is npm.NPM_ENV alone
-    files = dict(inputs.deps)
-    packages = npm.check_lockfile(files)
-    manager, lockfile = npm.manager_of(files)
-    project = deps / "project"
-    project.mkdir(parents=True)
-    staging = scratch / "download"
-    workspaces = npm.workspace_folders(files)
-    generated = {}
-    if manager == "pnpm" and workspaces:  # never the project's own (settings, hooks)
-        generated[pnpmlock.WORKSPACE] = pnpmlock.workspace_file(workspaces).encode()
-    for name, data in [*((n, files[n]) for n in npm.install_files(files)), *generated.items()]:
-        for folder in (project, staging / "in"):
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(data)
-    (deps / jsworkspaces.LINKS).write_text(jsworkspaces.links_file(workspaces, files))
-    (deps / "npm-cache").mkdir()
-    if packages:
-        say(f"karma: stage 1: downloading {packages} {manager} packages from {npm.REGISTRY}")
-        npm.download(api, toolchain, staging, user=sandbox_user(config),
-                     memory_mb=config.sandbox.memory_mb, log=say)  # fmt: skip
-        (deps / "npm-cache").rmdir()
-        (staging / "cache").rename(deps / "npm-cache")
-    say(f"karma: stage 2: installing {packages} {manager} packages with no network")
-    lock = files.get(lockfile, b"") if lockfile else b""
-    return {"karma.lock_sha256": hashlib.sha256(lock).hexdigest()}
+    return npm.stage_one(api, toolchain, dict(inputs.deps), scratch, deps,
+                         user=sandbox_user(config), memory_mb=config.sandbox.memory_mb,
+                         say=say)  # fmt: skip
 
 
 def _no_deps(api: Any, toolchain: str, inputs: Inputs, scratch: Path, deps: Path,

@@ -50,6 +50,7 @@ mounted tree (`/workspace/packages/core`), so its code is the change's, as the r
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
@@ -302,3 +303,54 @@ def download(
             f"downloading the {manager} packages failed (exit {code})\n{log_tail}",
             tip=f"check that {lockfile} matches package.json (`{manager} install`)",
         )
+
+
+def workspace_manifests(
+    project: Path, deps: Mapping[str, bytes], limit: int
+) -> tuple[tuple[str, bytes], ...]:
+    """Each workspace's `package.json`: the folders the lockfile lists, or yarn 1's root
+    patterns expanded (`karma.sandbox.jsworkspaces`), read below `project` through no
+    symlink."""
+    if manager_of(deps)[0] == "yarn":  # yarn.lock names no workspace: the root's globs
+        folders = jsworkspaces.expand(project, jsworkspaces.patterns(deps.get(MANIFEST, b"")))
+    else:
+        folders = workspace_folders(deps)
+    return jsworkspaces.read_manifests(project, folders, limit)
+
+
+def stage_one(
+    api: Any,
+    toolchain: str,
+    files: Mapping[str, bytes],
+    scratch: Path,
+    deps: Path,
+    *,
+    user: str,
+    memory_mb: int,
+    say: Callable[[str], None],
+) -> dict[str, str]:
+    """Step 1 into the image context's `deps`: the lockfile checked; `project/` (what the
+    install gets: `install_files`, and for pnpm workspaces KARMA's own
+    `pnpm-workspace.yaml`), the workspaces' links file, and the package manager's cache
+    filled from the public registry; the image's labels."""
+    packages = check_lockfile(files)
+    manager, lockfile = manager_of(files)
+    project, staging = deps / "project", scratch / "download"
+    workspaces = workspace_folders(files)
+    given = {name: files[name] for name in install_files(files)}
+    if manager == "pnpm" and workspaces:  # never the project's own (settings, hooks)
+        given[pnpmlock.WORKSPACE] = pnpmlock.workspace_file(workspaces).encode()
+    for name, data in given.items():
+        for folder in (project, staging / "in"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+    (deps / jsworkspaces.LINKS).write_text(jsworkspaces.links_file(workspaces, files))
+    (deps / "npm-cache").mkdir()
+    if packages:
+        say(f"karma: stage 1: downloading {packages} {manager} packages from {REGISTRY}")
+        download(api, toolchain, staging, user=user, memory_mb=memory_mb, log=say)
+        (deps / "npm-cache").rmdir()
+        (staging / "cache").rename(deps / "npm-cache")
+    say(f"karma: stage 2: installing {packages} {manager} packages with no network")
+    lock = files.get(lockfile, b"") if lockfile else b""
+    return {"karma.lock_sha256": hashlib.sha256(lock).hexdigest()}
