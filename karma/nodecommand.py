@@ -54,6 +54,10 @@ class Runner:
     chooses: re.Pattern[str]
     """A script that already picks a reporter or report file: left as it is."""
 
+    def added_to(self, script: str) -> str:
+        """`script` with the report's arguments after this runner's one call."""
+        return self.call.sub(lambda m: f"{m.group(0)} {self.report}", script, count=1)
+
 
 _CALL = r"(?<![\w./@-]){}(?![\w.@/-])"
 RUNNERS = (
@@ -101,9 +105,7 @@ def with_reporters(script: str) -> str | None:
     """`script` with its runner's report added to its one call (module docstring); None
     when it calls no known runner, several, or picks reporters itself."""
     runner = runner_of(script)
-    if runner is None:
-        return None
-    return runner.call.sub(lambda m: f"{m.group(0)} {runner.report}", script, count=1)
+    return None if runner is None else runner.added_to(script)
 
 
 def node_command(read: Read, stack: Stack) -> TestCommand:
@@ -113,8 +115,8 @@ def node_command(read: Read, stack: Stack) -> TestCommand:
         return TestCommand(stack.junit_command or stack.test_command, "the stack's default",
                            "package.json has no `test` script at the base commit")  # fmt: skip
     runner = runner_of(script)
-    reported = with_reporters(script)
-    if runner is not None and reported is not None:
+    if runner is not None:
+        reported = runner.added_to(script)
         return TestCommand(f"{PATH} sh -c {shlex.quote(reported)}", "package.json scripts.test",
                            f"its {runner.name} run, with the runner's report added")  # fmt: skip
     if stack.junit_command:

@@ -347,6 +347,7 @@ def gate_tree(
     git_dir: Path | None = None,
     on_start: Callable[[GateSettings], None] | None = None,
     layout: StackLayout | None = None,
+    suite: Suite | None = None,
 ) -> SuiteResult:
     """The configured suite (`gates.suite` + `gates.overrides`) on `repo` against `base`.
 
@@ -356,9 +357,12 @@ def gate_tree(
     decided before anything ran: never from `repo`, which is the change under check.
     `git_dir`: the repository's git directory when `repo` is an export without `.git`.
     `layout`: the stacks the base commit places, with their images (the tests gate runs
-    once per stack of a mixed repository: `PER_STACK`); None: `stack` alone.
+    once per stack of a mixed repository: `PER_STACK`); None: `stack` alone. `suite`: that
+    configured suite when the caller has loaded it already (the engine, to know whether
+    it reviews); None: loaded here.
     """
-    suite = load_suite(config.gates.suite, roots=data, overrides=config.gates.overrides)
+    if suite is None:
+        suite = load_suite(config.gates.suite, roots=data, overrides=config.gates.overrides)
     if only:
         suite = suite.only(only)
     ctx = GateContext(

@@ -99,6 +99,7 @@ def _gate_once(b: Build, round_no: int) -> SuiteResult:
             git_dir=b.workspace.git_dir,
             on_start=started,
             layout=b.layout,
+            suite=suite,
         )
     finally:
         shutil.rmtree(tree, ignore_errors=True)

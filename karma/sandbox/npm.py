@@ -275,17 +275,17 @@ def download(
     api: Any,
     toolchain: str,
     folder: Path,
+    manager: Manager,
+    lockfile: str,
     *,
     user: str,
     memory_mb: int,
     log: Callable[[str], None],
 ) -> None:
-    """Step 1: the package manager's download on `folder/in` (package.json and the
-    lockfile), keeping its cache (pnpm's store) in `folder/cache`."""
+    """Step 1: `manager`'s download on `folder/in` (package.json and the lockfile, the
+    workspaces' manifests), keeping its cache (pnpm's store) in `folder/cache`."""
     cache = folder / "cache"
     cache.mkdir()
-    given = {path.name: path.read_bytes() for path in (folder / "in").iterdir() if path.is_file()}
-    manager, lockfile = manager_of(given)
     script = (
         f"mkdir {SCRATCH}/project && cp -R {IN}/. {SCRATCH}/project/ && "
         f"cd {SCRATCH}/project && {DOWNLOAD[manager]}"
@@ -301,7 +301,8 @@ def download(
         log_tail = "\n".join(tail)
         raise ImageBuildError(
             f"downloading the {manager} packages failed (exit {code})\n{log_tail}",
-            tip=f"check that {lockfile} matches package.json (`{manager} install`)",
+            tip=f"check that {lockfile} matches package.json "
+            f"(`{'yarn' if manager == 'berry' else manager} install`)",
         )
 
 
@@ -348,7 +349,8 @@ def stage_one(
     (deps / "npm-cache").mkdir()
     if packages:
         say(f"karma: stage 1: downloading {packages} {manager} packages from {REGISTRY}")
-        download(api, toolchain, staging, user=user, memory_mb=memory_mb, log=say)
+        download(api, toolchain, staging, manager, str(lockfile), user=user,
+                 memory_mb=memory_mb, log=say)  # fmt: skip
         (deps / "npm-cache").rmdir()
         (staging / "cache").rename(deps / "npm-cache")
     say(f"karma: stage 2: installing {packages} {manager} packages with no network")

@@ -21,6 +21,7 @@ obeyed on the host.
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
@@ -49,8 +50,10 @@ def refused(reason: str) -> ImageBuildError:
     )
 
 
+@functools.lru_cache(maxsize=4)
 def load(data: bytes) -> dict[str, Any]:
-    """The lockfile as plain data (`safe_yaml`)."""
+    """The lockfile as plain data (`safe_yaml`), parsed once for the image build's several
+    readers of the same bytes (its rules, its workspaces): a mapping not to be changed."""
     return safe_yaml(data, refused)
 
 
