@@ -11,9 +11,9 @@ root's `node_modules/`, pnpm's hoisted linker inside the dependent workspace).
 
 Trust: folders and names come from the target repository's lockfile and manifests,
 untrusted. A folder is used only when it is a plain relative path (`plain_folder`: no
-`..`, `.`, `.git`, `node_modules`, backslash or empty segment) and a name only when npm
-would accept it (`NAME`); the links file KARMA writes from them is data the recipe reads
-line by line, two words a line, never evaluated.
+`..`, `.`, `.git`, `node_modules`, backslash, control character or empty segment) and
+a name only when npm would accept it (`NAME`); the links file KARMA writes from them is
+data the recipe reads line by line, two words a line, never evaluated.
 """
 
 from __future__ import annotations
@@ -35,9 +35,13 @@ LINKS = "workspaces.txt"
 def plain_folder(where: str) -> bool:
     """Whether `where` is a folder below the project that a workspace may be."""
     segments = where.split("/")
-    return not where.startswith("/") and all(
-        s not in ("", ".", "..", "node_modules") and s.lower() != ".git" and "\\" not in s
-        for s in segments
+    return (
+        not where.startswith("/")
+        and where.isprintable()  # no newline: `links_file` is read a line a workspace
+        and all(
+            s not in ("", ".", "..", "node_modules") and s.lower() != ".git" and "\\" not in s
+            for s in segments
+        )
     )
 
 

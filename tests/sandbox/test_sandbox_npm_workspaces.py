@@ -104,6 +104,8 @@ def test_read_inputs_reads_each_workspaces_manifest_and_hashes_the_folder(tmp_pa
     [
         (lambda p: p.update({"../outside": {"name": "x"}}), "is not a folder of the project"),
         (lambda p: p.update({"packages/.git": {"name": "x"}}), "is not a folder of the project"),
+        (lambda p: p.update({"packages/a\nevil-name x": {"name": "x"}}),  # a second links line
+         "is not a folder of the project"),
         (lambda p: p["node_modules/@mono/core"].update({"resolved": "../../etc"}),
          "a link to the local folder"),
         (lambda p: p.update({"node_modules/evil": {"resolved": "src", "link": True}}),
