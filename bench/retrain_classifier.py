@@ -255,7 +255,12 @@ def learn_precedence(
     current = [labels[i] == base[i][0] for i in everyone], macro_f1(
         [(labels[i], base[i][0]) for i in everyone])  # fmt: skip
     for rule in sorted(kept, key=lambda r: (-r.fixed, r.cause, r.symptom)):
-        new = replay(Precedence([*chosen, rule]), everyone)
+        try:
+            trial = Precedence([*chosen, rule])
+        except ValueError:  # it would close a cycle with a rule already kept
+            log.append(f"dropped (a cycle with a kept rule): {rule.cause} over {rule.symptom}")
+            continue
+        new = replay(trial, everyone)
         right = [labels[i] == new[i][0] for i in everyone]
         f1 = macro_f1([(labels[i], new[i][0]) for i in everyone])
         if sum(right) >= sum(current[0]) and f1 >= current[1] - 1e-9:

@@ -74,13 +74,16 @@ def run_agent(
     on_step: Callable[[int, str, dict[str, object], str, bool], None] = lambda *_: None,
     context_window: int | None = None,
     ready: Callable[[], str | None] = lambda: None,
+    thinking: Callable[[], None] = lambda: None,
 ) -> AgentResult:
     """Drive one attempt to `finish` or to the limit that ends it.
 
     `context_window`: tokens; default the model's `context_window` in the price table.
     `ready` is asked after each reply, before its tools run (the first time it waits for
     the sandbox, which starts while the model thinks): a reason ends the attempt there,
-    `interrupted`, so at most one reply is asked for in a sandbox that never got ready."""
+    `interrupted`, so at most one reply is asked for in a sandbox that never got ready.
+    `thinking` is called as each reply is asked for: the model's time, which the caller
+    may put to use (the checks run ahead)."""
     messages: list[Message] = [UserMessage(first_message(brief))]
     result = AgentResult("limit")
     started = time.monotonic()
@@ -107,6 +110,7 @@ def run_agent(
                 carried = [*notes, f"summarised: {len(asked.messages)} messages became 3"]
                 continue  # the summary was a step: the limits are checked again
             carried = []
+            thinking()
             estimate = window.estimate(SYSTEM, TOOLS, messages)
             result.peak_context = max(result.peak_context, estimate)
             request = ModelRequest(SYSTEM, tuple(messages), TOOLS, limits.reply_max_tokens,

@@ -13,7 +13,8 @@ Tests pass `SynchronousExecutor` and get a deterministic order. `run_each` runs 
 list of independent calls the same way (the gates of one wave); `alongside` runs one call
 in the background while the caller works (a build's sandbox image is made ready while its
 planner thinks), and `ahead` hands the caller a wait for it (an attempt's sandbox starts
-while its model thinks of the first reply).
+while its model thinks of the first reply). A `Lookahead` runs work for a state that may
+not last, one job at a time (an attempt's checks while its model thinks of the next reply).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import networkx as nx
 
@@ -243,3 +244,50 @@ def ahead(background: Callable[[], B]) -> Iterator[Callable[[], B]]:
         future.result()
     finally:
         pool.shutdown(wait=True)
+
+
+class Lookahead(Generic[B]):
+    """Work done before it is known to be wanted: `offer(key, job)` runs `job` for the
+    state `key` names, in one background thread, one job at a time (a job offered while
+    one runs waits, and replaces any that waits with it: only the latest state is worth
+    the work). `settle(key)` waits for what runs and returns what the job for `key`
+    made, or None when none ran for it. Used as a context manager: leaving it drops
+    what waits and waits for what runs, so nothing runs on unattended."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookahead")
+        self._jobs: list[tuple[Hashable, Future[B]]] = []
+
+    def __enter__(self) -> Lookahead[B]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        jobs, self._jobs = self._jobs, []
+        for _, future in jobs:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        if exc[0] is None:  # a job's error (a bug: a job returns what it could not do)
+            for _, future in jobs:
+                if not future.cancelled():
+                    future.result()
+
+    def offer(self, key: Hashable, job: Callable[[], B]) -> None:
+        if self._jobs and self._jobs[-1][0] == key:
+            return  # under way, or done, for this very state
+        for _, future in self._jobs:
+            future.cancel()  # it had not started: no later state will want it
+        self._jobs = [(k, f) for k, f in self._jobs if not f.cancelled()]
+        self._jobs.append((key, self._pool.submit(job)))
+
+    def settle(self, key: Hashable) -> B | None:
+        """What the job run for `key` made (its error raised), once no job runs; None
+        when none ran for `key`. A job for another state still waiting is dropped."""
+        jobs, self._jobs = self._jobs, []
+        found: B | None = None
+        for job_key, future in jobs:
+            if job_key != key and future.cancel():
+                continue
+            result = future.result()
+            if job_key == key:
+                found = result
+        return found

@@ -47,6 +47,15 @@ class Worktree:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """A worktree's change as staged: its paths, and the tree the index holds (what a
+    commit would record: checks that passed on one tree hold for an equal one)."""
+
+    paths: tuple[str, ...]
+    tree: str
+
+
+@dataclass(frozen=True)
 class MergeOutcome:
     commit: str | None
     conflicts: tuple[str, ...] = ()
@@ -190,6 +199,11 @@ class Workspace:
         """
         refuse_nested_git(worktree.path)
         return self._stage(worktree)
+
+    def staged(self, worktree: Worktree) -> Staged:
+        """`changed_files`, with the tree it staged."""
+        paths = self.changed_files(worktree)
+        return Staged(tuple(paths), self._wt_git(worktree, "write-tree"))
 
     def _stage(self, worktree: Worktree) -> list[str]:
         git = self._tree_git(worktree)

@@ -1,5 +1,6 @@
 """What the coordinator takes from a worker's messages (only news of its own attempt), and
-an attempt's work (`do_work`) with its sandbox starting while the model thinks."""
+an attempt's work (`do_work`) with its sandbox starting while the model thinks, and its
+checks running while the model thinks of the next reply."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from karma.sandbox.interface import (
     SandboxSpec,
     SandboxUnavailable,
 )
+from karma.workspace import Staged
 
 
 def test_a_workers_messages_become_the_events_the_local_runner_emits() -> None:
@@ -106,7 +108,9 @@ class CannedSandbox(FakeSandbox):
         return ExecResult(command, 0, "1 passed\n", 0.1)
 
 
-def _work(tmp_path: Path, model: ToldModel, start: Callable[[], Sandbox]) -> WorkEnd:
+def _work(tmp_path: Path, model: ToldModel, start: Callable[[], Sandbox], *,
+          stage: Callable[[], Staged] = lambda: Staged(("part.py",), "tree-1"),
+          ahead: bool = True) -> WorkEnd:  # fmt: skip
     from karma.config import KarmaConfig
     from karma.conversation import Brief
     from karma.executor.unit import WorkLimits, do_work
@@ -115,8 +119,9 @@ def _work(tmp_path: Path, model: ToldModel, start: Callable[[], Sandbox]) -> Wor
 
     (tmp_path / "pyproject.toml").write_text("[build-system]\nrequires = []\n")
     stack = next(s for s in load_stacks() if s.name == "python")
+    config = KarmaConfig.model_validate({"checks": {"ahead": ahead}})
     return do_work(Brief("t1", "Part", "Add part.py.", "Parts", 1), model, start, tmp_path,
-                   stage=lambda: ["part.py"], stack=stack, config=KarmaConfig(),
+                   stage=stage, stack=stack, config=config,
                    limits=WorkLimits(60.0), footprint=Footprint(tmp_path, 100),
                    stop=threading.Event(), on_step=lambda *_: None)  # fmt: skip
 
@@ -189,3 +194,65 @@ def test_another_sandbox_error_is_the_attempts_failure(tmp_path: Path) -> None:
     work = _work(tmp_path, ToldModel(WRITE_AND_FINISH), start)
     assert work.status == "failed" and work.detail == "workspace /x is not a directory"
     assert work.evidence is not None and work.evidence.step == "agent"
+
+
+# -- do_work: the checks run while the model thinks of its next reply -----------------
+
+
+def _checks(box: CannedSandbox) -> list[str]:
+    return [c for c in box.commands if "py_compile" in c or "pytest" in c]
+
+
+def test_the_checks_run_while_the_model_thinks_and_stand_for_the_tree_staged_at_finish(
+    tmp_path: Path,
+) -> None:
+    box = CannedSandbox(_spec(tmp_path))
+    work = _work(tmp_path, ToldModel(WRITE_AND_FINISH), lambda: box)
+    assert work.status == "finished" and work.checked_ahead, work
+    assert work.changed == ("part.py",)
+    assert _checks(box) == ["python -m py_compile part.py",
+                            "python -m pytest -q -p no:cacheprovider"]  # once, not twice
+
+
+def test_a_tree_changed_behind_the_tools_back_is_checked_again_at_finish(tmp_path: Path) -> None:
+    """A process the model left running in the sandbox changes a file after the checks
+    ran ahead: no tool call says so, but the staged tree differs, and that tree is what
+    the checks judge."""
+    trees = iter(["tree-as-checked-ahead", "tree-changed-by-a-background-process"])
+    box = CannedSandbox(_spec(tmp_path))
+    work = _work(tmp_path, ToldModel(WRITE_AND_FINISH), lambda: box,
+                 stage=lambda: Staged(("part.py",), next(trees)))  # fmt: skip
+    assert work.status == "finished" and not work.checked_ahead, work
+    assert len(_checks(box)) == 4  # ahead, then again on the tree at finish
+
+
+def test_with_checks_ahead_off_the_checks_run_once_after_finish(tmp_path: Path) -> None:
+    box = CannedSandbox(_spec(tmp_path))
+    work = _work(tmp_path, ToldModel(WRITE_AND_FINISH), lambda: box, ahead=False)
+    assert work.status == "finished" and not work.checked_ahead
+    assert len(_checks(box)) == 2
+
+
+def test_a_reply_that_changes_nothing_runs_no_checks_ahead(tmp_path: Path) -> None:
+    replies: list[dict[str, object]] = [
+        {"tool_calls": [{"name": "list_files", "arguments": {"path": "."}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "nothing to do"}}]},
+    ]
+    box = CannedSandbox(_spec(tmp_path))
+    work = _work(tmp_path, ToldModel(replies), lambda: box, stage=lambda: Staged((), "base"))
+    assert work.status == "finished" and not work.checked_ahead
+    assert _checks(box) == ["python -m pytest -q -p no:cacheprovider"]  # after finish only
+
+
+def test_a_run_that_changes_no_file_does_not_run_the_checks_again(tmp_path: Path) -> None:
+    """The same staged tree is checked once: the run's verdict stands (a flaky test that
+    failed there is not made to pass by running it until it does)."""
+    replies: list[dict[str, object]] = [
+        WRITE_AND_FINISH[0],
+        {"tool_calls": [{"name": "run", "arguments": {"command": "ls"}}]},
+        WRITE_AND_FINISH[1],
+    ]
+    box = CannedSandbox(_spec(tmp_path))
+    work = _work(tmp_path, ToldModel(replies), lambda: box)
+    assert work.status == "finished" and work.checked_ahead, work
+    assert len(_checks(box)) == 2

@@ -9,7 +9,14 @@ import networkx as nx
 import pytest
 
 from karma.errors import EnvironmentProblem, KarmaError, WorkspaceError
-from karma.scheduler import Outcome, SynchronousExecutor, ahead, remaining_path, run_dag
+from karma.scheduler import (
+    Lookahead,
+    Outcome,
+    SynchronousExecutor,
+    ahead,
+    remaining_path,
+    run_dag,
+)
 
 
 def dag(*edges: tuple[str, str], nodes: tuple[str, ...] = ()) -> nx.DiGraph:
@@ -204,3 +211,45 @@ def test_ahead_lets_the_blocks_own_error_through_after_waiting_for_the_backgroun
         release.set()
         raise ValueError("the block's")
     assert done == ["background"]  # waited for: nothing runs on unattended
+
+
+def test_lookahead_runs_the_latest_state_and_settles_on_the_one_asked_for() -> None:
+    """A job offered while one runs waits, and a later offer replaces it: the state it
+    was for will never be asked for. `settle` waits for what runs."""
+    gate = threading.Event()
+    ran: list[str] = []
+
+    def job(name: str) -> str:
+        if name == "first":
+            gate.wait(5)
+        ran.append(name)
+        return name.upper()
+
+    with Lookahead[str]() as lookahead:
+        lookahead.offer(1, lambda: job("first"))
+        lookahead.offer(2, lambda: job("second"))  # waits behind the first ...
+        lookahead.offer(3, lambda: job("third"))  # ... and is replaced
+        lookahead.offer(3, lambda: job("third again"))  # the same state: nothing new
+        gate.set()
+        assert lookahead.settle(3) == "THIRD"
+    assert ran == ["first", "third"]
+
+
+def test_lookahead_settles_on_none_for_a_state_no_job_ran_for() -> None:
+    with Lookahead[str]() as lookahead:
+        lookahead.offer(1, lambda: "one")
+        assert lookahead.settle(2) is None
+        assert lookahead.settle(1) is None  # settled: nothing is kept
+
+
+def test_lookahead_raises_a_jobs_error_and_waits_for_it_when_left() -> None:
+    ended = threading.Event()
+
+    def broken() -> str:
+        time.sleep(0.05)
+        ended.set()
+        raise RuntimeError("a bug in a job")
+
+    with pytest.raises(RuntimeError, match="a bug in a job"), Lookahead[str]() as lookahead:
+        lookahead.offer(1, broken)
+    assert ended.is_set()

@@ -31,9 +31,10 @@ from karma.models.interface import AuthFailed, ModelClient, ProviderError, Spend
 from karma.recipes import Stack
 from karma.sandbox.interface import ExecResult, Sandbox, SandboxError, SandboxUnavailable
 from karma.sandbox.project import install_project
-from karma.scheduler import ahead
+from karma.scheduler import Lookahead, ahead
 from karma.testselect import MAX_FILES, in_tree
 from karma.tools import Toolbox
+from karma.workspace import Staged
 
 WorkStatus = Literal["finished", "failed", "remedy_failed", "interrupted"]
 OnStep = Callable[[int, str, dict[str, object], str, bool], None]
@@ -57,6 +58,8 @@ class WorkEnd:
     """An error that stops the whole build (a bad key, a spend limit, the engine lost)."""
     ran_agent: bool = False
     """The model was asked (its usage is to be charged), even if for nothing."""
+    checked_ahead: bool = False
+    """The checks' outcomes are those of their run while the model thought (`checks.ahead`)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def do_work(
     start: Callable[[], Sandbox],
     worktree: Path,
     *,
-    stage: Callable[[], list[str]],
+    stage: Callable[[], Staged],
     stack: Stack,
     config: KarmaConfig,
     limits: WorkLimits,
@@ -145,13 +148,25 @@ def _prepare(start: Callable[[], Sandbox], remedy: Remedy | None, workdir: str,
     return sandbox
 
 
+CHANGING = frozenset({"write_file", "edit_file", "run"})
+"""The tools whose call may change the worktree, or the sandbox the checks run in."""
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """The checks' outcomes on a staged tree."""
+
+    staged: Staged
+    outcomes: list[tuple[Step, ExecResult]]
+
+
 def _agent_work(
     brief: Brief,
     model: ModelClient,
     prepared: Callable[[], Sandbox | WorkEnd],
     worktree: Path,
     *,
-    stage: Callable[[], list[str]],
+    stage: Callable[[], Staged],
     stack: Stack,
     config: KarmaConfig,
     limits: WorkLimits,
@@ -161,8 +176,14 @@ def _agent_work(
     folder: PurePosixPath,
 ) -> WorkEnd:
     """The agent, then the staging and the checks of its change, in the sandbox that
-    `prepared` waits for."""
+    `prepared` waits for. With `checks.ahead`, the checks also run while the model
+    thinks of each reply after one that may have changed something (`Lookahead`), once
+    per staged tree: at `finish`, a run on the tree then staged (the same paths, the same
+    tree id: contents, not the tools' say-so, so a change a background process made is
+    caught) is their result."""
     timeout = limits.timeout_s
+    changes = 0  # calls of a CHANGING tool so far: the state a run ahead is for
+    last: _Checked | None = None  # the latest run ahead (its thread alone sets it)
 
     def sandbox() -> Sandbox:
         ready = prepared()
@@ -173,14 +194,44 @@ def _agent_work(
         ready = prepared()
         return ready.detail or ready.status if isinstance(ready, WorkEnd) else None
 
+    def stepped(step: int, tool: str, args: dict[str, object], output: str, error: bool) -> None:
+        nonlocal changes
+        if tool in CHANGING:
+            changes += 1
+        on_step(step, tool, args, output, error)
+
+    def check(staged: Staged) -> _Checked:
+        return _Checked(staged, run_checks(stack, worktree, sandbox(), list(staged.paths),
+                                           timeout, select=limits.select_tests, folder=folder,
+                                           workdir=config.sandbox.workdir))  # fmt: skip
+
+    def check_ahead() -> _Checked | None:
+        nonlocal last
+        if footprint.excess():
+            return None
+        try:
+            staged = stage()
+            if last is None or last.staged != staged:  # a `run` that changed no file: it stands
+                last = check(staged)
+            return last
+        except (WorkspaceError, SandboxError):
+            return None  # the checks after `finish` meet it again, and end the attempt
+
     toolbox = Toolbox(
         worktree,
         lambda cmd, left: sandbox().exec(cmd, timeout_s=min(timeout, left)),
         config.agent.output_chars,
         footprint=footprint,
     )
-    result = run_agent(brief, model, toolbox, config.agent, stop=stop, on_step=on_step,
-                       ready=unready)  # fmt: skip
+    with Lookahead[_Checked | None]() as lookahead:
+
+        def thinking() -> None:
+            if config.checks.ahead and changes and unready() is None:
+                lookahead.offer(changes, check_ahead)
+
+        result = run_agent(brief, model, toolbox, config.agent, stop=stop, on_step=stepped,
+                           ready=unready, thinking=thinking)  # fmt: skip
+        ahead = lookahead.settle(changes)
     spent = WorkEnd("finished", usage=result.usage, cost_usd=result.cost_usd, ran_agent=True)
     if isinstance(result.error, AuthFailed | SpendLimitReached):  # no task can succeed now
         return replace(spent, status="interrupted", detail=result.detail, error=result.error)
@@ -197,18 +248,18 @@ def _agent_work(
         evidence = Evidence.from_log(excess, step="agent", command="worktree size")
         return replace(spent, status="failed", detail=excess, evidence=evidence)
     try:
-        changed = stage()
+        staged = stage()
     except WorkspaceError as exc:
         detail, evidence = staging_failure(exc)
         return replace(spent, status="failed", detail=detail, evidence=evidence)
-    for step, outcome in run_checks(stack, worktree, ready, changed, timeout,
-                                    select=limits.select_tests, folder=folder,
-                                    workdir=config.sandbox.workdir):  # fmt: skip
+    checked = ahead if ahead is not None and ahead.staged == staged else check(staged)
+    spent = replace(spent, checked_ahead=checked is ahead)
+    for step, outcome in checked.outcomes:
         if not outcome.ok:
             detail = f"{step} check failed (exit {outcome.exit_code}): {outcome.command}"
             evidence = Evidence.from_exec(outcome, step=step)
             return replace(spent, status="failed", detail=detail, evidence=evidence)
-    return replace(spent, summary=result.summary, changed=tuple(changed))
+    return replace(spent, summary=result.summary, changed=staged.paths)
 
 
 def _relative(path: str, folder: PurePosixPath) -> str | None:

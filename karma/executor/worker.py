@@ -195,7 +195,7 @@ def run_attempt(job: AttemptJob, share: BuildShare) -> AttemptReport:
 
             work = do_work(
                 job.brief, model, start, worktree.path,
-                stage=lambda: workspace.changed_files(worktree), stack=stack,
+                stage=lambda: workspace.staged(worktree), stack=stack,
                 folder=PurePosixPath(job.folder), config=share.config, limits=job.limits,
                 footprint=Footprint(worktree.path, share.config.agent.max_worktree_mb),
                 stop=threading.Event(), on_step=on_step,

@@ -64,7 +64,7 @@ def run_work(
         model,
         start,
         worktree.path,
-        stage=lambda: build.workspace.changed_files(worktree),
+        stage=lambda: build.workspace.staged(worktree),
         stack=placed.stack,
         folder=placed.folder,
         config=build.config,
@@ -92,6 +92,9 @@ def judge(build: Build, task: Task, attempt_id: int, work: WorkEnd,
         raise work.error
     if work.status == "interrupted":
         return AttemptEnd("interrupted", detail=work.detail or "interrupted")
+    if work.checked_ahead:
+        build.record.log("the checks ran while the model thought; that run, on the tree "
+                         "staged at finish, is their result", task.id)  # fmt: skip
     if work.status == "failed":
         assert work.evidence is not None
         return failed_end(build, work.evidence, work.detail)
