@@ -117,3 +117,21 @@ def test_staging_by_name_records_what_add_all_would(git_repo: Path) -> None:
     tree = git(git_repo, "ls-tree", "-r", commit)
     assert "120000 blob" in tree and "100755 blob" in tree and "debug.log" not in tree
     assert "gone.txt" not in tree and "becomes_dir/inner.py" in tree
+
+
+def test_the_staged_tree_names_the_contents_not_the_paths(git_repo: Path) -> None:
+    """What a run of the checks ahead is matched by: the same paths with other contents
+    (or another mode) are another tree; what the checks leave behind is not staged."""
+    ws = Workspace(git_repo)
+    ws.ignore_generated(["__pycache__/"])
+    wt = ws.add_worktree("r1/a-1", "karma-work/r1/a-1", ws.head())
+    (wt.path / "a.py").write_text("A = 1\n")
+    first = ws.staged(wt)
+    (wt.path / "__pycache__").mkdir()
+    (wt.path / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    assert ws.staged(wt) == first and first.paths == ("a.py",)
+    (wt.path / "a.py").write_text("A = 2\n")  # same path, same size
+    second = ws.staged(wt)
+    assert second.paths == first.paths and second.tree != first.tree
+    (wt.path / "a.py").chmod(0o755)
+    assert ws.staged(wt).tree != second.tree
