@@ -250,9 +250,10 @@ class Lookahead(Generic[B]):
     """Work done before it is known to be wanted: `offer(key, job)` runs `job` for the
     state `key` names, in one background thread, one job at a time (a job offered while
     one runs waits, and replaces any that waits with it: only the latest state is worth
-    the work). `settle(key)` waits for what runs and returns what the job for `key`
-    made, or None when none ran for it. Used as a context manager: leaving it drops
-    what waits and waits for what runs, so nothing runs on unattended."""
+    the work). `settle()` waits for the latest job and returns what it made (None when
+    none was offered): whether that is still of use is the caller's to judge. Used as a
+    context manager: leaving it drops what waits and waits for what runs, so nothing runs
+    on unattended."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lookahead")
@@ -279,15 +280,9 @@ class Lookahead(Generic[B]):
         self._jobs = [(k, f) for k, f in self._jobs if not f.cancelled()]
         self._jobs.append((key, self._pool.submit(job)))
 
-    def settle(self, key: Hashable) -> B | None:
-        """What the job run for `key` made (its error raised), once no job runs; None
-        when none ran for `key`. A job for another state still waiting is dropped."""
+    def settle(self) -> B | None:
+        """What the latest job made (its error raised, and any earlier job's), once no
+        job runs."""
         jobs, self._jobs = self._jobs, []
-        found: B | None = None
-        for job_key, future in jobs:
-            if job_key != key and future.cancel():
-                continue
-            result = future.result()
-            if job_key == key:
-                found = result
-        return found
+        results = [future.result() for _, future in jobs]
+        return results[-1] if results else None

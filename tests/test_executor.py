@@ -256,3 +256,50 @@ def test_a_run_that_changes_no_file_does_not_run_the_checks_again(tmp_path: Path
     work = _work(tmp_path, ToldModel(replies), lambda: box)
     assert work.status == "finished" and work.checked_ahead, work
     assert len(_checks(box)) == 2
+
+
+class SlowChecksSandbox(CannedSandbox):
+    """Its test suite takes longer than the model's replies."""
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        super().__init__(spec)
+        self.tested = threading.Event()
+
+    def exec(self, command: str, *, timeout_s: float, workdir: str | None = None) -> ExecResult:
+        if "pytest" in command:
+            time.sleep(0.2)
+            self.tested.set()
+        return super().exec(command, timeout_s=timeout_s, workdir=workdir)
+
+
+class WaitingModel(ToldModel):
+    """Its second reply comes once the sandbox has run the tests (the run ahead ended);
+    the others at once."""
+
+    def __init__(self, replies: list[dict[str, object]], box: SlowChecksSandbox) -> None:
+        super().__init__(replies)
+        self.box, self.calls = box, 0
+
+    def complete(self, request: ModelRequest) -> ModelReply:
+        self.calls += 1
+        if self.calls == 2:
+            assert self.box.tested.wait(5)
+            time.sleep(0.05)  # the run ahead has recorded how long it took
+        return super().complete(request)
+
+
+def test_checks_slower_than_the_model_are_not_run_ahead_again(tmp_path: Path) -> None:
+    """After a run ahead that took longer than the model's reply, the next change waits
+    for `finish`: a run still under way would share the sandbox with the reply's tools."""
+    replies: list[dict[str, object]] = [
+        WRITE_AND_FINISH[0],
+        {"tool_calls": [{"name": "list_files", "arguments": {"path": "."}}]},
+        {"tool_calls": [{"name": "write_file", "arguments": {"path": "part.py", "content": "2"}}]},
+        WRITE_AND_FINISH[1],
+    ]
+    box = SlowChecksSandbox(_spec(tmp_path))
+    part = tmp_path / "part.py"
+    work = _work(tmp_path, WaitingModel(replies, box), lambda: box,
+                 stage=lambda: Staged(("part.py",), part.read_text()))  # fmt: skip
+    assert work.status == "finished" and not work.checked_ahead, work
+    assert len(_checks(box)) == 4  # ahead on P=1 (the first is tried), at finish on 2

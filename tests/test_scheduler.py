@@ -213,7 +213,7 @@ def test_ahead_lets_the_blocks_own_error_through_after_waiting_for_the_backgroun
     assert done == ["background"]  # waited for: nothing runs on unattended
 
 
-def test_lookahead_runs_the_latest_state_and_settles_on_the_one_asked_for() -> None:
+def test_lookahead_runs_the_latest_state_and_settles_on_it() -> None:
     """A job offered while one runs waits, and a later offer replaces it: the state it
     was for will never be asked for. `settle` waits for what runs."""
     gate = threading.Event()
@@ -231,15 +231,16 @@ def test_lookahead_runs_the_latest_state_and_settles_on_the_one_asked_for() -> N
         lookahead.offer(3, lambda: job("third"))  # ... and is replaced
         lookahead.offer(3, lambda: job("third again"))  # the same state: nothing new
         gate.set()
-        assert lookahead.settle(3) == "THIRD"
+        assert lookahead.settle() == "THIRD"
     assert ran == ["first", "third"]
 
 
-def test_lookahead_settles_on_none_for_a_state_no_job_ran_for() -> None:
+def test_lookahead_settles_on_none_when_nothing_was_offered_since() -> None:
     with Lookahead[str]() as lookahead:
+        assert lookahead.settle() is None
         lookahead.offer(1, lambda: "one")
-        assert lookahead.settle(2) is None
-        assert lookahead.settle(1) is None  # settled: nothing is kept
+        assert lookahead.settle() == "one"
+        assert lookahead.settle() is None  # settled: nothing is kept
 
 
 def test_lookahead_raises_a_jobs_error_and_waits_for_it_when_left() -> None:

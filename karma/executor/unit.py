@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shlex
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -152,6 +153,31 @@ CHANGING = frozenset({"write_file", "edit_file", "run"})
 """The tools whose call may change the worktree, or the sandbox the checks run in."""
 
 
+class _Pace:
+    """Whether a run of the checks ahead is likely to end before the model's reply: the
+    checks' last run took no longer than its last reply (the first run is tried). A run
+    still under way when the reply comes shares the sandbox with the reply's tools, so a
+    suite slower than the model is not run ahead."""
+
+    def __init__(self) -> None:
+        self._asked: float | None = None
+        self._reply_s: float | None = None
+        self._check_s: float | None = None
+
+    def asked(self) -> None:
+        self._asked = time.monotonic()
+
+    def replied(self) -> None:
+        if self._asked is not None:
+            self._reply_s, self._asked = time.monotonic() - self._asked, None
+
+    def checked(self, seconds: float) -> None:
+        self._check_s = seconds
+
+    def ahead(self) -> bool:
+        return self._check_s is None or self._reply_s is None or self._check_s <= self._reply_s
+
+
 @dataclass(frozen=True)
 class _Checked:
     """The checks' outcomes on a staged tree."""
@@ -184,6 +210,7 @@ def _agent_work(
     timeout = limits.timeout_s
     changes = 0  # calls of a CHANGING tool so far: the state a run ahead is for
     last: _Checked | None = None  # the latest run ahead (its thread alone sets it)
+    pace = _Pace()
 
     def sandbox() -> Sandbox:
         ready = prepared()
@@ -196,14 +223,18 @@ def _agent_work(
 
     def stepped(step: int, tool: str, args: dict[str, object], output: str, error: bool) -> None:
         nonlocal changes
+        pace.replied()
         if tool in CHANGING:
             changes += 1
         on_step(step, tool, args, output, error)
 
     def check(staged: Staged) -> _Checked:
-        return _Checked(staged, run_checks(stack, worktree, sandbox(), list(staged.paths),
-                                           timeout, select=limits.select_tests, folder=folder,
-                                           workdir=config.sandbox.workdir))  # fmt: skip
+        began = time.monotonic()
+        outcomes = run_checks(stack, worktree, sandbox(), list(staged.paths), timeout,
+                              select=limits.select_tests, folder=folder,
+                              workdir=config.sandbox.workdir)  # fmt: skip
+        pace.checked(time.monotonic() - began)
+        return _Checked(staged, outcomes)
 
     def check_ahead() -> _Checked | None:
         nonlocal last
@@ -226,12 +257,13 @@ def _agent_work(
     with Lookahead[_Checked | None]() as lookahead:
 
         def thinking() -> None:
-            if config.checks.ahead and changes and unready() is None:
+            if config.checks.ahead and changes and pace.ahead() and unready() is None:
                 lookahead.offer(changes, check_ahead)
+            pace.asked()
 
         result = run_agent(brief, model, toolbox, config.agent, stop=stop, on_step=stepped,
                            ready=unready, thinking=thinking)  # fmt: skip
-        ahead = lookahead.settle(changes)
+        ahead = lookahead.settle()
     spent = WorkEnd("finished", usage=result.usage, cost_usd=result.cost_usd, ran_agent=True)
     if isinstance(result.error, AuthFailed | SpendLimitReached):  # no task can succeed now
         return replace(spent, status="interrupted", detail=result.detail, error=result.error)
