@@ -164,10 +164,11 @@ class ChecksConfig(_Section):
     the tests that import a changed module) run instead; 0 always selects. The tests
     gate still runs the whole suite on the integrated branch."""
     ahead: bool = True
-    """Run the checks while the model thinks of its next reply, each time a reply changed
-    the worktree (`write_file`, `edit_file`, `run`); at `finish`, a run of the checks on
-    the very tree then staged is their result, and they do not run again. Any layer may
-    set it: it decides when the checks run, never what they judge."""
+    """Run the checks while the model thinks of its next reply, each time a reply may have
+    changed the worktree (`write_file`, `edit_file`, `run`) and their last run took no
+    longer than the model's last reply; at `finish`, a run of the checks on the very tree
+    then staged is their result, and they do not run again. Any layer may set it: it
+    decides when the checks run, never what they judge."""
 
 
 class BuildConfig(_Section):
